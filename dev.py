@@ -15,7 +15,9 @@ import hashlib
 import json
 import os
 import secrets
+import shlex
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -53,6 +55,32 @@ def run_quiet(cmd: list[str], what: str, log: Path) -> None:
         print("\n".join("    " + line for line in tail), file=sys.stderr)
         die(f"{what} failed (exit {rc}); full log: {log}")
     say(f"{what}: done in {time.monotonic() - t0:.0f} s")
+
+
+def run_fg(cmd: list[str], **kw) -> int:
+    """Run a long foreground child (pytest, jupyter) and return its exit code.
+
+    Ctrl+C reaches the child too (same process group): let it shut down cleanly
+    (pytest tears down its servers, Jupyter stops its kernels) instead of killing it.
+    SIGTERM sent to dev.py is passed on.
+    """
+    proc = subprocess.Popen(cmd, **kw)
+
+    def forward(signum, _frame):
+        try:
+            proc.send_signal(signum)
+        except ProcessLookupError:
+            pass
+
+    old = signal.signal(signal.SIGTERM, forward)
+    try:
+        while True:
+            try:
+                return proc.wait()
+            except KeyboardInterrupt:
+                continue
+    finally:
+        signal.signal(signal.SIGTERM, old)
 
 
 # --------------------------------------------------------------------------- venv
@@ -154,8 +182,8 @@ def cmd_test(args: list[str]) -> int:
     ensure_installed("test")
     ensure_chromium()
     cmd = [str(VPY), "-m", "pytest", *args]
-    say("running: python -m pytest " + " ".join(args))
-    rc = subprocess.call(cmd, cwd=ROOT)
+    say("running: python -m pytest " + shlex.join(args))
+    rc = run_fg(cmd, cwd=ROOT)
     if rc == 5:
         say("pytest collected no tests: treating that as a failure")
         return 1
@@ -167,8 +195,8 @@ def cmd_bench(args: list[str]) -> int:
     script = ROOT / "benchmarks" / "run.py"
     if not script.exists():
         die(f"{script.relative_to(ROOT)} does not exist yet")
-    say("running: python benchmarks/run.py " + " ".join(args))
-    return subprocess.call([str(VPY), str(script), *args], cwd=ROOT)
+    say("running: python benchmarks/run.py " + shlex.join(args))
+    return run_fg([str(VPY), str(script), *args], cwd=ROOT)
 
 
 def _free_port(start: int = 8888, tries: int = 50) -> int:
@@ -241,10 +269,8 @@ def cmd_lab(args: list[str]) -> int:
     bar = "=" * min(100, len(url) + 4)
     print(f"\n{bar}\n  JupyterLab on {nb_dir.relative_to(ROOT)}/ — open this URL in your browser:\n"
           f"  {url}\n  (Ctrl+C to stop)\n{bar}\n", flush=True)
-    try:
-        return subprocess.call(cmd, cwd=nb_dir, env=env)
-    except KeyboardInterrupt:
-        return 0
+    rc = run_fg(cmd, cwd=nb_dir, env=env)
+    return 0 if rc in (0, -signal.SIGINT, 130) else rc
 
 
 COMMANDS = {"lab": cmd_lab, "test": cmd_test, "bench": cmd_bench}
