@@ -23,6 +23,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import NoReturn
 
 ROOT = Path(__file__).resolve().parent
 VENV = ROOT / ".venv"
@@ -38,7 +39,7 @@ def say(msg: str) -> None:
     print(f"[dev] {msg}", flush=True)
 
 
-def die(msg: str, code: int = 1) -> "NoReturn":  # type: ignore[name-defined]
+def die(msg: str, code: int = 1) -> NoReturn:
     print(f"[dev] error: {msg}", file=sys.stderr, flush=True)
     sys.exit(code)
 

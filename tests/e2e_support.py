@@ -8,10 +8,8 @@ websocket before any cell runs, teardown that kills only the processes we starte
 """
 from __future__ import annotations
 
-import base64
 import json
 import os
-import re
 import secrets
 import shutil
 import signal
@@ -315,9 +313,8 @@ class Watchdog:
 
     def _fire(self) -> None:
         self.fired = True
-        print(f"\n[e2e] watchdog fired: killing the server and browser", file=sys.stderr)
+        print("\n[e2e] watchdog fired: killing the server and browser", file=sys.stderr)
         self._server.kill_now()
-        table = _proc_table()
         for pid, start in descendants(os.getpid()).items():
             try:
                 with open(f"/proc/{pid}/cmdline", "rb") as fh:
@@ -409,18 +406,23 @@ def cell_locator(page, index: int):
     return page.locator(".jp-Notebook .jp-Cell").nth(index)
 
 
-def drag_slider(page, slider_root, fraction: float) -> None:
-    """A real mouse drag of the noUiSlider handle to `fraction` of the track."""
+def drag_slider(page, slider_root, fraction: float | None = None) -> float:
+    """A real mouse drag of the noUiSlider handle to `fraction` of the track (default:
+    towards the far end from where the handle is). Returns the fraction used."""
     handle = slider_root.locator(".noUi-handle").first
     track = slider_root.locator(".noUi-target").first
     handle.scroll_into_view_if_needed()
     hb, tb = handle.bounding_box(), track.bounding_box()
     assert hb and tb, "slider not laid out"
+    if fraction is None:
+        now = (hb["x"] + hb["width"] / 2 - tb["x"]) / max(tb["width"], 1)
+        fraction = 0.1 if now > 0.5 else 0.9
     y = hb["y"] + hb["height"] / 2
     page.mouse.move(hb["x"] + hb["width"] / 2, y)
     page.mouse.down()
     page.mouse.move(tb["x"] + fraction * tb["width"], y, steps=12)
     page.mouse.up()
+    return fraction
 
 
 _SNAPSHOT_JS = """async (root) => {
@@ -478,22 +480,31 @@ def wait_for_change(locator, before: dict, timeout_s: float = 20,
 _HIGHLIGHT_CLASSES = {"ad-current", "current", "highlight", "highlighted", "active"}
 
 
-def highlighted_nodes(svg_text: str) -> list[str]:
-    """Titles (or text) of SVG groups marked as highlighted: class ad-current (or
-    current/highlight/highlighted/active) or a data-current attribute."""
+def _local(tag: str) -> str:
+    return tag.rsplit("}", 1)[-1]
+
+
+def highlighted_nodes(svg_text: str, fills: tuple = ()) -> list[str]:
+    """Titles (or text) of the SVG groups marked as highlighted: a class ad-current
+    (or current/highlight/highlighted/active), a data-current attribute, or a Graphviz
+    node group (<g class="node">) whose shape is filled with one of `fills`."""
     try:
         root = ET.fromstring(svg_text)
     except ET.ParseError:
         return []
+    fills = {f.lower() for f in fills}
     found = []
     for el in root.iter():
+        if _local(el.tag) != "g" and not el.get("class"):
+            continue
         classes = set((el.get("class") or "").split())
-        if classes & _HIGHLIGHT_CLASSES or el.get("data-current") not in (None, "false"):
-            title = None
-            for sub in el.iter():
-                if sub.tag.rsplit("}", 1)[-1] == "title" and sub.text:
-                    title = sub.text.strip()
-                    break
+        hit = bool(classes & _HIGHLIGHT_CLASSES) or el.get("data-current") not in (None, "false")
+        if not hit and fills and "node" in classes:
+            hit = any((sub.get("fill") or "").lower() in fills for sub in el.iter()
+                      if _local(sub.tag) in ("rect", "ellipse", "polygon", "path", "circle"))
+        if hit:
+            title = next((sub.text.strip() for sub in el.iter()
+                          if _local(sub.tag) == "title" and sub.text), None)
             found.append(title or " ".join(t.strip() for t in el.itertext() if t.strip()))
     return found
 
