@@ -97,6 +97,11 @@ def _float_array(value, where: str, copy: bool):
     raise TypeError(f"{where}: expected numbers, got {_describe(value)} (dtype {array.dtype})")
 
 
+def _compact(array):
+    """A 0-d array as the NumPy scalar of its type (see the module notes), else the array."""
+    return array[()] if array.ndim == 0 else array
+
+
 def _describe(value) -> str:
     text = repr(value)
     if len(text) > 60:
@@ -150,7 +155,7 @@ class Tensor:
     __array_ufunc__ = None
 
     def __init__(self, data, name=None, requires_grad=True):
-        self._data = _float_array(data, "Tensor", copy=True)
+        self._data = _compact(_float_array(data, "Tensor", copy=True))
         self._grad = None
         self._prev = ()
         self._function = None
@@ -170,7 +175,7 @@ class Tensor:
 
     @data.setter
     def data(self, value):
-        self._data = _float_array(value, "Tensor.data", copy=False)
+        self._data = _compact(_float_array(value, "Tensor.data", copy=False))
 
     @property
     def grad(self):
@@ -188,7 +193,7 @@ class Tensor:
             raise ValueError(
                 f"Tensor.grad: shape {value.shape} does not match the tensor's shape {self._data.shape}"
             )
-        self._grad = value
+        self._grad = _compact(value)
 
     @property
     def _parents(self) -> set:
@@ -371,13 +376,19 @@ def _constant(value, like, op):
     """Wrap a Python number or array used in an operation as a constant Tensor.
 
     Constants appear in the graph (so `x * 4` shows the 4) but need no gradient.
+    The tensor for a Python number may be shared by several operations (see _CONSTANTS).
     A Python number takes the other operand's float type, as NumPy does.
     """
-    if isinstance(value, numbers.Real) and not isinstance(value, np.ndarray):
-        dtype = like._data.dtype if isinstance(like, Tensor) else np.float64
-        data = np.asarray(value, dtype=dtype)
+    kind = type(value)
+    if kind is float or kind is int or (isinstance(value, numbers.Real) and not isinstance(value, np.ndarray)):
+        scalar_type = _scalar_type(like)
+        key = (scalar_type, value)
+        t = _CONSTANTS.get(key)
+        if t is not None:
+            return t
+        data = scalar_type(value)
     elif isinstance(value, (np.ndarray, list, tuple)):
-        data = _float_array(value, op, copy=False)
+        data = _compact(_float_array(value, op, copy=False))
     else:
         raise TypeError(
             f"{op}: unsupported operand of type {type(value).__name__}; "
@@ -386,7 +397,29 @@ def _constant(value, like, op):
     t = Tensor.__new__(Tensor)
     t._data, t._grad, t._prev, t._function, t._rule = data, None, (), None, None
     t.name, t.requires_grad, t._args = None, False, None
+    if kind is float or kind is int:
+        if len(_CONSTANTS) >= 4096:
+            _CONSTANTS.clear()
+        if value != 0:  # 0.0 == -0.0 as a key: keep the sign by not sharing zeros
+            _CONSTANTS[key] = t
     return t
+
+
+# Python numbers used in operations become constant tensors. One tensor per value is
+# shared by every operation that uses it (`y * 1.0001` in a loop makes no new constant),
+# which halves the memory of long scalar chains. The cache is small and bounded.
+_CONSTANTS = {}
+
+
+def _scalar_type(like):
+    """np.float32 next to float32 data, else np.float64 (a Python number adapts, as in NumPy)."""
+    if like is None:
+        return np.float64
+    data = like._data
+    kind = type(data)
+    if kind is np.float64 or kind is np.float32:
+        return kind
+    return np.float32 if data.dtype == np.float32 else np.float64
 
 
 def _operands(t1, t2, op):
@@ -812,27 +845,29 @@ def topological_order(root, only_grad=False):
     """Every tensor `root` depends on, parents before children, `root` last.
 
     Iterative depth-first search (no recursion: a chain of 10⁶ nodes is fine) that
-    visits inputs in operand order, so the order is deterministic.
+    visits inputs in operand order, so the order is deterministic. A node is written
+    out when it comes back to the top of the stack after all its inputs.
     With only_grad=True, tensors that need no gradient (constants) are left out.
     """
     order = []
-    visited = set()
-    stack = [(root, False)]
-    push, pop, append, add_visit = stack.append, stack.pop, order.append, visited.add
+    expanded = set()
+    done = set()
+    stack = [root]
+    push, pop, append = stack.append, stack.pop, order.append
     while stack:
-        node, expanded = pop()
-        if expanded:
-            append(node)
+        node = stack[-1]
+        if node in expanded:
+            pop()
+            if node not in done:
+                done.add(node)
+                append(node)
             continue
-        if node in visited:
-            continue
-        add_visit(node)
-        push((node, True))
+        expanded.add(node)
         prev = node._prev
         for i in range(len(prev) - 1, -1, -1):
             parent = prev[i]
-            if parent not in visited and (parent.requires_grad or not only_grad):
-                push((parent, False))
+            if parent not in expanded and (parent.requires_grad or not only_grad):
+                push(parent)
     return order
 
 
@@ -859,13 +894,13 @@ def _seed_gradient(root, grad):
                 f"backward: the output has shape {shape}, not a single value; "
                 "pass grad=… (an array of that shape) or reduce it first, e.g. with .sum()"
             )
-        return np.ones(shape, dtype=dtype)
+        return _compact(np.ones(shape, dtype=dtype))
     if isinstance(grad, Tensor):
         grad = grad._data
     grad = _float_array(grad, "backward(grad=…)", copy=True)
     if grad.shape != shape:
         raise ValueError(f"backward: grad has shape {grad.shape} but the output has shape {shape}")
-    return grad.astype(dtype, copy=False)
+    return _compact(grad.astype(dtype, copy=False))
 
 
 def _run_backward(root, seed):
