@@ -570,9 +570,11 @@ def _pow_backward(out):
     g = out._grad
     if a.requires_grad:
         c = b._data
-        local = c * a._data ** (c - 1)
         if np.any(c == 0):  # d/da a**0 = 0, even at a = 0 where 0 * 0**-1 is nan
-            local = np.where(c == 0, 0.0, local)
+            with np.errstate(divide="ignore", invalid="ignore"):
+                local = np.where(c == 0, 0.0, c * a._data ** (c - 1))
+        else:
+            local = c * a._data ** (c - 1)
         _accumulate(a, unbroadcast(g * local, a._data.shape))
     if b.requires_grad:
         _accumulate(b, unbroadcast(g * out._data * _log_base(a._data), b._data.shape))
