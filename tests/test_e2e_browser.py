@@ -140,7 +140,7 @@ def test_lab_widget_roundtrip(lab, page, tmp_path):
 HAVE_WIDGETS = (e2e.ROOT / "ad_magic" / "widgets.py").exists()
 
 FALLBACK_CELLS = [
-    "%load_ext ad_magic\n",
+    "%load_ext ad_magic\nfrom ad_magic import Tensor\n",
     textwrap.dedent('''\
         %%autodiff loss
         x = Tensor(2.0)
