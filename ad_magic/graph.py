@@ -39,6 +39,7 @@ __all__ = ["DEFAULT_MAX_NODES", "draw_computation_graph", "GraphView"]
 DEFAULT_MAX_NODES = 300
 REPR_TIMEOUT = 20.0          # seconds a notebook repr may spend in dot
 LARGE_GRAPH = 200            # from this many value nodes on, bound dot's network simplex
+LONG_EDGES = 4000            # above this many virtual nodes (edge length in ranks), straight edges
 MAX_NAME_CHARS = 32
 
 FONT = "Helvetica"
@@ -177,6 +178,28 @@ class _Plan:
             for t in order
         ]
 
+    def long_edges(self) -> int:
+        """Roughly how many virtual nodes dot adds to route edges across ranks.
+
+        Ops and their values sit at their longest-path rank; a leaf sits just before
+        its first consumer, so only its edges to later consumers are long.
+        """
+        rank = [0] * len(self.tensors)
+        consumers = [[] for _ in self.tensors]
+        for i, parents in enumerate(self.parents):
+            if parents:
+                op_rank = 1 + max((rank[j] for j in parents if j >= 0), default=0)
+                rank[i] = op_rank + 1
+                for j in parents:
+                    if j >= 0:
+                        consumers[j].append(op_rank)
+        total = 0
+        for i, ranks in enumerate(consumers):
+            if ranks:
+                start = rank[i] if self.parents[i] else min(ranks) - 1
+                total += sum(r - start - 1 for r in ranks)
+        return total
+
     def signature(self) -> tuple:
         """What must match for another graph to reuse this layout."""
         return tuple(
@@ -235,7 +258,11 @@ def _build_dot(plan: _Plan, *, show_grad: bool, placeholder: bool) -> graphviz.D
     }
     if len(plan.tensors) >= LARGE_GRAPH:
         # Most of dot's time on big graphs goes to the network simplex; bound it.
-        graph_attr.update(nslimit="1", nslimit1="1")
+        graph_attr.update(nslimit="0.2", nslimit1="0.2")
+    if plan.long_edges() > LONG_EDGES:
+        # Edges spanning many ranks make thousands of virtual nodes, and routing splines
+        # around them takes seconds: straight lines keep the layout time bounded.
+        graph_attr["splines"] = "line"
     dot = graphviz.Digraph(
         "computation_graph",
         graph_attr=graph_attr,
