@@ -112,8 +112,14 @@ def _printable(text: str) -> str:
 
 
 def _escape(text: str) -> str:
-    """Text made safe for a DOT HTML-like label and for SVG/HTML."""
+    """Text made safe for SVG/HTML: it prints literally and is never markup."""
     return html.escape(_printable(text), quote=True)
+
+
+def _label_escape(text: str) -> str:
+    """Text made safe for a DOT HTML-like label. Besides markup, dot reads backslash
+    escapes even there (``\\N`` becomes the node's name), so backslashes are doubled."""
+    return _escape(text).replace("\\", "\\\\")
 
 
 def _short(name: str) -> str:
@@ -161,7 +167,7 @@ class _Plan:
         self.kinds = []
         for t in order:
             name = by_id.get(id(t)) or getattr(t, "name", None)
-            self.names.append(_short(str(name)) if name else None)
+            self.names.append(_short(str(name)) if name is not None and str(name).strip() else None)
             if t is output:
                 kind = "output"
             elif t._function is not None:
@@ -241,7 +247,7 @@ def _node_lines(plan: _Plan, i: int, data, grad, *, show_grad: bool, placeholder
 def _html_label(lines: list) -> str:
     parts = []
     for role, text in lines:
-        text = _escape(text)
+        text = _label_escape(text)
         if role == "name":
             parts.append(f"<b>{text}</b>")
         elif role == "grad":
@@ -289,7 +295,7 @@ def _build_dot(plan: _Plan, *, show_grad: bool, placeholder: bool) -> graphviz.D
         if t._function is None:
             continue
         fill, border = KIND_STYLE["op"]
-        dot.node(f"f{i}", _escape(str(t._function)), shape="ellipse", fillcolor=fill, color=border,
+        dot.node(f"f{i}", f"<{_label_escape(str(t._function))}>", shape="ellipse", fillcolor=fill, color=border,
                  height="0.3", margin="0.04,0.02")
         fed_by_more = False
         for p, j in zip(t._prev, plan.parents[i]):

@@ -1,0 +1,358 @@
+"""ad_magic.graph: the computation graph drawn, escaped, truncated, and restyled in place."""
+import html
+import re
+import shutil
+import xml.etree.ElementTree as ET
+
+import numpy as np
+import pytest
+from hypothesis import given, settings, HealthCheck, strategies as st
+
+from ad_magic import graph, render
+from ad_magic.engine import Tensor, topological_order
+from ad_magic.graph import DEFAULT_MAX_NODES, GraphView, draw_computation_graph
+from ad_magic.render import render_svg
+
+SVG = "{http://www.w3.org/2000/svg}"
+SYSTEM_DOT = shutil.which("dot")
+PURE_DOT = render._graphviz_pure_executable()
+needs_renderer = pytest.mark.skipif(SYSTEM_DOT is None and PURE_DOT is None, reason="no dot renderer")
+
+
+@pytest.fixture(params=["system dot", "graphviz-pure"])
+def renderer(request, monkeypatch):
+    exe = SYSTEM_DOT if request.param == "system dot" else PURE_DOT
+    if exe is None:
+        pytest.skip(f"{request.param} is not installed")
+    monkeypatch.setenv("AD_MAGIC_DOT", exe)
+    return exe
+
+
+def quadratic():
+    """The practical's example, x^2 + 4x + 2 at x = 3, after backward."""
+    x = Tensor(3.0, name="x")
+    y = x * x + 4 * x + 2
+    y.backward()
+    return x, y
+
+
+def svg_nodes(svg):
+    """{DOT name: <g> element} of the node groups in an SVG string (which must parse)."""
+    root = ET.fromstring(svg)
+    return {g.find(SVG + "title").text: g for g in root.iter(SVG + "g") if g.get("class") == "node"}
+
+
+def texts(group):
+    return [t.text or "" for t in group.iter(SVG + "text")]
+
+
+def position(group):
+    """Where a node sits: its box or ellipse geometry, whatever element draws it."""
+    shape = group.find(SVG + "rect")
+    if shape is not None:
+        return tuple(shape.get(k) for k in ("x", "y", "width", "height"))
+    shape = group.find(SVG + "ellipse")
+    if shape is not None:
+        return tuple(shape.get(k) for k in ("cx", "cy", "rx", "ry"))
+    shape = group.find(SVG + "polygon")
+    return (shape.get("points"),) if shape is not None else (group.find(SVG + "path").get("d"),)
+
+
+def fill(group):
+    shape = group.find(SVG + "rect")
+    if shape is None:
+        shape = group.find(SVG + "ellipse")
+    return shape.get("fill"), shape.get("stroke")
+
+
+def chain(n):
+    """n tanh ops in a row after a leaf: n + 1 value tensors."""
+    x = Tensor(0.5, name="x")
+    out = x
+    for _ in range(n):
+        out = out.tanh()
+    return x, out
+
+
+# --------------------------------------------------------------------------- DOT
+
+def test_digraph_left_to_right_with_one_node_per_tensor_and_op():
+    x, y = quadratic()
+    dot = draw_computation_graph(y)
+    source = dot.source
+    assert type(dot).__name__ == "Digraph"
+    assert "rankdir=LR" in source
+    tensors = topological_order(y)
+    value_nodes = re.findall(r"^\s*(v\d+) \[", source, re.M)
+    op_nodes = re.findall(r"^\s*(f\d+) \[", source, re.M)
+    assert len(value_nodes) == len(tensors) == 7       # x, 4, 2 and four results
+    assert len(op_nodes) == sum(t._function is not None for t in tensors) == 4
+    # x * x: both operands drawn as two edges from the one x node.
+    assert source.count("v0 -> f1") == 2
+
+
+def test_same_graph_gives_same_dot():
+    assert draw_computation_graph(quadratic()[1]).source == draw_computation_graph(quadratic()[1]).source
+
+
+def test_leaf_alone_is_one_node():
+    source = draw_computation_graph(Tensor(5.0, name="w")).source
+    assert re.findall(r"^\s*(\w+) \[", source, re.M) == ["graph", "node", "edge", "v0"]
+
+
+def test_labels_show_name_data_and_grad_once_computed():
+    x = Tensor(3.0, name="x")
+    y = x * x
+    before = draw_computation_graph(y).source
+    assert "<b>x</b>" in before and "data 3" in before and "data 9" in before
+    assert "grad" not in before
+    y.backward()
+    after = draw_computation_graph(y).source
+    assert "grad 6" in after and "grad 1" in after
+    assert "grad" not in draw_computation_graph(y, show_grad=False).source
+
+
+def test_names_mapping_overrides_tensor_names():
+    x, y = quadratic()
+    source = draw_computation_graph(y, names={x: "input", y: "loss"}).source
+    assert "<b>input</b>" in source and "<b>loss</b>" in source and "<b>x</b>" not in source
+
+
+def test_arrays_show_shape_and_summary_and_edges_carry_shapes():
+    W = Tensor(np.arange(12.0).reshape(3, 4), name="W")
+    out = (W @ np.ones(4)).sum()
+    out.backward()
+    source = draw_computation_graph(out).source
+    assert "shape (3, 4)" in source
+    assert "data mean 5.5 [0, 11]" in source
+    assert "grad mean 1 [1, 1]" in source
+    assert 'label="(3, 4)"' in source and 'label="(4,)"' in source
+
+
+def test_constants_show_their_value_and_no_grad():
+    x = Tensor(2.0, name="x")
+    y = x * 7
+    y.backward()
+    source = draw_computation_graph(y).source
+    constant = re.search(r"^\s*v1 \[(.*)\]$", source, re.M).group(1)
+    assert "label=<7>" in constant and "dashed" in constant
+
+
+def test_kinds_are_told_apart_by_style():
+    x, y = quadratic()
+    source = draw_computation_graph(y).source
+    attrs = dict(re.findall(r"^\s*([vf]\d+) \[(.*)\]$", source, re.M))
+    fillcolor = {name: re.search(r'fillcolor="([^"]+)"', a).group(1) for name, a in attrs.items()}
+    leaf, constant, output, op, middle = fillcolor["v0"], fillcolor["v2"], fillcolor["v6"], fillcolor["f1"], fillcolor["v1"]
+    assert len({leaf, constant, output, op, middle}) == 5
+    for colour in (leaf, constant, output, op, middle):   # filled, light: dark text reads on it
+        assert colour.startswith("#") and int(colour[1:3], 16) > 0xC0
+
+
+NASTY = ['<script>alert("x")</script>', "a\nb", "{x|y}", "back\\slash", "it's & \"so\"", "]]>", "<!--"]
+
+
+@pytest.mark.parametrize("name", NASTY)
+def test_names_are_escaped_in_dot(name):
+    x = Tensor(1.0, name=name)
+    source = draw_computation_graph(x * 2).source
+    label = re.search(r"v0 \[label=<(.*)> ", source).group(1)
+    assert "<script" not in label and "\n" not in label
+    inner = re.fullmatch(r"<b>(.*)</b><br/>data 1", label).group(1)
+    assert not set(inner) & set("<>\"'\n")
+    # dot reads backslash escapes in HTML labels too: they arrive doubled
+    assert html.unescape(inner) == name.replace("\\", "\\\\").replace("\n", "\\\\n")
+
+
+@needs_renderer
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(name=st.text(alphabet=st.characters(min_codepoint=0, max_codepoint=0x7F) | st.sampled_from("<>&\"'{}|\\\nσ∂"),
+                    min_size=1, max_size=20))
+def test_any_name_renders_literally_and_never_as_markup(name):
+    x = Tensor(2.0, name=name)
+    y = x * 3
+    y.backward()
+    expected = graph._short(graph._printable(name)) if name.strip() else None
+    for svg in (render_svg(draw_computation_graph(y).source), GraphView(y).svg(caption=name)):
+        assert "<script" not in svg.lower()
+        nodes = svg_nodes(svg)                     # parses as XML
+        assert set(nodes) == {"v0", "v1", "v2", "f2"}
+        shown = texts(nodes["v0"])
+        if expected is None:
+            assert shown == ["data 2", "grad 3"]
+        else:
+            # dot may write runs of spaces as no-break spaces
+            assert shown[0].replace("\xa0", " ").split() == expected.split()
+
+
+# --------------------------------------------------------------------------- SVG
+
+def test_svg_has_one_node_per_tensor_and_op(renderer):
+    x, y = quadratic()
+    nodes = svg_nodes(render_svg(draw_computation_graph(y).source))
+    assert sorted(nodes) == sorted([f"v{i}" for i in range(7)] + ["f1", "f3", "f4", "f6"])
+    assert texts(nodes["v0"]) == ["x", "data 3", "grad 10"]
+    assert texts(nodes["f1"]) == ["mul"]
+
+
+def test_tensor_repr_svg_draws_its_graph(renderer):
+    x, y = quadratic()
+    nodes = svg_nodes(y._repr_svg_())
+    assert len(nodes) == 11
+    assert texts(nodes["v6"]) == ["data 23", "grad 1"]
+    assert not repr(y).startswith("<")    # __repr__ stays plain text
+
+
+def test_repr_svg_never_raises_with_a_broken_renderer(monkeypatch, tmp_path):
+    monkeypatch.setenv("AD_MAGIC_DOT", str(tmp_path / "missing-dot"))
+    svg = quadratic()[1]._repr_svg_()
+    root = ET.fromstring(svg)
+    message = " ".join(t.text for t in root.iter(SVG + "text"))
+    assert "pip install graphviz-pure" in message and "Traceback" not in svg
+
+
+def test_repr_svg_never_raises_on_unexpected_errors(monkeypatch):
+    def broken(*args, **kwargs):
+        raise ValueError("bad <data> & more")
+    monkeypatch.setattr(graph, "draw_computation_graph", broken)
+    svg = quadratic()[1]._repr_svg_()
+    root = ET.fromstring(svg)
+    assert [t.text for t in root.iter(SVG + "text")] == ["Graph not drawn: ValueError: bad <data> & more"]
+
+
+# --------------------------------------------------------------------------- GraphView
+
+def test_view_nodes_in_topological_order_and_index(renderer):
+    x, y = quadratic()
+    view = GraphView(y)
+    assert view.nodes == topological_order(y)
+    assert view.nodes[-1] is y and view.index(x) == 0 and view.index(y) == 6
+    assert view.truncated == 0
+    with pytest.raises(KeyError):
+        view.index(Tensor(1.0))
+    # every node of the layout is restyled by the view, none left as dot drew it
+    assert len(view._slots) == 11
+
+
+def test_view_lays_out_once(monkeypatch):
+    calls = []
+    real = graph.render_svg
+    monkeypatch.setattr(graph, "render_svg", lambda *a, **k: calls.append(1) or real(*a, **k))
+    if SYSTEM_DOT is None and PURE_DOT is None:
+        pytest.skip("no dot renderer")
+    x, y = quadratic()
+    view = GraphView(y)
+    for k in range(len(view.nodes)):
+        view.svg(highlight=k, changed=[k], grads=[None] * len(view.nodes), caption=f"step {k}")
+    assert len(calls) == 1
+
+
+def test_restyle_changes_style_and_text_but_not_positions(renderer):
+    x, y = quadratic()
+    view = GraphView(y)
+    n = len(view.nodes)
+    plain = svg_nodes(view.svg())
+    grads = [None] * n
+    grads[0] = np.array(-123456.789)
+    styled = svg_nodes(view.svg(grads=grads, highlight=3, changed=[x], caption="step 2"))
+    assert {k: position(g) for k, g in plain.items()} == {k: position(g) for k, g in styled.items()}
+    # highlighted: the value node whose _backward runs (index 3: 4*x) and its op node
+    assert fill(styled["v3"]) == graph.HIGHLIGHT and fill(styled["f3"]) == graph.HIGHLIGHT
+    assert fill(plain["v3"]) != graph.HIGHLIGHT and fill(styled["f1"]) != graph.HIGHLIGHT
+    # a None grad is blank; the changed grad is marked
+    assert texts(styled["v1"]) == ["data 9"] and texts(plain["v1"]) == ["data 9", "grad 1"]
+    grad_text = [t for t in styled["v0"].iter(SVG + "text")][-1]
+    assert grad_text.text == "grad -1.23e+05" and grad_text.get("fill") == graph.CHANGED
+    assert fill(styled["v0"])[1] == graph.CHANGED
+
+
+def test_caption_is_shown_below_and_escaped():
+    if SYSTEM_DOT is None and PURE_DOT is None:
+        pytest.skip("no dot renderer")
+    view = GraphView(quadratic()[1])
+    root = ET.fromstring(view.svg(caption="grad x += grad out * <b>"))
+    caption = [g for g in root.iter(SVG + "g") if g.get("class") == "caption"]
+    assert [t.text for t in caption[0].iter(SVG + "text")] == ["grad x += grad out * <b>"]
+    plain = ET.fromstring(view.svg())
+    assert float(root.get("viewBox").split()[3]) > float(plain.get("viewBox").split()[3])
+
+
+def test_reserved_room_fits_any_number():
+    @given(st.floats(allow_nan=True, allow_infinity=True))
+    def check(v):
+        assert len(graph._fmt(v, graph.SCALAR_CHARS)) <= graph.SCALAR_CHARS
+        assert len(graph._fmt(v, graph.STAT_CHARS)) <= graph.STAT_CHARS
+        assert len(graph._grad_line(np.array(v), 0, placeholder=False)) <= len(
+            graph._grad_line(None, 0, placeholder=True))
+        summary = graph._grad_line(np.array([v, -v, 1e-300]), 1, placeholder=False)
+        assert len(summary) <= len(graph._grad_line(None, 1, placeholder=True))
+    check()
+
+
+def test_align_maps_another_iteration_and_values_follow(renderer):
+    def loss(w_value):
+        w = Tensor(w_value, name="w")
+        out = (w * w - 2.0).tanh()
+        out.backward()
+        return w, out
+
+    w1, first = loss(1.0)
+    w2, second = loss(-3.5)
+    view = GraphView(first)
+    aligned = view.align(second)
+    assert aligned is not None and aligned[0] is w2 and aligned[-1] is second
+    nodes = svg_nodes(view.svg(values=[t.data for t in aligned], grads=[t.grad for t in aligned]))
+    assert texts(nodes["v0"])[:2] == ["w", "data -3.5"]
+    assert texts(nodes["v0"])[2] == f"grad {graph._fmt(float(w2.grad), 9)}"
+
+
+def test_align_refuses_a_different_structure():
+    if SYSTEM_DOT is None and PURE_DOT is None:
+        pytest.skip("no dot renderer")
+    x, y = quadratic()
+    view = GraphView(y)
+    z = Tensor(3.0)
+    assert view.align(z * z + 4 * z - 2) is None                   # add vs sub
+    v = Tensor(np.ones(2))
+    assert view.align(((v * v + 4 * v + 2)).sum()) is None          # shapes and ops differ
+    assert view.align(z * z + 4 * z + 2) is not None
+
+
+def test_svg_rejects_misaligned_values():
+    if SYSTEM_DOT is None and PURE_DOT is None:
+        pytest.skip("no dot renderer")
+    view = GraphView(quadratic()[1])
+    with pytest.raises(ValueError, match="one entry per node"):
+        view.svg(grads=[None])
+
+
+def test_view_repr_svg_is_its_svg():
+    if SYSTEM_DOT is None and PURE_DOT is None:
+        pytest.skip("no dot renderer")
+    view = GraphView(quadratic()[1])
+    assert view._repr_svg_() == view.svg()
+
+
+# --------------------------------------------------------------------------- big graphs
+
+def test_big_graph_is_truncated_near_the_output_and_says_so(renderer):
+    x, out = chain(120)
+    view = GraphView(out, max_nodes=50)
+    assert len(view.nodes) == 50 and view.truncated == 71
+    assert view.nodes[-1] is out and x not in view.nodes
+    nodes = svg_nodes(view.svg())
+    assert texts(nodes["more"]) == ["... 71 earlier nodes not shown (max_nodes=50)"]
+    assert 'more -> f0' in view.source
+
+
+def test_default_limit_and_very_deep_graph_do_not_recurse():
+    x, out = chain(20_000)
+    source = draw_computation_graph(out).source
+    assert f"{20_001 - DEFAULT_MAX_NODES} earlier nodes not shown (max_nodes={DEFAULT_MAX_NODES})" in source
+    assert len(re.findall(r"^\s*v\d+ \[", source, re.M)) == DEFAULT_MAX_NODES
+
+
+def test_large_layout_bounds_the_network_simplex():
+    assert "nslimit" not in draw_computation_graph(chain(20)[1]).source
+    source = draw_computation_graph(chain(400)[1], max_nodes=1000).source
+    assert "nslimit=" in source and "nslimit1=" in source
