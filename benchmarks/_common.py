@@ -6,6 +6,7 @@ Nothing here imports ad_magic; the scripts import this module by putting this fo
 from __future__ import annotations
 
 import gc
+import math
 import os
 import platform
 import statistics
@@ -50,46 +51,84 @@ def reexec_in_bench_env():
 
 @dataclass
 class Timing:
+    """Per-step times of one engine on one workload. ``median_s`` is the median CPU time
+    of this process per step (see ``measure_rounds``); ``wall_median_s`` the wall time."""
+
     median_s: float
     runs: int
     times_s: list = field(default_factory=list)
+    wall_median_s: float = float("nan")
+    wall_s: list = field(default_factory=list)
 
     @property
     def ms(self) -> float:
         return self.median_s * 1e3
 
+    @property
+    def wall_ms(self) -> float:
+        return self.wall_median_s * 1e3
 
-def measure(step, *, min_runs=5, max_runs=50, budget_s=2.0, long_budget_s=25.0, warmup=1) -> Timing:
-    """Median wall time of ``step()``.
 
-    Runs ``warmup`` untimed calls (skipped when a single call already takes > 1 s: for
-    multi-second steps the first call is counted instead), then timed calls until
-    ``budget_s`` is spent and at least ``min_runs`` are done -- but never past
-    ``long_budget_s`` once one run is in (so a 20 s step is measured once or twice).
-    Garbage left by earlier measurements is collected first; the collector stays on
-    during the timed calls (as in a real training loop).
+def timed(step):
+    """Run ``step()`` once; return (wall seconds, CPU seconds of this process)."""
+    w0, c0 = time.perf_counter(), time.process_time()
+    step()
+    c1, w1 = time.process_time(), time.perf_counter()
+    return w1 - w0, c1 - c0
+
+
+def measure_rounds(steps, first=None, *, rounds=3, min_runs=6, max_runs=60, budget_s=2.0,
+                   long_budget_s=25.0, on_done=None):
+    """Median per-step time of each callable in ``steps`` ({name: step}).
+
+    On a machine shared with other busy processes, wall time swings with the neighbours'
+    load; so every engine is timed in ``rounds`` blocks interleaved with the others
+    (A A A B B B … then A A A B B B … again), which spreads a busy spell over all of them,
+    and the figure reported is the process's CPU time per step (``time.process_time``:
+    what the step itself costs, including the garbage collector and page faults, not the
+    time spent descheduled). Wall time is kept beside it.
+
+    Within a block an engine's steps run back to back with the garbage collector on, as in
+    a training loop; ``gc.collect()`` runs (untimed) between blocks so that no engine pays
+    for another's garbage. Each engine gets one untimed warm-up call -- unless its first
+    call (``first[name] = (wall, cpu)``, already made by the caller) took over 1 s, in
+    which case that call counts as a run. Per engine: runs stop once ``budget_s`` (wall)
+    is spent and ``min_runs`` are in, or past ``long_budget_s`` once one run is in.
     """
+    first = first or {}
+    wall = {n: [] for n in steps}
+    cpu = {n: [] for n in steps}
+    warm = {n: False for n in steps}
+    for n, (w, c) in first.items():
+        if n in steps and w > 1.0:
+            wall[n].append(w)
+            cpu[n].append(c)
+            warm[n] = True
+
+    def finished(n, frac=1.0):
+        k, spent = len(wall[n]), sum(wall[n])
+        if k >= max_runs or (k and spent >= long_budget_s):
+            return True
+        return k >= math.ceil(min_runs * frac) and spent >= budget_s * frac
+
+    for r in range(rounds):
+        frac = (r + 1) / rounds
+        for n, step in steps.items():
+            if finished(n):
+                continue
+            gc.collect()
+            if not warm[n]:
+                step()
+                warm[n] = True
+            while not finished(n, frac):
+                w, c = timed(step)
+                wall[n].append(w)
+                cpu[n].append(c)
+            if r == rounds - 1 and on_done:
+                on_done(n)
     gc.collect()
-    times = []
-    for _ in range(warmup):
-        t0 = time.perf_counter()
-        step()
-        dt = time.perf_counter() - t0
-        if dt > 1.0:
-            times.append(dt)
-            break
-    spent = sum(times)
-    while len(times) < max_runs:
-        if times and spent >= long_budget_s:
-            break
-        if len(times) >= min_runs and spent >= budget_s:
-            break
-        t0 = time.perf_counter()
-        step()
-        dt = time.perf_counter() - t0
-        times.append(dt)
-        spent += dt
-    return Timing(statistics.median(times), len(times), times)
+    return {n: Timing(statistics.median(cpu[n]), len(cpu[n]), cpu[n], statistics.median(wall[n]), wall[n])
+            for n in steps if wall[n]}
 
 
 def fmt_ms(ms: float) -> str:

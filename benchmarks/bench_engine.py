@@ -48,7 +48,8 @@ from _common import (  # noqa: E402
     fmt_ratio,
     machine_info,
     md_table,
-    measure,
+    measure_rounds,
+    timed,
     peak_rss_mib,
     reexec_in_bench_env,
 )
@@ -420,7 +421,7 @@ def mlp_impl(engine, data):
         return _mlp_floor(data)
     m = load(engine)
     if engine == SELF:
-        Tensor, MLP, mse_loss, SGD = m["Tensor"], m["MLP"], m["mse_loss"], m["SGD"]
+        MLP, mse_loss, SGD = m["MLP"], m["mse_loss"], m["SGD"]
         model = MLP([X.shape[1], params["W1"].shape[1], 1])
         ps = list(model.parameters())
         if len(ps) != 4:
@@ -428,11 +429,13 @@ def mlp_impl(engine, data):
         for k, p in zip(keys, ps):
             p.data = np.array(_fit(params[k], p.data.shape), dtype=data["dtype"])
         opt = SGD(ps, lr)
-        Xt, yt = Tensor(X), Tensor(y)
+        # Inputs and targets go in as arrays, as a user writes it: Linear and mse_loss wrap
+        # them as constants (Tensor(X) would default to requires_grad=True and cost an
+        # extra matmul for a gradient nobody reads; torch's from_numpy needs no grad either).
 
         def step():
             opt.zero_grad()
-            loss = mse_loss(model(Xt), yt)
+            loss = mse_loss(model(X), y)
             loss.backward()
             opt.step()
 
@@ -788,6 +791,12 @@ def run_workloads(quick=False, peers=PEERS, timing=True, only=None, log=None, sl
     res.info["blas"] = _blas_info()
 
     limiter = _one_thread()
+    if timing:
+        # What exists now (imported modules, data) goes to the permanent generation, so
+        # that each engine's garbage-collection cost depends on its own objects and not on
+        # which peers happen to be imported in this process.
+        gc.collect()
+        gc.freeze()
     try:
         cases = [c for c in make_cases(quick) if not only or any(c.key.startswith(o) for o in only)]
         res.cases = cases
@@ -819,12 +828,10 @@ def run_workloads(quick=False, peers=PEERS, timing=True, only=None, log=None, sl
                 try:
                     impl = case.impl(e, case.data)
                     gc.collect()
-                    t0 = time.perf_counter()
-                    impl.step()
-                    first = time.perf_counter() - t0
+                    first = timed(impl.step)  # (wall, cpu)
                     grads[e] = impl.grads()
                     impls[e] = (impl, first)
-                    log(f"  {e}: first step {first * 1e3:.1f} ms")
+                    log(f"  {e}: first step {first[0] * 1e3:.1f} ms")
                 except NotApplicable:
                     cell.note = "n/a"
                 except Exception as err:  # a peer failing shows in its cell
@@ -852,28 +859,27 @@ def run_workloads(quick=False, peers=PEERS, timing=True, only=None, log=None, sl
                 exact = A_CHAIN ** case.data["N"]
                 assert abs(float(grads[FLOOR]["y0"]) - exact) <= 1e-8 * exact, "W2 floor is wrong"
             del grads
-            # 2. timing
-            for e, (impl, first) in impls.items():
-                cell = res.cell(case.key, e)
-                if timing:
-                    if quick:
-                        t = measure(impl.step, min_runs=3, max_runs=20, budget_s=0.3, long_budget_s=3.0,
-                                    warmup=0 if first > 1.0 else 1)
-                    else:
-                        t = measure(impl.step, min_runs=5, max_runs=100, budget_s=2.0, long_budget_s=25.0,
-                                    warmup=0 if first > 1.0 else 1)
-                    if first > 1.0:  # the first (checked) run counts for multi-second steps
-                        t = Timing(float(np.median([first] + t.times_s)), t.runs + 1, [first] + t.times_s)
-                    cell.timing = t
-                    log(f"  {e}: median {t.ms:.3f} ms over {t.runs} runs")
-                    if case.key.startswith("W2"):
-                        last_w2[e] = (case.data["N"], t.median_s)
-                elif case.key.startswith("W2"):
-                    last_w2[e] = (case.data["N"], first)
+            # 2. timing: engines interleaved in rounds, CPU-time medians (see measure_rounds)
+            if timing and impls:
+                if quick:
+                    opts = dict(rounds=2, min_runs=4, max_runs=20, budget_s=0.3, long_budget_s=3.0)
+                else:
+                    opts = dict(rounds=3, min_runs=9, max_runs=150, budget_s=3.0, long_budget_s=25.0)
+                got = measure_rounds({e: impl.step for e, (impl, _) in impls.items()},
+                                     {e: f for e, (_, f) in impls.items()}, **opts)
+                for e, t in got.items():
+                    res.cell(case.key, e).timing = t
+                    log(f"  {e}: median {t.ms:.3f} ms CPU, {t.wall_ms:.3f} ms wall, over {t.runs} runs")
+            for e, (impl, f) in impls.items():
+                if case.key.startswith("W2"):
+                    t = res.cell(case.key, e).timing
+                    last_w2[e] = (case.data["N"], t.wall_median_s if t else f[0])
             impls.clear()
             gc.collect()
     finally:
         limiter()
+        if timing:
+            gc.unfreeze()
     return res
 
 
@@ -979,8 +985,9 @@ def targets(res):
                     rows.append((k, f"faster than {TITLES[peer]}", fmt_ratio(r), "met" if r < 1 else "**missed**"))
                 elif res.ms(k, SELF) is not None and (k, peer) in res.cells and res.cells[(k, peer)].note:
                     note = res.cells[(k, peer)].note
+                    err = "RecursionError" if "RecursionError" in note else note
                     rows.append((k, f"faster than {TITLES[peer]}", "—",
-                                 f"met ({peer}: {note})" if "Error" in note else f"no comparison ({note})"))
+                                 f"met ({TITLES[peer]} fails: {err})" if "Error" in note else f"no comparison ({note})"))
         elif k == "W3":
             r = ratio(k, SELF, "torch")
             if r is not None:
@@ -999,7 +1006,9 @@ def render(res) -> str:
     info = res.info
     vers = ", ".join(f"{TITLES[e].split(' (')[0]} {v}" for e, v in info.get("versions", {}).items() if e != FLOOR)
     out.append(f"## Engine speed{' (quick smoke run: small sizes, few repeats)' if res.quick else ''}\n")
-    out.append(f"Median ms per step (forward + backward; W3/W4 also the SGD update). "
+    out.append(f"Median CPU ms per step (forward + backward; W3/W4 also the SGD update): the process's CPU "
+               f"time, engines timed in interleaved rounds, so that busy neighbours on a shared machine "
+               f"skew no column (wall-clock medians below). "
                f"Machine: {info.get('cpu')}, {info.get('cpus')} CPUs, Python {info.get('python')}, "
                f"NumPy {np.__version__} ({info.get('blas')}); {vers}. "
                f"Every engine runs with 1 thread (threadpoolctl, torch.set_num_threads(1), OMP/MKL/OPENBLAS_NUM_THREADS=1); "
@@ -1011,6 +1020,17 @@ def render(res) -> str:
         rows.append([f"**{case.key}** {case.label.split(', N =')[0] if case.key.startswith('W2') else case.label}"]
                     + [_cell_text(res, case.key, e) for e in eng])
     out.append(md_table(headers, rows))
+
+    rows = []
+    for case in res.cases:
+        row = [case.key]
+        for e in eng:
+            c = res.cells.get((case.key, e))
+            row.append(fmt_ms(c.timing.wall_ms) if c and c.timing else "—")
+        rows.append(row)
+    out.append("\n<details><summary>Wall-clock medians (ms)</summary>\n")
+    out.append(md_table(["workload"] + [TITLES[e] for e in eng], rows))
+    out.append("\n</details>")
 
     peers = [e for e in eng if e not in (FLOOR, SELF)]
     if peers:
@@ -1078,6 +1098,7 @@ def to_json(res) -> dict:
         "quick": res.quick, "info": res.info, "memory": res.memory, "notes": res.notes,
         "cases": [{"key": c.key, "label": c.label} for c in res.cases],
         "cells": {f"{k}|{e}": {"ms": c.timing.ms if c.timing else None, "runs": c.timing.runs if c.timing else 0,
+                               "wall_ms": c.timing.wall_ms if c.timing else None,
                                "note": c.note, "grad_err": c.grad_err, "grad_ok": c.grad_ok}
                   for (k, e), c in res.cells.items()},
     }
