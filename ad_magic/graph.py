@@ -167,7 +167,7 @@ class _Plan:
         self.kinds = []
         for t in order:
             name = by_id.get(id(t)) or getattr(t, "name", None)
-            self.names.append(_short(str(name)) if name is not None and str(name).strip() else None)
+            self.names.append(_short(_printable(str(name))) if name is not None and str(name).strip() else None)
             if t is output:
                 kind = "output"
             elif t._function is not None:
