@@ -14,3 +14,17 @@ __all__ = [
     "Tensor", "add", "mul", "no_grad", "trace_graph", "topological_order", "unbroadcast",
     "gradcheck",
 ]
+
+
+def load_ipython_extension(ip):
+    """``%load_ext ad_magic``: register the ``%%autodiff`` and ``%autodiff`` magics."""
+    from .magics import load_ipython_extension as load
+
+    load(ip)
+
+
+def unload_ipython_extension(ip):
+    """``%unload_ext ad_magic``: remove the magics again."""
+    from .magics import unload_ipython_extension as unload
+
+    unload(ip)
