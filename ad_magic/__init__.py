@@ -7,12 +7,13 @@ backpropagation and gradient descent, and the `%%autodiff` IPython magic
 
 from .engine import Tensor, add, mul, no_grad, trace_graph, topological_order, unbroadcast
 from .gradcheck import gradcheck
+from .graph import draw_computation_graph, GraphView  # also gives Tensor its inline SVG
 
 __version__ = "0.1.0"
 
 __all__ = [
     "Tensor", "add", "mul", "no_grad", "trace_graph", "topological_order", "unbroadcast",
-    "gradcheck",
+    "gradcheck", "draw_computation_graph", "GraphView",
 ]
 
 
