@@ -32,7 +32,7 @@ import graphviz
 import numpy as np
 
 from .engine import Tensor, topological_order
-from .render import RenderError, render_svg
+from .render import RenderError, find_dot, render_svg
 
 __all__ = ["DEFAULT_MAX_NODES", "draw_computation_graph", "GraphView"]
 
@@ -116,10 +116,19 @@ def _escape(text: str) -> str:
     return html.escape(_printable(text), quote=True)
 
 
+_LABEL_SAFE = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789 .,:;_+-*/=()!?#%@^~`$")
+_LABEL_TABLE = {c: (ch if ch in _LABEL_SAFE else f"&#{c};") for c, ch in ((c, chr(c)) for c in range(128))}
+_LABEL_TABLE[ord("\\")] = "\\\\"
+_NON_ASCII = re.compile(r"[^\x00-\x7f]")
+
+
 def _label_escape(text: str) -> str:
-    """Text made safe for a DOT HTML-like label. Besides markup, dot reads backslash
-    escapes even there (``\\N`` becomes the node's name), so backslashes are doubled."""
-    return _escape(text).replace("\\", "\\\\")
+    """Text made safe for a DOT HTML-like label: every character that is not plainly
+    safe becomes a numeric character reference (some dots choke even on a lone ``]``).
+    Dot reads backslash escapes after those references (``\\N`` is the node's name),
+    so a backslash is doubled instead."""
+    text = _printable(text).translate(_LABEL_TABLE)
+    return _NON_ASCII.sub(lambda m: f"&#{ord(m.group())};", text)
 
 
 def _short(name: str) -> str:
@@ -318,6 +327,7 @@ def draw_computation_graph(tensor, *, names=None, max_nodes=DEFAULT_MAX_NODES, s
     after ``backward()``, the grad. Above ``max_nodes`` tensors only the ones nearest
     the output are drawn, fed by one node saying how many were left out.
     """
+    find_dot()  # without a system dot, points the graphviz package's own rendering at ours
     return _build_dot(_Plan(tensor, names, max_nodes), show_grad=show_grad, placeholder=False)
 
 

@@ -122,7 +122,7 @@ def test_arrays_show_shape_and_summary_and_edges_carry_shapes():
     W = Tensor(np.arange(12.0).reshape(3, 4), name="W")
     out = (W @ np.ones(4)).sum()
     out.backward()
-    source = draw_computation_graph(out).source
+    source = html.unescape(draw_computation_graph(out).source)
     assert "shape (3, 4)" in source
     assert "data mean 5.5 [0, 11]" in source
     assert "grad mean 1 [1, 1]" in source
@@ -193,6 +193,17 @@ def test_svg_has_one_node_per_tensor_and_op(renderer):
     assert sorted(nodes) == sorted([f"v{i}" for i in range(7)] + ["f1", "f3", "f4", "f6"])
     assert texts(nodes["v0"]) == ["x", "data 3", "grad 10"]
     assert texts(nodes["f1"]) == ["mul"]
+
+
+def test_digraph_displays_in_jupyter_without_system_dot(monkeypatch, tmp_path):
+    if PURE_DOT is None:
+        pytest.skip("graphviz-pure is not installed")
+    from graphviz.backend import dot_command
+    monkeypatch.setattr(dot_command, "DOT_BINARY", dot_command.DOT_BINARY)  # restored after
+    monkeypatch.delenv("AD_MAGIC_DOT", raising=False)
+    monkeypatch.setenv("PATH", str(tmp_path))
+    bundle = draw_computation_graph(quadratic()[1])._repr_mimebundle_()
+    assert len(svg_nodes(bundle["image/svg+xml"])) == 11
 
 
 def test_tensor_repr_svg_draws_its_graph(renderer):
@@ -266,9 +277,7 @@ def test_restyle_changes_style_and_text_but_not_positions(renderer):
     assert fill(styled["v0"])[1] == graph.CHANGED
 
 
-def test_caption_is_shown_below_and_escaped():
-    if SYSTEM_DOT is None and PURE_DOT is None:
-        pytest.skip("no dot renderer")
+def test_caption_is_shown_below_and_escaped(renderer):
     view = GraphView(quadratic()[1])
     root = ET.fromstring(view.svg(caption="grad x += grad out * <b>"))
     caption = [g for g in root.iter(SVG + "g") if g.get("class") == "caption"]
