@@ -325,6 +325,11 @@ def test_align_refuses_a_different_structure():
     v = Tensor(np.ones(2))
     assert view.align(((v * v + 4 * v + 2)).sum()) is None          # shapes and ops differ
     assert view.align(z * z + 4 * z + 2) is not None
+    a, b = Tensor(1.0), Tensor(2.0)
+    wired = GraphView(a * b + a)
+    assert wired.align(a * b + b) is None                           # same ops, other wiring
+    c, d = Tensor(5.0), Tensor(6.0)
+    assert [t.item() for t in wired.align(c * d + c)[:2]] == [5.0, 6.0]
 
 
 def test_svg_rejects_misaligned_values():
