@@ -4,6 +4,10 @@ their Markdown one after the other.
     .venv/bin/python benchmarks/run.py            # full run (several minutes)
     .venv/bin/python benchmarks/run.py --quick    # smoke run: small sizes, few repeats
     .venv/bin/python benchmarks/run.py engine     # only bench_engine.py (names or globs)
+    .venv/bin/python benchmarks/run.py engine -- --only W1,W2   # options after -- go to the scripts
+
+Every script should accept --quick (a smoke run); one that does not is run with its
+defaults under --quick, and says so.
 
 Each script runs with 1 thread per pool (OMP/OPENBLAS/MKL_NUM_THREADS=1) and with
 OPENBLAS_CORETYPE and OPENBLAS_L2_SIZE removed from its environment (together, and only
@@ -44,7 +48,12 @@ def main(argv=None):
     ap.add_argument("--quick", action="store_true", help="pass --quick to every script (a smoke run)")
     ap.add_argument("--timeout", type=float, default=3600, help="seconds allowed per script (default 3600)")
     ap.add_argument("names", nargs="*", help="only these scripts, e.g. engine or 'bench_w*' (default: all)")
-    args, extra = ap.parse_known_args(argv)
+    argv = sys.argv[1:] if argv is None else list(argv)
+    extra = []
+    if "--" in argv:  # everything after -- goes to the scripts
+        i = argv.index("--")
+        argv, extra = argv[:i], argv[i + 1:]
+    args = ap.parse_args(argv)
 
     scripts = discover(args.names)
     if not scripts:
@@ -56,7 +65,11 @@ def main(argv=None):
     print(f"# ad_magic benchmarks{' (quick)' if args.quick else ''}\n", flush=True)
     for script in scripts:
         name = os.path.relpath(script, os.path.dirname(HERE))
-        cmd = [sys.executable, script] + (["--quick"] if args.quick else []) + extra
+        with open(script, encoding="utf-8") as f:
+            knows_quick = "--quick" in f.read()
+        cmd = [sys.executable, script] + (["--quick"] if args.quick and knows_quick else []) + extra
+        if args.quick and not knows_quick:
+            print(f"<!-- {name} has no --quick option: run with its defaults -->", flush=True)
         print(f"<!-- {' '.join([name] + cmd[2:])} -->", flush=True)
         t0 = time.perf_counter()
         try:
