@@ -419,6 +419,11 @@ class GradientTable:
         return f'<table class="ad-magic-gradients"><thead><tr>{heads}</tr></thead><tbody>{rows}</tbody></table>'
 
 
+def _show_table(table):
+    # Both forms, whatever the frontend's active formatters (a terminal keeps only text).
+    display({"text/plain": repr(table), "text/html": table._repr_html_()}, raw=True)
+
+
 def _show_svg(svg, caption):
     display({"image/svg+xml": svg, "text/plain": caption}, raw=True)
 
@@ -651,7 +656,7 @@ class _Run:
             self._check(table)
         names = self._graph_names()
         _show_graph(output, names, self.output_label)
-        display(table)
+        _show_table(table)
         widget = None
         if not self.args.static:
             widget = self._stepper(output, names)
@@ -737,7 +742,7 @@ class _Run:
             self.targets = params
             table = self._table()
             self._check(table)
-            display(table)
+            _show_table(table)
 
         def loss_fn():
             # The explorer also calls this with the parameters' data replaced by grids of

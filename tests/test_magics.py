@@ -1,0 +1,494 @@
+"""The %%autodiff / %autodiff magics, headless through IPython's InteractiveShell.
+
+Each test runs cells the way a notebook would (``ip.run_cell``) and looks at what a
+learner would see: the MIME bundles displayed, the namespace afterwards, the error shown.
+"""
+from __future__ import annotations
+
+import html
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+from IPython.core.error import UsageError
+from IPython.testing import globalipapp
+from IPython.utils.capture import capture_output
+
+from ad_magic import Tensor, topological_order
+from ad_magic.magics import AutodiffMagics, CellSyntaxError
+from ad_magic.widgets import BackwardStepper, DescentExplorer
+
+
+
+def get_ipython():
+    """The test suite's one InteractiveShell (started on first use)."""
+    globalipapp.start_ipython()
+    return globalipapp.get_ipython()
+
+
+SVG = "image/svg+xml"
+WIDGET = "application/vnd.jupyter.widget-view+json"
+
+
+@pytest.fixture
+def ip():
+    shell = get_ipython()
+    shell.reset(new_session=False)
+    shell.run_line_magic("load_ext", "ad_magic")
+    shell.run_cell("from ad_magic import Tensor\nimport numpy as np")
+    yield shell
+    shell.run_line_magic("unload_ext", "ad_magic")
+    shell.reset(new_session=False)
+
+
+class Ran:
+    """What one cell showed: its result, displayed bundles, stdout and stderr."""
+
+    def __init__(self, result, captured):
+        self.result = result
+        self.outputs = [o.data for o in captured.outputs]
+        self.stdout, self.stderr = captured.stdout, captured.stderr
+
+    def with_mime(self, mime):
+        return [o[mime] for o in self.outputs if mime in o]
+
+    @property
+    def texts(self):
+        return "\n".join(o.get("text/plain", "") for o in self.outputs)
+
+    @property
+    def error(self):
+        return self.result.error_in_exec
+
+
+def run(ip, source):
+    with capture_output() as captured:
+        result = ip.run_cell(source)
+    return Ran(result, captured)
+
+
+def run_ok(ip, source):
+    ran = run(ip, source)
+    assert ran.result.success, f"cell failed: {ran.error!r}\n{ran.stdout}\n{ran.stderr}"
+    return ran
+
+
+def usage_error(ip, source):
+    ran = run(ip, source)
+    assert isinstance(ran.error, UsageError), f"expected a UsageError, got {ran.error!r}"
+    assert "Traceback" not in ran.stdout + ran.stderr
+    return str(ran.error)
+
+
+def svg_texts(svg):
+    """The text lines drawn in an SVG (node labels)."""
+    return [html.unescape(t).strip() for t in re.findall(r">([^<>]+)</text>", svg)]
+
+
+# --------------------------------------------------------------------- the extension
+
+def test_load_registers_and_unload_removes_the_magics():
+    shell = get_ipython()
+    shell.run_line_magic("unload_ext", "ad_magic")   # a clean start whatever ran before
+    assert shell.find_cell_magic("autodiff") is None
+    shell.run_line_magic("load_ext", "ad_magic")
+    assert shell.find_cell_magic("autodiff") is not None
+    assert shell.find_line_magic("autodiff") is not None
+    assert isinstance(shell.magics_manager.registry.get("AutodiffMagics"), AutodiffMagics)
+    shell.run_line_magic("unload_ext", "ad_magic")
+    assert shell.find_cell_magic("autodiff") is None
+    assert shell.find_line_magic("autodiff") is None
+    assert "AutodiffMagics" not in shell.magics_manager.registry
+    with capture_output():
+        result = shell.run_cell("%%autodiff\nx = 1\n")
+    assert isinstance(result.error_in_exec, UsageError)
+    assert "not found" in str(result.error_in_exec)
+
+
+def test_loading_twice_is_harmless():
+    import ad_magic
+
+    shell = get_ipython()
+    shell.run_line_magic("load_ext", "ad_magic")
+    shell.run_line_magic("load_ext", "ad_magic")       # IPython: "already loaded"
+    ad_magic.load_ipython_extension(shell)             # and directly, twice
+    ad_magic.load_ipython_extension(shell)
+    ran = run_ok(shell, "%%autodiff\nfrom ad_magic import Tensor\nx = Tensor(2.0)\nx * x\n")
+    assert float(shell.user_ns["x"].grad) == 4.0
+    assert len(ran.with_mime(SVG)) == 1, "one graph, not one per registration"
+    shell.run_line_magic("unload_ext", "ad_magic")
+    assert shell.find_cell_magic("autodiff") is None
+    assert shell.find_line_magic("autodiff") is None
+
+
+def test_importing_the_package_stays_light():
+    """`import ad_magic` (the engine) neither imports IPython nor the magics."""
+    import subprocess
+    import sys
+
+    code = ("import sys, ad_magic; x = ad_magic.Tensor(2.0); (x * x).backward(); "
+            "print(sorted(m for m in sys.modules if m.split('.')[0] == 'IPython' or m == 'ad_magic.magics'))")
+    root = Path(__file__).resolve().parents[1]
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=root)
+    assert out.stdout.strip() == "[]", out.stdout
+
+
+# ------------------------------------------------------------- the practical's examples
+
+def test_practical_part_a_graph_of_x2_plus_4x_plus_2(ip):
+    ran = run_ok(ip, "%%autodiff\nx = Tensor(3.0)\nloss = x * x + 4 * x + 2\n")
+    svgs = ran.with_mime(SVG)
+    assert len(svgs) == 1
+    labels = svg_texts(svgs[0])
+    assert "x" in labels and "loss" in labels, labels            # the user's names
+    assert "data 3" in labels and "data 23" in labels, labels     # values
+    assert "grad 10" in labels, labels                            # dloss/dx = 2x + 4 at 3
+    assert labels.count("mul") == 2 and labels.count("add") == 2
+    assert float(ip.user_ns["x"].grad) == pytest.approx(2 * 3 + 4)
+
+
+@pytest.mark.parametrize("x0", [-2.0, 0.0, 1.5, 3.0])
+def test_gradient_of_x2_plus_4x_plus_2_is_2x_plus_4(ip, x0):
+    run_ok(ip, f"%%autodiff\nx = Tensor({x0})\nloss = x ** 2 + 4 * x + 2\n")
+    assert ip.user_ns["_autodiff_grads"]["x"] == pytest.approx(2 * x0 + 4)
+
+
+def test_practical_part_b_check_is_9(ip):
+    """d(x·x + 5x − 1)/dx at x = 2 is 9; the output is the cell's last expression."""
+    ran = run_ok(ip, "%%autodiff\nx = Tensor(2.0)\nx * x + 5 * x - 1\n")
+    assert float(ip.user_ns["x"].grad) == 9.0
+    assert ip.user_ns["_autodiff_grads"] == {"x": pytest.approx(9.0)}
+    table = ran.with_mime("text/html")
+    assert len(table) == 1 and "<td" in table[0]
+    row = [line for line in ran.texts.splitlines() if line.startswith("x ")]
+    assert row and row[0].split()[-1] == "9", ran.texts
+    out = ip.user_ns["_autodiff_output"]
+    assert isinstance(out, Tensor) and float(out.data) == 2 * 2 + 5 * 2 - 1
+    # unnamed output: labelled with its expression
+    assert "x * x + 5 * x - 1" in svg_texts(ran.with_mime(SVG)[0])
+
+
+# ------------------------------------------------------------------ what is displayed
+
+def test_default_shows_graph_table_and_stepper(ip):
+    ran = run_ok(ip, "%%autodiff\nx = Tensor(2.0)\ny = Tensor(-1.0)\nloss = x * y + y.exp()\n")
+    assert len(ran.with_mime(SVG)) == 1
+    assert len(ran.with_mime(WIDGET)) == 1
+    stepper = ip.user_ns["_autodiff"]
+    assert isinstance(stepper, BackwardStepper)
+    assert ran.with_mime(WIDGET)[0]["model_id"] == stepper.model_id
+    assert stepper.output is ip.user_ns["loss"]
+    assert stepper.n_steps > 0
+    table = ran.with_mime("text/html")[0]
+    assert ">x<" in table and ">y<" in table
+    grads = ip.user_ns["_autodiff_grads"]
+    assert grads["x"] == pytest.approx(-1.0)
+    assert grads["y"] == pytest.approx(2.0 + np.exp(-1.0))
+
+
+def test_static_shows_svg_and_no_widget(ip):
+    ran = run_ok(ip, "%%autodiff --static\nx = Tensor(2.0)\nloss = x * x\n")
+    assert len(ran.with_mime(SVG)) == 1
+    assert ran.with_mime(WIDGET) == []
+    assert ip.user_ns["_autodiff"] is None
+    assert ip.user_ns["_autodiff_output"] is ip.user_ns["loss"]
+    assert float(ip.user_ns["x"].grad) == 4.0
+
+
+def test_cell_variables_stay_like_a_normal_cell(ip):
+    run_ok(ip, "%%autodiff\nx = Tensor(2.0)\nh = x * 3\nn = 7\nloss = h + 1\n")
+    ns = ip.user_ns
+    assert ns["n"] == 7
+    assert isinstance(ns["h"], Tensor) and float(ns["h"].data) == 6.0
+    assert float(ns["h"].grad) == 1.0 and float(ns["x"].grad) == 3.0
+    assert ns["_autodiff_output"] is ns["loss"]
+
+
+def test_nodes_are_labelled_with_names_bound_in_the_cell(ip):
+    run_ok(ip, "old_alias = None")
+    ran = run_ok(ip, "%%autodiff\nx = Tensor(2.0)\nhidden = x * x\nloss = hidden + x\n")
+    labels = svg_texts(ran.with_mime(SVG)[0])
+    assert {"x", "hidden", "loss"} <= set(labels)
+    # a tensor bound to an older name too is labelled with the name from this cell
+    ip.user_ns["an_old_name"] = ip.user_ns["x"]
+    ran = run_ok(ip, "%%autodiff\nloss = x * 2\n")
+    labels = svg_texts(ran.with_mime(SVG)[0])
+    assert "an_old_name" in labels and "x" not in labels   # x not bound in this cell
+    ran = run_ok(ip, "%%autodiff\nx = an_old_name\nloss = x * 2\n")
+    labels = svg_texts(ran.with_mime(SVG)[0])
+    assert "x" in labels and "an_old_name" not in labels
+
+
+def test_name_chooses_the_output(ip):
+    ran = run_ok(ip, "%%autodiff z\nx = Tensor(2.0)\nz = x * 5\nloss = z * z\nloss\n")
+    assert ip.user_ns["_autodiff_output"] is ip.user_ns["z"]
+    assert float(ip.user_ns["x"].grad) == 5.0
+    assert "grad ∂z/∂tensor" in ran.texts
+
+
+def test_output_falls_back_to_loss_when_the_last_expression_is_not_a_tensor(ip):
+    run_ok(ip, "%%autodiff\nx = Tensor(2.0)\nloss = x * x * x\nprint('done')\n")
+    assert ip.user_ns["_autodiff_output"] is ip.user_ns["loss"]
+    assert float(ip.user_ns["x"].grad) == 12.0
+
+
+def test_wrt_limits_the_table(ip):
+    ran = run_ok(ip, "%%autodiff --wrt y\nx = Tensor(2.0)\ny = Tensor(3.0)\nloss = x * y\n")
+    assert ip.user_ns["_autodiff_grads"] == {"y": pytest.approx(2.0)}
+    rows = [line.split()[0] for line in ran.texts.splitlines()[2:] if line.strip()]
+    assert "y" in rows and "x" not in rows
+
+
+def test_wrt_accepts_several_names_and_intermediates(ip):
+    run_ok(ip, "%%autodiff --wrt x,h\nx = Tensor(2.0)\nh = x * x\nloss = 3 * h\n")
+    assert ip.user_ns["_autodiff_grads"] == {"x": pytest.approx(12.0), "h": pytest.approx(3.0)}
+
+
+def test_arrays_and_unnamed_leaves(ip):
+    ran = run_ok(ip, "%%autodiff\nw = Tensor([1.0, -2.0, 3.0])\nloss = (w * Tensor([2.0, 2.0, 2.0])).sum()\n")
+    grads = ip.user_ns["_autodiff_grads"]
+    np.testing.assert_allclose(grads["w"], [2.0, 2.0, 2.0])
+    np.testing.assert_allclose(grads["(unnamed leaf 1)"], [1.0, -2.0, 3.0])
+    assert "(3,)" in ran.texts
+
+
+# -------------------------------------------------------------------------- --check
+
+def _rel_errors(text):
+    return [(float(m.group(1)), m.group(2)) for m in re.finditer(r"(\d\.\de[-+]\d+) (ok|MISMATCH)", text)]
+
+
+def test_check_shows_tiny_relative_errors(ip):
+    ran = run_ok(ip, "%%autodiff --check\nx = Tensor(2.0)\nw = Tensor([0.5, -1.0])\n"
+                     "loss = (w * x).tanh().sum() + x.log() * x\n")
+    errors = _rel_errors(ran.texts)
+    assert len(errors) == 2, ran.texts
+    assert all(e < 1e-6 and mark == "ok" for e, mark in errors), errors
+    assert "finite differences" in ran.texts and "finite differences" in ran.with_mime("text/html")[0]
+
+
+def test_check_leaves_the_namespace_as_the_cell_left_it(ip):
+    run_ok(ip, "%%autodiff --check\nx = Tensor(2.0)\nh = x * x\nloss = h + 5 * x - 1\n")
+    ns = ip.user_ns
+    assert float(ns["x"].data) == 2.0 and float(ns["x"].grad) == 9.0
+    assert ns["_autodiff_output"] is ns["loss"]
+    assert ns["loss"]._function is not None and float(ns["loss"].grad) == 1.0
+    assert any(t is ns["h"] for t in topological_order(ns["loss"])) and float(ns["h"].grad) == 1.0
+
+
+def test_check_finds_a_wrong_derivative(ip):
+    """A hand-written op whose _backward is wrong (3x instead of 2x): --check says so."""
+    ip.run_cell(
+        "def bad_square(t):\n"
+        "    out = Tensor(t.data ** 2)\n"
+        "    out._parents = {t}\n"
+        "    out._function = 'bad_square'\n"
+        "    def _backward():\n"
+        "        t.grad = t.grad + 3 * t.data * out.grad\n"
+        "    out._backward = _backward\n"
+        "    return out\n"
+    )
+    ran = run_ok(ip, "%%autodiff --check\nx = Tensor(2.0)\nloss = bad_square(x)\n")
+    errors = _rel_errors(ran.texts)
+    assert errors and errors[0][1] == "MISMATCH" and errors[0][0] == pytest.approx(1 / 3, rel=0.02)
+
+
+def test_check_marks_leaves_it_cannot_nudge(ip):
+    ran = run_ok(ip, "%%autodiff --check\nx = Tensor(2.0)\nloss = x * Tensor(3.0)\n")
+    assert "cannot be nudged" in ran.texts
+    assert len(_rel_errors(ran.texts)) == 1
+
+
+def test_rerun_output_is_silent(ip):
+    ran = run_ok(ip, "%%autodiff --check\nx = Tensor([1.0, 2.0, 3.0])\nprint('hello')\nloss = (x * x).sum()\n")
+    assert ran.stdout.count("hello") == 1
+
+
+# ------------------------------------------------------------------------- --descent
+
+def test_descent_reaches_the_minimum_of_a_quadratic(ip):
+    ran = run_ok(ip, "%%autodiff --descent --lr 0.1 --steps 60\nx = Tensor(3.0)\nloss = (x - 2) ** 2\n")
+    ns = ip.user_ns
+    explorer = ns["_autodiff"]
+    assert isinstance(explorer, DescentExplorer)
+    assert len(explorer.history) == 61
+    assert float(ns["x"].data) == pytest.approx(2.0, abs=1e-4)          # the minimiser
+    assert explorer.params[0] is ns["x"]                                  # not re-created
+    assert float(ns["loss"].data) == pytest.approx((float(ns["x"].data) - 2) ** 2)
+    assert ns["_autodiff_output"] is ns["loss"]
+    assert explorer.losses[0] == pytest.approx(1.0)
+    assert explorer.losses[-1] < 1e-8
+    assert len(ran.with_mime(WIDGET)) == 1
+    assert "Gradient descent (sgd, lr=0.1)" in ran.texts
+
+
+def test_descent_two_parameters_with_each_optimizer(ip):
+    for optimizer in ("sgd", "momentum", "adam"):
+        run_ok(ip, f"%%autodiff loss --descent --optimizer {optimizer} --lr 0.05 --steps 300\n"
+                   "a = Tensor(0.0)\nb = Tensor(0.0)\nloss = (a - 1) ** 2 + 2 * (b + 3) ** 2\n")
+        assert float(ip.user_ns["a"].data) == pytest.approx(1.0, abs=1e-2), optimizer
+        assert float(ip.user_ns["b"].data) == pytest.approx(-3.0, abs=1e-2), optimizer
+        assert type(ip.user_ns["_autodiff"].optimizer).__name__.lower() == optimizer
+
+
+def test_descent_keeps_parameters_defined_in_an_earlier_cell(ip):
+    run_ok(ip, "w = Tensor([1.5, -0.5])")
+    w = ip.user_ns["w"]
+    run_ok(ip, "%%autodiff --descent --steps 100\nloss = ((w - 1.0) ** 2).sum()\n")
+    assert ip.user_ns["w"] is w
+    np.testing.assert_allclose(w.data, [1.0, 1.0], atol=1e-6)
+
+
+def test_descent_wrt_a_module(ip):
+    run_ok(ip, "from ad_magic.nn import Linear, mse_loss\n"
+               "X = Tensor(np.linspace(-1, 1, 8).reshape(8, 1), requires_grad=False)\n"
+               "Y = Tensor(3 * np.linspace(-1, 1, 8).reshape(8, 1) + 0.5, requires_grad=False)\n")
+    run_ok(ip, "%%autodiff --descent --wrt model --steps 200 --lr 0.3\n"
+               "model = Linear(1, 1, seed=0)\nloss = mse_loss(model(X), Y)\n")
+    model = ip.user_ns["model"]
+    assert ip.user_ns["_autodiff"].params == [model.W, model.b]
+    assert float(model.W.data[0, 0]) == pytest.approx(3.0, abs=1e-3)
+    assert float(model.b.data[0]) == pytest.approx(0.5, abs=1e-3)
+
+
+def test_descent_static_shows_pictures_not_the_widget(ip):
+    ran = run_ok(ip, "%%autodiff --descent --static --steps 5\nx = Tensor(3.0)\nloss = (x - 2) ** 2\n")
+    assert ran.with_mime(WIDGET) == []
+    assert len(ran.with_mime(SVG)) == 1
+    assert len(ran.with_mime("image/png")) == 1
+    assert isinstance(ip.user_ns["_autodiff"], DescentExplorer)
+
+
+def test_descent_reruns_quietly_and_does_not_reset_the_parameter(ip):
+    ran = run_ok(ip, "%%autodiff --descent --steps 10\nx = Tensor(3.0)\nprint('running')\nloss = (x - 2) ** 2\n")
+    assert ran.stdout.count("running") == 1
+    assert float(ip.user_ns["x"].data) < 2.2
+
+
+def test_descent_stops_on_nan_and_keeps_finite_values(ip):
+    ran = run_ok(ip, "%%autodiff --descent --lr 1.0 --steps 50\nx = Tensor(3.0)\nloss = x ** 4\n")
+    explorer = ip.user_ns["_autodiff"]
+    assert explorer.stopped is not None
+    assert explorer.stopped in ran.texts and "smaller learning rate" in ran.texts
+    assert np.isfinite(ip.user_ns["x"].data)
+    assert len(explorer.history) < 51
+
+
+def test_descent_error_in_user_code_restores_the_namespace(ip):
+    cell = ("%%autodiff --descent --lr 0.2 --steps 20\n"
+            "x = Tensor(3.0)\n"
+            "if float(x.data) < 2.5: raise ValueError('x went below 2.5')\n"
+            "loss = (x - 2) ** 2\n")
+    ran = run(ip, cell)
+    assert isinstance(ran.error, ValueError)
+    assert "x went below 2.5" in ran.stdout
+    assert "----> 3" in ran.stdout                 # their line, numbered as in the cell
+    assert "magics.py" not in ran.stdout and "widgets.py" not in ran.stdout
+    ns = ip.user_ns
+    assert float(ns["x"].data) == 3.0              # back to where the cell left it
+    assert float(ns["loss"].data) == 1.0 and ns["loss"]._function is not None
+
+
+def test_line_magic_descent(ip):
+    run_ok(ip, "t = Tensor(-1.0)")
+    run_ok(ip, "%autodiff --descent --steps 80 (t - 0.5) ** 2")
+    assert float(ip.user_ns["t"].data) == pytest.approx(0.5, abs=1e-6)
+
+
+# ------------------------------------------------------------------------ line magic
+
+def test_line_magic_expression(ip):
+    run_ok(ip, "x = Tensor(3.0)")
+    ran = run_ok(ip, "%autodiff x*x + 1")
+    assert float(ip.user_ns["x"].grad) == 6.0
+    assert float(ip.user_ns["_autodiff_output"].data) == 10.0
+    assert len(ran.with_mime(SVG)) == 1 and len(ran.with_mime(WIDGET)) == 1
+    assert "x*x + 1" in svg_texts(ran.with_mime(SVG)[0])
+
+
+def test_line_magic_options_and_expressions_that_look_like_options(ip):
+    run_ok(ip, "x = Tensor(3.0)\nh = Tensor(2.0)")
+    ran = run_ok(ip, "%autodiff --static --check --wrt x -h * x + {'k': x}['k']")
+    assert ran.with_mime(WIDGET) == []
+    assert ip.user_ns["_autodiff_grads"] == {"x": pytest.approx(-2.0 + 1.0)}
+    assert _rel_errors(ran.texts)[0][1] == "ok"
+
+
+# ------------------------------------------------------------------------- bad input
+
+@pytest.mark.parametrize("cell, message", [
+    ("%%autodiff --frobnicate\nx = Tensor(1.0)\nx * x\n", "unrecognized arguments: --frobnicate"),
+    ("%%autodiff\nn = 3\n", "no Tensor output"),
+    ("%%autodiff\nv = Tensor([1.0, 2.0])\nv * v\n", "reduce it with .sum()"),
+    ("%%autodiff --descent\nv = Tensor([1.0, 2.0])\nloss = v * v\n", "the loss 'loss' has shape (2,)"),
+    ("%%autodiff --wrt nope\nx = Tensor(1.0)\nx * x\n", "no variable named 'nope'"),
+    ("%%autodiff --wrt n\nn = 3\nx = Tensor(1.0)\nx * x\n", "'n' is a int, not a Tensor"),
+    ("%%autodiff --wrt z\nz = Tensor(1.0)\nx = Tensor(1.0)\nx * x\n", "does not depend on 'z'"),
+    ("%%autodiff --descent --steps 0\nx = Tensor(1.0)\nx * x\n", "--steps must be a positive"),
+    ("%%autodiff --descent --steps -3\nx = Tensor(1.0)\nx * x\n", "--steps must be a positive"),
+    ("%%autodiff --descent --lr 0\nx = Tensor(1.0)\nx * x\n", "--lr must be a positive number"),
+    ("%%autodiff --descent --lr -0.5\nx = Tensor(1.0)\nx * x\n", "--lr must be a positive number"),
+    ("%%autodiff --descent --lr fast\nx = Tensor(1.0)\nx * x\n", "invalid float value: 'fast'"),
+    ("%%autodiff --descent --optimizer rmsprop\nx = Tensor(1.0)\nx * x\n", "unknown optimizer 'rmsprop'"),
+    ("%%autodiff --lr 0.1\nx = Tensor(1.0)\nx * x\n", "--lr only apply with --descent"),
+    ("%%autodiff out\nx = Tensor(1.0)\nx * x\n", "did not define 'out'"),
+    ("%%autodiff n\nn = 3\nx = Tensor(1.0)\n", "'n' is a int, not a Tensor"),
+    ("%%autodiff --descent\nloss = Tensor(2.0) * Tensor(3.0)\n", "no parameters to descend on"),
+    ("%%autodiff\nloss = Tensor(2.0, requires_grad=False) * 3\n", "does not depend on any tensor that needs a gradient"),
+    ("%autodiff --check", "give an expression"),
+    ("%autodiff 3 + 4", "the expression is a int, not a Tensor"),
+])
+def test_mistakes_are_usage_errors(ip, cell, message):
+    text = usage_error(ip, cell)
+    assert message in text, text
+    assert text.count("\n") == 0
+
+
+def test_option_errors_stop_before_running_the_cell(ip):
+    usage_error(ip, "%%autodiff --descent --steps 0\nran = True\nx = Tensor(1.0)\nx * x\n")
+    assert "ran" not in ip.user_ns
+
+
+def test_error_in_user_code_shows_the_normal_traceback(ip):
+    ran = run(ip, "%%autodiff\nx = Tensor(2.0)\ny = x * 2\nundefined_function(y)\n")
+    assert isinstance(ran.error, NameError)
+    assert "undefined_function(y)" in ran.stdout
+    assert "----> 4 undefined_function(y)" in ran.stdout     # line 4 of the cell
+    assert "magics.py" not in ran.stdout
+    assert float(ip.user_ns["y"].data) == 4.0                # what ran before stays
+
+
+def test_error_in_a_function_the_cell_calls(ip):
+    run_ok(ip, "def f(t):\n    return t.log() + missing\n")
+    ran = run(ip, "%%autodiff\nx = Tensor(2.0)\nf(x)\n")
+    assert isinstance(ran.error, NameError)
+    assert "return t.log() + missing" in ran.stdout and "----> 3 f(x)" in ran.stdout
+
+
+def test_syntax_error_in_the_cell(ip):
+    ran = run(ip, "%%autodiff\nx = Tensor(2.0)\nloss = (x * 2\n")
+    assert isinstance(ran.error, CellSyntaxError)
+    assert "SyntaxError" in ran.stdout and "loss = (x * 2" in ran.stdout
+    assert "magics.py" not in ran.stdout
+    assert "x" not in ip.user_ns or not isinstance(ip.user_ns.get("x"), Tensor)
+
+
+def test_error_in_the_line_magic_expression(ip):
+    run_ok(ip, "x = Tensor(2.0)")
+    ran = run(ip, "%autodiff x * nothing_here")
+    assert isinstance(ran.error, NameError) and "x * nothing_here" in ran.stdout
+
+
+# ---------------------------------------------------------------------------- help
+
+def test_help_documents_every_option(ip):
+    cell_doc = ip.find_cell_magic("autodiff").__doc__
+    line_doc = ip.find_line_magic("autodiff").__doc__
+    for option in ("--wrt", "--check", "--static", "--descent", "--lr", "--steps", "--optimizer"):
+        assert option in cell_doc and option in line_doc, option
+    assert "%%autodiff [--wrt x,y]" in cell_doc and "NAME" in cell_doc
+    assert "sgd|momentum|adam" in cell_doc
+    assert "EXPR" in line_doc
+    ran = run_ok(ip, "%%autodiff?")
+    assert "%%autodiff [--wrt x,y]" in ran.stdout + ran.texts
