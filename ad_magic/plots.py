@@ -106,7 +106,7 @@ def _draw_loss_curve(ax, losses, *, stopped_at=None, title="loss"):
         cursor.set_xdata([k, k])
         value = shown[k] if 0 <= k < len(shown) else np.nan
         dot.set_data([k] if np.isfinite(value) else [], [value] if np.isfinite(value) else [])
-    return set_iteration
+    return set_iteration, (cursor, dot)
 
 
 def _draw_slice(ax, xs, ys, *, path_x, path_loss, slopes, name="θ"):
@@ -143,7 +143,7 @@ def _draw_slice(ax, xs, ys, *, path_x, path_loss, slopes, name="θ"):
         else:
             dot.set_data([], [])
             tangent.set_data([], [])
-    return set_iteration
+    return set_iteration, (trail, tangent, dot)
 
 
 def _draw_contour(ax, xs, ys, zs, *, path, names=("θ₁", "θ₂")):
@@ -170,7 +170,7 @@ def _draw_contour(ax, xs, ys, zs, *, path, names=("θ₁", "θ₂")):
         k = min(k, len(path) - 1)
         trail.set_data(path[: k + 1, 0], path[: k + 1, 1])
         dot.set_data(path[k : k + 1, 0], path[k : k + 1, 1])
-    return set_iteration
+    return set_iteration, (trail, dot)
 
 
 # --------------------------------------------------------------------------- figures
@@ -179,7 +179,7 @@ def loss_curve(losses: Sequence[float], k: Optional[int] = None, *, stopped_at=N
     """The loss per iteration; iteration ``k`` (default: the last) is marked, and a run
     stopped by a non-finite loss shows where it stopped."""
     fig, (ax,) = _new_figure(1)
-    set_iteration = _draw_loss_curve(ax, losses, stopped_at=stopped_at)
+    set_iteration, _ = _draw_loss_curve(ax, losses, stopped_at=stopped_at)
     set_iteration(len(losses) - 1 if k is None else k)
     return fig
 
@@ -189,7 +189,7 @@ def loss_slice(xs, ys, *, path_x, path_loss, slopes, k: Optional[int] = None, na
     ``path_x`` (with losses ``path_loss``) up to ``k`` and, at iterate ``k``, the tangent
     line L(θₖ) + gₖ·(θ − θₖ) whose slope gₖ = ∂L/∂θ is the gradient descent follows."""
     fig, (ax,) = _new_figure(1)
-    set_iteration = _draw_slice(ax, xs, ys, path_x=path_x, path_loss=path_loss, slopes=slopes, name=name)
+    set_iteration, _ = _draw_slice(ax, xs, ys, path_x=path_x, path_loss=path_loss, slopes=slopes, name=name)
     set_iteration(len(path_x) - 1 if k is None else k)
     return fig
 
@@ -198,7 +198,7 @@ def loss_contour(xs, ys, zs, *, path, k: Optional[int] = None, names=("θ₁", "
     """Contours of the loss over two scalar parameters (``zs[i, j]`` is the loss at
     ``(xs[j], ys[i])``) and the path of the iterates ``path`` (shape (n, 2)) up to ``k``."""
     fig, (ax,) = _new_figure(1)
-    set_iteration = _draw_contour(ax, xs, ys, zs, path=path, names=names)
+    set_iteration, _ = _draw_contour(ax, xs, ys, zs, path=path, names=names)
     set_iteration(len(path) - 1 if k is None else k)
     return fig
 
@@ -227,43 +227,57 @@ class DescentPlot:
         return 1 + (self.slice is not None or self.contour is not None)
 
     def _build(self) -> tuple:
+        """A new figure, a function drawing iteration k on it, and the artists it moves."""
         fig, axes = _new_figure(self.panels)
-        setters = [_draw_loss_curve(axes[0], self.losses, stopped_at=self.stopped_at)]
+        panels = [_draw_loss_curve(axes[0], self.losses, stopped_at=self.stopped_at)]
         if self.slice is not None:
             s = self.slice
-            setters.append(_draw_slice(axes[1], s["xs"], s["ys"], path_x=s["path_x"],
-                                       path_loss=s["path_loss"], slopes=s["slopes"],
-                                       name=s.get("name", "θ")))
+            panels.append(_draw_slice(axes[1], s["xs"], s["ys"], path_x=s["path_x"],
+                                      path_loss=s["path_loss"], slopes=s["slopes"],
+                                      name=s.get("name", "θ")))
         elif self.contour is not None:
             c = self.contour
-            setters.append(_draw_contour(axes[1], c["xs"], c["ys"], c["zs"], path=c["path"],
-                                         names=c.get("names", ("θ₁", "θ₂"))))
+            panels.append(_draw_contour(axes[1], c["xs"], c["ys"], c["zs"], path=c["path"],
+                                        names=c.get("names", ("θ₁", "θ₂"))))
 
         def set_iteration(k):
-            for setter in setters:
+            for setter, _ in panels:
                 setter(k)
-        return fig, set_iteration
+        return fig, set_iteration, [a for _, artists in panels for a in artists]
 
     def figure(self, k: int) -> Figure:
         """A new Figure showing iteration ``k``."""
-        fig, set_iteration = self._build()
+        fig, set_iteration, _ = self._build()
         set_iteration(k)
         return fig
 
     def png(self, k: int) -> bytes:
-        """PNG bytes of iteration ``k`` (cached)."""
+        """PNG bytes of iteration ``k`` (cached).
+
+        The first call draws the static parts (axes, curves, contours) once and keeps
+        the pixels; each iteration then restores them and draws only the moving
+        artists (blitting), so a slider move costs a few artists and a PNG encoding.
+        """
         data = self._cache.get(k)
         if data is not None:
             self._cache.move_to_end(k)
             return data
         if self._live is None:
-            fig, set_iteration = self._build()
+            fig, set_iteration, moving = self._build()
             fig.get_layout_engine().execute(fig)   # fix the layout once: only markers move
             fig.set_layout_engine("none")
-            self._live = (fig, set_iteration)
-        fig, set_iteration = self._live
+            for artist in moving:
+                artist.set_animated(True)          # left out of the background
+            canvas = fig.canvas
+            canvas.draw()
+            self._live = (fig, set_iteration, moving, canvas.copy_from_bbox(fig.bbox))
+        fig, set_iteration, moving, background = self._live
+        canvas = fig.canvas
+        canvas.restore_region(background)
         set_iteration(k)
-        data = figure_png(fig)
+        for artist in moving:
+            artist.axes.draw_artist(artist)
+        data = _encode_png(np.asarray(canvas.buffer_rgba()))
         self._cache[k] = data
         if len(self._cache) > self._cache_size:
             self._cache.popitem(last=False)
@@ -273,3 +287,12 @@ class DescentPlot:
         """Drop the reused figure and the cached PNGs."""
         self._live = None
         self._cache.clear()
+
+
+def _encode_png(rgba: np.ndarray) -> bytes:
+    """RGBA pixels as PNG bytes, favouring speed over size (fast zlib level)."""
+    from PIL import Image   # a matplotlib dependency
+
+    buffer = io.BytesIO()
+    Image.fromarray(rgba[..., :3].copy()).save(buffer, format="png", compress_level=1)
+    return buffer.getvalue()

@@ -150,18 +150,18 @@ class BackwardStepper(widgets.VBox):
         self.play = widgets.Play(value=0, min=0, max=n, step=1, interval=PLAY_INTERVAL_MS,
                                  description="Play", disabled=n == 0)
         widgets.link((self.play, "value"), (self.slider, "value"))
-        self._previous = widgets.Button(description="Previous", icon="step-backward",
+        self.previous = widgets.Button(description="Previous", icon="step-backward",
                                         layout=widgets.Layout(width="auto"), disabled=True)
-        self._next = widgets.Button(description="Next", icon="step-forward",
+        self.next = widgets.Button(description="Next", icon="step-forward",
                                     layout=widgets.Layout(width="auto"), disabled=n == 0)
-        self._previous.on_click(lambda _: self._move(-1))
-        self._next.on_click(lambda _: self._move(+1))
-        self._label = widgets.HTML()
-        self._graph = widgets.HTML(layout=widgets.Layout(overflow="auto", max_width="100%"))
-        self._caption = widgets.HTML()
-        controls = widgets.HBox([self.play, self._previous, self._next, self.slider, self._label],
+        self.previous.on_click(lambda _: self._move(-1))
+        self.next.on_click(lambda _: self._move(+1))
+        self.label = widgets.HTML()
+        self.graph = widgets.HTML(layout=widgets.Layout(overflow="auto", max_width="100%"))
+        self.caption = widgets.HTML()
+        controls = widgets.HBox([self.play, self.previous, self.next, self.slider, self.label],
                                 layout=widgets.Layout(align_items="center", flex_flow="row wrap"))
-        super().__init__([controls, self._caption, self._graph], **kwargs)
+        super().__init__([controls, self.caption, self.graph], **kwargs)
         self.add_class("ad-backward-stepper")
         self.slider.observe(self._on_slider, names="value")
         self._show(0)
@@ -358,14 +358,14 @@ class BackwardStepper(widgets.VBox):
 
     def _show(self, k: int) -> None:
         n = self.n_steps
-        self._label.value = f"<b>step {k} / {n}</b>"
+        self.label.value = f"<b>step {k} / {n}</b>"
         rule = self.rule_text(k)
         rule_html = f'<div style="color:#475569">{html.escape(rule)}</div>' if rule else ""
-        self._caption.value = (f'<div style="font-family:monospace;white-space:pre-wrap">'
+        self.caption.value = (f'<div style="font-family:monospace;white-space:pre-wrap">'
                                f"{html.escape(self.caption_text(k))}</div>{rule_html}")
-        self._graph.value = self.svg(k)
-        self._previous.disabled = k <= 0
-        self._next.disabled = k >= n
+        self.graph.value = self.svg(k)
+        self.previous.disabled = k <= 0
+        self.next.disabled = k >= n
 
 
 # --------------------------------------------------------------------------- descent
@@ -436,16 +436,16 @@ class DescentExplorer(widgets.VBox):
         self.play = widgets.Play(value=0, min=0, max=last, step=1, interval=PLAY_INTERVAL_MS // 2,
                                  description="Play", disabled=last == 0)
         widgets.link((self.play, "value"), (self.slider, "value"))
-        self._label = widgets.HTML()
-        self._status = widgets.HTML(self._status_html())
-        self._image = widgets.Image(format="png", layout=widgets.Layout(max_width="100%"))
-        self._table = widgets.HTML()
-        self._graph = widgets.HTML(layout=widgets.Layout(overflow="auto", max_width="100%"))
-        controls = widgets.HBox([self.play, self.slider, self._label],
+        self.label = widgets.HTML()
+        self.status = widgets.HTML(self._status_html())
+        self.image = widgets.Image(format="png", layout=widgets.Layout(max_width="100%"))
+        self.table = widgets.HTML()
+        self.graph = widgets.HTML(layout=widgets.Layout(overflow="auto", max_width="100%"))
+        controls = widgets.HBox([self.play, self.slider, self.label],
                                 layout=widgets.Layout(align_items="center", flex_flow="row wrap"))
-        body = widgets.HBox([self._image, self._table],
+        body = widgets.HBox([self.image, self.table],
                             layout=widgets.Layout(align_items="flex-start", flex_flow="row wrap"))
-        super().__init__([controls, self._status, body, self._graph], **kwargs)
+        super().__init__([controls, self.status, body, self.graph], **kwargs)
         self.add_class("ad-descent-explorer")
         self.slider.observe(lambda change: self._show(change["new"]), names="value")
         self._show(0)
@@ -679,8 +679,8 @@ class DescentExplorer(widgets.VBox):
 
     def _show(self, k: int) -> None:
         mark = " (stopped here)" if k == self.stopped_at else ""
-        self._label.value = (f"<b>iteration {k} / {self.n_iterations}</b> &nbsp; "
+        self.label.value = (f"<b>iteration {k} / {self.n_iterations}</b> &nbsp; "
                              f"loss = {html.escape(_num(self.losses[k]))}{mark}")
-        self._image.value = self.png(k)
-        self._table.value = self.table_html(k)
-        self._graph.value = self.svg(k)
+        self.image.value = self.png(k)
+        self.table.value = self.table_html(k)
+        self.graph.value = self.svg(k)

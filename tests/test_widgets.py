@@ -1,0 +1,485 @@
+"""BackwardStepper and DescentExplorer, driven headless by setting their sliders."""
+from __future__ import annotations
+
+import gc
+import math
+import random
+import xml.etree.ElementTree as ET
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pytest
+from matplotlib.contour import ContourSet
+from matplotlib.figure import Figure
+
+from ad_magic import Tensor
+from ad_magic.graph import CHANGED, HIGHLIGHT
+from ad_magic.optim import Adam, Momentum
+from ad_magic.widgets import BackwardStepper, DescentExplorer
+
+SVG_NS = "{http://www.w3.org/2000/svg}"
+
+
+# --------------------------------------------------------------------------- helpers
+
+def node_groups(svg: str) -> dict:
+    """{DOT node name (v3, f3): its <g class="node"> element} of a GraphView SVG."""
+    root = ET.fromstring(svg)
+    groups = {}
+    for g in root.iter(f"{SVG_NS}g"):
+        if g.get("class") == "node":
+            groups[g.find(f"{SVG_NS}title").text] = g
+    return groups
+
+
+def highlighted(svg: str) -> set:
+    """Names of the nodes GraphView drew with its highlight fill."""
+    return {name for name, g in node_groups(svg).items()
+            if any(el.get("fill") == HIGHLIGHT[0] for el in g
+                   if el.tag in (f"{SVG_NS}rect", f"{SVG_NS}ellipse"))}
+
+
+def marked_changed(svg: str) -> set:
+    """Value nodes whose border GraphView drew in its 'just changed' colour."""
+    return {name for name, g in node_groups(svg).items()
+            if any(el.get("stroke") == CHANGED for el in g if el.tag == f"{SVG_NS}rect")}
+
+
+def grad_texts(svg: str) -> dict:
+    """{value node name: its 'grad …' line} for nodes showing a grad."""
+    out = {}
+    for name, g in node_groups(svg).items():
+        for t in g.iter(f"{SVG_NS}text"):
+            if (t.text or "").startswith("grad "):
+                out[name] = t.text
+    return out
+
+
+def reference_grads(tensor, nodes):
+    """Grads of `nodes` after each step, by snapshotting everything (the naive way)."""
+    snapshots = []
+    for _ in tensor.backward_steps():
+        snapshots.append([None if t.grad is None else np.array(t.grad) for t in nodes])
+    return snapshots
+
+
+def same(a, b) -> bool:
+    if a is None or b is None:
+        return a is None and b is None
+    return np.allclose(a, b)
+
+
+@pytest.fixture
+def xy():
+    x, y = Tensor(2.0, name="x"), Tensor(3.0, name="y")
+    return x, y
+
+
+# --------------------------------------------------------------------------- stepper
+
+def test_step_zero_has_only_the_output_grad(xy):
+    x, y = xy
+    out = x * y + x
+    s = BackwardStepper(out)
+    grads = s.grads_at(0)
+    position = s.view.index(out)
+    assert np.allclose(grads[position], 1.0)
+    assert all(g is None for i, g in enumerate(grads) if i != position)
+    svg = s.svg(0)
+    assert list(grad_texts(svg)) == [f"v{position}"]
+    assert highlighted(svg) == set()
+    assert "Seed" in s.caption_text(0)
+
+
+def test_each_step_highlights_its_node_and_marks_changed_grads():
+    a, b, c = Tensor(1.5, name="a"), Tensor(-2.0, name="b"), Tensor(0.5, name="c")
+    out = ((a * b).tanh() + b * c).exp() / (a + 1)
+    s = BackwardStepper(out)
+    assert s.n_steps == len(s.steps) > 4
+    for k in range(1, s.n_steps + 1):
+        step = s.steps[k - 1]
+        i = s.view.index(step.node)
+        svg = s.svg(k)
+        assert highlighted(svg) == {f"v{i}", f"f{i}"}
+        assert marked_changed(svg) == {f"v{s.view.index(p)}" for p in step.parents}
+
+
+def test_final_step_grads_equal_backward_grads():
+    rng = np.random.default_rng(0)
+    W = Tensor(rng.normal(size=(3, 2)), name="W")
+    v = Tensor(rng.normal(size=2), name="v")
+    loss = ((W @ v).tanh() * v.sum()).mean() + (W * W).sum() * 0.1
+    s = BackwardStepper(loss)
+    after_stepper = {id(t): np.array(t.grad) for t in s.view.nodes if t.grad is not None}
+    loss.backward()
+    final = s.grads_at(s.n_steps)
+    for t, g in zip(s.view.nodes, final):
+        if t.requires_grad:
+            assert np.allclose(g, t.grad)
+            assert np.allclose(after_stepper[id(t)], t.grad)   # construction ran backward to the end
+
+
+def test_grads_are_blank_until_reached():
+    x = Tensor(0.7, name="x")
+    h = x.sigmoid()
+    out = (h * 2.0 + 1.0).log()
+    s = BackwardStepper(out)
+    nodes = s.view.nodes
+    first_change = {}
+    for k, step in enumerate(s.steps, start=1):
+        for p in step.parents:
+            first_change.setdefault(id(p), k)
+    for k in range(s.n_steps + 1):
+        grads = s.grads_at(k)
+        shown = grad_texts(s.svg(k))
+        for i, t in enumerate(nodes):
+            if not t.requires_grad:
+                continue
+            reached = t is out or first_change[id(t)] <= k
+            assert (grads[i] is not None) == reached
+            assert (f"v{i}" in shown) == reached
+
+
+def test_reuse_shows_the_grad_summing():
+    x = Tensor(3.0, name="x")
+    out = x * x + x
+    s = BackwardStepper(out)
+    text = " ".join(s.caption_text(k) for k in range(1, s.n_steps + 1))
+    # d/dx (x² + x) = 2x + 1 = 7, built from 1 (the + x) and 3 + 3 (x * x)
+    assert "∂L/∂x = 1.0 + 3.0 + 3.0 = 7.0" in text
+    assert np.allclose(x.grad, 7.0)
+
+
+def test_reuse_across_steps_shows_previous_plus_new():
+    x = Tensor(2.0, name="x")
+    a = x * 4.0
+    out = a + x.exp()
+    s = BackwardStepper(out)
+    last = s.caption_text(s.n_steps)
+    assert "∂L/∂x = " in last and " + " in last
+    assert f"= {np.exp(2.0) + 4.0:.4g}" in last
+
+
+def test_caption_numbers_for_a_product(xy):
+    x, y = xy
+    s = BackwardStepper(x * y)
+    assert s.n_steps == 1
+    text = s.caption_text(1)
+    assert "∂L/∂x += ∂L/∂out · y = 1.0 · 3.0 = 3.0" in text
+    assert "∂L/∂y += ∂L/∂out · x = 1.0 · 2.0 = 2.0" in text
+
+
+def test_caption_uses_the_names_dict_in_either_direction():
+    p, q = Tensor(2.0), Tensor(5.0)
+    out = p * q
+    for names in ({p: "p", q: "q", out: "L"}, {"p": p, "q": q, "L": out}):
+        s = BackwardStepper(out, names=names)
+        assert "∂L/∂p += ∂L/∂L · q = 1.0 · 5.0 = 5.0" in s.caption_text(1)
+
+
+def test_array_captions_show_shapes_not_arrays():
+    W = Tensor(np.arange(6.0).reshape(3, 2), name="W")
+    v = Tensor([1.0, -1.0], name="v")
+    s = BackwardStepper((W @ v).sum())
+    text = s.caption_text(s.n_steps)
+    assert "(3, 2)" in text and "@" in text
+    assert "[[" not in text
+
+
+def test_recording_keeps_only_changes():
+    x = Tensor(0.3, name="x")
+    y = x
+    for i in range(30):   # a chain; distinct constants (one shared constant slows dot's layout)
+        y = (y * (1.1 + i / 100) + (0.2 + i / 1000)).tanh()
+    y = y + x
+    s = BackwardStepper(y)
+    assert s.recorded_changes == sum(len(step.parents) for step in s.steps)
+    assert s.recorded_changes < s.n_steps * len(s.view.nodes) / 10
+
+
+def test_any_order_of_moves_matches_a_full_replay():
+    a, b = Tensor(1.2, name="a"), Tensor(-0.4, name="b")
+    h = a * b + a
+    out = (h.tanh() * h + b * b).sigmoid()
+    s = BackwardStepper(out)
+    reference = [[None] * len(s.view.nodes)]
+    reference[0][s.view.index(out)] = np.array(1.0)
+    reference += reference_grads(out, s.view.nodes)
+    rng = random.Random(1)
+    for k in [rng.randint(0, s.n_steps) for _ in range(40)] + [0, s.n_steps, 1, 0]:
+        s.step = k
+        assert all(same(g, r) for g, r in zip(s.grads_at(), reference[k]))
+
+
+def test_slider_play_and_buttons_drive_the_view():
+    x = Tensor(1.0, name="x")
+    out = (x * 3.0).exp() + x
+    s = BackwardStepper(out)
+    n = s.n_steps
+    html_before, label_before = s.graph.value, s.label.value
+    assert f"step 0 / {n}" in label_before
+    s.slider.value = 2
+    assert s.step == 2 and f"step 2 / {n}" in s.label.value
+    assert s.graph.value != html_before and s.graph.value.startswith("<svg")
+    assert s.caption.value and s.steps[1].function in s.caption.value
+    s.play.value = 1                     # Play is linked to the slider
+    assert s.slider.value == 1
+    s.next.click()
+    assert s.step == 2
+    s.previous.click()
+    s.previous.click()
+    assert s.step == 0 and s.previous.disabled
+    s.step = n
+    assert s.next.disabled
+    assert "ad-backward-stepper" in s._dom_classes
+
+
+def test_svg_is_inline_ready_and_escapes_names():
+    x = Tensor(1.0, name="<script>alert(1)</script>")
+    s = BackwardStepper(x * 2.0)
+    svg = s.svg(1)
+    assert svg.startswith("<svg") and "<?xml" not in svg and "DOCTYPE" not in svg
+    ET.fromstring(svg)
+    assert "<script" not in svg
+    assert "<script" not in s.caption.value
+
+
+def test_leaf_has_only_step_zero():
+    x = Tensor(4.0, name="x")
+    s = BackwardStepper(x)
+    assert s.n_steps == 0 and s.slider.max == 0
+    assert np.allclose(x.grad, 1.0)
+    assert s.svg(0).startswith("<svg")
+
+
+def test_non_scalar_output_needs_grad():
+    v = Tensor([1.0, 2.0, 3.0], name="v")
+    with pytest.raises(ValueError, match="grad"):
+        BackwardStepper(v * 2.0)
+    s = BackwardStepper(v * 2.0, grad=np.array([1.0, 0.0, -1.0]))
+    assert np.allclose(v.grad, [2.0, 0.0, -2.0])
+    assert np.allclose(s.grads_at(s.n_steps)[s.view.index(v)], [2.0, 0.0, -2.0])
+
+
+def test_bad_inputs():
+    with pytest.raises(TypeError, match="Tensor"):
+        BackwardStepper(3.0)
+    s = BackwardStepper(Tensor(1.0) * 2.0)
+    with pytest.raises(ValueError, match="between 0 and 1"):
+        s.step = 5
+    with pytest.raises(TypeError):
+        s.svg("1")
+
+
+def test_truncated_graph_still_steps():
+    x = Tensor(0.5, name="x")
+    y = x
+    for _ in range(40):
+        y = y * 0.9 + 0.1
+    s = BackwardStepper(y, max_nodes=12)
+    assert s.view.truncated
+    for k in (0, 1, s.n_steps // 2, s.n_steps):
+        s.step = k
+        ET.fromstring(s.graph.value)
+    assert np.allclose(s.grads_at(s.n_steps)[s.view.index(y)], 1.0)
+
+
+# --------------------------------------------------------------------------- descent
+
+def quadratic():
+    x = Tensor(3.0, name="x")
+    return x, (lambda: (x - 1.0) ** 2 + 0.5)
+
+
+def test_descent_on_a_quadratic_reaches_its_minimum():
+    x, loss_fn = quadratic()
+    e = DescentExplorer(loss_fn, [x], lr=0.1, steps=100)
+    assert len(e.history) == 101 and len(e.losses) == 101
+    assert e.stopped is None and e.stopped_at is None
+    assert abs(float(x.data) - 1.0) < 1e-6
+    assert abs(e.losses[-1] - 0.5) < 1e-9
+    assert all(b <= a for a, b in zip(e.losses, e.losses[1:]))
+    first = e.history[0]
+    assert float(first.values[0]) == 3.0 and float(first.grads[0]) == pytest.approx(4.0)
+    # each record: grad = 2(x - 1) at that iteration's x
+    for r in e.history:
+        assert float(r.grads[0]) == pytest.approx(2 * (float(r.values[0]) - 1))
+
+
+@pytest.mark.parametrize("optimizer", ["momentum", "adam", Momentum, Adam])
+def test_momentum_and_adam(optimizer):
+    a, b = Tensor(2.0, name="a"), Tensor(-1.0, name="b")
+    e = DescentExplorer(lambda: (a - 1.0) ** 2 + (b + 2.0) ** 2, [a, b], lr=0.1, steps=300,
+                        optimizer=optimizer)
+    assert e.stopped is None
+    assert abs(float(a.data) - 1.0) < 1e-2 and abs(float(b.data) + 2.0) < 1e-2
+
+
+def test_optimizer_instance_is_used():
+    x, loss_fn = quadratic()
+    opt = Momentum([x], lr=0.05, momentum=0.5)
+    e = DescentExplorer(loss_fn, [x], steps=80, optimizer=opt)
+    assert e.optimizer is opt
+    assert abs(float(x.data) - 1.0) < 1e-3
+
+
+def test_divergence_stops_with_a_hint_and_finite_params():
+    x = Tensor(3.0, name="x")
+    e = DescentExplorer(lambda: x ** 2, [x], lr=10, steps=400)
+    assert e.stopped is not None
+    assert "inf" in e.stopped and "smaller learning rate" in e.stopped and "lr=1" in e.stopped
+    assert e.stopped_at == len(e.history) - 1 < 400
+    assert not math.isfinite(e.losses[-1])
+    assert all(math.isfinite(v) for v in e.losses[:-1])
+    assert np.isfinite(x.data).all()
+    e.iteration = e.stopped_at
+    assert "stopped" in e.label.value
+    assert e.png(e.stopped_at).startswith(b"\x89PNG")
+
+
+def test_non_finite_update_is_reverted():
+    x = Tensor(3.0, name="x")
+    e = DescentExplorer(lambda: 2.0 * x, [x], lr=1.7e308, steps=5)
+    assert e.stopped_at == 0 and "x non-finite" in e.stopped
+    assert float(x.data) == 3.0
+
+
+def test_nan_loss_stops():
+    x = Tensor(1.0, name="x")
+    e = DescentExplorer(lambda: x.log(), [x], lr=2.0, steps=10)
+    assert e.stopped is not None and "nan" in e.stopped
+    assert math.isnan(e.losses[-1])
+
+
+def test_one_parameter_figure_has_the_slice_with_a_tangent():
+    x, loss_fn = quadratic()
+    e = DescentExplorer(loss_fn, [x], lr=0.1, steps=20)
+    after = float(x.data)
+    fig = e.figure(5)
+    assert isinstance(fig, Figure) and len(fig.axes) == 2
+    assert float(x.data) == after        # evaluating the landscape restored the parameter
+    lines = {line.get_label(): line for line in fig.axes[1].get_lines()}
+    tangent = lines["tangent (slope = grad)"]
+    tx, ty = tangent.get_data()
+    slope = (ty[1] - ty[0]) / (tx[1] - tx[0])
+    assert slope == pytest.approx(float(e.history[5].grads[0]))
+    xs, ys = lines["loss(x)"].get_data()
+    assert np.allclose(ys, (xs - 1) ** 2 + 0.5)
+
+
+def test_two_parameter_figure_has_contours_and_the_path():
+    a, b = Tensor(2.0, name="a"), Tensor(-1.0, name="b")
+    e = DescentExplorer(lambda: (a - 1.0) ** 2 + 3.0 * (b + 2.0) ** 2, [a, b], lr=0.1, steps=30)
+    fig = e.figure(10)
+    assert len(fig.axes) == 2
+    assert any(isinstance(c, ContourSet) for c in fig.axes[1].collections)
+    paths = [line for line in fig.axes[1].get_lines() if len(line.get_xdata()) == 11]
+    assert paths, "the path up to iteration 10 is drawn"
+
+
+def test_contours_for_a_non_vectorizable_loss():
+    X = Tensor(np.array([[1.0, 2.0], [3.0, 4.0]]), requires_grad=False)
+    a, b = Tensor(0.5, name="a"), Tensor(0.5, name="b")
+
+    def loss_fn():   # a matmul: evaluating on a grid at once would be wrong
+        w = Tensor(np.array([1.0, 0.0]), requires_grad=False) * a + Tensor(np.array([0.0, 1.0]), requires_grad=False) * b
+        return ((X @ w - Tensor([1.0, 2.0], requires_grad=False)) ** 2).mean()
+    e = DescentExplorer(loss_fn, [a, b], lr=0.01, steps=5)
+    contour = e._plot.contour
+    i, j = 7, 30
+    a.data, b.data = contour["xs"][j], contour["ys"][i]
+    expected = float(loss_fn().data)
+    assert contour["zs"][i, j] == pytest.approx(expected)
+
+
+def test_vector_parameter_has_only_the_loss_curve():
+    w = Tensor([1.0, -1.0, 2.0], name="w")
+    e = DescentExplorer(lambda: (w * w).sum(), [w], lr=0.1, steps=10)
+    assert len(e.figure().axes) == 1
+    assert "(3,)" in e.table_html(3)
+
+
+def test_slider_moves_update_label_image_table_and_graph():
+    x, loss_fn = quadratic()
+    e = DescentExplorer(loss_fn, [x], lr=0.1, steps=50)
+    before = (e.label.value, e.image.value, e.table.value, e.graph.value)
+    assert "iteration 0 / 50" in before[0]
+    e.slider.value = 7
+    after = (e.label.value, e.image.value, e.table.value, e.graph.value)
+    assert "iteration 7 / 50" in after[0] and e.iteration == 7
+    assert all(b != a for b, a in zip(before, after))
+    assert e.graph.value.startswith("<svg")
+    e.play.value = 9
+    assert e.iteration == 9
+    assert "ad-descent-explorer" in e._dom_classes
+
+
+def test_graph_keeps_one_layout_and_shows_each_iteration():
+    x, loss_fn = quadratic()
+    e = DescentExplorer(loss_fn, [x], lr=0.1, steps=10)
+    assert all(state is not None for state in e._graph_states)
+    svg3, svg8 = e.svg(3), e.svg(8)
+    assert svg3 != svg8
+    value3 = f"{float(e.history[3].values[0]):.4g}"
+    assert f"data {value3}" in svg3
+
+
+def test_graph_relayouts_when_the_structure_changes():
+    x = Tensor(2.0, name="x")
+    calls = [0]
+
+    def loss_fn():
+        calls[0] += 1
+        return x * x if calls[0] % 2 else (x * x + 0.0 * x)
+    e = DescentExplorer(loss_fn, [x], lr=0.1, steps=6)
+    assert e._relayouts
+    for k in range(len(e.history)):
+        ET.fromstring(e.svg(k))
+
+
+def test_no_figure_leaks():
+    x, loss_fn = quadratic()
+    a, b = Tensor(1.0), Tensor(2.0)
+    e1 = DescentExplorer(loss_fn, [x], lr=0.1, steps=30)
+    e2 = DescentExplorer(lambda: a * a + b * b, [a, b], lr=0.1, steps=30)
+
+    def live():
+        gc.collect()
+        return sum(isinstance(o, Figure) for o in gc.get_objects())
+    for e in (e1, e2):
+        e.slider.value = 1
+    start = live()
+    for k in range(30):
+        e1.slider.value = k
+        e2.slider.value = k
+        e1.figure(k)
+        e2.png(k)
+    assert live() <= start
+    assert plt.get_fignums() == []
+
+
+@pytest.mark.parametrize("kwargs, error, pattern", [
+    (dict(loss_fn=42), TypeError, "loss_fn"),
+    (dict(loss_fn=lambda: 3.0), TypeError, "return a Tensor"),
+    (dict(loss_fn="vector"), ValueError, r"shape \(3,\)"),
+    (dict(params=[]), ValueError, "params is empty"),
+    (dict(params=[1.0]), TypeError, "params\\[0\\]"),
+    (dict(params="nonleaf"), ValueError, "leaf"),
+    (dict(steps=0), ValueError, "steps"),
+    (dict(lr=0), ValueError, "lr"),
+    (dict(lr=-1.0), ValueError, "lr"),
+    (dict(lr=float("nan")), ValueError, "lr"),
+    (dict(lr=float("inf")), ValueError, "lr"),
+    (dict(optimizer="rmsprop"), ValueError, "unknown optimizer"),
+    (dict(optimizer=3), TypeError, "optimizer"),
+])
+def test_descent_bad_inputs(kwargs, error, pattern):
+    x = Tensor(1.0, name="x")
+    args = dict(loss_fn=lambda: x * x, params=[x])
+    args.update(kwargs)
+    if args["loss_fn"] == "vector":
+        args["loss_fn"] = lambda: x * Tensor([1.0, 2.0, 3.0])
+    if args["params"] == "nonleaf":
+        args["params"] = [x * 2.0]
+    with pytest.raises(error, match=pattern):
+        DescentExplorer(args.pop("loss_fn"), args.pop("params"), **args)
