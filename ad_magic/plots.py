@@ -85,9 +85,10 @@ def _draw_loss_curve(ax, losses, *, stopped_at=None, title="loss"):
     its = np.arange(len(shown))
     ax.plot(its, shown, color=CURVE, lw=1.5)
     finite = _finite(shown)
-    if finite.size and finite.min() > 0 and finite.max() / finite.min() > 100:
+    low = float(finite.min()) if finite.size else 0.0
+    if low > 1e-100 and float(finite.max()) > 100 * low:   # decades apart: log scale
         ax.set_yscale("log")
-        ax.set_ylim(finite.min() / 2, finite.max() * 2)
+        ax.set_ylim(low / 2, float(finite.max()) * 2)
     else:
         ax.set_ylim(*_limits(finite))
     ax.set_xlim(-0.5, max(len(losses) - 0.5, 0.5))
@@ -151,7 +152,7 @@ def _draw_contour(ax, xs, ys, zs, *, path, names=("θ₁", "θ₂")):
     path = _plottable(path).reshape(-1, 2)
     z = np.ma.masked_invalid(zs)
     levels = 14
-    if z.count() and z.min() > 0 and z.max() / z.min() > 100:   # wide range: log-spaced levels
+    if z.count() and z.min() > 1e-100 and z.max() > 100 * z.min():   # decades apart: log-spaced levels
         levels = np.geomspace(float(z.min()), float(z.max()), 14)
     grid_ok = np.all(np.isfinite(xs)) and np.all(np.isfinite(ys))
     if grid_ok and z.count() > 1 and z.max() > z.min():
