@@ -52,6 +52,7 @@ DEFAULT_STEPS = 50
 DEFAULT_OPTIMIZER = "sgd"
 OUTPUT_FALLBACK = "loss"
 MAX_LABEL_CHARS = 24
+CHECK_MAX_ELEMENTS = 2000
 
 # Options that take a value, for splitting "%autodiff [options] EXPR" by hand: the
 # expression is Python, which shell-style splitting would mangle.
@@ -65,7 +66,7 @@ class CellSyntaxError(Exception):
     fails, so "Run all" stops there."""
 
     def __init__(self, error, rendered):
-        super().__init__(f"{type(error).__name__}: {error}")
+        super().__init__(f"{type(error).__name__}: {error.msg} (line {error.lineno})")
         self.error, self._rendered = error, rendered
 
     def _render_traceback_(self):
@@ -162,7 +163,10 @@ class _Computation:
         self.output_name = output_name
         self.expression_only = expression
         self.expression_text = source.strip() if expression else None
-        filename = shell.compile.cache(raw, shell.execution_count, raw_code=raw)
+        # Cached under the running cell's number, so tracebacks say "Cell In[n]".
+        running = getattr(getattr(shell, "displayhook", None), "exec_result", None)
+        number = getattr(running, "execution_count", None) or shell.execution_count
+        filename = shell.compile.cache(raw, number, raw_code=raw)
         self.filename = filename
         self.flags = shell.compile.flags & PyCF_MASK
         if expression:
@@ -236,7 +240,9 @@ class _Computation:
             return self._require_tensor(value, "the expression")
         if isinstance(value, Tensor):
             return value
-        if isinstance(ns.get(OUTPUT_FALLBACK), Tensor):
+        # `loss` counts only when this cell assigns it: a `loss` left by an earlier cell
+        # would not depend on what this cell computes (and would not change on re-runs).
+        if OUTPUT_FALLBACK in self.bound and isinstance(ns.get(OUTPUT_FALLBACK), Tensor):
             return ns[OUTPUT_FALLBACK]
         raise UsageError(
             f"{self.magic}: the cell has no Tensor output; end it with the output's expression, "
@@ -698,6 +704,12 @@ class _Run:
                 variables.add(item.variable)
         if not checkable:
             return
+        n = sum(item.tensor.size for item, _ in checkable)
+        if n > CHECK_MAX_ELEMENTS:
+            raise UsageError(
+                f"{self.magic}: --check re-runs the cell twice per element and these tensors have "
+                f"{n} elements (at most {CHECK_MAX_ELEMENTS}); choose fewer with --wrt."
+            )
         computation = self.computation
         skip = frozenset(variables)
         saved = _Saved(self.ns, set(computation.bound) | {OUTPUT_FALLBACK}, ())

@@ -352,6 +352,27 @@ def test_descent_wrt_a_module(ip):
     assert float(model.b.data[0]) == pytest.approx(0.5, abs=1e-3)
 
 
+def test_descent_skips_assignments_to_parameters_anywhere_at_top_level(ip):
+    """Tuple assignments and assignments inside if/with blocks are skipped on re-runs too."""
+    run_ok(ip, "%%autodiff --descent --steps 200 --lr 0.1\n"
+               "a, b = Tensor(0.0), Tensor(0.0)\n"
+               "if True:\n"
+               "    c = Tensor(5.0)\n"
+               "loss = (a - 1) ** 2 + (b - 2) ** 2 + (c + 1) ** 2\n")
+    ns = ip.user_ns
+    assert [float(ns[n].data) for n in "abc"] == pytest.approx([1.0, 2.0, -1.0], abs=1e-6)
+
+
+def test_descent_with_check_checks_the_starting_point(ip):
+    ran = run_ok(ip, "%%autodiff --descent --check --steps 40\nx = Tensor(3.0)\nloss = (x - 2) ** 4 + x\n")
+    errors = _rel_errors(ran.texts)
+    assert len(errors) == 1 and errors[0][0] < 1e-6 and errors[0][1] == "ok"
+    row = [line for line in ran.texts.splitlines() if line.startswith("x ")][0]
+    assert row.split()[:5] == ["x", "scalar", "3", "5", "5"], row   # 4(x-2)³ + 1 at x = 3
+    assert isinstance(ip.user_ns["_autodiff"], DescentExplorer)
+    assert float(ip.user_ns["x"].data) < 3.0
+
+
 def test_descent_static_shows_pictures_not_the_widget(ip):
     ran = run_ok(ip, "%%autodiff --descent --static --steps 5\nx = Tensor(3.0)\nloss = (x - 2) ** 2\n")
     assert ran.with_mime(WIDGET) == []
@@ -443,6 +464,16 @@ def test_mistakes_are_usage_errors(ip, cell, message):
     text = usage_error(ip, cell)
     assert message in text, text
     assert text.count("\n") == 0
+
+
+def test_loss_from_an_earlier_cell_is_not_the_output(ip):
+    run_ok(ip, "loss = Tensor(1.0) * Tensor(2.0)")
+    assert "no Tensor output" in usage_error(ip, "%%autodiff\nx = Tensor(5.0)\n")
+
+
+def test_check_refuses_huge_tensors(ip):
+    text = usage_error(ip, "%%autodiff --check\nw = Tensor(np.zeros(3000))\nloss = (w * w).sum()\n")
+    assert "3000 elements" in text and "--wrt" in text
 
 
 def test_option_errors_stop_before_running_the_cell(ip):
