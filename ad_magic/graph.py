@@ -144,6 +144,21 @@ def _value_lines(array: np.ndarray, const: bool, *, placeholder: bool) -> list:
     return [f"shape {tuple(array.shape)}", f"data {summary}"]
 
 
+def _data_texts(data, const: bool) -> list:
+    """The data lines of a value node drawn with ``data`` (restyle's fast path)."""
+    if type(data) is np.ndarray and data.ndim == 0 or isinstance(data, float):
+        number = _scalar(data)
+        return [number if const else "data " + number]
+    return _value_lines(np.asarray(data), const, placeholder=False)
+
+
+def _grad_text(grad) -> str:
+    if type(grad) is np.ndarray and grad.ndim == 0 or isinstance(grad, float):
+        return "grad " + _scalar(grad)
+    grad = np.asarray(grad)
+    return "grad " + (_scalar(grad) if grad.ndim == 0 else _summary(grad))
+
+
 def _grad_line(grad, shape_ndim: int, *, placeholder: bool) -> str:
     if placeholder:
         return "grad " + (_ZEROS_SCALAR if shape_ndim == 0 else _ZEROS_SUMMARY)
@@ -343,33 +358,58 @@ _SVG_SIZE = re.compile(r'<svg width="([\d.]+)pt" height="([\d.]+)pt"\s+viewBox="
 
 
 class _ValueSlot:
-    """Geometry of one value node in the laid-out SVG, pre-formatted for fast restyles."""
+    """One value node of the laid-out SVG, pre-formatted so a restyle only joins strings.
 
-    __slots__ = ("head", "rect", "texts")
+    Its text lines were laid out as [name] + data lines + [grad placeholder]; the name
+    never changes, so its ``<text>`` element is built (and escaped) once here.
+    """
 
-    def __init__(self, head: str, points: str, text_ys: list, rounded: bool, font_size: float):
+    __slots__ = ("name", "data_heads", "grad_head", "grad_marked", "const", "plain", "lit", "marked")
+
+    def __init__(self, head: str, points: str, text_ys: list, lines: list, kind: str):
         pairs = _POINT.findall(points)
         xs = [float(x) for x, _ in pairs]
         ys = [float(y) for _, y in pairs]
         x0, x1, y0, y1 = min(xs), max(xs), min(ys), max(ys)
-        self.head = head
-        radius = 5 if rounded else 0
-        self.rect = (f' x="{x0:.2f}" y="{y0:.2f}" width="{x1 - x0:.2f}" height="{y1 - y0:.2f}"'
-                     f' rx="{radius}"/>\n')
-        cx = (x0 + x1) / 2
-        self.texts = [f'<text text-anchor="middle" x="{cx:.2f}" y="{y}" font-family="{SVG_FONT}"'
-                      f' font-size="{font_size:.2f}"' for y in text_ys]
+        self.const = kind == "const"
+        dash = ' stroke-dasharray="4,2"' if self.const else ""
+        box = (f' x="{x0:.2f}" y="{y0:.2f}" width="{x1 - x0:.2f}" height="{y1 - y0:.2f}"'
+               f' rx="{5 if kind == "leaf" else 0}"/>\n')
+        size = 9.0 if self.const else FONT_SIZE
+        heads = [f'<text text-anchor="middle" x="{(x0 + x1) / 2:.2f}" y="{y}" font-family="{SVG_FONT}"'
+                 f' font-size="{size:.2f}"' for y in text_ys]
+        roles = [role for role, _ in lines]
+        self.name = ""
+        if roles[0] == "name":
+            self.name = f'{heads[0]} font-weight="bold" fill="{TEXT}">{_escape(lines[0][1])}</text>\n'
+        self.data_heads = [h + f' fill="{TEXT}">' for h, role in zip(heads, roles) if role == "data"]
+        self.grad_head = self.grad_marked = None
+        if roles[-1] == "grad":
+            self.grad_head = f'{heads[-1]} fill="{GRAD_TEXT}">'
+            self.grad_marked = f'{heads[-1]} font-weight="bold" fill="{CHANGED}">'
+
+        def draw(fill, stroke, width):  # the node's start, box and name: all but numbers
+            return f'{head}<rect fill="{fill}" stroke="{stroke}" stroke-width="{width}"{dash}{box}{self.name}'
+        self.plain = draw(*KIND_STYLE[kind], KIND_PENWIDTH[kind])
+        self.lit = draw(*HIGHLIGHT, 3)
+        self.marked = draw(KIND_STYLE[kind][0], CHANGED, 2.5)
 
 
 class _OpSlot:
-    __slots__ = ("head", "ellipse", "text")
+    """One op node of the laid-out SVG, drawn plain or highlighted (both prebuilt)."""
+
+    __slots__ = ("plain", "lit")
 
     def __init__(self, head: str, ellipse: tuple, text_y: str, label: str):
         cx, cy, rx, ry = ellipse
-        self.head = head
-        self.ellipse = f' cx="{cx}" cy="{cy}" rx="{rx}" ry="{ry}"/>\n'
-        self.text = (f'<text text-anchor="middle" x="{cx}" y="{text_y}" font-family="{SVG_FONT}"'
-                     f' font-size="{FONT_SIZE:.2f}" fill="{TEXT}">{label}</text>\n')
+        text = (f'<text text-anchor="middle" x="{cx}" y="{text_y}" font-family="{SVG_FONT}"'
+                f' font-size="{FONT_SIZE:.2f}" fill="{TEXT}">{label}</text>\n')
+
+        def draw(fill, stroke, width):
+            return (f'{head}<ellipse fill="{fill}" stroke="{stroke}" stroke-width="{width}"'
+                    f' cx="{cx}" cy="{cy}" rx="{rx}" ry="{ry}"/>\n{text}</g>')
+        self.plain = draw(*KIND_STYLE["op"], KIND_PENWIDTH["op"])
+        self.lit = draw(*HIGHLIGHT, 3)
 
 
 class GraphView:
@@ -408,9 +448,8 @@ class GraphView:
                     expected = _node_lines(plan, i, plan.tensors[i].data, None,
                                            show_grad=True, placeholder=True)
                     if points and len(text_ys) == len(expected):
-                        size = 9.0 if plan.kinds[i] == "const" else FONT_SIZE
-                        slot = ("v", i, _ValueSlot(head, points.group(1), text_ys,
-                                                   plan.kinds[i] == "leaf", size))
+                        slot = ("v", i, _ValueSlot(head, points.group(1), text_ys, expected,
+                                                   plan.kinds[i]))
                 else:
                     ellipse = _ELLIPSE.search(body)
                     if ellipse and len(text_ys) == 1:
@@ -463,7 +502,6 @@ class GraphView:
         ``changed`` (indices or tensors) marks grads that were just updated.
         ``caption`` is a line of text shown under the picture.
         """
-        plan = self._plan
         n = len(self.nodes)
         if values is None:
             values = [t.data for t in self.nodes]
@@ -482,30 +520,15 @@ class GraphView:
                 continue
             role, i, slot = next(slots)
             if role == "f":
-                fill, stroke = HIGHLIGHT if i == lit else KIND_STYLE["op"]
-                width = 3 if i == lit else KIND_PENWIDTH["op"]
-                out.append(f'{slot.head}<ellipse fill="{fill}" stroke="{stroke}" stroke-width="{width}"'
-                           f'{slot.ellipse}{slot.text}</g>')
+                out.append(slot.lit if i == lit else slot.plain)
                 continue
-            kind = plan.kinds[i]
-            if i == lit:
-                (fill, stroke), width = HIGHLIGHT, 3
-            elif i in marked:
-                fill, stroke, width = KIND_STYLE[kind][0], CHANGED, 2.5
-            else:
-                (fill, stroke), width = KIND_STYLE[kind], KIND_PENWIDTH[kind]
-            dash = ' stroke-dasharray="4,2"' if kind == "const" else ""
-            out.append(f'{slot.head}<rect fill="{fill}" stroke="{stroke}" stroke-width="{width}"{dash}{slot.rect}')
-            lines = _node_lines(plan, i, values[i], grads[i], show_grad=True, placeholder=False)
-            for text_head, (line_role, text) in zip(slot.texts, lines):
-                if line_role == "name":
-                    style = f' font-weight="bold" fill="{TEXT}"'
-                elif line_role == "grad":
-                    style = (f' font-weight="bold" fill="{CHANGED}"' if i in marked
-                             else f' fill="{GRAD_TEXT}"')
-                else:
-                    style = f' fill="{TEXT}"'
-                out.append(f"{text_head}{style}>{_escape(text)}</text>\n")
+            out.append(slot.lit if i == lit else slot.marked if i in marked else slot.plain)
+            # Numbers, shapes and summaries are made of safe characters: no escaping needed.
+            for text_head, text in zip(slot.data_heads, _data_texts(values[i], slot.const)):
+                out.append(f"{text_head}{text}</text>\n")
+            grad = grads[i]
+            if slot.grad_head is not None and grad is not None:
+                out.append(f"{slot.grad_marked if i in marked else slot.grad_head}{_grad_text(grad)}</text>\n")
             out.append("</g>")
         if caption is not None:
             out[0], caption_group = self._caption(out[0], str(caption))
