@@ -1,0 +1,135 @@
+"""Response times of the widgets, headless.
+
+    python benchmarks/bench_widgets.py [--repeat 3] [--sizes 100,1000] [--iterations 200]
+
+Prints a Markdown table. A "slider move" is the time from setting ``.slider.value`` to
+the updated output (the observer runs synchronously headless: label, caption, SVG, and
+for descent the PNG, the table and the graph's SVG).
+
+- BackwardStepper on scalar-MLP graphs of ~100 and ~1,000 value nodes: construction
+  (one ``dot`` layout plus one backward pass recording the changed grads), a move to
+  the next step (what Play does), and a jump to a random step (replay from the cached
+  state or from step 0, whichever is shorter). Targets: < 50 ms per step for 100 nodes,
+  < 200 ms for 1,000.
+- DescentExplorer, 200 iterations, two scalar parameters (the contour panel): construction
+  (the run, the contour grid, the layout), a move to an iteration not shown before
+  (blitted PNG + SVG), and a move back to one already shown (cached PNG).
+"""
+from __future__ import annotations
+
+import argparse
+import random
+import statistics
+import time
+
+import numpy as np
+
+from ad_magic.engine import Tensor, topological_order
+from ad_magic.widgets import BackwardStepper, DescentExplorer
+
+
+def mlp_graph(n_values: int, seed: int = 0) -> Tensor:
+    """The squared error of a scalar MLP (inputs -> tanh hidden layer -> one output),
+    widened until its graph has at least ``n_values`` value nodes."""
+    rng = np.random.default_rng(seed)
+    n_in = 1 if n_values < 50 else 3
+    xs = [Tensor(float(v), name=f"x{i}", requires_grad=False) for i, v in enumerate(rng.normal(size=n_in))]
+    width = 1
+    while True:
+        hidden = []
+        for j in range(width):
+            act = Tensor(0.0, name=f"b1_{j}")
+            for i, x in enumerate(xs):
+                act = act + Tensor(float(rng.normal()), name=f"w1_{j}_{i}") * x
+            hidden.append(act.tanh())
+        out = Tensor(0.0, name="b2")
+        for j, a in enumerate(hidden):
+            out = out + Tensor(float(rng.normal()), name=f"w2_{j}") * a
+        loss = (out - 1.0) ** 2
+        if len(topological_order(loss)) >= n_values:
+            return loss
+        width += 1
+
+
+def timed(fn) -> float:
+    start = time.perf_counter()
+    fn()
+    return time.perf_counter() - start
+
+
+def ms(seconds: float) -> str:
+    return f"{seconds * 1000:.1f} ms"
+
+
+def bench_stepper(n_values: int, repeat: int, rows: list, max_nodes=None) -> None:
+    builds, nexts, jumps = [], [], []
+    for r in range(repeat):
+        loss = mlp_graph(n_values, seed=r)
+        holder = {}
+        kwargs = {} if max_nodes is None else {"max_nodes": max_nodes}
+        builds.append(timed(lambda: holder.setdefault("s", BackwardStepper(loss, **kwargs))))
+        s = holder["s"]
+        n = s.n_steps
+        for k in range(1, min(n, 60) + 1):           # Play: one step forward at a time
+            nexts.append(timed(lambda: setattr(s.slider, "value", k)))
+        rng = random.Random(r)
+        for _ in range(30):                           # dragging: jumps anywhere
+            k = rng.randint(0, n)
+            jumps.append(timed(lambda: setattr(s.slider, "value", k)))
+    nodes = len(s.view.nodes)
+    target = "< 50 ms" if n_values <= 100 else "< 200 ms"
+    drawn = f"{nodes} nodes" if not s.view.truncated else f"{nodes} of {nodes + s.view.truncated} nodes drawn (default max_nodes)"
+    rows.append((f"BackwardStepper, {drawn}, {n} steps", "construction",
+                 ms(statistics.median(builds)), ms(max(builds)), ""))
+    rows.append(("", "slider +1 step (Play)", ms(statistics.median(nexts)), ms(max(nexts)), target))
+    rows.append(("", "slider jump (random step)", ms(statistics.median(jumps)), ms(max(jumps)), target))
+
+
+def bench_descent(iterations: int, repeat: int, rows: list) -> None:
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=40)
+    Y = 2.5 * X - 1.0 + 0.3 * rng.normal(size=40)
+    builds, fresh, revisits = [], [], []
+    for r in range(repeat):
+        w, b = Tensor(-1.0, name="w"), Tensor(2.0, name="b")
+        Xt, Yt = Tensor(X, requires_grad=False), Tensor(Y, requires_grad=False)
+
+        def loss_fn():
+            return ((w * Xt + b - Yt) ** 2).mean()
+        holder = {}
+        builds.append(timed(lambda: holder.setdefault(
+            "e", DescentExplorer(loss_fn, [w, b], lr=0.05, steps=iterations))))
+        e = holder["e"]
+        order = list(range(1, iterations + 1))
+        random.Random(r).shuffle(order)
+        for k in order[:60]:
+            fresh.append(timed(lambda: setattr(e.slider, "value", k)))
+        for k in order[:60]:
+            revisits.append(timed(lambda: setattr(e.slider, "value", k)))
+    rows.append((f"DescentExplorer, {iterations} iterations, 2 params (contour)", "construction",
+                 ms(statistics.median(builds)), ms(max(builds)), ""))
+    rows.append(("", "slider move, iteration not shown yet", ms(statistics.median(fresh)),
+                 ms(max(fresh)), "< 50 ms"))
+    rows.append(("", "slider move, iteration shown before", ms(statistics.median(revisits)),
+                 ms(max(revisits)), "< 50 ms"))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--sizes", default="100,1000")
+    parser.add_argument("--iterations", type=int, default=200)
+    args = parser.parse_args()
+    rows = []
+    for size in (int(s) for s in args.sizes.split(",")):
+        bench_stepper(size, args.repeat, rows, max_nodes=2 * size)   # every node drawn
+    bench_stepper(max(int(s) for s in args.sizes.split(",")), args.repeat, rows)
+    bench_descent(args.iterations, args.repeat, rows)
+    print("| widget | operation | median | max | target |")
+    print("|---|---|---|---|---|")
+    for row in rows:
+        print("| " + " | ".join(row) + " |")
+
+
+if __name__ == "__main__":
+    main()
