@@ -3,8 +3,9 @@
     python benchmarks/bench_render.py [--repeat 5]
 
 Prints a Markdown table: the time of one layout (``GraphView(...)``: DOT source, one
-``dot -Tsvg`` run, indexing the SVG) for graphs of 10, 100 and 1,000 value nodes with the
-system ``dot`` and with ``graphviz-pure`` (each when available), and the time of one
+``dot -Tsvg`` run, indexing the SVG) for graphs of 10, 100 and 1,000 value nodes, and of a
+5,000-node graph cut to the default ``max_nodes``, with the system ``dot`` and with
+``graphviz-pure`` (each when available), and the time of one
 restyle step (``GraphView.svg(highlight=..., changed=..., grads=...)``, as the backward
 stepper does per slider move). Medians of ``--repeat`` runs. Targets: a 100-node graph
 lays out in < 0.1 s; a 1,000-node restyle takes < 20 ms.
@@ -20,7 +21,7 @@ import time
 import numpy as np
 
 from ad_magic.engine import Tensor, topological_order
-from ad_magic.graph import GraphView
+from ad_magic.graph import DEFAULT_MAX_NODES, GraphView
 from ad_magic.render import _graphviz_pure_executable
 
 
@@ -61,6 +62,8 @@ def median_time(fn, repeat: int) -> float:
 def fmt_seconds(seconds) -> str:
     if seconds is None:
         return "n/a"
+    if seconds < 1e-3:
+        return f"{seconds * 1e6:.0f} µs"
     return f"{seconds * 1e3:.1f} ms" if seconds < 1 else f"{seconds:.2f} s"
 
 
@@ -77,42 +80,45 @@ def main() -> None:
     if not renderers:
         raise SystemExit("no renderer: pip install graphviz-pure or install Graphviz")
 
-    sizes = (10, 100, 1000)
-    graphs = {n: mlp_graph(n) for n in sizes}
+    # (value nodes in the graph, max_nodes): all drawn, then a big graph cut to the default
+    cases = [(10, 20), (100, 200), (1000, 2000), (5000, DEFAULT_MAX_NODES)]
+    graphs = {n: mlp_graph(n) for n, _ in cases}
     rows = []
     forced = os.environ.get("AD_MAGIC_DOT")
     try:
         for label, exe in renderers.items():
             os.environ["AD_MAGIC_DOT"] = exe
             cells = []
-            for n in sizes:
-                GraphView(graphs[n], max_nodes=2 * n)  # warm the OS cache for the executable
-                cells.append(fmt_seconds(median_time(lambda: GraphView(graphs[n], max_nodes=2 * n), args.repeat)))
-            rows.append((f"layout, {label}", cells))
+            for n, limit in cases:
+                GraphView(graphs[n], max_nodes=limit)  # warm the OS cache for the executable
+                cells.append(fmt_seconds(median_time(lambda: GraphView(graphs[n], max_nodes=limit), args.repeat)))
+            rows.append((f"layout (one dot run), {label}", cells))
     finally:
         if forced is None:
             os.environ.pop("AD_MAGIC_DOT", None)
         else:
             os.environ["AD_MAGIC_DOT"] = forced
 
-    restyle = []
-    for n in sizes:
-        view = GraphView(graphs[n], max_nodes=2 * n)
+    restyle, headers = [], []
+    for n, limit in cases:
+        view = GraphView(graphs[n], max_nodes=limit)
+        total = len(view.nodes) + view.truncated
+        headers.append(f"{total} value nodes" + (f", {len(view.nodes)} drawn" if view.truncated else ""))
         grads = [t.grad for t in view.nodes]
-        steps = list(range(len(view.nodes)))
-        state = {"k": 0}
+        count = len(grads)
+        # backward-stepper states: after k steps the last k nodes have grads, the rest are blank
+        states = [(k, [g if i >= count - k else None for i, g in enumerate(grads)]) for k in range(count)]
+        position = {"k": 0}
 
-        def step():  # one backward-stepper move: highlight a node, blank later grads
-            k = steps[state["k"] % len(steps)]
-            state["k"] += 1
-            shown = grads[k:] + [None] * k
-            view.svg(grads=shown, highlight=k, changed=(k,), caption=f"step {k}")
-        restyle.append(fmt_seconds(median_time(step, max(args.repeat, 9))))
-    rows.append(("restyle step (svg())", restyle))
+        def step():  # one slider move: highlight the node that runs, mark its grad
+            k, shown = states[position["k"] % count]
+            position["k"] += 1
+            view.svg(grads=shown, highlight=count - 1 - k, changed=(count - 1 - k,), caption=f"step {k}")
+        restyle.append(fmt_seconds(median_time(step, max(args.repeat, 15))))
+    rows.append(("restyle step (GraphView.svg)", restyle))
 
-    counts = [len(GraphView(graphs[n], max_nodes=2 * n).nodes) for n in sizes]
-    print("| scalar-MLP graph | " + " | ".join(f"{c} value nodes" for c in counts) + " |")
-    print("|---|" + "---|" * len(sizes))
+    print("| scalar-MLP loss graph | " + " | ".join(headers) + " |")
+    print("|---|" + "---|" * len(cases))
     for label, cells in rows:
         print(f"| {label} | " + " | ".join(cells) + " |")
 
