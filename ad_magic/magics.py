@@ -29,6 +29,7 @@ How the magic treats the cell (it calls the same functions a user would call):
 from __future__ import annotations
 
 import ast
+import base64
 import copy
 import html
 import math
@@ -43,6 +44,7 @@ from IPython.utils.capture import capture_output
 
 from .engine import Tensor, topological_order
 from .gradcheck import gradcheck
+from .render import RenderError
 
 __all__ = ["AutodiffMagics", "CellSyntaxError", "GradientTable", "load_ipython_extension", "unload_ipython_extension"]
 
@@ -140,7 +142,7 @@ def _without_assignments(statements, names):
                 block = getattr(statement, field, None)
                 if isinstance(block, list) and block and isinstance(block[0], ast.stmt):
                     setattr(statement, field, _without_assignments(block, names) or [_pass_like(block[0])])
-            for part in getattr(statement, "handlers", ()) + getattr(statement, "cases", ()):
+            for part in [*getattr(statement, "handlers", ()), *getattr(statement, "cases", ())]:
                 part.body = _without_assignments(part.body, names) or [_pass_like(part.body[0])]
         kept.append(statement)
     return kept
@@ -442,7 +444,7 @@ def _show_message(text, *, warning=False):
 
 def _show_graph(output, names, label):
     from .graph import draw_computation_graph
-    from .render import RenderError, render_svg
+    from .render import render_svg
 
     try:
         svg = render_svg(draw_computation_graph(output, names=names).source)
@@ -666,19 +668,17 @@ class _Run:
         widget = None
         if not self.args.static:
             widget = self._stepper(output, names)
-        self._store(widget, output, table)
+        self._store(widget, output, table.grads)
 
     def _table(self):
         rows = []
         for item in self.targets:
             t = item.tensor
-            grad = t.grad if t.grad is not None else np.zeros_like(t.data)
             rows.append({"label": item.label, "shape": t.shape, "value": t.data.copy(),
-                         "grad": np.array(grad, copy=True)})
+                         "grad": _grad_of(t)})
         return GradientTable(self.output_label, rows)
 
     def _stepper(self, output, names):
-        from .render import RenderError
         from .widgets import BackwardStepper
 
         try:
@@ -761,51 +761,57 @@ class _Run:
             # values (to draw the loss landscape), so the output is not checked here.
             return computation.run(skip=skip, quiet=True)
 
+        # If anything fails (the user's code at some iteration, an interrupt), the
+        # parameters and the cell's variables go back to where the first run left them.
         saved = _Saved(self.ns, set(computation.bound) | {OUTPUT_FALLBACK}, tensors)
         try:
             with np.errstate(all="ignore"):
                 explorer = DescentExplorer(loss_fn, tensors, lr=self.lr, steps=self.steps,
                                            optimizer=self.optimizer,
                                            names={p.tensor: p.label for p in params})
-                # Once more at the final parameters, so the cell's variables match them.
+                # Once more at the final parameters, so the cell's variables match them
+                # (the explorer also evaluated the loss elsewhere to draw its landscape).
                 final = computation.run(skip=skip, quiet=True)
                 final.backward()
+        except RenderError as exc:
+            saved.restore()
+            _show_message(f"Gradient descent not shown: {exc}", warning=True)
+            return
         except BaseException:
             saved.restore()
             raise
         self.output = final
         self._show_descent(explorer, params, final)
+        self._store(explorer, final, {p.label: _grad_of(p.tensor) for p in params})
 
     def _show_descent(self, explorer, params, final):
-        losses = list(explorer.losses)
+        losses = explorer.losses
+        last = len(losses) - 1
         values = ", ".join(f"{p.label} = {_text(p.tensor.data, precision=4)}" for p in params)
-        first = f"{losses[0]:.4g}" if losses else "?"
-        summary = (f"Gradient descent ({self.optimizer}, lr={self.lr:g}): loss {first} → "
-                   f"{final.item():.4g} after {max(len(losses) - 1, 0)} iterations; {values}.")
-        _show_message(summary)
+        how = f"{self.optimizer}, lr={self.lr:g}"
+        if explorer.stopped:
+            head = f"Gradient descent ({how}) stopped at iteration {last}"
+        else:
+            head = f"Gradient descent ({how}), {last} iterations"
+        _show_message(f"{head}: loss {losses[0]:.4g} → {final.item():.4g}; {values}.")
         if explorer.stopped:
             _show_message(str(explorer.stopped), warning=True)
         if self.args.static:
-            last = len(explorer.history) - 1
             _show_svg(explorer.svg(last), f"<computation graph at iteration {last}>")
-            png = explorer.png(last)
-            if png:
-                from IPython.display import Image
-                display(Image(data=png, format="png"))
-            widget = explorer
+            png = base64.b64encode(explorer.png(last)).decode("ascii")
+            display({"image/png": png, "text/plain": f"<loss curve, iteration {last}>"}, raw=True)
         else:
             display(explorer)
-            widget = explorer
-        grads = {p.label: (p.tensor.grad if p.tensor.grad is not None else np.zeros_like(p.tensor.data))
-                 for p in params}
-        self.ns["_autodiff"] = widget
-        self.ns["_autodiff_output"] = final
-        self.ns["_autodiff_grads"] = grads
 
-    def _store(self, widget, output, table):
+    def _store(self, widget, output, grads):
+        """What the next cell can inspect: the widget, the output, the gradients."""
         self.ns["_autodiff"] = widget
         self.ns["_autodiff_output"] = output
-        self.ns["_autodiff_grads"] = table.grads
+        self.ns["_autodiff_grads"] = grads
+
+
+def _grad_of(t):
+    return np.array(t.grad, copy=True) if t.grad is not None else np.zeros_like(t.data)
 
 
 # ------------------------------------------------------------------ the extension

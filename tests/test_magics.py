@@ -358,6 +358,10 @@ def test_descent_skips_assignments_to_parameters_anywhere_at_top_level(ip):
                "a, b = Tensor(0.0), Tensor(0.0)\n"
                "if True:\n"
                "    c = Tensor(5.0)\n"
+               "try:\n"
+               "    a = Tensor(-7.0)\n"
+               "except Exception:\n"
+               "    b = Tensor(-7.0)\n"
                "loss = (a - 1) ** 2 + (b - 2) ** 2 + (c + 1) ** 2\n")
     ns = ip.user_ns
     assert [float(ns[n].data) for n in "abc"] == pytest.approx([1.0, 2.0, -1.0], abs=1e-6)
@@ -392,6 +396,7 @@ def test_descent_stops_on_nan_and_keeps_finite_values(ip):
     explorer = ip.user_ns["_autodiff"]
     assert explorer.stopped is not None
     assert explorer.stopped in ran.texts and "smaller learning rate" in ran.texts
+    assert f"stopped at iteration {len(explorer.history) - 1}" in ran.texts
     assert np.isfinite(ip.user_ns["x"].data)
     assert len(explorer.history) < 51
 
@@ -415,6 +420,17 @@ def test_line_magic_descent(ip):
     run_ok(ip, "t = Tensor(-1.0)")
     run_ok(ip, "%autodiff --descent --steps 80 (t - 0.5) ** 2")
     assert float(ip.user_ns["t"].data) == pytest.approx(0.5, abs=1e-6)
+
+
+def test_without_a_renderer_the_magic_says_so_instead_of_failing(ip, monkeypatch):
+    monkeypatch.setenv("AD_MAGIC_DOT", "/nonexistent/dot")
+    ran = run_ok(ip, "%%autodiff\nx = Tensor(2.0)\nloss = x * x\n")
+    assert ran.with_mime(SVG) == [] and ran.with_mime(WIDGET) == []
+    assert "Graph not drawn" in ran.texts and "BackwardStepper not shown" in ran.texts
+    assert ip.user_ns["_autodiff_grads"] == {"x": pytest.approx(4.0)}      # the table still
+    ran = run_ok(ip, "%%autodiff --descent\nx = Tensor(3.0)\nloss = (x - 2) ** 2\n")
+    assert "Gradient descent not shown" in ran.texts
+    assert float(ip.user_ns["x"].data) == 3.0
 
 
 # ------------------------------------------------------------------------ line magic
