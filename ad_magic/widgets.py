@@ -34,6 +34,7 @@ from .plots import DescentPlot
 __all__ = ["BackwardStepper", "DescentExplorer", "DescentRecord"]
 
 PLAY_INTERVAL_MS = 700
+SVG_CAPTION_CHARS = 140    # a longer caption would widen the picture beyond the graph
 _PROLOG = re.compile(r"^.*?(?=<svg\b)", re.S)
 
 
@@ -338,6 +339,8 @@ class BackwardStepper(widgets.VBox):
             highlight = self._highlight[k - 1]
             changed = [p for p, _, _ in self._changes[k - 1] if p >= 0]
         caption = f"step {k} / {self.n_steps}: {self.caption_text(k)}"
+        if len(caption) > SVG_CAPTION_CHARS:   # the full text is in the caption widget
+            caption = caption[: SVG_CAPTION_CHARS - 1] + "…"
         return _inline_svg(self.view.svg(values=self._values, grads=grads, highlight=highlight,
                                          changed=changed, caption=caption))
 
@@ -386,6 +389,7 @@ class DescentRecord:
 _OPTIMIZERS = {"sgd": SGD, "momentum": Momentum, "adam": Adam}
 SLICE_POINTS = 161
 CONTOUR_POINTS = 41
+CONTOUR_POINTS_POINTWISE = 25   # when loss_fn must be called once per grid point
 
 
 class DescentExplorer(widgets.VBox):
@@ -536,27 +540,29 @@ class DescentExplorer(widgets.VBox):
         self._relayouts[k] = (loss, snapshot)
 
     # -- the loss landscape around the path (one or two scalar parameters)
-    def _evaluate(self, grids) -> np.ndarray:
-        """loss_fn over ``grids`` (one array per parameter, same shape), without a graph.
+    def _evaluate(self, make_grids, fine: int, coarse: int) -> tuple:
+        """loss_fn over a grid of parameter values, without a graph: ``(axes, z)``.
 
-        First tries one call with the grids as the parameters' data (works when the loss
-        is elementwise in the parameters); checks a few points against single calls, and
-        otherwise evaluates point by point. The parameters are restored afterwards.
+        ``make_grids(n)`` gives the axes (n points each) and one grid array per
+        parameter. First one call with the grids as the parameters' data (right when
+        the loss is elementwise in the parameters), checked at a few points against
+        single calls; otherwise point by point on a coarser grid (each point is a full
+        call of loss_fn). The parameters are restored afterwards.
         """
         params = self.params
         saved = [p._data for p in params]
-        shape = grids[0].shape
 
-        def at(point):
+        def at(grids, point):
             for p, g in zip(params, grids):
                 p.data = g[point]
             try:
                 return float(np.asarray(self.loss_fn().data).reshape(-1)[0])
-            except Exception:
+            except Exception:   # e.g. a domain error far from the path: leave a hole
                 return math.nan
         try:
             with no_grad(), np.errstate(all="ignore"):
-                z = None
+                axes, grids = make_grids(fine)
+                shape = grids[0].shape
                 try:
                     for p, g in zip(params, grids):
                         p.data = g
@@ -564,20 +570,18 @@ class DescentExplorer(widgets.VBox):
                 except Exception:
                     z = None
                 if z is not None and z.shape == shape:
-                    flat = [np.unravel_index(i, shape) for i in (0, z.size // 2, z.size - 1)]
-                    if not all(np.isclose(z[i], at(i), rtol=1e-9, atol=1e-12, equal_nan=True)
-                               for i in flat):
-                        z = None
-                else:
-                    z = None
-                if z is None:
-                    z = np.empty(shape)
-                    for i in np.ndindex(shape):
-                        z[i] = at(i)
+                    probes = [np.unravel_index(i, shape) for i in (0, z.size // 3, z.size - 1)]
+                    if all(np.isclose(z[i], at(grids, i), rtol=1e-9, atol=1e-12, equal_nan=True)
+                           for i in probes):
+                        return axes, z
+                axes, grids = make_grids(coarse)
+                z = np.empty(grids[0].shape)
+                for i in np.ndindex(z.shape):
+                    z[i] = at(grids, i)
+                return axes, z
         finally:
             for p, data in zip(params, saved):
                 p._data = data
-        return z
 
     def _scalar_params(self) -> bool:
         return all(p.size == 1 and p.ndim == 0 for p in self.params)
@@ -601,8 +605,10 @@ class DescentExplorer(widgets.VBox):
         if len(self.params) != 1 or not self._scalar_params():
             return None
         path = self._path(0)
-        xs = np.linspace(*self._around(path), SLICE_POINTS)
-        return {"xs": xs, "ys": self._evaluate([xs]), "path_x": path,
+        span = self._around(path)
+        (xs,), ys = self._evaluate(lambda n: ((np.linspace(*span, n),), (np.linspace(*span, n),)),
+                                   SLICE_POINTS, SLICE_POINTS // 2)
+        return {"xs": xs, "ys": ys, "path_x": path,
                 "path_loss": np.array(self.losses),
                 "slopes": np.array([float(r.grads[0]) for r in self.history]),
                 "name": self.param_names[0]}
@@ -611,10 +617,13 @@ class DescentExplorer(widgets.VBox):
         if len(self.params) != 2 or not self._scalar_params():
             return None
         px, py = self._path(0), self._path(1)
-        xs = np.linspace(*self._around(px), CONTOUR_POINTS)
-        ys = np.linspace(*self._around(py), CONTOUR_POINTS)
-        gx, gy = np.meshgrid(xs, ys)
-        return {"xs": xs, "ys": ys, "zs": self._evaluate([gx, gy]),
+        x_span, y_span = self._around(px), self._around(py)
+
+        def grids(n):
+            xs, ys = np.linspace(*x_span, n), np.linspace(*y_span, n)
+            return (xs, ys), np.meshgrid(xs, ys)
+        (xs, ys), zs = self._evaluate(grids, CONTOUR_POINTS, CONTOUR_POINTS_POINTWISE)
+        return {"xs": xs, "ys": ys, "zs": zs,
                 "path": np.column_stack([px, py]), "names": tuple(self.param_names)}
 
     # -- any iteration

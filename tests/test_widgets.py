@@ -386,10 +386,21 @@ def test_contours_for_a_non_vectorizable_loss():
         return ((X @ w - Tensor([1.0, 2.0], requires_grad=False)) ** 2).mean()
     e = DescentExplorer(loss_fn, [a, b], lr=0.01, steps=5)
     contour = e._plot.contour
-    i, j = 7, 30
+    i, j = 7, 20
     a.data, b.data = contour["xs"][j], contour["ys"][i]
     expected = float(loss_fn().data)
     assert contour["zs"][i, j] == pytest.approx(expected)
+
+
+def test_elementwise_landscape_takes_one_call():
+    x = Tensor(3.0, name="x")
+    calls = [0]
+
+    def loss_fn():
+        calls[0] += 1
+        return (x - 1.0) ** 2
+    DescentExplorer(loss_fn, [x], lr=0.1, steps=10)
+    assert calls[0] <= 11 + 1 + 3      # the run, one call on the whole grid, 3 spot checks
 
 
 def test_vector_parameter_has_only_the_loss_curve():
