@@ -787,7 +787,7 @@ class _Run:
     def _show_descent(self, explorer, params, final):
         losses = explorer.losses
         last = len(losses) - 1
-        values = ", ".join(f"{p.label} = {_text(p.tensor.data, precision=4)}" for p in params)
+        values = _parameter_summary(params)
         how = f"{self.optimizer}, lr={self.lr:g}"
         if explorer.stopped:
             head = f"Gradient descent ({how}) stopped at iteration {last}"
@@ -808,6 +808,17 @@ class _Run:
         self.ns["_autodiff"] = widget
         self.ns["_autodiff_output"] = output
         self.ns["_autodiff_grads"] = grads
+
+
+def _parameter_summary(params, small=4, listed=6):
+    """One line on where the parameters ended: values of the small ones, names of the rest."""
+    shown = [f"{p.label} = {' '.join(_text(p.tensor.data, precision=4).split())}"
+             for p in params if p.tensor.size <= small]
+    rest = [p.label for p in params if p.tensor.size > small]
+    if rest:
+        names = ", ".join(rest) if len(rest) <= listed else f"{len(rest)} tensors"
+        shown.append(f"updated in place: {names}")
+    return "; ".join(shown)
 
 
 def _grad_of(t):
