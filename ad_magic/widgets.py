@@ -70,6 +70,18 @@ def _inline_svg(svg: str) -> str:
     return _PROLOG.sub("", svg, count=1)
 
 
+FIT_WIDTH_NODES = 60   # graphs up to this many nodes shrink to the output's width
+
+
+def _graph_html(svg: str, nodes: int) -> str:
+    """The inline SVG for an HTML widget: a small graph shrinks to fit the output's
+    width (as Jupyter shows SVG images); a big one keeps its size and scrolls, so its
+    labels stay readable."""
+    if nodes <= FIT_WIDTH_NODES:
+        svg = svg.replace("<svg ", '<svg style="max-width:100%;height:auto" ', 1)
+    return svg
+
+
 def _normalize_names(names) -> dict:
     """{tensor: name} from a dict keyed either way ({tensor: name} or {name: tensor})."""
     if not names:
@@ -366,7 +378,7 @@ class BackwardStepper(widgets.VBox):
         rule_html = f'<div style="color:#475569">{html.escape(rule)}</div>' if rule else ""
         self.caption.value = (f'<div style="font-family:monospace;white-space:pre-wrap">'
                                f"{html.escape(self.caption_text(k))}</div>{rule_html}")
-        self.graph.value = self.svg(k)
+        self.graph.value = _graph_html(self.svg(k), len(self.view.nodes))
         self.previous.disabled = k <= 0
         self.next.disabled = k >= n
 
@@ -665,13 +677,14 @@ class DescentExplorer(widgets.VBox):
     def table_html(self, k=None) -> str:
         """The parameters' values and grads at iteration ``k``, as an HTML table."""
         record = self.history[self._check(k)]
+        cell = ' style="padding:2px 12px 2px 0;text-align:left"'
         rows = "".join(
-            f"<tr><td><b>{html.escape(name)}</b></td><td>{html.escape(_array_text(v))}</td>"
-            f"<td>{html.escape(_array_text(g))}</td></tr>"
+            f"<tr><td{cell}><b>{html.escape(name)}</b></td><td{cell}>{html.escape(_array_text(v))}</td>"
+            f"<td{cell}>{html.escape(_array_text(g))}</td></tr>"
             for name, v, g in zip(self.param_names, record.values, record.grads))
         return ('<table style="border-collapse:collapse;font-family:monospace">'
-                "<tr><th style='text-align:left'>parameter</th><th style='text-align:left'>value</th>"
-                f"<th style='text-align:left'>grad</th></tr>{rows}</table>")
+                f"<tr><th{cell}>parameter</th><th{cell}>value</th><th{cell}>grad</th></tr>"
+                f"{rows}</table>")
 
     @property
     def iteration(self) -> int:
@@ -692,4 +705,5 @@ class DescentExplorer(widgets.VBox):
                              f"loss = {html.escape(_num(self.losses[k]))}{mark}")
         self.image.value = self.png(k)
         self.table.value = self.table_html(k)
-        self.graph.value = self.svg(k)
+        view = self.view if self._graph_states[k] is not None else self._relayout_view[1]
+        self.graph.value = _graph_html(self.svg(k), len(view.nodes))
