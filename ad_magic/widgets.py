@@ -224,7 +224,7 @@ class BackwardStepper(widgets.VBox):
         """
         node = step.node
         name = self._namer
-        letters = {"out": name(node)}
+        letters = {"out": name(node) or ("L" if node is self.output else None)}
         for i, operand in enumerate(node._prev[:2]):
             letters["ab"[i]] = name(operand)
         g = np.asarray(node_grad)

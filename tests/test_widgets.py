@@ -165,8 +165,17 @@ def test_caption_numbers_for_a_product(xy):
     s = BackwardStepper(x * y)
     assert s.n_steps == 1
     text = s.caption_text(1)
-    assert "∂L/∂x += ∂L/∂out · y = 1.0 · 3.0 = 3.0" in text
-    assert "∂L/∂y += ∂L/∂out · x = 1.0 · 2.0 = 2.0" in text
+    # the unnamed output is L itself
+    assert "∂L/∂x += ∂L/∂L · y = 1.0 · 3.0 = 3.0" in text
+    assert "∂L/∂y += ∂L/∂L · x = 1.0 · 2.0 = 2.0" in text
+
+
+def test_caption_names_intermediate_values_by_their_rule_letters():
+    x = Tensor(2.0, name="x")
+    h = x * 3.0
+    s = BackwardStepper(h.tanh())
+    assert "∂L/∂a += ∂L/∂L · (1 - L²)" in s.caption_text(1)
+    assert "∂L/∂x += ∂L/∂out · 3.0" in s.caption_text(2)
 
 
 def test_caption_uses_the_names_dict_in_either_direction():
