@@ -17,14 +17,20 @@ How the magic treats the cell (it calls the same functions a user would call):
   compiled under a file name IPython's traceback printer knows); mistakes in using the
   magic are ``UsageError``\\ s of one sentence.
 * The output is the variable NAME, else the value of the cell's last expression, else
-  the variable ``loss``.
+  the variable ``loss`` (when the cell assigns it).
 * ``--check`` and ``--descent`` need the cell as a *function of its parameters*. The
-  cell is compiled a second time with its top-level assignments to the parameters'
-  variables left out, so running it again reads the parameters' current data instead of
-  re-creating them: ``--check`` perturbs a parameter's data in place and re-runs it
-  (central differences, through :func:`ad_magic.gradcheck.gradcheck`), ``--descent``
-  re-runs it once per iteration. These re-runs are silent (their prints are dropped)
-  and, for ``--check``, the cell's variables are put back afterwards.
+  cell is compiled a second time with its assignments to the parameters' variables left
+  out (``x = Tensor(3.0)``, also in tuples and inside if/for/with/try blocks; a Module
+  given to ``--wrt`` counts as its parameters' variable), so running it again reads the
+  parameters' current data instead of re-creating them: ``--check`` nudges a parameter's
+  data in place and re-runs it (central differences, through
+  :func:`ad_magic.gradcheck.gradcheck`), ``--descent`` re-runs it once per iteration.
+  These re-runs are silent (their prints are dropped). After ``--check`` the cell's
+  variables are put back as the first run left them; after ``--descent`` they hold the
+  final iteration, unless descent failed, in which case everything is put back.
+* What the next cell can inspect: ``_autodiff`` (the BackwardStepper or
+  DescentExplorer; None with ``--static``), ``_autodiff_output`` (the output tensor)
+  and ``_autodiff_grads`` ({name: gradient}).
 """
 from __future__ import annotations
 
@@ -489,10 +495,11 @@ class AutodiffMagics(Magics):
         the gradients and a BackwardStepper.
 
         The cell runs in your namespace (its variables stay). The output is the
-        variable NAME, else the cell's last expression, else the variable `loss`;
-        it must be a single value (reduce arrays with .sum() or .mean()). Nodes are
-        labelled with your variable names. The widget is kept as `_autodiff`, the
-        output as `_autodiff_output`, the gradients as `_autodiff_grads`.
+        variable NAME, else the cell's last expression, else the variable `loss` the
+        cell assigns; it must be a single value (reduce arrays with .sum() or .mean()).
+        Nodes are labelled with your variable names. The widget is kept as `_autodiff`,
+        the output as `_autodiff_output`, the gradients as `_autodiff_grads`.
+        With --static the graph and the table are shown, without a widget.
 
         Examples::
 
