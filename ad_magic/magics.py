@@ -301,13 +301,16 @@ def _resolve_wrt(spec, ns, graph_ids, named):
     """The tensors --wrt names, as _Named (a Module stands for its parameters)."""
     from .nn import Module
 
-    items = [s.strip() for s in spec.split(",")]
+    items = [s.strip() for s in spec.strip().strip("'\"").split(",")]   # IPython keeps quotes
     if not any(items):
         raise UsageError("--wrt: give variable names separated by commas, e.g. --wrt x,y.")
     chosen = []
     for name in items:
         if not name:
             continue
+        if not name.isidentifier():
+            raise UsageError(f"--wrt: {name!r} is not a variable name; separate names with commas, "
+                             "e.g. --wrt x,y.")
         if name not in ns:
             raise UsageError(f"--wrt: there is no variable named {name!r}.")
         value = ns[name]

@@ -245,6 +245,11 @@ def test_wrt_accepts_several_names_and_intermediates(ip):
     assert ip.user_ns["_autodiff_grads"] == {"x": pytest.approx(12.0), "h": pytest.approx(3.0)}
 
 
+def test_wrt_quoted_with_spaces(ip):
+    run_ok(ip, "%%autodiff --wrt 'x, y'\nx = Tensor(2.0)\ny = Tensor(3.0)\nz = Tensor(1.0)\nx * y * z\n")
+    assert ip.user_ns["_autodiff_grads"] == {"x": pytest.approx(3.0), "y": pytest.approx(2.0)}
+
+
 def test_arrays_and_unnamed_leaves(ip):
     ran = run_ok(ip, "%%autodiff\nw = Tensor([1.0, -2.0, 3.0])\nloss = (w * Tensor([2.0, 2.0, 2.0])).sum()\n")
     grads = ip.user_ns["_autodiff_grads"]
@@ -462,6 +467,10 @@ def test_line_magic_options_and_expressions_that_look_like_options(ip):
     ("%%autodiff --wrt nope\nx = Tensor(1.0)\nx * x\n", "no variable named 'nope'"),
     ("%%autodiff --wrt n\nn = 3\nx = Tensor(1.0)\nx * x\n", "'n' is a int, not a Tensor"),
     ("%%autodiff --wrt z\nz = Tensor(1.0)\nx = Tensor(1.0)\nx * x\n", "does not depend on 'z'"),
+    ("%%autodiff --wrt x.data\nx = Tensor(1.0)\nx * x\n", "'x.data' is not a variable name"),
+    ("%%autodiff --wrt c\nc = Tensor(1.0, requires_grad=False)\nx = Tensor(1.0)\nx * c\n",
+     "'c' has requires_grad=False"),
+    ("%%autodiff --descent --wrt h\nx = Tensor(1.0)\nh = x * 2\nh * h\n", "'h' is computed from other tensors"),
     ("%%autodiff --descent --steps 0\nx = Tensor(1.0)\nx * x\n", "--steps must be a positive"),
     ("%%autodiff --descent --steps -3\nx = Tensor(1.0)\nx * x\n", "--steps must be a positive"),
     ("%%autodiff --descent --lr 0\nx = Tensor(1.0)\nx * x\n", "--lr must be a positive number"),
