@@ -511,6 +511,9 @@ class DescentExplorer(widgets.VBox):
                     raise ValueError("the loss does not depend on params: loss_fn must compute it "
                                      "from the parameter tensors.")
                 loss.backward()
+                if k == 0 and all(p.grad is None for p in params):
+                    raise ValueError("the loss does not depend on any of params: loss_fn must "
+                                     "compute it from the parameter tensors.")
                 value = float(np.asarray(loss.data).reshape(-1)[0])
                 grads = [np.zeros_like(p.data) if p.grad is None else np.array(p.grad) for p in params]
                 self.history.append(DescentRecord(k, value, [np.array(p.data) for p in params], grads))
@@ -531,7 +534,7 @@ class DescentExplorer(widgets.VBox):
                     break
 
     def _stop(self, k, what) -> None:
-        suggestion = f"{self.lr / 10:g}"
+        suggestion = f"{getattr(self.optimizer, 'lr', self.lr) / 10:g}"
         self.stopped_at = k
         self.stopped = (f"{what}; try a smaller learning rate, e.g. lr={suggestion} "
                         f"(--lr {suggestion}).")

@@ -491,6 +491,7 @@ def test_no_figure_leaks():
     (dict(lr=float("nan")), ValueError, "lr"),
     (dict(lr=float("inf")), ValueError, "lr"),
     (dict(optimizer="rmsprop"), ValueError, "unknown optimizer"),
+    (dict(loss_fn="unrelated"), ValueError, "does not depend"),
     (dict(optimizer=3), TypeError, "optimizer"),
 ])
 def test_descent_bad_inputs(kwargs, error, pattern):
@@ -499,6 +500,9 @@ def test_descent_bad_inputs(kwargs, error, pattern):
     args.update(kwargs)
     if args["loss_fn"] == "vector":
         args["loss_fn"] = lambda: x * Tensor([1.0, 2.0, 3.0])
+    if args["loss_fn"] == "unrelated":
+        other = Tensor(2.0)
+        args["loss_fn"] = lambda: other * other
     if args["params"] == "nonleaf":
         args["params"] = [x * 2.0]
     with pytest.raises(error, match=pattern):
