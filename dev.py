@@ -122,13 +122,27 @@ def _stamp(extra: str, more: list[str]) -> str:
     return h.hexdigest()
 
 
+def _editable_ok() -> bool:
+    """The venv imports ad_magic from this checkout as a regular package (an editable
+    install made while ad_magic/__init__.py was missing maps it as a namespace, and one
+    made in another checkout points there)."""
+    code = ("import importlib.util as u, sys; s = u.find_spec('ad_magic'); "
+            "sys.exit(0 if s and s.origin and s.origin == sys.argv[1] else 1)")
+    want = str(ROOT / "ad_magic" / "__init__.py")
+    try:
+        return subprocess.run([str(VPY), "-c", code, want], capture_output=True,
+                              timeout=60).returncode == 0
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+
+
 def ensure_installed(extra: str, more: list[str] = ()) -> None:
     """pip install -e '.[extra]' (+ more) unless the stamp says it is already done."""
     more = list(more)
     ensure_venv()
     stamp_file = VENV / f".ad_magic-stamp-{extra}"
     want = _stamp(extra, more)
-    if stamp_file.exists() and stamp_file.read_text().strip() == want:
+    if stamp_file.exists() and stamp_file.read_text().strip() == want and _editable_ok():
         say(f".venv already has .[{extra}]{' + ' + ' '.join(more) if more else ''} "
             "(pyproject.toml unchanged)")
         return

@@ -254,7 +254,11 @@ class LabServer:
         kill_recorded(self._pids)
 
     def notebook_url(self, relpath: str) -> str:
-        return f"{self.url}/lab/tree/{urllib.parse.quote(relpath)}?token={self.token}"
+        """A fresh, unique workspace per page: Lab would otherwise restore the tabs
+        (and kernels) of the previous test's page."""
+        ws = "e2e-" + secrets.token_hex(6)
+        return (f"{self.url}/lab/workspaces/{ws}/tree/{urllib.parse.quote(relpath)}"
+                f"?token={self.token}")
 
 
 def _write_json(path: Path, obj) -> None:
@@ -348,11 +352,11 @@ def open_notebook(page, server: LabServer, relpath: str, timeout_ms: int = 90_00
     page.wait_for_selector('.jp-Notebook-ExecutionIndicator[data-status="idle"]',
                            timeout=timeout_ms)
     page.wait_for_function(
-        """() => { const w = window.jupyterapp && window.jupyterapp.shell.currentWidget;
-                   const k = w && w.sessionContext && w.sessionContext.session
-                             && w.sessionContext.session.kernel;
+        """(path) => { const w = window.jupyterapp && window.jupyterapp.shell.currentWidget;
+                   const k = w && w.context && w.context.path === path && w.sessionContext
+                             && w.sessionContext.session && w.sessionContext.session.kernel;
                    return !!k && k.connectionStatus === 'connected' && k.status === 'idle'; }""",
-        timeout=timeout_ms)
+        arg=relpath, timeout=timeout_ms)
 
 
 _NB_STATE_JS = """() => {
@@ -377,18 +381,25 @@ def notebook_state(page) -> dict:
     return page.evaluate(_NB_STATE_JS)
 
 
-def run_all_cells(page, timeout_s: float = 180) -> dict:
+def run_all_cells(page, timeout_s: float = 180, nudge_after_s: float = 15) -> dict:
     """Run every cell (Lab's own run-all command) and wait until all code cells have an
-    execution count and the kernel is idle. Fails on the first error output."""
-    page.evaluate("() => window.jupyterapp.commands.execute('notebook:run-all-cells')")
-    deadline = time.monotonic() + timeout_s
+    execution count and the kernel is idle. Fails on the first error output.
+
+    If nothing at all has started after `nudge_after_s` (the command was swallowed
+    because the kernel was not attached yet), run-all is issued once more."""
+    run = "() => window.jupyterapp.commands.execute('notebook:run-all-cells')"
+    page.evaluate(run)
+    t0 = time.monotonic()
+    deadline = t0 + timeout_s
     idle_since = None
+    nudged = False
     while True:
         st = notebook_state(page)
         errs = [(c["index"], e) for c in st["cells"] for e in c["errors"]]
         if errs:
             raise AssertionError(f"cell errors in the browser: {errs}")
-        todo = [c for c in st["cells"] if c["source"].strip() and c["count"] is None]
+        code = [c for c in st["cells"] if c["source"].strip()]
+        todo = [c for c in code if c["count"] is None]
         if not todo and st["kernel"] == "idle":
             if idle_since is None:
                 idle_since = time.monotonic()
@@ -396,6 +407,11 @@ def run_all_cells(page, timeout_s: float = 180) -> dict:
                 return st
         else:
             idle_since = None
+        if (not nudged and len(todo) == len(code) and st["kernel"] == "idle"
+                and time.monotonic() - t0 > nudge_after_s):
+            print(f"[e2e] run-all started nothing in {nudge_after_s} s: issuing it again")
+            nudged = True
+            page.evaluate(run)
         if time.monotonic() > deadline:
             raise AssertionError(f"cells did not finish within {timeout_s} s: "
                                  f"kernel={st['kernel']}, pending={[c['index'] for c in todo]}")

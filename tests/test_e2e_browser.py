@@ -206,12 +206,17 @@ def test_lab_backward_stepper_and_descent(lab, page):
     e2e.save_screenshot(page, "e2e-backward-stepper.png")
     assert after["svgs"] != before["svgs"], "the stepper's SVG did not change after the drag"
     assert after["readouts"] != before["readouts"], "the stepper's slider readout did not move"
+    step = re.compile(r"step\s+(\d+)", re.I)
+    st_b, st_a = step.findall(before["text"]), step.findall(after["text"])
+    print(f"step shown: {st_b} -> {st_a}")
+    assert st_a and st_a != st_b, f"the stepper's 'step N' label went {st_b} -> {st_a}"
     fills = _highlight_fills()
     hl_before = [h for s in before["svgs"] for h in e2e.highlighted_nodes(s, fills)]
     hl_after = [h for s in after["svgs"] for h in e2e.highlighted_nodes(s, fills)]
     print(f"highlighted node: {hl_before} -> {hl_after}")
-    if hl_before or hl_after:
-        assert hl_after and hl_before != hl_after, f"highlighted node {hl_before} -> {hl_after}"
+    assert hl_after, ("no highlighted node in the stepper's SVG after the drag (looked for "
+                      f"class ad-current/highlight or a node filled with {fills})")
+    assert hl_before != hl_after, f"the highlighted node stayed {hl_after}"
 
     # DescentExplorer --------------------------------------------------------
     explorer = _widget_roots(page, ".jp-OutputArea", "ad-descent-explorer",
@@ -235,5 +240,4 @@ def test_lab_backward_stepper_and_descent(lab, page):
     pat = re.compile(r"iter(?:ation)?\s*[:=#]?\s*(\d+)", re.I)
     it_b, it_a = pat.findall(before["text"]), pat.findall(after["text"])
     print(f"iteration shown: {it_b} -> {it_a}")
-    if it_b and it_a:
-        assert it_b != it_a, f"the shown iteration stayed {it_b}"
+    assert it_a and it_b != it_a, f"the shown 'iteration N' went {it_b} -> {it_a}"
