@@ -766,10 +766,15 @@ class _Run:
             self._check(table)
             _show_table(table)
 
+        labelled = []   # tensors of the first iteration given a display name (for a while)
+
         def loss_fn():
             # The explorer also calls this with the parameters' data replaced by grids of
             # values (to draw the loss landscape), so the output is not checked here.
-            return computation.run(skip=skip, quiet=True)
+            out = computation.run(skip=skip, quiet=True)
+            if not labelled and isinstance(out, Tensor):
+                labelled.extend(self._label_first_graph(out))
+            return out
 
         # If anything fails (the user's code at some iteration, an interrupt), the
         # parameters and the cell's variables go back to where the first run left them.
@@ -790,9 +795,31 @@ class _Run:
         except BaseException:
             saved.restore()
             raise
+        finally:
+            for t in labelled:
+                t.name = None
         self.output = final
         self._show_descent(explorer, params, final)
         self._store(explorer, final, {p.label: _grad_of(p.tensor) for p in params})
+
+    def _label_first_graph(self, out):
+        """Name the unnamed tensors of the first iteration's graph after the cell's
+        variables (and the output after the output's label), as the backward graph is.
+
+        The explorer lays its graph out once, from the first iteration, and keeps those
+        labels; the names are taken off again once it is built (see _descent), so no
+        tensor of the user's keeps a name it was not given.
+        """
+        graph_ids = {id(t) for t in topological_order(out)}
+        named = _namespace_names(self.ns, graph_ids, self.computation.bound)
+        labels = [(n.tensor, n.label) for n in named.values()]
+        labels.append((out, self.output_label))
+        given = []
+        for t, label in labels:
+            if t.name is None and not any(t is g for g in given):
+                t.name = label
+                given.append(t)
+        return given
 
     def _show_descent(self, explorer, params, final):
         losses = explorer.losses

@@ -328,6 +328,15 @@ def test_descent_reaches_the_minimum_of_a_quadratic(ip):
     assert "Gradient descent (sgd, lr=0.1)" in ran.texts
 
 
+def test_descent_graph_is_labelled_with_the_cells_names(ip):
+    run_ok(ip, "%%autodiff --descent --steps 5\nx = Tensor(3.0)\nd = x - 2\nloss = d * d\n")
+    ns = ip.user_ns
+    labels = svg_texts(ns["_autodiff"].svg(3))
+    assert {"x", "d", "loss"} <= set(labels), labels
+    # the labels were lent for the layout only: no tensor keeps a name it was not given
+    assert ns["x"].name is None and ns["loss"].name is None and ns["d"].name is None
+
+
 def test_descent_two_parameters_with_each_optimizer(ip):
     for optimizer in ("sgd", "momentum", "adam"):
         run_ok(ip, f"%%autodiff loss --descent --optimizer {optimizer} --lr 0.05 --steps 300\n"
