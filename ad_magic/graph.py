@@ -307,6 +307,8 @@ def _build_dot(plan: _Plan, *, show_grad: bool, placeholder: bool) -> graphviz.D
                  shape="note", fillcolor=fill, color=border, penwidth="1.5")
     for i, t in enumerate(plan.tensors):
         kind = plan.kinds[i]
+        if _drawn_per_use(plan, i):
+            continue  # drawn beside each op that uses it, below
         fill, border = KIND_STYLE[kind]
         lines = _node_lines(plan, i, t.data, t.grad, show_grad=show_grad, placeholder=placeholder)
         attrs = {"shape": "box", "fillcolor": fill, "color": border,
@@ -322,15 +324,30 @@ def _build_dot(plan: _Plan, *, show_grad: bool, placeholder: bool) -> graphviz.D
         dot.node(f"f{i}", f"<{_label_escape(str(t._function))}>", shape="ellipse", fillcolor=fill, color=border,
                  height="0.3", margin="0.04,0.02")
         fed_by_more = False
-        for p, j in zip(t._prev, plan.parents[i]):
+        for k, (p, j) in enumerate(zip(t._prev, plan.parents[i])):
             if j >= 0:
                 label = str(tuple(np.shape(p.data))) if np.ndim(p.data) else None
-                dot.edge(f"v{j}", f"f{i}", label=label)
+                source = f"v{j}"
+                if _drawn_per_use(plan, j):
+                    source = f"c{j}_{i}_{k}"
+                    lines = _node_lines(plan, j, p.data, None, show_grad=False, placeholder=False)
+                    fill, border = KIND_STYLE["const"]
+                    dot.node(source, _html_label(lines), shape="box", fillcolor=fill, color=border,
+                             penwidth=f"{KIND_PENWIDTH['const']:g}", style="filled,dashed", fontsize="9",
+                             margin="0.06,0.03", height="0.3")
+                dot.edge(source, f"f{i}", label=label)
             elif not fed_by_more:
                 dot.edge("more", f"f{i}", style="dashed")
                 fed_by_more = True
         dot.edge(f"f{i}", f"v{i}")
     return dot
+
+
+def _drawn_per_use(plan: _Plan, i: int) -> bool:
+    """An unnamed constant (a number such as the 2 in ``x ** 2``) is drawn once per use,
+    next to its op. The engine shares one constant tensor between all uses of a number;
+    drawn once, it would pull edges across the whole picture (and slow dot down)."""
+    return plan.kinds[i] == "const" and plan.names[i] is None
 
 
 def draw_computation_graph(tensor, *, names=None, max_nodes=DEFAULT_MAX_NODES, show_grad=True):

@@ -84,8 +84,10 @@ def test_digraph_left_to_right_with_one_node_per_tensor_and_op():
     assert "rankdir=LR" in source
     tensors = topological_order(y)
     value_nodes = re.findall(r"^\s*(v\d+) \[", source, re.M)
+    constant_nodes = re.findall(r"^\s*(c\d+_\d+_\d+) \[", source, re.M)
     op_nodes = re.findall(r"^\s*(f\d+) \[", source, re.M)
-    assert len(value_nodes) == len(tensors) == 7       # x, 4, 2 and four results
+    assert len(tensors) == 7                           # x, 4, 2 and four results
+    assert len(value_nodes) == 5 and len(constant_nodes) == 2   # a constant is drawn at its use
     assert len(op_nodes) == sum(t._function is not None for t in tensors) == 4
     # x * x: both operands drawn as two edges from the one x node.
     assert source.count("v0 -> f1") == 2
@@ -134,16 +136,33 @@ def test_constants_show_their_value_and_no_grad():
     y = x * 7
     y.backward()
     source = draw_computation_graph(y).source
-    constant = re.search(r"^\s*v1 \[(.*)\]$", source, re.M).group(1)
+    constant = re.search(r"^\s*c1_2_1 \[(.*)\]$", source, re.M).group(1)
     assert "label=<7>" in constant and "dashed" in constant
+    assert "grad" not in constant
+
+
+def test_a_shared_constant_is_drawn_once_per_use():
+    # The engine shares one tensor for the number 1.1; the picture draws it at each use,
+    # so no edge has to cross the whole graph.
+    x = Tensor(0.3, name="x")
+    y = x
+    for _ in range(5):
+        y = (y * 1.1).tanh()
+    (shared,) = {p for t in topological_order(y) for p in t._prev if not p.requires_grad}
+    source = draw_computation_graph(y).source
+    copies = re.findall(r"^\s*(c\d+_\d+_\d+) \[label=<1.1>", source, re.M)
+    assert len(copies) == len(set(copies)) == 5
+    assert all(source.count(f"{c} -> f") == 1 for c in copies)
+    view = GraphView(y)
+    assert shared in view.nodes and len(svg_nodes(view.svg())) > 5
 
 
 def test_kinds_are_told_apart_by_style():
     x, y = quadratic()
     source = draw_computation_graph(y).source
-    attrs = dict(re.findall(r"^\s*([vf]\d+) \[(.*)\]$", source, re.M))
+    attrs = dict(re.findall(r"^\s*([vfc][\d_]+) \[(.*)\]$", source, re.M))
     fillcolor = {name: re.search(r'fillcolor="([^"]+)"', a).group(1) for name, a in attrs.items()}
-    leaf, constant, output, op, middle = fillcolor["v0"], fillcolor["v2"], fillcolor["v6"], fillcolor["f1"], fillcolor["v1"]
+    leaf, constant, output, op, middle = fillcolor["v0"], fillcolor["c2_3_0"], fillcolor["v6"], fillcolor["f1"], fillcolor["v1"]
     assert len({leaf, constant, output, op, middle}) == 5
     for colour in (leaf, constant, output, op, middle):   # filled, light: dark text reads on it
         assert colour.startswith("#") and int(colour[1:3], 16) > 0xC0
@@ -176,7 +195,7 @@ def test_any_name_renders_literally_and_never_as_markup(name):
     for svg in (render_svg(draw_computation_graph(y).source), GraphView(y).svg(caption=name)):
         assert "<script" not in svg.lower()
         nodes = svg_nodes(svg)                     # parses as XML
-        assert set(nodes) == {"v0", "v1", "v2", "f2"}
+        assert set(nodes) == {"v0", "c1_2_1", "v2", "f2"}   # the constant drawn at its use
         shown = texts(nodes["v0"])
         if expected is None:
             assert shown == ["data 2", "grad 3"]
@@ -190,7 +209,7 @@ def test_any_name_renders_literally_and_never_as_markup(name):
 def test_svg_has_one_node_per_tensor_and_op(renderer):
     x, y = quadratic()
     nodes = svg_nodes(render_svg(draw_computation_graph(y).source))
-    assert sorted(nodes) == sorted([f"v{i}" for i in range(7)] + ["f1", "f3", "f4", "f6"])
+    assert sorted(nodes) == sorted(["v0", "v1", "v3", "v4", "v6", "c2_3_0", "c5_6_1", "f1", "f3", "f4", "f6"])
     assert texts(nodes["v0"]) == ["x", "data 3", "grad 10"]
     assert texts(nodes["f1"]) == ["mul"]
 
@@ -241,8 +260,9 @@ def test_view_nodes_in_topological_order_and_index(renderer):
     assert view.truncated == 0
     with pytest.raises(KeyError):
         view.index(Tensor(1.0))
-    # every node of the layout is restyled by the view, none left as dot drew it
-    assert len(view._slots) == 11
+    # every node of the layout is restyled by the view except the two constants,
+    # which never change and are drawn at their use as dot drew them
+    assert len(view._slots) == 9
 
 
 def test_view_lays_out_once(monkeypatch):
