@@ -31,6 +31,7 @@ import math
 import numbers
 import types
 from collections import deque
+from sys import getrefcount
 
 import numpy as np
 
@@ -129,13 +130,26 @@ def unbroadcast(grad, shape):
 def _accumulate(tensor, grad):
     """tensor.grad += grad, where a grad of None means 'zero so far'.
 
-    The first contribution is stored as it is (no zero array to allocate and add to);
-    later ones make a new array, so a stored grad is never modified in place.
+    The first contribution is stored as it is (no zero array to allocate and add to).
+    A later one is added in place only when nothing else can see the stored array —
+    NumPy's own rule for reusing temporaries: a plain, writable array whose only
+    references are this tensor's slot and this function (a grad shared with another
+    node, or held by the user, has more). Otherwise a new array is made.
     """
-    if tensor._grad is None:
+    old = tensor._grad
+    if old is None:
         tensor._grad = grad
+    elif (
+        type(old) is _ndarray
+        and old.base is None
+        and old.shape == np.shape(grad)
+        and old.flags.writeable
+        and getrefcount(old) <= 3  # tensor._grad, `old`, and getrefcount's own argument
+        and np.result_type(old, grad) == old.dtype
+    ):
+        old += grad
     else:
-        tensor._grad = tensor._grad + grad
+        tensor._grad = old + grad
 
 
 # ------------------------------------------------------------------------- Tensor
@@ -517,6 +531,11 @@ def mul(t1, t2):
 def _mul_backward(out):
     a, b = out._prev
     g = out._grad
+    if a is b and a.requires_grad:  # x * x: ∂out/∂x = 2x, one product instead of two and a sum
+        local = g * a._data
+        local *= 2
+        _accumulate(a, unbroadcast(local, a._data.shape))
+        return
     if a.requires_grad:
         _accumulate(a, unbroadcast(g * b._data, a._data.shape))
     if b.requires_grad:
@@ -636,14 +655,17 @@ def sigmoid(t):
 
 
 def _sigmoid(x):
-    # exp(-|x|) never overflows; split by sign for full precision on both tails.
-    z = np.exp(-np.abs(x))
-    if type(z) is not _ndarray:
-        return 1 / (1 + z) if x >= 0 else z / (1 + z)
-    numerator = np.where(x >= 0, 1, z)
-    z += 1
-    np.divide(numerator, z, out=z)
-    return z
+    if type(x) is not _ndarray or x.ndim == 0:
+        # exp(-|x|) never overflows; split by sign for full precision on both tails.
+        z = math.exp(-abs(float(x)))
+        return x.dtype.type(1 / (1 + z) if x >= 0 else z / (1 + z))
+    # Arrays: 1 / (1 + exp(-x)) in place, one allocation. exp(-x) overflows to inf for
+    # x < -709 (float64), giving exactly 0 where the true value is below 1e-308.
+    out = np.negative(x)
+    with np.errstate(over="ignore"):
+        np.exp(out, out=out)
+    out += 1
+    return np.reciprocal(out, out=out)
 
 
 def _sigmoid_backward(out):
@@ -666,7 +688,13 @@ def relu(t):
 
 def _relu_backward(out):
     (a,) = out._prev
-    _accumulate(a, out._grad * (a._data > 0))
+    g, x = out._grad, a._data
+    if type(x) is _ndarray and type(g) is _ndarray and g.shape == x.shape:
+        local = np.greater(x, 0).astype(g.dtype) if g.dtype != x.dtype else np.greater(x, 0, out=np.empty_like(g))
+        local *= g  # one array: the 0/1 mask, then multiplied in place
+        _accumulate(a, local)
+    else:
+        _accumulate(a, g * (x > 0))
 
 
 def matmul(t1, t2):
@@ -711,6 +739,42 @@ def _matmul_backward(out):
         else:
             gb = unbroadcast(np.matmul(np.swapaxes(A2, -1, -2), g), B2.shape)
         _accumulate(b, gb.reshape(B.shape))
+
+
+def linear(t, W, b):
+    """out = x @ W + b, the affine map of a Linear layer, as one node.
+
+    ∂L/∂x = ∂L/∂out @ Wᵀ,  ∂L/∂W = xᵀ @ ∂L/∂out,  ∂L/∂b = ∂L/∂out summed over every
+    axis but the last. One node instead of matmul + add: the bias is added in place to
+    the fresh product, which saves an array as large as the layer's output.
+    """
+    x = _operand(t, "linear")
+    W = _operand(W, "linear")
+    b = _operand(b, "linear")
+    if W.ndim != 2 or b.shape != (W.shape[1],) or x.ndim == 0 or x.shape[-1] != W.shape[0]:
+        raise ValueError(
+            f"linear: expected x of shape (..., n_in), W of shape (n_in, n_out) and b of shape (n_out,), "
+            f"got {x.shape}, {W.shape} and {b.shape}"
+        )
+    data = np.matmul(x._data, W._data)
+    if np.result_type(data, b._data) == data.dtype:
+        data += b._data
+    else:
+        data = data + b._data
+    return _node(data, (x, W, b), "linear", _linear_backward)
+
+
+def _linear_backward(out):
+    x, W, b = out._prev
+    g = np.asarray(out._grad)
+    n_in, n_out = W._data.shape
+    if x.requires_grad:
+        _accumulate(x, g @ W._data.T)
+    rows = g.reshape(-1, n_out)
+    if W.requires_grad:
+        _accumulate(W, np.asarray(x._data).reshape(-1, n_in).T @ rows)
+    if b.requires_grad:
+        _accumulate(b, rows.sum(axis=0))
 
 
 def _normalize_axis(axis, ndim, op):
@@ -973,11 +1037,12 @@ _FORMULA = {
     "tanh": "out = tanh(a)", "sigmoid": "out = σ(a) = 1/(1 + exp(-a))", "relu": "out = max(a, 0)",
     "matmul": "out = a @ b", "sum": "out = a.sum(axis)", "mean": "out = a.mean(axis)",
     "reshape": "out = a.reshape(shape)", "transpose": "out = a.transpose(axes)",
-    "getitem": "out = a[index]",
+    "getitem": "out = a[index]", "linear": "out = a @ b + c",
 }
 
 _STRUCTURAL = {
     "matmul": ("∂L/∂out @ bᵀ", "aᵀ @ ∂L/∂out"),
+    "linear": ("∂L/∂out @ bᵀ", "aᵀ @ ∂L/∂out", "∂L/∂out summed over rows"),
     "sum": ("∂L/∂out copied back along the summed axes",),
     "mean": ("∂L/∂out / n copied back along the averaged axes",),
     "reshape": ("∂L/∂out reshaped to a's shape",),
@@ -985,7 +1050,7 @@ _STRUCTURAL = {
     "getitem": ("∂L/∂out added into a's shape at the index (repeats add up)",),
 }
 
-_LETTERS = "ab"
+_LETTERS = "abc"
 
 
 class BackwardStep:
@@ -1023,7 +1088,7 @@ class BackwardStep:
         for i, parent in enumerate(node._prev):
             if not parent.requires_grad:
                 continue
-            letter = _LETTERS[i] if i < 2 else f"x{i}"
+            letter = _LETTERS[i] if i < len(_LETTERS) else f"x{i}"
             if function in _ELEMENTWISE and i < len(_ELEMENTWISE[function]):
                 text, fn = _ELEMENTWISE[function][i]
                 expression = f"∂L/∂out · {text}"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .engine import Tensor
+from .engine import Tensor, linear
 
 __all__ = ["Module", "Linear", "MLP", "mse_loss"]
 
@@ -54,6 +54,7 @@ class Module:
 class Linear(Module):
     """y = x @ W + b, with W of shape (n_in, n_out) and b of shape (n_out,).
 
+    The graph shows it as one `linear` node (as PyTorch's addmm), not matmul then add.
     W starts uniform in ±sqrt(6 / n_in) (He initialisation, suited to ReLU), b at zero.
     """
 
@@ -72,7 +73,7 @@ class Linear(Module):
         x = x if isinstance(x, Tensor) else Tensor(x, requires_grad=False)
         if x.ndim == 0 or x.shape[-1] != self.n_in:
             raise ValueError(f"Linear: expected inputs with last axis {self.n_in}, got shape {x.shape}")
-        return x @ self.W + self.b
+        return linear(x, self.W, self.b)
 
     def __repr__(self):
         return f"Linear({self.n_in}, {self.n_out})"

@@ -331,3 +331,27 @@ def test_repr_never_raises():
     t = Tensor(1.0)
     t._data = object()  # corrupt it on purpose
     assert "repr failed" in repr(t) or "Tensor" in repr(t)
+
+
+def test_grads_held_by_the_caller_are_never_modified_in_place():
+    # A later contribution is added in place only when nobody else holds the array.
+    x = Tensor(np.ones(3))
+    y = (x * 2 + x * 3 + x * 4).sum()
+    seen = []
+    for _ in y.backward_steps():
+        if x.grad is not None:
+            seen.append(x.grad)  # the very array object, not a copy
+    values = sorted({float(g[0]) for g in seen})
+    assert values == [4.0, 7.0, 9.0]  # 4, then 4 + 3, then 4 + 3 + 2: each held array kept its value
+    np.testing.assert_array_equal(x.grad, [9.0, 9.0, 9.0])
+
+
+def test_a_grad_shared_by_two_nodes_is_not_changed_through_the_other():
+    a = Tensor(np.ones(2))
+    u = a * 2
+    v = u + 0  # add passes its grad through: v's grad array is also u's first contribution
+    z = (v * 1 + u * 5).sum()
+    z.backward()
+    np.testing.assert_array_equal(v.grad, [1.0, 1.0])
+    np.testing.assert_array_equal(u.grad, [6.0, 6.0])
+    np.testing.assert_array_equal(a.grad, [12.0, 12.0])

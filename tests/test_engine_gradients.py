@@ -230,3 +230,18 @@ def test_against_torch_where_installed():
     np.testing.assert_allclose(out.data, tout.detach().numpy(), rtol=1e-12)
     for mine, theirs in ((a, ta), (b, tb), (cc, tc)):
         np.testing.assert_allclose(mine.grad, theirs.grad.numpy(), rtol=1e-10, atol=1e-12)
+
+
+@SETTINGS
+@given(st.integers(1, 4), st.integers(1, 4), st.sampled_from([(), (3,), (2, 3)]), st.data())
+def test_linear_layer_op(n_in, n_out, batch, data):
+    from ad_magic.engine import linear
+    x, W, b = data.draw(arrays_for([batch + (n_in,), (n_in, n_out), (n_out,)]))
+    check_gradients(lambda x, W, b: linear(x, W, b), x, W, b)
+    np.testing.assert_allclose(linear(Tensor(x), Tensor(W), Tensor(b)).data, x @ W + b)
+
+
+def test_linear_rejects_mismatched_shapes():
+    from ad_magic.engine import linear
+    with pytest.raises(ValueError, match=r"linear: expected x of shape \(\.\.\., n_in\).*got \(2, 3\), \(4, 5\) and \(5,\)"):
+        linear(Tensor(np.ones((2, 3))), Tensor(np.ones((4, 5))), Tensor(np.ones(5)))
