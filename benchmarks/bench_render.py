@@ -20,34 +20,15 @@ import time
 
 import numpy as np
 
-from ad_magic.engine import Tensor, topological_order
+from ad_magic.engine import Tensor
 from ad_magic.graph import DEFAULT_MAX_NODES, GraphView
 from ad_magic.render import _graphviz_pure_executable
 
+import _common
+
 
 def mlp_graph(n_values: int, seed: int = 0) -> Tensor:
-    """The squared error of a scalar MLP (inputs -> tanh hidden layer -> one output),
-    micrograd style, with the hidden layer widened until the graph has at least
-    ``n_values`` value nodes (leaves, constants and intermediates). Backward has run."""
-    rng = np.random.default_rng(seed)
-    n_in = 1 if n_values < 50 else 3
-    xs = [Tensor(float(v), name=f"x{i}", requires_grad=False) for i, v in enumerate(rng.normal(size=n_in))]
-    width = 1
-    while True:
-        hidden = []
-        for j in range(width):
-            act = Tensor(0.0, name=f"b1_{j}")
-            for i, x in enumerate(xs):
-                act = act + Tensor(float(rng.normal()), name=f"w1_{j}_{i}") * x
-            hidden.append(act.tanh())
-        out = Tensor(0.0, name="b2")
-        for j, a in enumerate(hidden):
-            out = out + Tensor(float(rng.normal()), name=f"w2_{j}") * a
-        loss = (out - 1.0) ** 2
-        if len(topological_order(loss)) >= n_values:
-            loss.backward()
-            return loss
-        width += 1
+    return _common.mlp_graph(n_values, seed, backward=True)
 
 
 def median_time(fn, repeat: int) -> float:

@@ -24,31 +24,14 @@ import time
 
 import numpy as np
 
-from ad_magic.engine import Tensor, topological_order
+from ad_magic.engine import Tensor
 from ad_magic.widgets import BackwardStepper, DescentExplorer
+
+import _common
 
 
 def mlp_graph(n_values: int, seed: int = 0) -> Tensor:
-    """The squared error of a scalar MLP (inputs -> tanh hidden layer -> one output),
-    widened until its graph has at least ``n_values`` value nodes."""
-    rng = np.random.default_rng(seed)
-    n_in = 1 if n_values < 50 else 3
-    xs = [Tensor(float(v), name=f"x{i}", requires_grad=False) for i, v in enumerate(rng.normal(size=n_in))]
-    width = 1
-    while True:
-        hidden = []
-        for j in range(width):
-            act = Tensor(0.0, name=f"b1_{j}")
-            for i, x in enumerate(xs):
-                act = act + Tensor(float(rng.normal()), name=f"w1_{j}_{i}") * x
-            hidden.append(act.tanh())
-        out = Tensor(0.0, name="b2")
-        for j, a in enumerate(hidden):
-            out = out + Tensor(float(rng.normal()), name=f"w2_{j}") * a
-        loss = (out - 1.0) ** 2
-        if len(topological_order(loss)) >= n_values:
-            return loss
-        width += 1
+    return _common.mlp_graph(n_values, seed, backward=False)
 
 
 def timed(fn) -> float:

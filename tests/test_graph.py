@@ -19,15 +19,6 @@ PURE_DOT = render._graphviz_pure_executable()
 needs_renderer = pytest.mark.skipif(SYSTEM_DOT is None and PURE_DOT is None, reason="no dot renderer")
 
 
-@pytest.fixture(params=["system dot", "graphviz-pure"])
-def renderer(request, monkeypatch):
-    exe = SYSTEM_DOT if request.param == "system dot" else PURE_DOT
-    if exe is None:
-        pytest.skip(f"{request.param} is not installed")
-    monkeypatch.setenv("AD_MAGIC_DOT", exe)
-    return exe
-
-
 def quadratic():
     """The practical's example, x^2 + 4x + 2 at x = 3, after backward."""
     x = Tensor(3.0, name="x")

@@ -16,16 +16,6 @@ SIMPLE = 'digraph { rankdir=LR; a [label="x"]; b [label="y"]; a -> b }'
 posix_only = pytest.mark.skipif(sys.platform == "win32", reason="uses a shell-script stand-in for dot")
 
 
-@pytest.fixture(params=["system dot", "graphviz-pure"])
-def renderer(request, monkeypatch):
-    """Each available renderer in turn, forced through AD_MAGIC_DOT."""
-    exe = SYSTEM_DOT if request.param == "system dot" else PURE_DOT
-    if exe is None:
-        pytest.skip(f"{request.param} is not installed")
-    monkeypatch.setenv("AD_MAGIC_DOT", exe)
-    return exe
-
-
 @pytest.fixture
 def no_system_dot(monkeypatch, tmp_path):
     """A PATH without any dot on it, as in a kernel on a machine without Graphviz."""
