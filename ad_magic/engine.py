@@ -27,6 +27,7 @@ Implementation notes (why the code looks the way it does):
 from __future__ import annotations
 
 import contextlib
+import itertools
 import math
 import numbers
 import types
@@ -163,7 +164,7 @@ class Tensor:
     pass ``requires_grad=False`` for a constant.
     """
 
-    __slots__ = ("_data", "_grad", "_prev", "_function", "_rule", "name", "requires_grad", "_args")
+    __slots__ = ("_data", "_grad", "_prev", "_function", "_rule", "name", "requires_grad", "_args", "_mark")
 
     # Let NumPy defer to Tensor's reflected operators: array * tensor -> Tensor.
     __array_ufunc__ = None
@@ -175,6 +176,7 @@ class Tensor:
         self._function = None
         self._rule = None
         self._args = None
+        self._mark = 0
         if name is not None and not isinstance(name, str):
             raise TypeError(f"Tensor: name must be a string, got {type(name).__name__}")
         self.name = name
@@ -275,7 +277,7 @@ class Tensor:
         """A new leaf holding the same data, outside any graph."""
         out = Tensor.__new__(Tensor)
         out._data, out._grad, out._prev, out._function, out._rule = self._data, None, (), None, None
-        out.name, out.requires_grad, out._args = self.name, False, None
+        out.name, out.requires_grad, out._args, out._mark = self.name, False, None, 0
         return out
 
     def __len__(self):
@@ -410,7 +412,7 @@ def _constant(value, like, op):
         )
     t = Tensor.__new__(Tensor)
     t._data, t._grad, t._prev, t._function, t._rule = data, None, (), None, None
-    t.name, t.requires_grad, t._args = None, False, None
+    t.name, t.requires_grad, t._args, t._mark = None, False, None, 0
     if kind is float or kind is int:
         if len(_CONSTANTS) >= 4096:
             _CONSTANTS.clear()
@@ -458,6 +460,7 @@ def _node(data, prev, function, rule, args=None):
     out._grad = None
     out.name = None
     out._args = args
+    out._mark = 0
     for p in prev:
         if p.requires_grad:
             break
@@ -907,6 +910,9 @@ def _getitem_backward(out):
 
 # ------------------------------------------------------------------ backpropagation
 
+_search = itertools.count(1)  # each graph search marks the nodes it meets with its own number
+
+
 def topological_order(root, only_grad=False):
     """Every tensor `root` depends on, parents before children, `root` last.
 
@@ -914,25 +920,28 @@ def topological_order(root, only_grad=False):
     visits inputs in operand order, so the order is deterministic. A node is written
     out when it comes back to the top of the stack after all its inputs.
     With only_grad=True, tensors that need no gradient (constants) are left out.
+    Visited nodes are marked in a slot of their own rather than kept in sets, which
+    saves time and, on a million-node graph, a hundred megabytes.
     """
+    search = next(_search)
+    expanded, done = 2 * search, 2 * search + 1
     order = []
-    expanded = set()
-    done = set()
     stack = [root]
     push, pop, append = stack.append, stack.pop, order.append
     while stack:
         node = stack[-1]
-        if node in expanded:
+        mark = node._mark
+        if mark == expanded or mark == done:
             pop()
-            if node not in done:
-                done.add(node)
+            if mark == expanded:
+                node._mark = done
                 append(node)
             continue
-        expanded.add(node)
+        node._mark = expanded
         prev = node._prev
         for i in range(len(prev) - 1, -1, -1):
             parent = prev[i]
-            if parent not in expanded and (parent.requires_grad or not only_grad):
+            if parent._mark < expanded and (parent.requires_grad or not only_grad):
                 push(parent)
     return order
 
