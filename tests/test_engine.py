@@ -139,8 +139,8 @@ def test_grads_not_reached_yet_are_none_while_stepping():
     x = Tensor(2.0)
     u = x * 3
     y = u + 1
-    steps = y.backward_steps()
-    assert y.grad is None or True  # nothing has run before the first next()
+    y.backward()
+    steps = y.backward_steps()  # grads are cleared when the first step is asked for
     first = next(steps)
     assert first.node is y and float(u.grad) == 1.0 and x.grad is None
     second = next(steps)
@@ -330,7 +330,7 @@ def test_grad_setter_checks_shape():
 def test_repr_never_raises():
     t = Tensor(1.0)
     t._data = object()  # corrupt it on purpose
-    assert "repr failed" in repr(t) or "Tensor" in repr(t)
+    assert repr(t) == "<Tensor (repr failed: TypeError)>"
 
 
 def test_grads_held_by_the_caller_are_never_modified_in_place():
