@@ -693,8 +693,8 @@ def _relu_backward(out):
     (a,) = out._prev
     g, x = out._grad, a._data
     if type(x) is _ndarray and type(g) is _ndarray and g.shape == x.shape:
-        local = np.greater(x, 0).astype(g.dtype) if g.dtype != x.dtype else np.greater(x, 0, out=np.empty_like(g))
-        local *= g  # one array: the 0/1 mask, then multiplied in place
+        local = np.greater(x, 0, out=np.empty_like(g))  # the 0/1 mask, in g's float type
+        local *= g  # one array: the mask, then multiplied in place
         _accumulate(a, local)
     else:
         _accumulate(a, g * (x > 0))

@@ -20,14 +20,13 @@ def numerical_gradient(f, tensors, target, eps=1e-6, weights=None):
     grad = np.zeros_like(x)
     flat, gflat = x.reshape(-1), grad.reshape(-1)
     try:
+        target._data = x  # our own float64 copy, nudged in place below
         with no_grad():
             for i in range(flat.size):
                 keep = flat[i]
                 flat[i] = keep + eps
-                target._data = x.copy()
                 plus = _scalar(f(*tensors), weights)
                 flat[i] = keep - eps
-                target._data = x.copy()
                 minus = _scalar(f(*tensors), weights)
                 flat[i] = keep
                 gflat[i] = (plus - minus) / (2 * eps)
