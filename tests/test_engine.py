@@ -355,3 +355,23 @@ def test_a_grad_shared_by_two_nodes_is_not_changed_through_the_other():
     np.testing.assert_array_equal(v.grad, [1.0, 1.0])
     np.testing.assert_array_equal(u.grad, [6.0, 6.0])
     np.testing.assert_array_equal(a.grad, [12.0, 12.0])
+
+
+def test_other_mistakes_get_one_clear_sentence():
+    x = Tensor(np.ones((2, 3)))
+    with pytest.raises(ValueError, match=r"transpose: axes \(0, 0\) are not a permutation of the 2 axes of shape \(2, 3\)"):
+        x.transpose(0, 0)
+    with pytest.raises(IndexError, match=r"getitem: invalid index 5 for a tensor of shape \(2, 3\)"):
+        x[5]
+    with pytest.raises(TypeError, match="Tensor: name must be a string, got int"):
+        Tensor(1.0, name=3)
+    with pytest.raises(ValueError, match=r"item: only a one-element tensor has a single value, this one has shape \(2, 3\)"):
+        x.item()
+    with pytest.raises(TypeError, match="gradcheck: the first argument must be a function, got int"):
+        gradcheck(3, x)
+    with pytest.raises(TypeError, match="gradcheck: input 0 is a ndarray, not a Tensor"):
+        gradcheck(lambda a: a, np.ones(2))
+    with pytest.raises(ValueError, match="gradcheck: input 0 has requires_grad=False"):
+        gradcheck(lambda a: a, Tensor(1.0, requires_grad=False))
+    with pytest.raises(TypeError, match="gradcheck: the function must return a Tensor, got float"):
+        gradcheck(lambda a: 1.0, Tensor(1.0))

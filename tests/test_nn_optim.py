@@ -102,3 +102,10 @@ def test_optimizer_bad_input():
         Adam([], lr=0.1)
     with pytest.raises(TypeError, match="Momentum: parameter 0 is a float, not a Tensor"):
         Momentum([1.0], lr=0.1)
+
+
+def test_layer_sizes_are_checked():
+    with pytest.raises(ValueError, match="Linear: n_in must be a positive integer, got 0"):
+        Linear(0, 2)
+    with pytest.raises(ValueError, match=r"MLP: give at least an input and an output size, got \[3\]"):
+        MLP([3])
