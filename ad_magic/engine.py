@@ -221,6 +221,21 @@ class Tensor:
         self._prev = tuple(parents)
 
     @property
+    def parents(self) -> tuple:
+        """The tensors this one was computed from, in operand order (empty for a leaf).
+
+        Unlike the practical's `_parents` (a set), this keeps order and repeats:
+        ``x * x`` has parents ``(x, x)``.
+        """
+        return self._prev
+
+    def _repr_svg_(self) -> str:
+        """Jupyter's picture of a tensor: the graph that produced it. Never raises."""
+        from .graph import repr_svg  # rendering sits above the engine: imported on use
+
+        return repr_svg(self)
+
+    @property
     def _backward(self):
         """Apply the chain rule: add this node's contribution to its parents' grads.
 

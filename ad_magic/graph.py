@@ -4,8 +4,8 @@ Two ways to draw the graph that produced a tensor:
 
 - :func:`draw_computation_graph` returns a ``graphviz.Digraph`` (left to right, inputs on
   the left) showing every value's name, data and grad, and every op. A tensor that ends
-  a notebook cell shows this drawing, because importing this module gives ``Tensor`` a
-  ``_repr_svg_`` (the engine itself knows nothing of rendering).
+  a notebook cell shows this drawing: ``Tensor._repr_svg_`` imports :func:`repr_svg`
+  from here when Jupyter asks for it (the engine itself imports nothing of rendering).
 - :class:`GraphView` lays the graph out once (one run of ``dot``) and then re-styles the
   SVG by node — highlight the node whose ``_backward`` runs, show or blank grads, mark
   the grads that just changed, show another iteration's values — without a new layout,
@@ -590,15 +590,13 @@ def _message_svg(message: str) -> str:
             f'font-size="12" fill="#7f1d1d">{text}</text></svg>')
 
 
-def _tensor_repr_svg(self) -> str:
-    """Jupyter's picture of a tensor: the graph that produced it. Never raises."""
+def repr_svg(tensor) -> str:
+    """Jupyter's picture of a tensor (``Tensor._repr_svg_``): the graph that produced it.
+    Never raises."""
     try:
-        return render_svg(draw_computation_graph(self).source, timeout=REPR_TIMEOUT)
+        return render_svg(draw_computation_graph(tensor).source, timeout=REPR_TIMEOUT)
     except RenderError as exc:
         return _message_svg(f"Graph not drawn: {exc}")
     except Exception as exc:
         return _message_svg(f"Graph not drawn: {type(exc).__name__}: {exc}")
 
-
-# The engine never imports rendering; rendering attaches itself to the engine.
-Tensor._repr_svg_ = _tensor_repr_svg
