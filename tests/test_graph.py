@@ -6,10 +6,12 @@ import xml.etree.ElementTree as ET
 
 import numpy as np
 import pytest
-from hypothesis import given, settings, HealthCheck, strategies as st
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
-from ad_magic import graph, render
+from ad_magic import dot, graph, graph_view, render
 from ad_magic.engine import Tensor, topological_order
+from ad_magic.formatting import format_number, printable
 from ad_magic.graph import DEFAULT_MAX_NODES, GraphView, draw_computation_graph
 from ad_magic.render import render_svg
 
@@ -97,11 +99,11 @@ def test_labels_show_name_data_and_grad_once_computed():
     x = Tensor(3.0, name="x")
     y = x * x
     before = draw_computation_graph(y).source
-    assert "<b>x</b>" in before and "data 3" in before and "data 9" in before
+    assert "<b>x</b>" in before and "data 3.0" in before and "data 9.0" in before
     assert "grad" not in before
     y.backward()
     after = draw_computation_graph(y).source
-    assert "grad 6" in after and "grad 1" in after
+    assert "grad 6.0" in after and "grad 1.0" in after
     assert "grad" not in draw_computation_graph(y, show_grad=False).source
 
 
@@ -117,8 +119,8 @@ def test_arrays_show_shape_and_summary_and_edges_carry_shapes():
     out.backward()
     source = html.unescape(draw_computation_graph(out).source)
     assert "shape (3, 4)" in source
-    assert "data mean 5.5 [0, 11]" in source
-    assert "grad mean 1 [1, 1]" in source
+    assert "data mean 5.5 [0.0, 11.0]" in source     # numbers as everywhere in ad_magic
+    assert "grad all 1.0" in source                  # a constant array says so
     assert 'label="(3, 4)"' in source and 'label="(4,)"' in source
 
 
@@ -128,7 +130,7 @@ def test_constants_show_their_value_and_no_grad():
     y.backward()
     source = draw_computation_graph(y).source
     constant = re.search(r"^\s*c1_2_1 \[(.*)\]$", source, re.M).group(1)
-    assert "label=<7>" in constant and "dashed" in constant
+    assert "label=<7.0>" in constant and "dashed" in constant
     assert "grad" not in constant
 
 
@@ -139,7 +141,7 @@ def test_a_shared_constant_is_drawn_once_per_use():
     y = x
     for _ in range(5):
         y = (y * 1.1).tanh()
-    (shared,) = {p for t in topological_order(y) for p in t._prev if not p.requires_grad}
+    (shared,) = {p for t in topological_order(y) for p in t.parents if not p.requires_grad}
     source = draw_computation_graph(y).source
     copies = re.findall(r"^\s*(c\d+_\d+_\d+) \[label=<1.1>", source, re.M)
     assert len(copies) == len(set(copies)) == 5
@@ -153,7 +155,8 @@ def test_kinds_are_told_apart_by_style():
     source = draw_computation_graph(y).source
     attrs = dict(re.findall(r"^\s*([vfc][\d_]+) \[(.*)\]$", source, re.M))
     fillcolor = {name: re.search(r'fillcolor="([^"]+)"', a).group(1) for name, a in attrs.items()}
-    leaf, constant, output, op, middle = fillcolor["v0"], fillcolor["c2_3_0"], fillcolor["v6"], fillcolor["f1"], fillcolor["v1"]
+    leaf, constant, output = fillcolor["v0"], fillcolor["c2_3_0"], fillcolor["v6"]
+    op, middle = fillcolor["f1"], fillcolor["v1"]
     assert len({leaf, constant, output, op, middle}) == 5
     for colour in (leaf, constant, output, op, middle):   # filled, light: dark text reads on it
         assert colour.startswith("#") and int(colour[1:3], 16) > 0xC0
@@ -168,7 +171,7 @@ def test_names_are_escaped_in_dot(name):
     source = draw_computation_graph(x * 2).source
     label = re.search(r"v0 \[label=<(.*)> ", source).group(1)
     assert "<script" not in label and "\n" not in label
-    inner = re.fullmatch(r"<b>(.*)</b><br/>data 1", label).group(1)
+    inner = re.fullmatch(r"<b>(.*)</b><br/>data 1.0", label).group(1)
     assert not set(inner) & set("<>\"'\n")
     # dot reads backslash escapes in HTML labels too: they arrive doubled
     assert html.unescape(inner) == name.replace("\\", "\\\\").replace("\n", "\\\\n")
@@ -182,14 +185,14 @@ def test_any_name_renders_literally_and_never_as_markup(name):
     x = Tensor(2.0, name=name)
     y = x * 3
     y.backward()
-    expected = graph._short(graph._printable(name)) if name.strip() else None
+    expected = dot.short_name(printable(name)) if name.strip() else None
     for svg in (render_svg(draw_computation_graph(y).source), GraphView(y).svg(caption=name)):
         assert "<script" not in svg.lower()
         nodes = svg_nodes(svg)                     # parses as XML
         assert set(nodes) == {"v0", "c1_2_1", "v2", "f2"}   # the constant drawn at its use
         shown = texts(nodes["v0"])
         if expected is None:
-            assert shown == ["data 2", "grad 3"]
+            assert shown == ["data 2.0", "grad 3.0"]
         else:
             # dot may write runs of spaces as no-break spaces
             assert shown[0].replace("\xa0", " ").split() == expected.split()
@@ -201,7 +204,7 @@ def test_svg_has_one_node_per_tensor_and_op(renderer):
     x, y = quadratic()
     nodes = svg_nodes(render_svg(draw_computation_graph(y).source))
     assert sorted(nodes) == sorted(["v0", "v1", "v3", "v4", "v6", "c2_3_0", "c5_6_1", "f1", "f3", "f4", "f6"])
-    assert texts(nodes["v0"]) == ["x", "data 3", "grad 10"]
+    assert texts(nodes["v0"]) == ["x", "data 3.0", "grad 10.0"]
     assert texts(nodes["f1"]) == ["mul"]
 
 
@@ -220,7 +223,7 @@ def test_tensor_repr_svg_draws_its_graph(renderer):
     x, y = quadratic()
     nodes = svg_nodes(y._repr_svg_())
     assert len(nodes) == 11
-    assert texts(nodes["v6"]) == ["data 23", "grad 1"]
+    assert texts(nodes["v6"]) == ["data 23.0", "grad 1.0"]
     assert not repr(y).startswith("<")    # __repr__ stays plain text
 
 
@@ -258,8 +261,8 @@ def test_view_nodes_in_topological_order_and_index(renderer):
 
 def test_view_lays_out_once(monkeypatch):
     calls = []
-    real = graph.render_svg
-    monkeypatch.setattr(graph, "render_svg", lambda *a, **k: calls.append(1) or real(*a, **k))
+    real = graph_view.render_svg
+    monkeypatch.setattr(graph_view, "render_svg", lambda *a, **k: calls.append(1) or real(*a, **k))
     if SYSTEM_DOT is None and PURE_DOT is None:
         pytest.skip("no dot renderer")
     x, y = quadratic()
@@ -282,9 +285,9 @@ def test_restyle_changes_style_and_text_but_not_positions(renderer):
     assert fill(styled["v3"]) == graph.HIGHLIGHT and fill(styled["f3"]) == graph.HIGHLIGHT
     assert fill(plain["v3"]) != graph.HIGHLIGHT and fill(styled["f1"]) != graph.HIGHLIGHT
     # a None grad is blank; the changed grad is marked
-    assert texts(styled["v1"]) == ["data 9"] and texts(plain["v1"]) == ["data 9", "grad 1"]
+    assert texts(styled["v1"]) == ["data 9.0"] and texts(plain["v1"]) == ["data 9.0", "grad 1.0"]
     grad_text = [t for t in styled["v0"].iter(SVG + "text")][-1]
-    assert grad_text.text == "grad -1.23e+05" and grad_text.get("fill") == graph.CHANGED
+    assert grad_text.text == "grad -1.235e5" and grad_text.get("fill") == graph.CHANGED
     assert fill(styled["v0"])[1] == graph.CHANGED
 
 
@@ -300,12 +303,14 @@ def test_caption_is_shown_below_and_escaped(renderer):
 def test_reserved_room_fits_any_number():
     @given(st.floats(allow_nan=True, allow_infinity=True))
     def check(v):
-        assert len(graph._fmt(v, graph.SCALAR_CHARS)) <= graph.SCALAR_CHARS
-        assert len(graph._fmt(v, graph.STAT_CHARS)) <= graph.STAT_CHARS
-        assert len(graph._grad_line(np.array(v), 0, placeholder=False)) <= len(
-            graph._grad_line(None, 0, placeholder=True))
-        summary = graph._grad_line(np.array([v, -v, 1e-300]), 1, placeholder=False)
-        assert len(summary) <= len(graph._grad_line(None, 1, placeholder=True))
+        assert len(dot.scalar_text(v)) <= graph.SCALAR_CHARS
+        assert len(dot.grad_line(np.array(v), 0, placeholder=False)) <= len(
+            dot.grad_line(None, 0, placeholder=True))
+        summary = dot.grad_line(np.array([v, -v, 1e-300]), 1, placeholder=False)
+        assert len(summary) <= len(dot.grad_line(None, 1, placeholder=True))
+        data = dot.value_lines(np.array([v, 2.0]), False, placeholder=False)
+        room = dot.value_lines(np.array([v, 2.0]), False, placeholder=True)
+        assert [len(t) for t in data] <= [len(t) for t in room]
     check()
 
 
@@ -323,7 +328,7 @@ def test_align_maps_another_iteration_and_values_follow(renderer):
     assert aligned is not None and aligned[0] is w2 and aligned[-1] is second
     nodes = svg_nodes(view.svg(values=[t.data for t in aligned], grads=[t.grad for t in aligned]))
     assert texts(nodes["v0"])[:2] == ["w", "data -3.5"]
-    assert texts(nodes["v0"])[2] == f"grad {graph._fmt(float(w2.grad), 9)}"
+    assert texts(nodes["v0"])[2] == f"grad {format_number(w2.grad, graph.SCALAR_CHARS)}"
 
 
 def test_align_refuses_a_different_structure():
@@ -381,3 +386,50 @@ def test_large_layout_bounds_the_network_simplex():
     assert "nslimit" not in draw_computation_graph(chain(20)[1]).source
     source = draw_computation_graph(chain(400)[1], max_nodes=1000).source
     assert "nslimit=" in source and "nslimit1=" in source
+
+
+# --------------------------------------------------------------------------- misuse
+
+@pytest.mark.parametrize("value", [np.ones(3), 2.5, [1.0, 2.0], None])
+def test_anything_but_a_tensor_is_one_clear_type_error(value):
+    name = type(value).__name__
+    with pytest.raises(TypeError, match=rf"^draw_computation_graph needs a Tensor .*got {name}; wrap a value in Tensor\(\.\.\.\) first\.$"):
+        draw_computation_graph(value)
+    with pytest.raises(TypeError, match=rf"^GraphView needs a Tensor .*got {name};"):
+        GraphView(value)
+    svg = graph.repr_svg(value)                    # a repr never raises
+    message = [t.text for t in ET.fromstring(svg).iter(SVG + "text")]
+    assert message == [f"Graph not drawn: TypeError: draw_computation_graph needs a Tensor (the result of "
+                       f"a computation), got {name}; wrap a value in Tensor(...) first."]
+
+
+def test_op_names_are_escaped_in_dot_and_in_the_view():
+    x = Tensor(2.0, name="x")
+    y = x * 3.0
+    y._function = '<img src=x onerror="alert(1)">'   # a practical's hand-made op name
+    source = draw_computation_graph(y).source
+    assert "<img" not in source and "&#60;img" in source
+    if SYSTEM_DOT is None and PURE_DOT is None:
+        return
+    for svg in (render_svg(source), GraphView(y).svg()):
+        assert "<img" not in svg
+        assert texts(svg_nodes(svg)["f2"]) == ['<img src=x onerror="alert(1)">']
+
+
+def test_view_align_refuses_anything_but_a_tensor():
+    if SYSTEM_DOT is None and PURE_DOT is None:
+        pytest.skip("no dot renderer")
+    view = GraphView(quadratic()[1])
+    assert view.align(np.ones(3)) is None and view.align(None) is None
+
+
+def test_graph_module_keeps_its_names():
+    from ad_magic.graph import (  # noqa: F401
+        CHANGED,
+        DEFAULT_MAX_NODES,
+        HIGHLIGHT,
+        GraphView,
+        draw_computation_graph,
+        repr_svg,
+    )
+    assert graph.GraphView is graph_view.GraphView and graph.draw_computation_graph is dot.draw_computation_graph
