@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .engine import Tensor, no_grad
+from .tensor import Tensor, enable_grad, no_grad
 
 __all__ = ["gradcheck", "GradcheckReport", "numerical_gradient"]
 
@@ -106,19 +106,20 @@ def gradcheck(f, *tensors, eps=1e-6, atol=1e-5, rtol=1e-3, seed=0):
             raise TypeError(f"gradcheck: input {i} is a {type(t).__name__}, not a Tensor")
         if not t.requires_grad:
             raise ValueError(f"gradcheck: input {i} has requires_grad=False, so it has no gradient to check")
-    out = f(*tensors)
-    if not isinstance(out, Tensor):
-        raise TypeError(f"gradcheck: the function must return a Tensor, got {type(out).__name__}")
-    weights = None
-    if out._data.size != 1:
-        weights = np.random.default_rng(seed).standard_normal(out._data.shape)
-    for t in tensors:
-        t._grad = None
-    if out.requires_grad:
-        out.backward(None if weights is None else weights)
+    with enable_grad():  # the graph is needed even when called inside no_grad()
+        out = f(*tensors)
+        if not isinstance(out, Tensor):
+            raise TypeError(f"gradcheck: the function must return a Tensor, got {type(out).__name__}")
+        weights = None
+        if out.size != 1:
+            weights = np.random.default_rng(seed).standard_normal(out.shape)
+        for t in tensors:
+            t.grad = None
+        if out.requires_grad:
+            out.backward(None if weights is None else weights)
     rows = []
     for i, t in enumerate(tensors):
-        analytic = np.zeros(t.shape) if t._grad is None else np.asarray(t._grad, dtype=np.float64)
+        analytic = np.zeros(t.shape) if t.grad is None else np.asarray(t.grad, dtype=np.float64)
         numeric = numerical_gradient(f, tensors, t, eps=eps, weights=weights)
         diff = np.abs(analytic - numeric)
         scale = np.maximum(np.abs(analytic), np.abs(numeric))

@@ -18,25 +18,27 @@ class Module:
 
     def parameters(self):
         """Every parameter Tensor of this module and its sub-modules, each once, in order."""
-        found, seen = [], set()
-
-        def visit(value):
+        found, seen = [], set()  # `seen` holds containers too: a module referring back to its owner is fine
+        stack = [self]
+        while stack:  # depth first, in attribute order, without recursion
+            value = stack.pop()
             if isinstance(value, Tensor):
                 if value.requires_grad and id(value) not in seen:
                     seen.add(id(value))
                     found.append(value)
-            elif isinstance(value, Module):
-                for item in vars(value).values():
-                    visit(item)
+                continue
+            if isinstance(value, Module):
+                items = list(vars(value).values())
             elif isinstance(value, (list, tuple)):
-                for item in value:
-                    visit(item)
+                items = list(value)
             elif isinstance(value, dict):
-                for item in value.values():
-                    visit(item)
-
-        for item in vars(self).values():
-            visit(item)
+                items = list(value.values())
+            else:
+                continue
+            if id(value) in seen:
+                continue
+            seen.add(id(value))
+            stack.extend(reversed(items))
         return found
 
     def zero_grad(self):

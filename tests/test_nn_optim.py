@@ -96,7 +96,7 @@ def test_scalar_parameters_update_too():
 
 
 def test_optimizer_bad_input():
-    with pytest.raises(ValueError, match="SGD: lr must be a positive number, got -1"):
+    with pytest.raises(ValueError, match="SGD: lr must be a positive finite number, got -1"):
         SGD([Tensor(1.0)], lr=-1)
     with pytest.raises(ValueError, match="empty list of parameters"):
         Adam([], lr=0.1)
