@@ -16,9 +16,9 @@ from IPython.testing import globalipapp
 from IPython.utils.capture import capture_output
 
 from ad_magic import Tensor, topological_order
-from ad_magic.magics import AutodiffMagics, CellSyntaxError
+from ad_magic.formatting import format_number
+from ad_magic.magics import MAX_STEPS, AutodiffMagics, CellSyntaxError, GradientTable
 from ad_magic.widgets import BackwardStepper, DescentExplorer
-
 
 
 def get_ipython():
@@ -122,6 +122,17 @@ def test_loading_twice_is_harmless():
     assert shell.find_line_magic("autodiff") is None
 
 
+def test_the_magics_module_keeps_its_public_names():
+    import ad_magic.cell
+    import ad_magic.magics
+    import ad_magic.report
+
+    assert GradientTable is ad_magic.report.GradientTable
+    assert CellSyntaxError is ad_magic.cell.CellSyntaxError
+    for name in ("AutodiffMagics", "GradientTable", "load_ipython_extension", "unload_ipython_extension"):
+        assert name in ad_magic.magics.__all__, name
+
+
 def test_importing_the_package_stays_light():
     """`import ad_magic` (the engine) neither imports IPython nor the magics."""
     import subprocess
@@ -142,8 +153,8 @@ def test_practical_part_a_graph_of_x2_plus_4x_plus_2(ip):
     assert len(svgs) == 1
     labels = svg_texts(svgs[0])
     assert "x" in labels and "loss" in labels, labels            # the user's names
-    assert "data 3" in labels and "data 23" in labels, labels     # values
-    assert "grad 10" in labels, labels                            # dloss/dx = 2x + 4 at 3
+    assert f"data {format_number(3)}" in labels and f"data {format_number(23)}" in labels, labels
+    assert f"grad {format_number(10)}" in labels, labels          # dloss/dx = 2x + 4 at 3
     assert labels.count("mul") == 2 and labels.count("add") == 2
     assert float(ip.user_ns["x"].grad) == pytest.approx(2 * 3 + 4)
 
@@ -162,7 +173,7 @@ def test_practical_part_b_check_is_9(ip):
     table = ran.with_mime("text/html")
     assert len(table) == 1 and "<td" in table[0]
     row = [line for line in ran.texts.splitlines() if line.startswith("x ")]
-    assert row and row[0].split()[-1] == "9", ran.texts
+    assert row and row[0].split()[-1] == format_number(9), ran.texts
     out = ip.user_ns["_autodiff_output"]
     assert isinstance(out, Tensor) and float(out.data) == 2 * 2 + 5 * 2 - 1
     # unnamed output: labelled with its expression
@@ -305,6 +316,15 @@ def test_check_marks_leaves_it_cannot_nudge(ip):
     assert len(_rel_errors(ran.texts)) == 1
 
 
+def test_check_says_when_a_rerun_makes_the_tensor_anew(ip):
+    """A walrus (or for/with) binding is made anew by each re-run: nudging the first
+    run's tensor would change nothing, so the row says so instead of a false MISMATCH."""
+    ran = run_ok(ip, "%%autodiff --check\nx = Tensor(1.0)\nloss = ((y := Tensor(2.0)) - 5) ** 2 + x * x\n")
+    assert "made anew when the cell re-runs" in ran.texts
+    assert [mark for _, mark in _rel_errors(ran.texts)] == ["ok"]
+    assert ip.user_ns["_autodiff_grads"]["y"] == pytest.approx(-6.0)
+
+
 def test_rerun_output_is_silent(ip):
     ran = run_ok(ip, "%%autodiff --check\nx = Tensor([1.0, 2.0, 3.0])\nprint('hello')\nloss = (x * x).sum()\n")
     assert ran.stdout.count("hello") == 1
@@ -366,8 +386,8 @@ def test_descent_wrt_a_module(ip):
     assert float(model.b.data[0]) == pytest.approx(0.5, abs=1e-3)
 
 
-def test_descent_skips_assignments_to_parameters_anywhere_at_top_level(ip):
-    """Tuple assignments and assignments inside if/with blocks are skipped on re-runs too."""
+def test_descent_on_parameters_bound_anywhere_at_top_level(ip):
+    """Leaves bound by tuple assignments and inside if/try blocks are parameters too."""
     run_ok(ip, "%%autodiff --descent --steps 200 --lr 0.1\n"
                "a, b = Tensor(0.0), Tensor(0.0)\n"
                "if True:\n"
@@ -386,7 +406,8 @@ def test_descent_with_check_checks_the_starting_point(ip):
     errors = _rel_errors(ran.texts)
     assert len(errors) == 1 and errors[0][0] < 1e-6 and errors[0][1] == "ok"
     row = [line for line in ran.texts.splitlines() if line.startswith("x ")][0]
-    assert row.split()[:5] == ["x", "scalar", "3", "5", "5"], row   # 4(x-2)³ + 1 at x = 3
+    assert row.split()[:4] == ["x", "scalar", *map(format_number, (3, 5))], row   # 4(x-2)³ + 1 at x = 3
+    assert float(row.split()[4]) == pytest.approx(5.0), row                       # finite differences
     assert isinstance(ip.user_ns["_autodiff"], DescentExplorer)
     assert float(ip.user_ns["x"].data) < 3.0
 
@@ -399,10 +420,118 @@ def test_descent_static_shows_pictures_not_the_widget(ip):
     assert isinstance(ip.user_ns["_autodiff"], DescentExplorer)
 
 
-def test_descent_reruns_quietly_and_does_not_reset_the_parameter(ip):
+def test_descent_runs_the_cell_once(ip):
     ran = run_ok(ip, "%%autodiff --descent --steps 10\nx = Tensor(3.0)\nprint('running')\nloss = (x - 2) ** 2\n")
     assert ran.stdout.count("running") == 1
     assert float(ip.user_ns["x"].data) < 2.2
+    assert ip.user_ns["_autodiff"].params[0] is ip.user_ns["x"]
+
+
+def test_descent_side_effects_happen_once(ip, tmp_path):
+    """An append, a random draw and a file write in the cell happen once, not once per
+    iteration; the loss keeps the one random target the cell drew."""
+    log = tmp_path / "log.txt"
+    run_ok(ip, "calls = []\nrng = np.random.default_rng(0)")
+    run_ok(ip, "%%autodiff --descent --steps 200 --lr 0.1\n"
+               "calls.append(1)\n"
+               "target = float(rng.normal())\n"
+               f"with open({str(log)!r}, 'a') as log_file:\n"
+               "    log_file.write('ran\\n')\n"
+               "x = Tensor(3.0)\n"
+               "loss = (x - target) ** 2\n")
+    ns = ip.user_ns
+    assert len(ns["calls"]) == 1
+    assert log.read_text() == "ran\n"
+    assert float(ns["target"]) == pytest.approx(np.random.default_rng(0).normal())
+    assert float(ns["x"].data) == pytest.approx(ns["target"], abs=1e-6)
+
+
+def test_descent_on_a_walrus_binding(ip):
+    run_ok(ip, "%%autodiff --descent --steps 100\nloss = ((y := Tensor(2.0)) - 5) ** 2\n")
+    ns = ip.user_ns
+    assert ns["_autodiff"].params == [ns["y"]]
+    assert float(ns["y"].data) == pytest.approx(5.0, abs=1e-6)
+
+
+def test_descent_on_for_and_with_targets(ip):
+    run_ok(ip, "%%autodiff --descent --steps 100\n"
+               "import contextlib\n"
+               "for w in [Tensor(1.0)]:\n"
+               "    pass\n"
+               "with contextlib.nullcontext(Tensor(1.0)) as v:\n"
+               "    loss = (w - 3) ** 2 + (v + 2) ** 2\n")
+    ns = ip.user_ns
+    assert float(ns["w"].data) == pytest.approx(3.0, abs=1e-6)
+    assert float(ns["v"].data) == pytest.approx(-2.0, abs=1e-6)
+
+
+def test_descent_augmented_assignments_run_once(ip):
+    # x += 1 is part of the recorded graph: descent moves the leaf behind it.
+    run_ok(ip, "%%autodiff --descent --steps 100\nx0 = Tensor(3.0)\nx = x0\nx += 1\nloss = (x - 2) ** 2\n")
+    ns = ip.user_ns
+    assert float(ns["x0"].data) == pytest.approx(1.0, abs=1e-6)
+    assert float(ns["x"].data) == pytest.approx(2.0, abs=1e-6)     # x0 + 1, replayed
+    # an in-place update of an earlier cell's parameter happens once, not per iteration
+    run_ok(ip, "w = Tensor(0.0)")
+    run_ok(ip, "%%autodiff --descent --steps 100\nw.data += 1\nloss = (w - 5) ** 2\n")
+    assert ip.user_ns["_autodiff"].losses[0] == pytest.approx(16.0)
+    assert float(ip.user_ns["w"].data) == pytest.approx(5.0, abs=1e-6)
+
+
+def test_descent_leaves_the_cells_tensors_at_the_final_values(ip):
+    run_ok(ip, "%%autodiff --descent --steps 40\nx = Tensor(3.0)\nd = x - 2\nloss = d * d\nvalue = float(loss.data)\n")
+    ns = ip.user_ns
+    x, d, loss = ns["x"], ns["d"], ns["loss"]
+    assert [t for t in topological_order(loss) if t is d], "the first run's tensors, replayed"
+    assert float(d.data) == pytest.approx(float(x.data) - 2)
+    assert float(loss.data) == pytest.approx(float(d.data) ** 2)
+    assert float(x.grad) == pytest.approx(2 * (float(x.data) - 2))
+    assert ns["_autodiff_output"] is loss
+    assert ns["value"] == 1.0        # a Python number computed by the cell is from its one run
+
+
+def test_descent_control_flow_is_fixed_by_the_first_run(ip):
+    """An `if` on a value is decided once, when the cell runs (as the help says)."""
+    run_ok(ip, "%%autodiff --descent --lr 0.2 --steps 30\n"
+               "x = Tensor(3.0)\n"
+               "if float(x.data) < 2.5: raise ValueError('x went below 2.5')\n"
+               "loss = (x - 2) ** 2\n")
+    assert float(ip.user_ns["x"].data) == pytest.approx(2.0, abs=1e-4)
+    assert "fixed by that first run" in ip.find_cell_magic("autodiff").__doc__
+
+
+def test_descent_interrupted_puts_the_graph_back(ip, monkeypatch):
+    import ad_magic.widgets
+
+    class Interrupted:
+        def __init__(self, loss, params, **options):
+            for p in params:
+                p.data = p.data + 100.0
+            loss.forward()
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(ad_magic.widgets, "DescentExplorer", Interrupted)
+    ran = run(ip, "%%autodiff --descent\nx = Tensor(3.0)\nd = x - 2\nloss = d * d\n")
+    assert isinstance(ran.error, KeyboardInterrupt)
+    ns = ip.user_ns
+    assert float(ns["x"].data) == 3.0 and float(ns["d"].data) == 1.0 and float(ns["loss"].data) == 1.0
+    assert ns["loss"]._function is not None
+
+
+def test_descent_refuses_a_graph_it_cannot_replay(ip):
+    ip.run_cell(
+        "def square(t):\n"
+        "    out = Tensor(t.data ** 2)\n"
+        "    out._parents = {t}\n"
+        "    out._function = 'square'\n"
+        "    def _backward():\n"
+        "        t.grad = t.grad + 2 * t.data * out.grad\n"
+        "    out._backward = _backward\n"
+        "    return out\n"
+    )
+    text = usage_error(ip, "%%autodiff --descent\nx = Tensor(2.0)\nloss = square(x)\n")
+    assert "cannot replay" in text and "'square'" in text, text
+    assert float(ip.user_ns["x"].data) == 2.0
 
 
 def test_descent_stops_on_nan_and_keeps_finite_values(ip):
@@ -413,21 +542,6 @@ def test_descent_stops_on_nan_and_keeps_finite_values(ip):
     assert f"stopped at iteration {len(explorer.history) - 1}" in ran.texts
     assert np.isfinite(ip.user_ns["x"].data)
     assert len(explorer.history) < 51
-
-
-def test_descent_error_in_user_code_restores_the_namespace(ip):
-    cell = ("%%autodiff --descent --lr 0.2 --steps 20\n"
-            "x = Tensor(3.0)\n"
-            "if float(x.data) < 2.5: raise ValueError('x went below 2.5')\n"
-            "loss = (x - 2) ** 2\n")
-    ran = run(ip, cell)
-    assert isinstance(ran.error, ValueError)
-    assert "x went below 2.5" in ran.stdout
-    assert "----> 3" in ran.stdout                 # their line, numbered as in the cell
-    assert "magics.py" not in ran.stdout and "widgets.py" not in ran.stdout
-    ns = ip.user_ns
-    assert float(ns["x"].data) == 3.0              # back to where the cell left it
-    assert float(ns["loss"].data) == 1.0 and ns["loss"]._function is not None
 
 
 def test_line_magic_descent(ip):
@@ -482,6 +596,10 @@ def test_line_magic_options_and_expressions_that_look_like_options(ip):
     ("%%autodiff --descent --wrt h\nx = Tensor(1.0)\nh = x * 2\nh * h\n", "'h' is computed from other tensors"),
     ("%%autodiff --descent --steps 0\nx = Tensor(1.0)\nx * x\n", "--steps must be a positive"),
     ("%%autodiff --descent --steps -3\nx = Tensor(1.0)\nx * x\n", "--steps must be a positive"),
+    ("%%autodiff --descent --steps 10000000\nx = Tensor(1.0)\nx * x\n", f"the limit of {MAX_STEPS} iterations"),
+    ("%autodiff --descent --steps 10001 x * x", "the limit of 10000 iterations"),
+    ("%%autodiff --descent --lr nan\nx = Tensor(1.0)\nx * x\n", "--lr must be a positive number, got nan"),
+    ("%%autodiff --descent --lr inf\nx = Tensor(1.0)\nx * x\n", "--lr must be a positive number, got inf"),
     ("%%autodiff --descent --lr 0\nx = Tensor(1.0)\nx * x\n", "--lr must be a positive number"),
     ("%%autodiff --descent --lr -0.5\nx = Tensor(1.0)\nx * x\n", "--lr must be a positive number"),
     ("%%autodiff --descent --lr fast\nx = Tensor(1.0)\nx * x\n", "invalid float value: 'fast'"),
@@ -490,7 +608,8 @@ def test_line_magic_options_and_expressions_that_look_like_options(ip):
     ("%%autodiff out\nx = Tensor(1.0)\nx * x\n", "did not define 'out'"),
     ("%%autodiff n\nn = 3\nx = Tensor(1.0)\n", "'n' is a int, not a Tensor"),
     ("%%autodiff --descent\nloss = Tensor(2.0) * Tensor(3.0)\n", "no parameters to descend on"),
-    ("%%autodiff\nloss = Tensor(2.0, requires_grad=False) * 3\n", "does not depend on any tensor that needs a gradient"),
+    ("%%autodiff\nloss = Tensor(2.0, requires_grad=False) * 3\n",
+     "does not depend on any tensor that needs a gradient"),
     ("%autodiff --check", "give an expression"),
     ("%autodiff 3 + 4", "the expression is a int, not a Tensor"),
 ])
@@ -513,6 +632,26 @@ def test_check_refuses_huge_tensors(ip):
 def test_option_errors_stop_before_running_the_cell(ip):
     usage_error(ip, "%%autodiff --descent --steps 0\nran = True\nx = Tensor(1.0)\nx * x\n")
     assert "ran" not in ip.user_ns
+    usage_error(ip, f"%%autodiff --descent --steps {MAX_STEPS + 1}\nran = True\nx = Tensor(1.0)\nx * x\n")
+    assert "ran" not in ip.user_ns
+
+
+def test_a_module_whose_parameters_raise_does_not_break_the_magic(ip):
+    """The magic scans the namespace for Modules (to label their parameters); one whose
+    parameters() raises is skipped, not a failure of every cell."""
+    run_ok(ip, "from ad_magic.nn import Module, Linear\n"
+               "class Looping(Module):\n"
+               "    def parameters(self):\n"
+               "        raise RecursionError('maximum recursion depth exceeded')\n"
+               "looping = Looping()\n"
+               "model = Linear(1, 1, seed=0)\n")
+    ran = run_ok(ip, "%%autodiff\nx = Tensor(2.0)\nloss = (model(x.reshape(1, 1)) * x).sum()\n")
+    assert float(ip.user_ns["x"].grad) != 0
+    assert "model.W" in ip.user_ns["_autodiff_grads"], "the other Module is still found"
+    assert len(ran.with_mime(SVG)) == 1
+    run_ok(ip, "%%autodiff --descent --steps 5\nx = Tensor(2.0)\nloss = (x - 1) ** 2\n")
+    text = usage_error(ip, "%%autodiff --wrt looping\nx = Tensor(2.0)\nloss = x * x\n")
+    assert "looping.parameters() raised" in text
 
 
 def test_error_in_user_code_shows_the_normal_traceback(ip):
@@ -557,3 +696,23 @@ def test_help_documents_every_option(ip):
     assert "EXPR" in line_doc
     ran = run_ok(ip, "%%autodiff?")
     assert "%%autodiff [--wrt x,y]" in ran.stdout + ran.texts
+
+
+def test_help_reads_as_plain_text(ip):
+    """%%autodiff? is read in a pager: no reST markup (``::``, double backquotes)."""
+    for doc in (ip.find_cell_magic("autodiff").__doc__, ip.find_line_magic("autodiff").__doc__):
+        assert "::" not in doc and "``" not in doc, doc
+    assert ip.find_cell_magic("autodiff").__doc__.startswith("Usage: %%autodiff [--wrt x,y]")
+    assert ip.find_line_magic("autodiff").__doc__.startswith("Usage: %autodiff [--wrt x,y]")
+
+
+def test_cell_and_line_magics_share_their_options(ip):
+    """Declared once: the same options, with the same help, in both forms."""
+    def options(function):
+        return {a.option_strings[0]: (a.help, a.default, a.type) for a in function.parser._actions
+                if a.option_strings}
+
+    cell, line = options(AutodiffMagics.autodiff_cell), options(AutodiffMagics.autodiff_line)
+    assert cell == line
+    assert set(cell) == {"--wrt", "--check", "--static", "--descent", "--lr", "--steps", "--optimizer"}
+    assert f"at most {MAX_STEPS}" in cell["--steps"][0]
