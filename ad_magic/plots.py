@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import io
 from collections import OrderedDict
-from typing import Optional, Sequence
+from collections.abc import Sequence
 
 import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
@@ -47,7 +47,7 @@ def _new_figure(panels: int = 1) -> tuple:
     return fig, axes
 
 
-def figure_png(fig: Figure, dpi: Optional[float] = None) -> bytes:
+def figure_png(fig: Figure, dpi: float | None = None) -> bytes:
     """The figure rendered as PNG bytes."""
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", dpi=dpi or fig.dpi)
@@ -183,7 +183,7 @@ def _draw_contour(ax, xs, ys, zs, *, path, names=("θ₁", "θ₂")):
 
 # --------------------------------------------------------------------------- figures
 
-def loss_curve(losses: Sequence[float], k: Optional[int] = None, *, stopped_at=None) -> Figure:
+def loss_curve(losses: Sequence[float], k: int | None = None, *, stopped_at=None) -> Figure:
     """The loss per iteration; iteration ``k`` (default: the last) is marked, and a run
     stopped by a non-finite loss shows where it stopped."""
     fig, (ax,) = _new_figure(1)
@@ -192,7 +192,7 @@ def loss_curve(losses: Sequence[float], k: Optional[int] = None, *, stopped_at=N
     return fig
 
 
-def loss_slice(xs, ys, *, path_x, path_loss, slopes, k: Optional[int] = None, name="θ") -> Figure:
+def loss_slice(xs, ys, *, path_x, path_loss, slopes, k: int | None = None, name="θ") -> Figure:
     """L(θ) for one scalar parameter θ: the curve ``ys`` over ``xs``, the iterates
     ``path_x`` (with losses ``path_loss``) up to ``k`` and, at iterate ``k``, the tangent
     line L(θₖ) + gₖ·(θ − θₖ) whose slope gₖ = ∂L/∂θ is the gradient descent follows."""
@@ -202,7 +202,7 @@ def loss_slice(xs, ys, *, path_x, path_loss, slopes, k: Optional[int] = None, na
     return fig
 
 
-def loss_contour(xs, ys, zs, *, path, k: Optional[int] = None, names=("θ₁", "θ₂")) -> Figure:
+def loss_contour(xs, ys, zs, *, path, k: int | None = None, names=("θ₁", "θ₂")) -> Figure:
     """Contours of the loss over two scalar parameters (``zs[i, j]`` is the loss at
     ``(xs[j], ys[i])``) and the path of the iterates ``path`` (shape (n, 2)) up to ``k``."""
     fig, (ax,) = _new_figure(1)
@@ -297,7 +297,7 @@ class DescentPlot:
 
 def _encode_png(rgba: np.ndarray) -> bytes:
     """RGBA pixels as PNG bytes, favouring speed over size (fast zlib level)."""
-    from PIL import Image   # a matplotlib dependency
+    from PIL import Image  # a matplotlib dependency
 
     buffer = io.BytesIO()
     Image.fromarray(rgba[..., :3].copy()).save(buffer, format="png", compress_level=1)

@@ -18,7 +18,6 @@ import importlib.metadata
 import os
 import shutil
 import subprocess
-from typing import Optional
 
 __all__ = ["RenderError", "find_dot", "render_svg", "INSTALL_HINT"]
 
@@ -32,7 +31,7 @@ class RenderError(RuntimeError):
     """Graphviz could not turn the DOT source into SVG; the message says why."""
 
 
-def find_dot() -> Optional[str]:
+def find_dot() -> str | None:
     """Path of the ``dot`` executable to use, or None when there is none.
 
     The lookup is cached per (``AD_MAGIC_DOT``, ``PATH``), so changing either
@@ -42,7 +41,7 @@ def find_dot() -> Optional[str]:
 
 
 @functools.lru_cache(maxsize=8)
-def _find_dot(forced: Optional[str], path: str) -> Optional[str]:
+def _find_dot(forced: str | None, path: str) -> str | None:
     if forced:
         # A forced renderer is used as given, even when it does not exist: the
         # failure then shows up as a clear RenderError instead of a silent fallback.
@@ -56,7 +55,7 @@ def _find_dot(forced: Optional[str], path: str) -> Optional[str]:
     return bundled
 
 
-def _graphviz_pure_executable() -> Optional[str]:
+def _graphviz_pure_executable() -> str | None:
     """The static ``graphviz-pure`` executable installed with the package, if any."""
     try:
         dist = importlib.metadata.distribution("graphviz-pure")

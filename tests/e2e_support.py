@@ -57,8 +57,8 @@ def require_browser_stack() -> None:
     except ImportError:
         missing.append("the playwright Python package is not installed (pip install -e '.[test]')")
     try:
-        import jupyterlab  # noqa: F401
         import ipykernel  # noqa: F401
+        import jupyterlab  # noqa: F401
     except ImportError:
         missing.append("jupyterlab/ipykernel are not installed (pip install -e '.[test]')")
     if not missing:
@@ -177,7 +177,7 @@ class LabServer:
         env["MPLCONFIGDIR"] = str(b / "mpl")
         return env
 
-    def start(self, timeout: float = 90) -> "LabServer":
+    def start(self, timeout: float = 90) -> LabServer:
         cmd = [
             sys.executable, "-m", "jupyterlab",
             f"--ServerApp.root_dir={self.root_dir}",

@@ -86,8 +86,9 @@ def test_blitted_png_matches_a_fresh_drawing():
     plot = DescentPlot(losses, slice=dict(xs=xs, ys=(xs - 1) ** 2, path_x=path, path_loss=losses,
                                           slopes=slopes, name="x"))
     plot.png(0)
-    from PIL import Image
     import io
+
+    from PIL import Image
     fast = np.asarray(Image.open(io.BytesIO(plot.png(7))).convert("RGB"), dtype=int)
     fig = plot.figure(7)
     slow = np.asarray(Image.open(io.BytesIO(figure_png(fig))).convert("RGB"), dtype=int)
