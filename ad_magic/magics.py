@@ -398,7 +398,8 @@ class _Run:
         except ValueError as exc:
             reason = str(exc).removeprefix("forward: ").split(";")[0]
             raise UsageError(f"{self.magic}: --descent cannot replay the graph the cell recorded ({reason}); "
-                             "use built-in operations, or descend in code with ad_magic.optim.descend.") from None
+                             "use built-in operations, or give ad_magic.optim.descend a function that "
+                             "builds the loss.") from None
         if self.args.check:
             output.backward()
             self.targets = params
