@@ -147,7 +147,8 @@ class Op:
     def expression(self, i) -> str:
         """How ∂L/∂input_i is computed, as text."""
         if self.locals is not None:
-            return f"∂L/∂out · {self.derivatives[i]}"
+            text = self.derivatives[i]
+            return f"∂L/∂out · ({text})" if " " in text or text.startswith("-") else f"∂L/∂out · {text}"
         return self.derivatives[i]
 
     def __repr__(self):

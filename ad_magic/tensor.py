@@ -45,9 +45,27 @@ EXPOSED = 2   # this node's own, but a caller may hold it: never written by the 
 
 class _GradMode(threading.local):
     """Whether operations record a graph, per thread (another thread's no_grad() block
-    never turns recording off here)."""
+    never turns recording off here).
+
+    Each open block is an entry of `blocks`; the innermost one that is still open
+    decides. A block removes its own entry when it closes, so blocks that close out of
+    order (two generators, each inside its own no_grad()) still leave recording on.
+    """
 
     enabled = True
+
+    def __init__(self):
+        self.blocks = []
+
+    def open(self, enabled):
+        token = object()
+        self.blocks.append((token, enabled))
+        self.enabled = enabled
+        return token
+
+    def close(self, token):
+        self.blocks[:] = [block for block in self.blocks if block[0] is not token]
+        self.enabled = self.blocks[-1][1] if self.blocks else True
 
 
 _grad_mode = _GradMode()
@@ -60,12 +78,11 @@ def is_grad_enabled() -> bool:
 
 @contextlib.contextmanager
 def _grad_enabled(enabled: bool):
-    previous = _grad_mode.enabled
-    _grad_mode.enabled = enabled
+    token = _grad_mode.open(enabled)
     try:
         yield
     finally:
-        _grad_mode.enabled = previous
+        _grad_mode.close(token)
 
 
 def no_grad():
