@@ -325,3 +325,23 @@ def test_descent_bad_inputs(kwargs, error, pattern):
         args["params"] = [x * 2.0]
     with pytest.raises(error, match=pattern):
         DescentExplorer(args.pop("loss_fn"), args.pop("params"), **args)
+
+
+def test_a_layout_that_cannot_be_drawn_later_is_a_message_not_a_crash(monkeypatch, tmp_path):
+    f, start, lr = BRANCHING["sign branch"]
+    x = Tensor(start, name="x")
+    e = DescentExplorer(lambda: f(x), [x], lr=lr, steps=6)
+    other = next(k for k in range(len(e.history)) if e._states[k][0] != 0)   # first laid out when shown
+    monkeypatch.setenv("AD_MAGIC_DOT", str(tmp_path / "missing-dot"))
+    e.slider.value = other
+    assert f"iteration {other} / 6" in e.label.value
+    texts = [t.text for t in ET.fromstring(e.graph.value).iter(f"{SVG_NS}text")]
+    assert len(texts) == 1 and texts[0].startswith("Graph not drawn:") and "missing-dot" in texts[0]
+
+
+def test_a_tensor_loss_that_ignores_a_parameter_is_refused_before_anything_changes():
+    x, other = Tensor(1.0, name="x"), Tensor(2.0, name="other")
+    loss = other * other
+    with pytest.raises(ValueError, match="not in the loss's graph"):
+        DescentExplorer(loss, [x, other])
+    assert float(x.data) == 1.0 and float(other.data) == 2.0
