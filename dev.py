@@ -93,8 +93,8 @@ def cmd_test(args: list[str]) -> int:
     setup("test")
     ensure_chromium()
     say("ruff check .")
-    lint = subprocess.call([BIN / "ruff", "check", "."], cwd=ROOT)
-    say("python -m pytest " + shlex.join(args))
+    lint = subprocess.call([BIN / "ruff", "check", "--output-format=concise", "."], cwd=ROOT)
+    say(shlex.join(["python", "-m", "pytest", *args]))
     rc = run([PY, "-m", "pytest", *args], cwd=ROOT)
     if lint and not rc:
         say("the tests passed but `ruff check .` found problems (listed before the tests)")
