@@ -164,8 +164,9 @@ class BackwardStepper(widgets.VBox):
             for term in terms:
                 factor = term.factor if term.factor_text is not None else None
                 expression = term.expression
-                if term.factor_text is not None:   # ∂L/∂out · (local derivative), bracketed
-                    expression = expression.replace(term.factor_text, _bracket(term.factor_text), 1)
+                text = term.factor_text   # ∂L/∂out · (local derivative), bracketed once
+                if text is not None and f"({text})" not in expression:
+                    expression = expression.replace(text, _bracket(text), 1)
                 expression = _substitute(expression, letters)
                 value = None
                 if scalar and factor is not None:

@@ -135,13 +135,13 @@ def test_constants_show_their_value_and_no_grad():
 
 
 def test_a_shared_constant_is_drawn_once_per_use():
-    # The engine shares one tensor for the number 1.1; the picture draws it at each use,
-    # so no edge has to cross the whole graph.
+    # One constant tensor used by every op (as an engine may share one per number): the
+    # picture draws it at each use, so no edge has to cross the whole graph.
     x = Tensor(0.3, name="x")
+    shared = Tensor(1.1, requires_grad=False)
     y = x
     for _ in range(5):
-        y = (y * 1.1).tanh()
-    (shared,) = {p for t in topological_order(y) for p in t.parents if not p.requires_grad}
+        y = (y * shared).tanh()
     source = draw_computation_graph(y).source
     copies = re.findall(r"^\s*(c\d+_\d+_\d+) \[label=<1.1>", source, re.M)
     assert len(copies) == len(set(copies)) == 5
@@ -393,7 +393,8 @@ def test_large_layout_bounds_the_network_simplex():
 @pytest.mark.parametrize("value", [np.ones(3), 2.5, [1.0, 2.0], None])
 def test_anything_but_a_tensor_is_one_clear_type_error(value):
     name = type(value).__name__
-    with pytest.raises(TypeError, match=rf"^draw_computation_graph needs a Tensor .*got {name}; wrap a value in Tensor\(\.\.\.\) first\.$"):
+    sentence = rf"^draw_computation_graph needs a Tensor .*got {name}; wrap a value in Tensor\(\.\.\.\) first\.$"
+    with pytest.raises(TypeError, match=sentence):
         draw_computation_graph(value)
     with pytest.raises(TypeError, match=rf"^GraphView needs a Tensor .*got {name};"):
         GraphView(value)

@@ -311,3 +311,12 @@ def test_a_name_with_control_characters_is_shown_escaped_in_the_caption():
     s = BackwardStepper(x * 3.0)
     s.step = 1
     assert "a\\nb&lt;i&gt;" in s.caption.value and "<i>" not in s.caption.value
+
+
+def test_local_derivatives_are_bracketed_once():
+    x, c = Tensor(0.5, name="x"), Tensor(2.0, name="c")
+    out = ((x * 3.0).tanh() - x / c).sigmoid()
+    s = BackwardStepper(out)
+    text = " ".join(s.caption_text(k) for k in range(1, s.n_steps + 1))
+    assert "(1 - " in text and "(-x/c²)" in text and "(-1)" in text
+    assert "((" not in text
