@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from .formatting import escape, html_table, text_table
 from .tensor import Tensor, enable_grad, no_grad
 
 __all__ = ["gradcheck", "GradcheckReport", "numerical_gradient"]
@@ -65,28 +66,23 @@ class GradcheckReport:
         """{label: largest relative error} per input."""
         return {row["label"]: row["max_rel_error"] for row in self.rows}
 
+    def _table(self):
+        header = ["input", "shape", "max abs error", "max rel error", ""]
+        rows = [[str(r["label"]), str(r["shape"]), f"{r['max_abs_error']:.2e}", f"{r['max_rel_error']:.2e}",
+                 "ok" if r["passed"] else "MISMATCH"] for r in self.rows]
+        return header, rows
+
+    def _title(self):
+        return f"gradcheck {'passed' if self.passed else 'FAILED'} (atol={self.atol:g}, rtol={self.rtol:g})"
+
     def __repr__(self):
-        lines = [f"gradcheck {'passed' if self.passed else 'FAILED'} (atol={self.atol:g}, rtol={self.rtol:g})"]
-        for row in self.rows:
-            lines.append(
-                f"  {row['label']}: shape {row['shape']}, max abs error {row['max_abs_error']:.2e}, "
-                f"max rel error {row['max_rel_error']:.2e} {'ok' if row['passed'] else 'MISMATCH'}"
-            )
-        return "\n".join(lines)
+        try:
+            return self._title() + "\n" + text_table(*self._table())
+        except Exception as exc:  # a repr never raises
+            return f"<GradcheckReport (repr failed: {type(exc).__name__})>"
 
     def _repr_html_(self):
-        import html
-        cells = "".join(
-            f"<tr><td>{html.escape(str(r['label']))}</td><td>{html.escape(str(r['shape']))}</td>"
-            f"<td>{r['max_abs_error']:.2e}</td><td>{r['max_rel_error']:.2e}</td>"
-            f"<td>{'ok' if r['passed'] else '<b>mismatch</b>'}</td></tr>"
-            for r in self.rows
-        )
-        return (
-            f"<p>gradcheck <b>{'passed' if self.passed else 'FAILED'}</b></p><table>"
-            "<tr><th>input</th><th>shape</th><th>max abs error</th><th>max rel error</th><th></th></tr>"
-            f"{cells}</table>"
-        )
+        return f"<p>{escape(self._title())}</p>" + html_table(*self._table(), css_class="ad-magic-gradcheck")
 
 
 def gradcheck(f, *tensors, eps=1e-6, atol=1e-5, rtol=1e-3, seed=0):
