@@ -5,9 +5,9 @@ backpropagation and gradient descent, and the `%%autodiff` IPython magic
 (``%load_ext ad_magic``).
 """
 
-from .engine import Tensor, add, mul, no_grad, trace_graph, topological_order, unbroadcast
+from .engine import Tensor, add, mul, no_grad, topological_order, trace_graph, unbroadcast
 from .gradcheck import gradcheck
-from .graph import draw_computation_graph, GraphView  # also gives Tensor its inline SVG
+from .graph import GraphView, draw_computation_graph  # also gives Tensor its inline SVG
 
 __version__ = "0.1.0"
 

@@ -16,8 +16,30 @@ This module gathers them; nothing in the engine imports anything from Jupyter.
 
 from .backprop import topological_order, trace_graph
 from .ops import (
-    OPS, Op, add, div, elementwise, exp, getitem, linear, log, matmul, mean, mul, neg, ops_table, power,
-    relu, reshape, sigmoid, structural, sub, tanh, tensor_sum, transpose, unbroadcast,
+    OPS,
+    Op,
+    add,
+    div,
+    elementwise,
+    exp,
+    getitem,
+    linear,
+    log,
+    matmul,
+    mean,
+    mul,
+    neg,
+    ops_table,
+    power,
+    relu,
+    reshape,
+    sigmoid,
+    structural,
+    sub,
+    tanh,
+    tensor_sum,
+    transpose,
+    unbroadcast,
 )
 from .steps import BackwardStep, ChainTerm, ForwardStep
 from .tensor import Tensor, enable_grad, is_grad_enabled, no_grad

@@ -5,9 +5,8 @@ import gc
 import numpy as np
 import pytest
 
-from ad_magic import Tensor, add, mul, no_grad, trace_graph, gradcheck, topological_order
+from ad_magic import Tensor, add, gradcheck, mul, no_grad, topological_order, trace_graph
 from ad_magic.engine import BackwardStep
-
 
 # ---------------------------------------------------------------- Part A: the graph
 
@@ -359,13 +358,15 @@ def test_a_grad_shared_by_two_nodes_is_not_changed_through_the_other():
 
 def test_other_mistakes_get_one_clear_sentence():
     x = Tensor(np.ones((2, 3)))
-    with pytest.raises(ValueError, match=r"transpose: axes \(0, 0\) are not a permutation of the 2 axes of shape \(2, 3\)"):
+    with pytest.raises(ValueError,
+                       match=r"transpose: axes \(0, 0\) are not a permutation of the 2 axes of shape \(2, 3\)"):
         x.transpose(0, 0)
     with pytest.raises(IndexError, match=r"getitem: invalid index 5 for a tensor of shape \(2, 3\)"):
         x[5]
     with pytest.raises(TypeError, match="Tensor: name must be a string, got int"):
         Tensor(1.0, name=3)
-    with pytest.raises(ValueError, match=r"item: only a one-element tensor has a single value, this one has shape \(2, 3\)"):
+    with pytest.raises(ValueError,
+                       match=r"item: only a one-element tensor has a single value, this one has shape \(2, 3\)"):
         x.item()
     with pytest.raises(TypeError, match="gradcheck: the first argument must be a function, got int"):
         gradcheck(3, x)

@@ -4,7 +4,8 @@ independently of the engine's own gradcheck."""
 
 import numpy as np
 import pytest
-from hypothesis import given, settings, strategies as st, HealthCheck
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 from ad_magic import Tensor
@@ -243,5 +244,6 @@ def test_linear_layer_op(n_in, n_out, batch, data):
 
 def test_linear_rejects_mismatched_shapes():
     from ad_magic.engine import linear
-    with pytest.raises(ValueError, match=r"linear: expected x of shape \(\.\.\., n_in\).*got \(2, 3\), \(4, 5\) and \(5,\)"):
+    with pytest.raises(ValueError,
+                       match=r"linear: expected x of shape \(\.\.\., n_in\).*got \(2, 3\), \(4, 5\) and \(5,\)"):
         linear(Tensor(np.ones((2, 3))), Tensor(np.ones((4, 5))), Tensor(np.ones(5)))

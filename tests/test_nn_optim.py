@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 
 from ad_magic import Tensor, no_grad
-from ad_magic.nn import Linear, MLP, Module, mse_loss
-from ad_magic.optim import SGD, Momentum, Adam
+from ad_magic.nn import MLP, Linear, Module, mse_loss
+from ad_magic.optim import SGD, Adam, Momentum
 
 
 def test_linear_shapes_and_parameters():
