@@ -5,14 +5,14 @@ backpropagation and gradient descent, and the `%%autodiff` IPython magic
 (``%load_ext ad_magic``).
 """
 
-from .engine import Tensor, add, mul, no_grad, topological_order, trace_graph, unbroadcast
+from .engine import Tensor, add, enable_grad, mul, no_grad, topological_order, trace_graph, unbroadcast
 from .gradcheck import gradcheck
-from .graph import GraphView, draw_computation_graph  # also gives Tensor its inline SVG
+from .graph import GraphView, draw_computation_graph
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 __all__ = [
-    "Tensor", "add", "mul", "no_grad", "trace_graph", "topological_order", "unbroadcast",
+    "Tensor", "add", "mul", "no_grad", "enable_grad", "trace_graph", "topological_order", "unbroadcast",
     "gradcheck", "draw_computation_graph", "GraphView",
 ]
 
