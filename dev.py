@@ -110,10 +110,10 @@ def cmd_lab(args: list[str]) -> int:
     setup("lab")
     env, share = dict(os.environ), VENV / "share" / "jupyter"
     kernels = VENV / "kernel" / "share" / "jupyter"  # first on JUPYTER_PATH: beats a python3 in ~/.local or /usr
-    if not (kernels / "kernels" / "python3" / "kernel.json").exists():  # runs this venv's Python, by full path
-        subprocess.check_call([PY, "-m", "ipykernel", "install", "--prefix", VENV / "kernel", "--name",
-                               KERNEL["name"], "--display-name", KERNEL["display_name"]], stdout=subprocess.DEVNULL)
     env["JUPYTER_PATH"] = os.pathsep.join(filter(None, [str(kernels), env.get("JUPYTER_PATH")]))
+    if not (kernels / "kernels" / "python3" / "kernel.json").exists():  # runs this venv's Python, by full path
+        subprocess.check_call([PY, "-m", "ipykernel", "install", "--prefix", VENV / "kernel", "--name", KERNEL["name"],
+                               "--display-name", KERNEL["display_name"]], env=env, stdout=subprocess.DEVNULL)
     env["PATH"], env["VIRTUAL_ENV"] = str(BIN) + os.pathsep + env.get("PATH", ""), str(VENV)
     (share / "lab" / "settings").mkdir(parents=True, exist_ok=True)  # no "Jupyter news?" question
     (share / "lab" / "settings" / "overrides.json").write_text(json.dumps(LAB_OVERRIDES, indent=1) + "\n")
