@@ -12,13 +12,19 @@ Workloads (see benchmarks/README.md):
   W3  small tensor MLP step: X 256x16 f64, 16->64->1, ReLU, MSE, backward, SGD
   W4  large tensor MLP step: X 4096x256 f32, 256->512->1, f32 throughout
   W5  wide elementwise: a 1e6-vector through 20 elementwise ops, sum, backward
+  W6  forward() replay against building anew, forward only: W6a W1's scalar graph built
+      anew (every scalar engine), W6b ad_magic's loss.forward() replay of that graph after
+      new parameter data; W6c/W6d the same pair for W3's tensor MLP
 
 Before timing, every engine's gradients are compared with PyTorch's (with the NumPy
-floor's when torch is absent). Array workloads run with 1 thread everywhere
+floor's when torch is absent); for W6 the loss values, and a replayed loss with the same
+graph built anew from the same data. Array workloads run with 1 thread everywhere
 (threadpoolctl + torch.set_num_threads(1) + OMP/MKL/OPENBLAS_NUM_THREADS=1).
 A peer that is not installed is skipped with a note; a peer that fails on a workload
 (micrograd's RecursionError on deep chains) shows the error in its cell.
 """
+# The hand-written floors keep short in-place NumPy sequences on one line (`a; b; c`):
+# ruff: noqa: E702
 from __future__ import annotations
 
 import argparse
@@ -39,7 +45,6 @@ for _p in (HERE, ROOT):  # _common, and the checkout's ad_magic rather than an i
         sys.path.insert(0, _p)
 
 import numpy as np  # noqa: E402
-
 from _common import (  # noqa: E402
     OPENBLAS_SLOW_VARS,
     Timing,
@@ -49,9 +54,9 @@ from _common import (  # noqa: E402
     machine_info,
     md_table,
     measure_rounds,
-    timed,
     peak_rss_mib,
     reexec_in_bench_env,
+    timed,
 )
 
 FLOOR = "numpy"
@@ -146,11 +151,14 @@ def engine_version(name) -> str:
 
 class Impl:
     """One engine's implementation of one workload: ``step()`` does the timed work,
-    ``grads()`` returns the gradients of the last step as {name: ndarray}."""
+    ``grads()`` returns the gradients of the last step as {name: ndarray} (for a forward-only
+    workload, the loss value). ``reference()``, if given, returns the same values computed
+    another way, checked instead of the other engines' (W6b: the graph built anew)."""
 
-    def __init__(self, step, grads):
+    def __init__(self, step, grads, reference=None):
         self.step = step
         self.grads = grads
+        self.reference = reference
 
 
 class NotApplicable(Exception):
@@ -203,6 +211,30 @@ def _scalar_params(params, make):
             for k, a in params.items()}
 
 
+def _flat_scalars(P):
+    """Every scalar parameter of ``_scalar_params``' result, in order."""
+    return [p for v in P.values() for p in (sum(v, []) if isinstance(v[0], list) else v)]
+
+
+def _autograd_flat(params):
+    """autograd differentiates a function of one flat list: (flat values, unflatten, keys, shapes)."""
+    keys = list(params)
+    flat0 = [float(v) for k in keys for v in params[k].ravel()]
+    shapes = [params[k].shape for k in keys]
+
+    def unflatten(flat):
+        P, i = {}, 0
+        for k, shp in zip(keys, shapes):
+            if len(shp) == 2:
+                P[k] = [flat[i + r * shp[1]: i + (r + 1) * shp[1]] for r in range(shp[0])]
+            else:
+                P[k] = flat[i: i + shp[0]]
+            i += int(np.prod(shp))
+        return P
+
+    return flat0, unflatten, keys, shapes
+
+
 def _scalar_grads(P, params, get):
     out = {}
     for k, a in params.items():
@@ -230,7 +262,7 @@ def w1_impl(engine, data):
     if engine == "micrograd":
         Value = m["Value"]
         P = _scalar_params(params, Value)
-        flat = [p for v in P.values() for p in (sum(v, []) if isinstance(v[0], list) else v)]
+        flat = _flat_scalars(P)
 
         def step():
             for p in flat:  # micrograd accumulates into .grad
@@ -242,7 +274,7 @@ def w1_impl(engine, data):
     if engine == "torch":
         torch = m["torch"]
         P = _scalar_params(params, lambda v: torch.tensor(v, dtype=torch.float64, requires_grad=True))
-        flat = [p for v in P.values() for p in (sum(v, []) if isinstance(v[0], list) else v)]
+        flat = _flat_scalars(P)
 
         def step():
             for p in flat:
@@ -262,20 +294,7 @@ def w1_impl(engine, data):
         return Impl(step, lambda: _scalar_grads(P, params, lambda p: float(p.grad)))
     if engine == "autograd":
         autograd, anp = m["autograd"], m["anp"]
-        keys = list(params)
-        flat0 = [float(v) for k in keys for v in params[k].ravel()]
-        shapes = [params[k].shape for k in keys]
-
-        def unflatten(flat):
-            P, i = {}, 0
-            for k, shp in zip(keys, shapes):
-                if len(shp) == 2:
-                    P[k] = [flat[i + r * shp[1]: i + (r + 1) * shp[1]] for r in range(shp[0])]
-                else:
-                    P[k] = flat[i: i + shp[0]]
-                i += int(np.prod(shp))
-            return P
-
+        flat0, unflatten, keys, shapes = _autograd_flat(params)
         gfun = autograd.grad(lambda flat: _scalar_mlp_loss(unflatten(flat), X, Y, lambda a: anp.maximum(a, 0.0)))
         state = {}
 
@@ -416,23 +435,14 @@ def _fit(arr, shape):
 
 def mlp_impl(engine, data):
     X, y, params, lr = data["X"], data["y"], data["params"], data["lr"]
-    keys = ("W1", "b1", "W2", "b2")
+    keys = MLP_KEYS
     if engine == FLOOR:
         return _mlp_floor(data)
     m = load(engine)
     if engine == SELF:
-        Tensor, MLP, mse_loss, SGD = m["Tensor"], m["MLP"], m["mse_loss"], m["SGD"]
-        model = MLP([X.shape[1], params["W1"].shape[1], 1])
-        ps = list(model.parameters())
-        if len(ps) != 4:
-            raise RuntimeError(f"ad_magic MLP has {len(ps)} parameters, expected 4")
-        for k, p in zip(keys, ps):
-            p.data = np.array(_fit(params[k], p.data.shape), dtype=data["dtype"])
+        mse_loss, SGD = m["mse_loss"], m["SGD"]
+        model, ps, Xt, yt = _ad_magic_mlp(m, data)
         opt = SGD(ps, lr)
-        # Data wrapped once, as constants, like torch.from_numpy(X) once: Tensor(X) would
-        # default to requires_grad=True (an extra matmul for a gradient nobody reads), and
-        # passing the arrays to model()/mse_loss() copies them into a new Tensor each step.
-        Xt, yt = Tensor(X, requires_grad=False), Tensor(y, requires_grad=False)
 
         def step():
             opt.zero_grad()
@@ -443,16 +453,8 @@ def mlp_impl(engine, data):
         return Impl(step, lambda: {k: _fit(np.asarray(p.grad), params[k].shape).copy() for k, p in zip(keys, ps)})
     if engine == "torch":
         torch = m["torch"]
-        tdt = torch.float64 if data["dtype"] == np.float64 else torch.float32
-        d_in, hidden = params["W1"].shape
-        model = torch.nn.Sequential(torch.nn.Linear(d_in, hidden), torch.nn.ReLU(), torch.nn.Linear(hidden, 1)).to(tdt)
-        with torch.no_grad():
-            model[0].weight.copy_(torch.from_numpy(params["W1"].T.copy()))
-            model[0].bias.copy_(torch.from_numpy(params["b1"]))
-            model[2].weight.copy_(torch.from_numpy(params["W2"].T.copy()))
-            model[2].bias.copy_(torch.from_numpy(params["b2"]))
+        model, Xt, yt = _torch_mlp(torch, data)
         opt = torch.optim.SGD(model.parameters(), lr=lr)
-        Xt, yt = torch.from_numpy(X), torch.from_numpy(y)
         mse = torch.nn.functional.mse_loss
 
         def step():
@@ -499,6 +501,40 @@ def mlp_impl(engine, data):
 
         return Impl(step, lambda: {k: np.array(g) for k, g in zip(keys, state["g"])})
     raise NotApplicable
+
+
+MLP_KEYS = ("W1", "b1", "W2", "b2")
+
+
+def _ad_magic_mlp(m, data):
+    """ad_magic's MLP with W3/W4's starting values: (model, parameters, X, y as Tensors)."""
+    Tensor, MLP = m["Tensor"], m["MLP"]
+    X, y, params = data["X"], data["y"], data["params"]
+    model = MLP([X.shape[1], params["W1"].shape[1], 1])
+    ps = list(model.parameters())
+    if len(ps) != 4:
+        raise RuntimeError(f"ad_magic MLP has {len(ps)} parameters, expected 4")
+    for k, p in zip(MLP_KEYS, ps):
+        p.data = np.array(_fit(params[k], p.data.shape), dtype=data["dtype"])
+    # Data wrapped once, as constants, like torch.from_numpy(X) once: Tensor(X) would
+    # default to requires_grad=True (an extra matmul for a gradient nobody reads), and
+    # passing the arrays to model()/mse_loss() copies them into a new Tensor each step.
+    Xt, yt = Tensor(X, requires_grad=False), Tensor(y, requires_grad=False)
+    return model, ps, Xt, yt
+
+
+def _torch_mlp(torch, data):
+    """torch's nn.Sequential with W3/W4's starting values: (model, X, y as tensors)."""
+    X, y, params = data["X"], data["y"], data["params"]
+    tdt = torch.float64 if data["dtype"] == np.float64 else torch.float32
+    d_in, hidden = params["W1"].shape
+    model = torch.nn.Sequential(torch.nn.Linear(d_in, hidden), torch.nn.ReLU(), torch.nn.Linear(hidden, 1)).to(tdt)
+    with torch.no_grad():
+        model[0].weight.copy_(torch.from_numpy(params["W1"].T.copy()))
+        model[0].bias.copy_(torch.from_numpy(params["b1"]))
+        model[2].weight.copy_(torch.from_numpy(params["W2"].T.copy()))
+        model[2].bias.copy_(torch.from_numpy(params["b2"]))
+    return model, torch.from_numpy(X), torch.from_numpy(y)
 
 
 def _mlp_floor(data):
@@ -676,6 +712,195 @@ def _w5_floor(data):
     return Impl(step, lambda: {"x": gx.copy()})
 
 
+# --------------------------------------------------------------------------- W6
+
+# W6: what ad_magic's Tensor.forward() (replay a recorded graph from its leaves' current
+# data) costs beside building the same graph anew. Forward only, no backward: W6a/W6c
+# build W1's/W3's loss graph anew in every engine (torch with requires_grad parameters,
+# so the graph is recorded; autograd under make_vjp, which traces it), W6b/W6d replay the
+# graph ad_magic built once, after giving the parameters new data. The "gradients"
+# checked before timing are the loss values; a replayed loss is checked against the same
+# graph built anew from the same data.
+
+W6_DELTA = 1e-4  # replay steps alternate the parameters between their values and these + W6_DELTA
+REBUILT = "built anew"  # the reference of the replay rows (see Impl.reference)
+W6_PAIRS = (("W6a", "W6b", "scalar MLP (W1)"), ("W6c", "W6d", "tensor MLP (W3)"))  # (rebuild, replay, what)
+
+
+def _value_impl(step, state):
+    return Impl(step, lambda: {"loss": np.array(float(state["v"]))})
+
+
+def w6_build_impl(engine, data):
+    """W6a: W1's scalar-MLP loss graph built anew, forward only (the step keeps the value)."""
+    X, Y, params = data["X"].tolist(), data["Y"].tolist(), data["params"]
+    if engine == FLOOR:
+        return _w1_floor_forward(data)
+    m = load(engine)
+    state = {}
+    if engine == "autograd":
+        make_vjp, anp = m["autograd"].make_vjp, m["anp"]
+        flat0, unflatten, _, _ = _autograd_flat(params)
+        trace = make_vjp(lambda flat: _scalar_mlp_loss(unflatten(flat), X, Y, lambda a: anp.maximum(a, 0.0)))
+
+        def step():
+            _, state["v"] = trace(flat0)  # (vjp, value): the graph is traced, the vjp never called
+
+        return _value_impl(step, state)
+    relu = lambda a: a.relu()  # noqa: E731
+    if engine == SELF:
+        make, value = m["Tensor"], lambda t: float(t.data)
+    elif engine == "micrograd":
+        make, value = m["Value"], lambda t: t.data
+    elif engine == "torch":
+        torch = m["torch"]
+        make = lambda v: torch.tensor(v, dtype=torch.float64, requires_grad=True)  # noqa: E731
+        value = lambda t: t.item()  # noqa: E731
+    elif engine == "mygrad":
+        make, relu, value = m["mg"].Tensor, m["relu"], lambda t: t.item()
+    else:
+        raise NotApplicable
+    P = _scalar_params(params, make)
+
+    def step():
+        state["v"] = value(_scalar_mlp_loss(P, X, Y, relu))
+
+    if engine == "torch" and _scalar_mlp_loss(P, X, Y, relu).grad_fn is None:
+        raise RuntimeError("torch recorded no graph")
+    return _value_impl(step, state)
+
+
+def _w1_floor_forward(data):
+    """W1's forward by hand, vectorised over the batch, in place: three small matmuls."""
+    X, Y, P = data["X"], data["Y"], data["params"]
+    n = X.shape[0]
+    W1, b1, W2, b2, W3, b3 = (P[k] for k in ("W1", "b1", "W2", "b2", "W3", "b3"))
+    H1, H2, out, d = np.empty((n, W1.shape[0])), np.empty((n, W2.shape[0])), np.empty((n, 1)), np.empty(n)
+    state = {}
+
+    def step():
+        np.matmul(X, W1.T, out=H1); np.add(H1, b1, out=H1); np.maximum(H1, 0, out=H1)
+        np.matmul(H1, W2.T, out=H2); np.add(H2, b2, out=H2); np.maximum(H2, 0, out=H2)
+        np.matmul(H2, W3.T, out=out); np.add(out, b3, out=out)
+        np.subtract(out[:, 0], Y, out=d)
+        state["v"] = (d @ d) * (1.0 / n)
+
+    return _value_impl(step, state)
+
+
+def _replay_impl(loss, params, rebuild):
+    """ad_magic's replay step: give every parameter new data (alternately its starting value
+    and that + W6_DELTA, so every call changes it), then ``loss.forward()``. The reference
+    is ``rebuild()``, the same loss built anew from the parameters' current data."""
+    base = [np.array(p.data, copy=True) for p in params]
+    values = (base, [b + W6_DELTA for b in base])
+    if not all(v.ndim for v in base):
+        values = tuple([float(v) for v in vs] for vs in values)  # scalars as python floats, as Tensor(float)
+    state = {"i": 0, "v": float(loss.data)}
+
+    def step():
+        state["i"] ^= 1
+        for p, v in zip(params, values[state["i"]]):
+            p.data = v
+        state["v"] = float(loss.forward().data)
+
+    return Impl(step, lambda: {"loss": np.array(state["v"])},
+                reference=lambda: {"loss": np.array(float(rebuild().data))})
+
+
+def w6_replay_impl(engine, data):
+    """W6b: ad_magic's loss.forward() replay of W1's scalar graph, built once."""
+    if engine != SELF:
+        raise NotApplicable  # no other engine replays a recorded graph
+    X, Y = data["X"].tolist(), data["Y"].tolist()
+    P = _scalar_params(data["params"], load(SELF)["Tensor"])
+
+    def build():
+        return _scalar_mlp_loss(P, X, Y, lambda a: a.relu())
+
+    return _replay_impl(build(), _flat_scalars(P), build)
+
+
+def w6_mlp_build_impl(engine, data):
+    """W6c: W3's tensor-MLP loss built anew, forward only (graph recorded, never used)."""
+    X, y, params = data["X"], data["y"], data["params"]
+    if engine == FLOOR:
+        return _mlp_floor_forward(data)
+    m = load(engine)
+    state = {}
+    if engine == SELF:
+        mse_loss = m["mse_loss"]
+        model, _, Xt, yt = _ad_magic_mlp(m, data)
+
+        def step():
+            state["v"] = float(mse_loss(model(Xt), yt).data)
+    elif engine == "torch":
+        torch = m["torch"]
+        model, Xt, yt = _torch_mlp(torch, data)
+        mse = torch.nn.functional.mse_loss
+        if mse(model(Xt), yt).grad_fn is None:
+            raise RuntimeError("torch recorded no graph")
+
+        def step():
+            state["v"] = mse(model(Xt), yt).item()
+    elif engine == "mygrad":
+        mg, relu = m["mg"], m["relu"]
+        P = {k: mg.Tensor(params[k].copy()) for k in MLP_KEYS}
+        Xt, yt = mg.Tensor(X, constant=True), mg.Tensor(y, constant=True)
+
+        def step():
+            h = relu(Xt @ P["W1"] + P["b1"])
+            state["v"] = mg.mean((h @ P["W2"] + P["b2"] - yt) ** 2).item()
+    elif engine == "autograd":
+        anp = m["anp"]
+
+        def loss_fn(ps):
+            W1, b1, W2, b2 = ps
+            h = anp.maximum(anp.dot(X, W1) + b1, 0.0)
+            return anp.mean((anp.dot(h, W2) + b2 - y) ** 2)
+
+        trace = m["autograd"].make_vjp(loss_fn)
+        ps = [params[k].copy() for k in MLP_KEYS]
+
+        def step():
+            _, state["v"] = trace(ps)
+    else:
+        raise NotApplicable
+    return _value_impl(step, state)
+
+
+def _mlp_floor_forward(data):
+    """W3's forward by hand, in place into buffers allocated once."""
+    X, y, P = data["X"], data["y"], data["params"]
+    W1, b1, W2, b2 = (P[k] for k in MLP_KEYS)
+    n = X.shape[0]
+    H = np.empty((n, W1.shape[1]), dtype=data["dtype"])
+    pred = np.empty((n, 1), dtype=data["dtype"])
+    r = pred[:, 0]  # a view
+    state = {}
+
+    def step():
+        np.matmul(X, W1, out=H); np.add(H, b1, out=H); np.maximum(H, 0, out=H)
+        np.matmul(H, W2, out=pred); np.add(pred, b2, out=pred); np.subtract(pred, y, out=pred)
+        state["v"] = float(r @ r) / n
+
+    return _value_impl(step, state)
+
+
+def w6_mlp_replay_impl(engine, data):
+    """W6d: ad_magic's loss.forward() replay of W3's tensor-MLP loss, built once."""
+    if engine != SELF:
+        raise NotApplicable
+    m = load(SELF)
+    mse_loss = m["mse_loss"]
+    model, ps, Xt, yt = _ad_magic_mlp(m, data)
+
+    def build():
+        return mse_loss(model(Xt), yt)
+
+    return _replay_impl(build(), ps, build)
+
+
 # --------------------------------------------------------------------------- the run
 
 @dataclass
@@ -743,6 +968,15 @@ def make_cases(quick=False):
     w5 = w5_data(quick)
     cases.append(Case("W5", f"{_pow10(w5['x'].size)}-vector through {W5_OPS} elementwise ops, sum, bwd (f64)",
                       w5_impl, w5, tensor_engines, array=True))
+    cases.append(Case("W6a", f"W1's scalar MLP graph ({w1['n_ops']:,} ops) built anew, forward only",
+                      w6_build_impl, w1, scalar_engines))
+    cases.append(Case("W6b", "W1's graph replayed: new parameter data, then loss.forward()",
+                      w6_replay_impl, w1, (SELF,)))
+    cases.append(Case("W6c", f"W3's MLP {w3['X'].shape[1]}→{w3['params']['W1'].shape[1]}→1 "
+                             f"(X {w3['X'].shape[0]}×{w3['X'].shape[1]} f64) built anew, forward only",
+                      w6_mlp_build_impl, w3, tensor_engines, array=True))
+    cases.append(Case("W6d", "W3's graph replayed: new parameter data, then loss.forward()",
+                      w6_mlp_replay_impl, w3, (SELF,), array=True))
     return cases
 
 
@@ -804,7 +1038,7 @@ def run_workloads(quick=False, peers=PEERS, timing=True, only=None, log=None, sl
         last_w2 = {}  # engine -> (N, seconds per run) or (N, error) from the previous chain length
         for case in cases:
             log(f"## {case.key}: {case.label}")
-            impls, grads = {}, {}
+            impls, grads, own_refs = {}, {}, {}
             # 1. one step each, gradients compared before any timing
             for e in engines:
                 cell = res.cell(case.key, e)
@@ -831,6 +1065,8 @@ def run_workloads(quick=False, peers=PEERS, timing=True, only=None, log=None, sl
                     gc.collect()
                     first = timed(impl.step)  # (wall, cpu)
                     grads[e] = impl.grads()
+                    if impl.reference is not None:
+                        own_refs[e] = impl.reference()
                     impls[e] = (impl, first)
                     log(f"  {e}: first step {first[0] * 1e3:.1f} ms")
                 except NotApplicable:
@@ -845,21 +1081,25 @@ def run_workloads(quick=False, peers=PEERS, timing=True, only=None, log=None, sl
                     if isinstance(err, RecursionError):
                         gc.collect()
             ref = "torch" if "torch" in grads else FLOOR if FLOOR in grads else None
-            res.reference[case.key] = ref
-            if ref is not None:
+            res.reference[case.key] = REBUILT if own_refs else ref
+            refs = {e: grads[ref] for e in grads} if ref is not None else {}
+            refs.update(own_refs)  # an engine's own reference (W6b: the graph built anew) comes first
+            if refs:
                 for e, g in grads.items():
+                    if e not in refs:
+                        continue
                     cell = res.cell(case.key, e)
                     try:
-                        cell.grad_err = _grad_err(g, grads[ref])
+                        cell.grad_err = _grad_err(g, refs[e])
                     except Exception:
                         cell.grad_err = math.inf
                     cell.grad_ok = cell.grad_err <= _tolerance(case)
                     if not cell.grad_ok:
-                        log(f"  GRADIENT MISMATCH {e} vs {ref}: {cell.grad_err:.3g}")
+                        log(f"  GRADIENT MISMATCH {e} vs {REBUILT if e in own_refs else ref}: {cell.grad_err:.3g}")
             if case.key.startswith("W2") and "y0" in grads.get(FLOOR, {}):
                 exact = A_CHAIN ** case.data["N"]
                 assert abs(float(grads[FLOOR]["y0"]) - exact) <= 1e-8 * exact, "W2 floor is wrong"
-            del grads
+            del grads, own_refs
             # 2. timing: engines interleaved in rounds, CPU-time medians (see measure_rounds)
             if timing and impls:
                 if quick:
@@ -875,7 +1115,7 @@ def run_workloads(quick=False, peers=PEERS, timing=True, only=None, log=None, sl
                 for e, t in got.items():
                     res.cell(case.key, e).timing = t
                     log(f"  {e}: median {t.ms:.3f} ms CPU, {t.wall_ms:.3f} ms wall, over {t.runs} runs")
-            for e, (impl, f) in impls.items():
+            for e, (_, f) in impls.items():
                 if case.key.startswith("W2"):
                     t = res.cell(case.key, e).timing
                     last_w2[e] = (case.data["N"], t.wall_median_s if t else f[0])
@@ -952,7 +1192,7 @@ def measure_memory(engine, N, timeout=600):
             result["error"] = f"timed out after {timeout} s"
             return result
         if p.returncode != 0:
-            result["error"] = (p.stderr.strip().splitlines() or ["exit %d" % p.returncode])[-1]
+            result["error"] = (p.stderr.strip().splitlines() or [f"exit {p.returncode}"])[-1]
             return result
         result.update(json.loads(p.stdout.strip().splitlines()[-1]))
     return result
@@ -991,8 +1231,8 @@ def targets(res):
                 elif res.ms(k, SELF) is not None and (k, peer) in res.cells and res.cells[(k, peer)].note:
                     note = res.cells[(k, peer)].note
                     err = "RecursionError" if "RecursionError" in note else note
-                    rows.append((k, f"faster than {TITLES[peer]}", "—",
-                                 f"met ({TITLES[peer]} fails: {err})" if "Error" in note else f"no comparison ({note})"))
+                    status = f"met ({TITLES[peer]} fails: {err})" if "Error" in note else f"no comparison ({note})"
+                    rows.append((k, f"faster than {TITLES[peer]}", "—", status))
         elif k == "W3":
             r = ratio(k, SELF, "torch")
             if r is not None:
@@ -1011,12 +1251,14 @@ def render(res) -> str:
     info = res.info
     vers = ", ".join(f"{TITLES[e].split(' (')[0]} {v}" for e, v in info.get("versions", {}).items() if e != FLOOR)
     out.append(f"## Engine speed{' (quick smoke run: small sizes, few repeats)' if res.quick else ''}\n")
-    out.append(f"Median CPU ms per step (forward + backward; W3/W4 also the SGD update): the process's CPU "
+    out.append(f"Median CPU ms per step (forward + backward; W3/W4 also the SGD update; W6 forward only): "
+               f"the process's CPU "
                f"time, engines timed in interleaved rounds, so that busy neighbours on a shared machine "
                f"skew no column (wall-clock medians below). "
                f"Machine: {info.get('cpu')}, {info.get('cpus')} CPUs, Python {info.get('python')}, "
                f"NumPy {np.__version__} ({info.get('blas')}); {vers}. "
-               f"Every engine runs with 1 thread (threadpoolctl, torch.set_num_threads(1), OMP/MKL/OPENBLAS_NUM_THREADS=1); "
+               f"Every engine runs with 1 thread (threadpoolctl, torch.set_num_threads(1), "
+               f"OMP/MKL/OPENBLAS_NUM_THREADS=1); "
                f"OPENBLAS_CORETYPE/OPENBLAS_L2_SIZE: "
                f"{'set' if any(v in os.environ for v in OPENBLAS_SLOW_VARS) else 'unset'}.\n")
     headers = ["workload"] + [TITLES[e] for e in eng]
@@ -1062,13 +1304,29 @@ def render(res) -> str:
         rows.append(row)
     out.append(md_table(["workload"] + [TITLES[e] for e in eng if e != FLOOR], rows))
 
+    pairs = [(b, r, what) for b, r, what in W6_PAIRS if any(c.key == b for c in res.cases)
+             and res.ms(r, SELF) is not None]
+    if pairs:
+        out.append("\n**Replay vs. rebuild** (W6): ad_magic's `loss.forward()` replay / each column's building "
+                   "the same graph anew, forward only (below 1× = the replay is faster):\n")
+        rows = []
+        for b, r, what in pairs:
+            row = [f"{r} / {b}, {what}"]
+            for e in eng:
+                x = res.ms(b, e)
+                row.append(fmt_ratio(res.ms(r, SELF) / x) if x is not None else "—")
+            rows.append(row)
+        out.append(md_table(["workload"] + [TITLES[e] for e in eng], rows))
+
     t = targets(res)
     if t:
         out.append("\n**Targets** (reported, not asserted):\n")
         out.append(md_table(["workload", "target", "ad_magic ratio", "status"], t))
 
     out.append("\n**Gradient check** before timing: largest |g − g_ref| / max|g_ref| per workload "
-               "(reference: PyTorch, else the NumPy floor; tolerance 1e-8 f64, 2e-3 f32):\n")
+               "(reference: PyTorch, else the NumPy floor; tolerance 1e-8 f64, 2e-3 f32"
+               + ("; W6, forward only: the loss value, and a replayed loss against the same graph built anew "
+                  "from the same data" if any(c.key.startswith("W6") for c in res.cases) else "") + "):\n")
     rows = []
     for case in res.cases:
         row = [f"{case.key} (vs {res.reference.get(case.key) or '—'})"]
@@ -1110,7 +1368,8 @@ def to_json(res) -> dict:
 
 
 def main(argv=None):
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quick", action="store_true", help="small sizes and few repeats (a smoke run)")
     ap.add_argument("--peers", default=",".join(PEERS),
                     help=f"comma-separated peers to run beside ad_magic (default: {','.join(PEERS)}; '' for none)")
