@@ -18,7 +18,7 @@ import itertools
 
 import numpy as np
 
-from .tensor import EXPOSED, OWNED, Tensor, compact, describe, float_array
+from .tensor import OWNED, Tensor, compact, describe, float_array
 
 __all__ = ["topological_order", "trace_graph", "run_backward", "run_forward", "CustomOp"]
 
@@ -199,8 +199,9 @@ def _backward_nodes(root, seed):
 
 # --------------------------------------------------------------------------- forward
 
-def run_forward(root):
-    """forward_steps(): recompute each node from its parents' current data."""
+def run_forward(root, *, steps=True):
+    """forward_steps(): recompute each node from its parents' current data, yielding a
+    ForwardStep after each; forward() runs the same loop with ``steps=False``."""
     if not isinstance(root, Tensor):
         raise TypeError(f"forward: expected a Tensor, got {describe(root)}")
     order = topological_order(root)
@@ -211,47 +212,40 @@ def run_forward(root):
                 f"forward: node {node._function!r} was made by a hand-written operation (its _backward was "
                 "assigned), which has no forward rule to replay; rebuild the graph by running the code again"
             )
-    return _forward_steps(root, order)
-
-
-def _forward_steps(root, order):
+    nodes = _forward_nodes([node for node in order if node._op is not None], order)
+    if not steps:
+        return nodes
     from .steps import ForwardStep
 
-    previous = []  # (node, old data): to put everything back if a shape no longer fits
-    index = 0
+    return (ForwardStep(index, node) for index, node in enumerate(nodes, 1))
+
+
+def _forward_nodes(computed, order):
+    old_data = []  # to put everything back if a leaf's new data no longer fits
     try:
-        for node in order:
-            op = node._op
-            if op is None:
-                continue
-            parents = _parents_of(node)
-            datas = [p._data if isinstance(p, Tensor) else p for p in parents]
-            try:
-                data = op.compute(datas, node._args)
-            except (ValueError, IndexError) as exc:
-                raise ValueError(f"forward: {op.name} can no longer be computed from its inputs' new data "
-                                 f"({_shapes(parents)}): {exc}") from None
+        for node in computed:
             old = node._data
-            if np.shape(data) != np.shape(old):
+            data = node._op.replay(node)
+            if data.shape != old.shape:
                 raise ValueError(
-                    f"forward: {op.name} would change shape from {np.shape(old)} to {np.shape(data)} "
-                    f"({_shapes(parents)}); a leaf's data changed shape, so rebuild the graph instead"
+                    f"forward: {node._function} would change shape from {old.shape} to {data.shape} "
+                    f"({_shapes(_parents_of(node))}); a leaf's data changed shape, so rebuild the graph instead"
                 )
-            if data.dtype != old.dtype:
+            if data.dtype is not old.dtype and data.dtype != old.dtype:
                 data = data.astype(old.dtype)
-            previous.append((node, old, node._grad, node._gstate))
+            old_data.append(old)
             node._data = data
-            node._grad = None
-            index += 1
-            yield ForwardStep(index, node)
-    except Exception:  # (closing the generator early keeps what was replayed so far)
-        for node, old, grad, state in reversed(previous):
-            node._data, node._grad, node._gstate = old, grad, state
+            yield node
+    except Exception as exc:  # (closing the generator early keeps what was replayed so far)
+        for node, old in zip(computed, old_data):
+            node._data = old
+        if isinstance(exc, (ValueError, IndexError)) and not str(exc).startswith("forward:"):
+            node = computed[len(old_data)]
+            raise ValueError(f"forward: {node._function} can no longer be computed from its inputs' new data "
+                             f"({_shapes(_parents_of(node))}): {exc}") from None
         raise
-    for node in order:  # leaves' grads belonged to the old values too
-        if node._grad is not None and node._op is None:
-            node._grad = None
-            node._gstate = EXPOSED
+    for node in order:  # every grad belonged to the old values
+        node._grad = None
 
 
 def _shapes(parents):

@@ -174,6 +174,12 @@ class Op:
         rest = tuple(operands[2:]) if n > 2 else None
         return _node(data, a, b, rest, self, args, any(_needs(t) for t in operands))
 
+    def replay(self, node):
+        """The node's data recomputed from its parents' current data (forward replay)."""
+        parents = (node._a,) if node._b is None else (node._a, node._b) if node._rest is None else (
+            node._a, node._b, *node._rest)
+        return self.compute([_data(p) for p in parents], node._args)
+
     def compute(self, datas, args):
         """The forward function on input arrays; a shape mismatch is one sentence."""
         try:
@@ -262,9 +268,9 @@ def elementwise(name, formula, forward, *locals, doc=None):
     op = Op(name, formula, forward, [text for text, _ in locals], locals=[f for _, f in locals],
             broadcast=len(locals) > 1, doc=doc)
     if len(locals) == 2:
-        op.backward, function = _binary_backward(op), _binary_function(op)
+        op.backward, op.replay, function = _binary_backward(op), _binary_replay(op), _binary_function(op)
     elif len(locals) == 1:
-        op.backward, function = _unary_backward(op), _unary_function(op)
+        op.backward, op.replay, function = _unary_backward(op), _unary_replay(op), _unary_function(op)
     else:
         return op
     function.__name__ = function.__qualname__ = name
@@ -339,6 +345,30 @@ def _unary_function(op):
         return out
 
     return apply
+
+
+def _binary_replay(op):
+    forward, name = op.forward, op.name
+
+    def replay(node):
+        a, b = node._a, node._b
+        a = a._data if isinstance(a, Tensor) else a
+        b = b._data if isinstance(b, Tensor) else b
+        try:
+            return forward(a, b)
+        except ValueError:
+            raise ValueError(f"{name}: cannot broadcast shapes {np.shape(a)} and {np.shape(b)} together") from None
+
+    return replay
+
+
+def _unary_replay(op):
+    forward = op.forward
+
+    def replay(node):
+        return forward(node._a._data)
+
+    return replay
 
 
 def _binary_backward(op):

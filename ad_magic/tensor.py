@@ -445,7 +445,7 @@ class Tensor:
         this tensor. A leaf whose new data no longer fits the graph's shapes is a
         ValueError, and then nothing is changed.
         """
-        for _ in _backprop.run_forward(self):
+        for _ in _backprop.run_forward(self, steps=False):
             pass
         return self
 
