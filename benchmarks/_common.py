@@ -206,6 +206,7 @@ def mlp_graph(n_values: int, seed: int = 0, backward: bool = True):
     ``n_values`` value nodes (leaves, constants and intermediates); backward has run
     when ``backward``. Used by the rendering and widget benchmarks."""
     import numpy as np
+
     from ad_magic.engine import Tensor, topological_order
 
     rng = np.random.default_rng(seed)

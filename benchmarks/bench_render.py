@@ -18,13 +18,11 @@ import shutil
 import statistics
 import time
 
-import numpy as np
+import _common
 
 from ad_magic.engine import Tensor
 from ad_magic.graph import DEFAULT_MAX_NODES, GraphView
 from ad_magic.render import _graphviz_pure_executable
-
-import _common
 
 
 def mlp_graph(n_values: int, seed: int = 0) -> Tensor:

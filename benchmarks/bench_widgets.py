@@ -22,12 +22,11 @@ import random
 import statistics
 import time
 
+import _common
 import numpy as np
 
 from ad_magic.engine import Tensor
 from ad_magic.widgets import BackwardStepper, DescentExplorer
-
-import _common
 
 
 def mlp_graph(n_values: int, seed: int = 0) -> Tensor:
@@ -61,7 +60,8 @@ def bench_stepper(n_values: int, repeat: int, rows: list, max_nodes=None) -> Non
             jumps.append(timed(lambda: setattr(s.slider, "value", k)))
     nodes = len(s.view.nodes)
     target = "< 50 ms" if n_values <= 100 else "< 200 ms"
-    drawn = f"{nodes} nodes" if not s.view.truncated else f"{nodes} of {nodes + s.view.truncated} nodes drawn (default max_nodes)"
+    drawn = (f"{nodes} nodes" if not s.view.truncated
+             else f"{nodes} of {nodes + s.view.truncated} nodes drawn (default max_nodes)")
     rows.append((f"BackwardStepper, {drawn}, {n} steps", "construction",
                  ms(statistics.median(builds)), ms(max(builds)), ""))
     rows.append(("", "slider +1 step (Play)", ms(statistics.median(nexts)), ms(max(nexts)), target))
