@@ -204,15 +204,20 @@ def run_forward(root, *, steps=True):
     ForwardStep after each; forward() runs the same loop with ``steps=False``."""
     if not isinstance(root, Tensor):
         raise TypeError(f"forward: expected a Tensor, got {describe(root)}")
-    order = topological_order(root)
+    # Nodes that need no gradient were recorded as constants (no operation to replay).
+    order = topological_order(root, only_grad=True)
+    computed = []
     for node in order:
         op = node._op
-        if node._a is not None and (op is None or isinstance(op, CustomOp)):
+        if op is None and node._a is None:
+            continue
+        if op is None or isinstance(op, CustomOp):
             raise ValueError(
                 f"forward: node {node._function!r} was made by a hand-written operation (its _backward was "
                 "assigned), which has no forward rule to replay; rebuild the graph by running the code again"
             )
-    nodes = _forward_nodes([node for node in order if node._op is not None], order)
+        computed.append(node)
+    nodes = _forward_nodes(computed, order)
     if not steps:
         return nodes
     from .steps import ForwardStep

@@ -117,3 +117,11 @@ def test_forward_keeps_float32():
     y = (x * 2.5).sum()
     x.data = np.full(3, 2.0, dtype=np.float32)
     assert y.forward().dtype == np.float32 and y.item() == 15.0
+
+
+def test_forward_of_a_node_with_parents_but_no_rule_is_refused():
+    a = Tensor([1.0, 2.0])
+    out = Tensor(a.data ** 2)
+    out._function, out._parents = "square", {a}  # no _backward: nothing says how to recompute it
+    with pytest.raises(ValueError, match="'square' was made by a hand-written operation"):
+        (out * 2).forward()
