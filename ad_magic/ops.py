@@ -42,6 +42,25 @@ OPS: dict = {}
 ONE, MINUS_ONE = "1", "-1"
 
 
+class _Operand:
+    """A local derivative that is one of the op's own values (for mul, ∂out/∂a = b):
+    the chain rule then multiplies by that value with no function call."""
+
+    __slots__ = ("index",)
+
+    def __init__(self, index):
+        self.index = index
+
+    def __call__(self, out, *inputs):
+        return out if self.index is None else inputs[self.index]
+
+    def __repr__(self):
+        return "out" if self.index is None else "ab"[self.index]
+
+
+A, B, OUT = _Operand(0), _Operand(1), _Operand(None)
+
+
 def unbroadcast(grad, shape):
     """Sum `grad` back to `shape`: the gradient of NumPy broadcasting.
 
@@ -394,24 +413,43 @@ def _binary_backward(op):
             bd, need_b = b._data, b.requires_grad
         else:
             bd, need_b = b, False
-        if need_a and a is b:  # x * x: one array for ∂L/∂x instead of two and a sum
-            need_b = False
-            c, fresh = _chain2(both, g, out, ad, bd)
-        elif need_a:
-            c, fresh = (g, False) if local_a is ONE else _chain2(local_a, g, out, ad, bd)
         if need_a:
+            if a is b:  # x * x: one array for ∂L/∂x instead of two and a sum
+                need_b = False
+                c, fresh = _chain2(both, g, out, ad, bd)
+            elif local_a is ONE:
+                c, fresh = g, False
+            elif local_a is B:
+                c, fresh = g * bd, True
+            else:
+                c, fresh = _chain2(local_a, g, out, ad, bd)
             if c.shape != ad.shape:
                 c, fresh = _unbroadcast(c, ad.shape)[0], True
-            if a._grad is None and c.dtype is ad.dtype:  # the first contribution: keep it
+            old = a._grad
+            if c.dtype is not ad.dtype:
+                accumulate(a, c, fresh)
+            elif old is None:  # the first contribution: keep it
                 a._grad, a._gstate = c, (OWNED if fresh else BORROWED)
+            elif type(old) is not _ndarray:  # a scalar: a new one
+                a._grad, a._gstate = old + c, OWNED
             else:
                 accumulate(a, c, fresh)
         if need_b:
-            c, fresh = (g, False) if local_b is ONE else _chain2(local_b, g, out, ad, bd)
+            if local_b is ONE:
+                c, fresh = g, False
+            elif local_b is A:
+                c, fresh = g * ad, True
+            else:
+                c, fresh = _chain2(local_b, g, out, ad, bd)
             if c.shape != bd.shape:
                 c, fresh = _unbroadcast(c, bd.shape)[0], True
-            if b._grad is None and c.dtype is bd.dtype:
+            old = b._grad
+            if c.dtype is not bd.dtype:
+                accumulate(b, c, fresh)
+            elif old is None:
                 b._grad, b._gstate = c, (OWNED if fresh else BORROWED)
+            elif type(old) is not _ndarray:
+                b._grad, b._gstate = old + c, OWNED
             else:
                 accumulate(b, c, fresh)
 
@@ -434,6 +472,10 @@ def _chain2(local, g, out, a, b):
         return g, False
     if local is MINUS_ONE:
         return -g, True
+    if local is B:
+        return g * b, True
+    if local is A:
+        return g * a, True
     f = local(out, a, b)
     if (type(f) is _ndarray and type(g) is _ndarray and f.base is None and f.shape == g.shape
             and f.dtype == g.dtype and f is not out and f is not a and f is not b):
@@ -446,6 +488,8 @@ def _chain1(local, g, out, a):
     """(∂L/∂out · local, whether it is a new array) for a one-input elementwise op."""
     if local is MINUS_ONE:
         return -g, True
+    if local is OUT:
+        return g * out, True
     f = local(out, a)
     if (type(f) is _ndarray and type(g) is _ndarray and f.base is None and f.shape == g.shape
             and f.dtype == g.dtype and f is not out and f is not a):
@@ -527,12 +571,12 @@ def _relu_local(out, a):
 
 add = elementwise("add", "out = a + b", operator.add, ("1", ONE), ("1", ONE))
 sub = elementwise("sub", "out = a - b", operator.sub, ("1", ONE), ("-1", MINUS_ONE))
-mul = elementwise("mul", "out = a · b", operator.mul, ("b", lambda out, a, b: b), ("a", lambda out, a, b: a))
+mul = elementwise("mul", "out = a · b", operator.mul, ("b", B), ("a", A))
 div = elementwise("div", "out = a / b", operator.truediv,
                   ("1/b", lambda out, a, b: 1 / b), ("-a/b²", _neg_ratio))
 power = elementwise("pow", "out = a ** b", operator.pow, ("b·a^(b-1)", _pow_base), ("out·log(a)", _pow_exponent))
 neg = elementwise("neg", "out = -a", operator.neg, ("-1", MINUS_ONE))
-exp = elementwise("exp", "out = exp(a)", np.exp, ("out", lambda out, a: out))
+exp = elementwise("exp", "out = exp(a)", np.exp, ("out", OUT))
 log = elementwise("log", "out = log(a)", np.log, ("1/a", lambda out, a: 1 / a),
                   doc="out = log(a), the natural logarithm.   ∂L/∂a = ∂L/∂out · 1/a")
 tanh = elementwise("tanh", "out = tanh(a)", np.tanh, ("1 - out²", _tanh_local))
