@@ -13,6 +13,7 @@ import numbers
 import numpy as np
 
 from .backprop import topological_order
+from .formatting import format_number
 from .tensor import Tensor
 
 __all__ = ["Optimizer", "SGD", "Momentum", "Adam", "OPTIMIZERS", "descend", "DescentHistory", "DescentRecord"]
@@ -171,7 +172,7 @@ class DescentHistory:
 
     def __repr__(self):
         end = f"stopped at iteration {self.stopped_at}" if self.stopped else f"{len(self) - 1} steps"
-        last = f", final loss {self.final_loss:.6g}" if self.losses else ""
+        last = f", final loss {format_number(self.final_loss)}" if self.losses else ""
         return f"DescentHistory({type(self.optimizer).__name__}, lr={self.lr:g}, {end}{last})"
 
 

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from .formatting import format_value
+
 __all__ = ["BackwardStep", "ChainTerm", "ForwardStep"]
 
 
@@ -147,8 +149,7 @@ class ForwardStep:
 
     def __repr__(self):
         try:
-            value = np.array2string(np.asarray(self.value), precision=4, threshold=6)
-            return f"ForwardStep({self.index}, {self.function!r} = {value})"
+            return f"ForwardStep({self.index}, {self.function!r} = {format_value(self.value)})"
         except Exception as exc:
             return f"<ForwardStep {self.index} (repr failed: {type(exc).__name__})>"
 
