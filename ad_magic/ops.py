@@ -106,11 +106,17 @@ def _node(data, a, b, rest, op, args, record):
 def _constant(value, like, op):
     """A Python number or array used in an operation, as a constant input.
 
-    A number becomes an (immutable) NumPy scalar of the other operand's float type, as
-    in NumPy; an array becomes a constant Tensor of this node only.
+    A number stays an immutable Python float, which mixes with the other operand's data
+    as NumPy does (it takes that float type); zero becomes a NumPy scalar, so that
+    derivatives such as 1/b give inf as NumPy does rather than a ZeroDivisionError. Other
+    numbers become NumPy scalars; an array becomes a constant Tensor of this node only.
     """
     kind = type(value)
-    if kind is float or kind is int or (isinstance(value, numbers.Real) and not isinstance(value, _ndarray)):
+    if kind is int:
+        kind, value = float, float(value)
+    if kind is float and value:
+        return value
+    if kind is float or (isinstance(value, numbers.Real) and not isinstance(value, _ndarray)):
         return np.float32(value) if like.dtype is _F32 else np.float64(value)
     if isinstance(value, (_ndarray, list, tuple)):
         return constant_tensor(compact(float_array(value, op, copy=False)))

@@ -13,8 +13,8 @@ Implementation notes (why the code looks the way it does):
 * A node keeps its first two inputs in the slots `_a` and `_b` (and any more in
   `_rest`) instead of a tuple: one object per node instead of two for the cyclic garbage
   collector to track, which is most of the time spent building a large scalar graph.
-* A Python number used in an operation (`x * 4`) is kept as an immutable NumPy scalar
-  in its node. It becomes a constant `Tensor` of that node only when someone looks at the
+* A Python number used in an operation (`x * 4`) is kept as it is (immutable) in its
+  node. It becomes a constant `Tensor` of that node only when someone looks at the
   graph (`parents`, `_parents`, `trace_graph`), so nothing mutable is shared between
   graphs and a long scalar chain makes no extra objects.
 * Internally a computed 0-d value is the NumPy scalar NumPy itself returns (32 bytes
@@ -246,17 +246,18 @@ class Tensor:
         if a is None:
             return ()
         b = self._b
+        dtype = self._data.dtype
         if not isinstance(a, Tensor):
-            a = self._a = constant_tensor(a)
+            a = self._a = constant_tensor(dtype.type(a))
         if b is None:
             return (a,)
         if not isinstance(b, Tensor):
-            b = self._b = constant_tensor(b)
+            b = self._b = constant_tensor(dtype.type(b))
         rest = self._rest
         if rest is None:
             return (a, b)
         if not all(isinstance(p, Tensor) for p in rest):
-            rest = self._rest = tuple(p if isinstance(p, Tensor) else constant_tensor(p) for p in rest)
+            rest = self._rest = tuple(p if isinstance(p, Tensor) else constant_tensor(dtype.type(p)) for p in rest)
         return (a, b, *rest)
 
     @property
