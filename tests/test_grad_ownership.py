@@ -204,3 +204,21 @@ def test_parents_setter_rejects_non_tensors():
         out._parents = 3
     with pytest.raises(TypeError, match="every parent must be a Tensor"):
         out._parents = [1.0]
+
+
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")
+@pytest.mark.parametrize("zero", [0, 0.0, -0.0])
+def test_dividing_by_a_python_zero_follows_numpy(zero):
+    x = Tensor(1.0)
+    y = x / zero
+    y.backward()
+    assert np.isinf(y.item()) and np.isinf(x.grad)
+
+
+def test_python_numbers_take_the_datas_float_type():
+    x = Tensor(np.float32(2.0))
+    y = x * 3 + 1.5 / x - 2 ** x
+    assert y.dtype == np.float32
+    y.backward()
+    assert x.grad.dtype == np.float32
+    assert all(p.dtype == np.float32 for p in (x * 3).parents)
