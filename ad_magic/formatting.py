@@ -53,7 +53,9 @@ def _readable(value: float) -> str:
         return "0.0"                            # also -0.0: a sign on zero only confuses
     if value == int(value) and abs(value) < 1e6:
         return f"{value:.1f}"
-    return f"{value:.{SIGNIFICANT_DIGITS}g}"
+    text = f"{value:.{SIGNIFICANT_DIGITS}g}"
+    # 5.0000001 rounds to "5": show it as 5.0 like an exact 5, so equal-looking values read alike
+    return text + ".0" if text.lstrip("-").isdigit() else text
 
 
 _EXPONENT = re.compile(r"e([-]?)\+?0*(\d)")

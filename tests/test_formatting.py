@@ -88,3 +88,9 @@ def test_text_table_aligns_columns_and_spreads_multiline_cells():
         "         [3.0, 4.0]]",
         "a\\tb    2.0",
     ]
+
+
+def test_a_number_that_rounds_to_a_whole_one_reads_like_it():
+    """5 and 5.0000000001 (backprop beside finite differences) print alike."""
+    assert format_number(5.0000000001) == format_number(5.0) == "5.0"
+    assert format_number(-2.99999999) == "-3.0"
