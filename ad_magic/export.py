@@ -22,6 +22,7 @@ from .dot import CHANGED, FONT, FONT_SIZE, GRAD_TEXT, HIGHLIGHT, KIND_PENWIDTH, 
 from .formatting import escape
 from .graph_view import _data_texts, _grad_text
 from .render import RenderError, find_dot
+from .timeline import CAPTION_CHARS
 
 __all__ = ["save_html", "save_frames", "page_html", "check_target", "FRAME_FORMATS"]
 
@@ -34,7 +35,7 @@ def _static(name: str) -> str:
 
 
 def _require_steps(timeline, what: str) -> None:
-    if timeline.last == 0:
+    if not timeline.steps and not timeline.forward_steps:
         name = timeline.namer(timeline.output) or "the output"
         raise ValueError(f"{what}: {name} is a leaf tensor, so its timeline has nothing to step through; "
                          "export the result of a computation instead.")
@@ -194,8 +195,11 @@ class _PngFrames:
         changed = set(state.changed)
         x0, y0, x1, y1 = self.bb
         caption_h = 30.0
+        # Room for the longest caption, as in the SVG frames: every frame has one size.
+        caption_w = max(x1 - x0, 16 + 0.56 * FONT_SIZE * CAPTION_CHARS)
         out = ["digraph frame {",
-               f'graph [bgcolor="white", bb="{x0},{y0 - caption_h},{x1},{y1}", splines=true, pad="0.1"];',
+               f'graph [bgcolor="white", bb="{x0},{y0 - caption_h},{x0 + caption_w},{y1}", splines=true, '
+               'pad="0.1"];',
                f'node [fontname="{FONT}", fontsize="{FONT_SIZE:g}", fontcolor="{TEXT}", fixedsize=true, '
                'style=filled];',
                f'edge [fontname="{FONT}", fontsize="9"];']
@@ -233,10 +237,11 @@ class _PngFrames:
             body = ", ".join(f"{key}={_quote(v)}" for key, v in attrs.items() if v != "")
             out.append(f"{_quote(tail)} -> {_quote(head)} [{body}, arrowsize=0.7];")
         text = f"step {k} / {tl.last}: {state.caption}"
-        if len(text) > 160:
-            text = text[:159] + "…"
-        out.append(f'caption [shape=plaintext, style="", fixedsize=false, pos="{(x0 + x1) / 2},'
-                   f'{y0 - caption_h / 2}!", label=<{label_escape(text)}>];')
+        if len(text) > CAPTION_CHARS:
+            text = text[: CAPTION_CHARS - 1] + "…"
+        out.append(f'caption [shape=box, style=filled, fillcolor="#f8fafc", color="#cbd5e1", '
+                   f'pos="{x0 + caption_w / 2},{y0 - caption_h / 2}!", width="{(caption_w - 4) / 72:.4f}", '
+                   f'height="{(caption_h - 8) / 72:.4f}", labeljust=l, label=<{label_escape(text)}>];')
         out.append("}")
         return "\n".join(out)
 
