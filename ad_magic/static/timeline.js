@@ -33,7 +33,17 @@ const LEGEND = [
   ["output", "output"], ["op", "operation"], ["current", "this step"], ["changed", "grad just changed"],
 ];
 
+// Tell Python where the widget is only while a kernel listens (after a shutdown the
+// widget keeps stepping on its own, without a flood of failed sync messages).
+function kernelAliveFor(model) {
+  const manager = model && model.widget_manager;
+  if (!manager || !("kernel" in manager)) return true;   // a front end that does not say: try
+  const kernel = manager.kernel;
+  return !!kernel && !kernel.isDisposed && kernel.status !== "dead" && kernel.connectionStatus !== "disconnected";
+}
+
 export function mount(el, data, model) {
+  const kernelAlive = () => { try { return kernelAliveFor(model); } catch (e) { return false; } };
   const last = data.last;
   const root = h("div", {class: "ad-timeline", tabindex: "0"});
   const play = h("button", {class: "ad-play", type: "button", title: "Play / pause", text: "▶ Play"});
@@ -116,7 +126,7 @@ export function mount(el, data, model) {
     next.disabled = k >= last;
     root.dataset.step = String(k);
     if (pinned !== null || hovered !== null) openCard(pinned !== null ? pinned : hovered);
-    if (model && !fromModel) {
+    if (model && !fromModel && kernelAlive()) {
       try { model.set("position", k); model.save_changes(); } catch (e) { /* no kernel: stay local */ }
     }
   }
@@ -210,14 +220,17 @@ export function mount(el, data, model) {
   prev.onclick = () => move(-1);
   next.onclick = () => move(+1);
   range.addEventListener("input", () => { stop(); show(+range.value, false); });
-  root.addEventListener("keydown", (event) => {
+  // Listened for on the window, before the notebook's own shortcuts (which listen on the
+  // document, capturing) can take the arrow keys: only when the focus is in this timeline.
+  const onKey = (event) => {
+    if (!(event.target instanceof Node) || !root.contains(event.target)) return;
     if (event.key === "Escape") { closeCard(); event.stopPropagation(); return; }
     if (event.key !== "ArrowLeft" && event.key !== "ArrowRight") return;
-    event.stopPropagation();   // the notebook's own shortcuts stay out of it
-    if (event.target === range) return;   // the range input moves itself (and fires "input")
+    event.stopPropagation();
     event.preventDefault();
     move(event.key === "ArrowRight" ? 1 : -1);
-  });
+  };
+  window.addEventListener("keydown", onKey, true);
   root.addEventListener("click", (event) => {
     if (event.target !== range && !(event.target.closest && event.target.closest("button"))) root.focus();
   });
@@ -235,7 +248,11 @@ export function mount(el, data, model) {
     onModel = () => show(model.get("position"), true);
     model.on("change:position", onModel);
   }
-  return () => { stop(); if (model && onModel) model.off("change:position", onModel); };
+  return () => {
+    stop();
+    window.removeEventListener("keydown", onKey, true);
+    if (model && onModel) model.off("change:position", onModel);
+  };
 }
 
 function render({model, el}) {
