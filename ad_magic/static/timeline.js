@@ -7,7 +7,7 @@
 // (anywidget: `export default {render}`) and in the page written by save_html (mount()).
 
 const PLAY_INTERVAL_MS = 700;
-const MIN_SCALE = 0.7;      // fit-to-width never shrinks labels below 70 % (scroll instead)
+const MIN_SCALE = 0.7;      // fitting the width by itself never shrinks labels below 70 % (10 px): it scrolls
 const MAX_SCALE = 4;
 
 function h(tag, attrs, ...children) {
@@ -56,7 +56,7 @@ export function mount(el, data, model) {
   const caption = h("div", {class: "ad-caption"});
   const rule = h("div", {class: "ad-rule"});
   const zoomOut = h("button", {type: "button", class: "ad-zoom-out", title: "Zoom out", text: "−"});
-  const zoomFit = h("button", {type: "button", class: "ad-zoom-fit", title: "Fit to width", text: "Fit"});
+  const zoomFit = h("button", {type: "button", class: "ad-zoom-fit", title: "Show the whole graph", text: "Fit"});
   const zoomIn = h("button", {type: "button", class: "ad-zoom-in", title: "Zoom in", text: "+"});
   const zoom = h("div", {class: "ad-zoom"}, zoomOut, zoomFit, zoomIn);
   const viewport = h("div", {class: "ad-viewport"});
@@ -77,19 +77,27 @@ export function mount(el, data, model) {
   const dataTexts = values.map(g => g ? Array.from(g.querySelectorAll("text.ad-data")) : []);
   const gradTexts = values.map(g => g ? g.querySelector("text.ad-grad") : null);
   const shownData = values.map(() => null), shownGrad = values.map(() => null);
-  let k = -1, lit = [], marked = [], timer = null, pinned = null, hovered = null;
+  let k = -1, lit = [], marked = [], timer = null, pinned = null, hovered = null, fitted = false;
 
-  // A label wider than its box is squeezed into it, never cut.
-  function fit(text, i) {
-    if (!text || !values[i]) return;
-    text.removeAttribute("textLength");
-    text.removeAttribute("lengthAdjust");
-    const room = parseFloat(values[i].dataset.w) - 6;
-    const width = text.textContent ? text.getComputedTextLength() : 0;
-    if (width > room && room > 0) {
-      text.setAttribute("textLength", room.toFixed(1));
-      text.setAttribute("lengthAdjust", "spacingAndGlyphs");
+  const fontSize = (text) => parseFloat(text.getAttribute("font-size")) || 11;
+  // A label wider than its box is squeezed into it, never cut. The texts changed by a
+  // move are measured together, after all are written: one layout per move, not one each.
+  function fitAll(texts) {
+    // Only texts that might be too wide are measured (a generous 0.62 em per character).
+    const changed = texts.filter(([text, i]) => text.textContent.length * 0.62 * fontSize(text)
+                                               > parseFloat(values[i].dataset.w) - 6 || text.hasAttribute("textLength"));
+    for (const [text] of changed) {
+      text.removeAttribute("textLength");
+      text.removeAttribute("lengthAdjust");
     }
+    const widths = changed.map(([text]) => (text.textContent ? text.getComputedTextLength() : 0));
+    changed.forEach(([text, i], n) => {
+      const room = parseFloat(values[i].dataset.w) - 6;
+      if (widths[n] > room && room > 0) {
+        text.setAttribute("textLength", room.toFixed(1));
+        text.setAttribute("lengthAdjust", "spacingAndGlyphs");
+      }
+    });
   }
 
   function show(target, fromModel) {
@@ -103,20 +111,22 @@ export function mount(el, data, model) {
     for (const g of lit) g.classList.add("ad-current");
     marked = data.changed[k].map(i => values[i]).filter(Boolean);
     for (const g of marked) g.classList.add("ad-changed");
+    const changedTexts = [];
     for (let i = 0; i < values.length; i++) {
       if (!values[i]) continue;
       const texts = at(data.data[i], k);
       if (texts !== shownData[i]) {
         shownData[i] = texts;
-        dataTexts[i].forEach((t, j) => { t.textContent = texts[j] || ""; fit(t, i); });
+        dataTexts[i].forEach((t, j) => { t.textContent = texts[j] || ""; changedTexts.push([t, i]); });
       }
       const grad = at(data.grads[i], k);
       if (grad !== shownGrad[i] && gradTexts[i]) {
         shownGrad[i] = grad;
         gradTexts[i].textContent = grad;
-        fit(gradTexts[i], i);
+        changedTexts.push([gradTexts[i], i]);
       }
     }
+    if (fitted) fitAll(changedTexts);
     label.textContent = data.labels[k];
     caption.textContent = data.captions[k];
     rule.textContent = data.rules[k];
@@ -172,7 +182,9 @@ export function mount(el, data, model) {
   // -- zoom and pan: fit the output's width, never below MIN_SCALE; scroll beyond.
   const width = parseFloat(svg.getAttribute("width")) * (svg.getAttribute("width").endsWith("pt") ? 4 / 3 : 1);
   const height = parseFloat(svg.getAttribute("height")) * (svg.getAttribute("height").endsWith("pt") ? 4 / 3 : 1);
-  let scale = 1, fitting = true;
+  // "auto" fits the width without going below MIN_SCALE (then it scrolls); the Fit
+  // button shows the whole graph however small; zooming by hand stops both.
+  let scale = 1, fitting = "auto";
   function applyScale(s) {
     scale = Math.max(0.2, Math.min(MAX_SCALE, s));
     svg.setAttribute("width", `${(width * scale).toFixed(1)}px`);
@@ -181,11 +193,13 @@ export function mount(el, data, model) {
   }
   function fitWidth() {
     const room = viewport.clientWidth - 4;
-    if (room > 0) applyScale(Math.max(MIN_SCALE, Math.min(1, room / width)));
+    if (room <= 0 || !fitting) return;
+    const whole = Math.min(1, room / width);
+    applyScale(fitting === "whole" ? whole : Math.max(MIN_SCALE, whole));
   }
   zoomIn.onclick = () => { fitting = false; applyScale(scale * 1.25); };
   zoomOut.onclick = () => { fitting = false; applyScale(scale / 1.25); };
-  zoomFit.onclick = () => { fitting = true; fitWidth(); };
+  zoomFit.onclick = () => { fitting = "whole"; fitWidth(); };
   viewport.addEventListener("wheel", (event) => {
     if (!event.ctrlKey) return;
     event.preventDefault();
@@ -205,7 +219,7 @@ export function mount(el, data, model) {
   });
   window.addEventListener("mouseup", () => { drag = null; viewport.classList.remove("ad-panning"); });
   if (typeof ResizeObserver !== "undefined") {
-    new ResizeObserver(() => { if (fitting) fitWidth(); }).observe(viewport);
+    new ResizeObserver(() => fitWidth()).observe(viewport);
   }
 
   // -- stepping
@@ -236,12 +250,16 @@ export function mount(el, data, model) {
   });
 
   show(model ? model.get("position") : 0, true);
-  requestAnimationFrame(() => {
+  requestAnimationFrame(() => {   // once the SVG is in the page and can be measured
     fitWidth();
-    for (let i = 0; i < values.length; i++) {
-      for (const t of dataTexts[i]) fit(t, i);
-      fit(gradTexts[i], i);
-    }
+    const all = [];
+    values.forEach((g, i) => {
+      if (!g) return;
+      for (const t of dataTexts[i]) all.push([t, i]);
+      if (gradTexts[i]) all.push([gradTexts[i], i]);
+    });
+    fitAll(all);
+    fitted = true;
   });
   let onModel = null;
   if (model) {
