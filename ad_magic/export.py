@@ -117,7 +117,7 @@ def save_html(timeline, path, title: str | None = None) -> Path:
 
 # ------------------------------------------------------------------ one picture per step
 
-def save_frames(timeline, folder, format="svg") -> list:
+def save_frames(timeline, folder, format="png") -> list:
     """One picture per state of ``timeline`` in ``folder`` (made if missing, inside an
     existing folder): ``step-000.svg`` …, or ``.png``. Returns the paths written."""
     fmt = str(format).lower().lstrip(".")

@@ -121,8 +121,10 @@ class AutodiffMagics(Magics):
         help="The output: this variable of the cell. Default: the cell's last expression, "
              "else the variable `loss`."))
     def autodiff_cell(self, line, cell):
-        """Run the cell, backpropagate from its output and show the computation graph,
-        the gradients and a BackwardStepper.
+        """Run the cell, backpropagate from its output and show the gradients and a
+        BackwardStepper: the computation graph stepped through its forward pass, then its
+        backward pass (slider, Previous/Next, Play, the arrow keys; click a node for its
+        card). The stepping runs in the browser, also after the kernel is shut down.
 
         The cell runs in your namespace, like any cell: its variables stay. The output
         is the variable NAME, else the cell's last expression, else the variable `loss`
@@ -130,6 +132,8 @@ class AutodiffMagics(Magics):
         .mean()). Nodes are labelled with your variable names. The next cell can use
         _autodiff (the widget), _autodiff_output (the output tensor) and
         _autodiff_grads (the gradients by name). With --static: pictures, no widget.
+        With --export PATH.html the same timeline is also written as one self-contained
+        page (no network needed), for slides or a course page.
 
         With --descent the cell runs once, like any cell: its prints and other side
         effects happen once. Each iteration then replays the graph that run recorded

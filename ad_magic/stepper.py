@@ -212,8 +212,8 @@ class BackwardStepper(anywidget.AnyWidget):
 
         return save_html(self.timeline, path)
 
-    def save_frames(self, folder, format="svg") -> list:
-        """Write one picture per step into ``folder`` (``step-000.svg``, …; ``format``
+    def save_frames(self, folder, format="png") -> list:
+        """Write one picture per step into ``folder`` (``step-000.png``, …; ``format``
         "svg" or "png"), for slides. Returns the paths written."""
         from .export import save_frames
 
