@@ -99,6 +99,7 @@ TIMELINE_CELLS = [
         h = x * y
         loss = h * x + y
     '''),
+    "print('Python sees step', _autodiff.step)\n",
 ]
 
 
@@ -150,6 +151,12 @@ def _run_timeline(page, lab, name, *, notebook7):
     _step_with_buttons_and_keys(timeline)
     card = _open_card(timeline, "v0", "input (leaf)")
     assert "value = 2.0" in card
+    # While the kernel runs, the widget tells Python where it is.
+    page.evaluate("""() => { const w = window.jupyterapp.shell.currentWidget;
+                             w.content.activeCellIndex = 2;
+                             return window.jupyterapp.commands.execute('notebook:run-cell'); }""")
+    told = e2e.cell_locator(page, 2).locator(".jp-OutputArea-output")
+    told.filter(has_text="Python sees step 2").wait_for(timeout=30_000)
 
     # Shut the kernel down: the slider, the buttons and the cards still work.
     kernel = page.evaluate("() => window.jupyterapp.shell.currentWidget.sessionContext.session.kernel.id")
@@ -215,6 +222,15 @@ def test_exported_page_works_from_file_with_no_network(browser, tmp_path):
         after = e2e.timeline_state(timeline)
         assert after["step"] > 0 and after["svg"] != before["svg"] and after["current"]
         _open_card(timeline, "v0", "x — input (leaf)")
+        # hovering a node shows its card too; zoom and the whole-graph fit
+        timeline.locator('svg g.node:has(> title:text-is("v1"))').hover()
+        timeline.locator(".ad-card").wait_for(state="visible")
+        assert "y — input (leaf)" in timeline.locator(".ad-card").inner_text()
+        scale = float(timeline.get_attribute("data-scale"))
+        timeline.locator(".ad-zoom-in").click()
+        assert float(timeline.get_attribute("data-scale")) > scale
+        timeline.locator(".ad-zoom-fit").click()
+        assert float(timeline.get_attribute("data-scale")) <= 1.0
         e2e.save_screenshot(pg, "e2e-exported-page.png")
     finally:
         context.close()
