@@ -233,3 +233,26 @@ def test_a_graph_with_a_hand_written_rule_still_has_a_forward_pass():
     tl = Timeline(z, forward=True)
     assert [s.phase for s in tl.states][:3] == ["inputs", "forward", "forward"]
     assert np.allclose(tl.grads_at(tl.last)[tl.view.index(x)], 6.0)
+
+
+def test_a_truncated_graph_still_has_every_state():
+    x = Tensor(0.5, name="x")
+    y = x
+    for _ in range(30):
+        y = y * 0.9 + 0.1
+    tl = Timeline(y, forward=True, max_nodes=12)
+    assert tl.view.truncated
+    assert tl.n_states == 1 + len(tl.forward_steps) + 1 + len(tl.steps)
+    hidden = [s for s in tl.states if s.phase == "forward" and s.highlight is None]
+    assert hidden                                  # steps of nodes not drawn: a caption, no highlight
+    for k in (0, 5, tl.seed_state, tl.last):
+        ET.fromstring(tl.svg(k))
+    json.dumps(tl.payload())
+
+
+def test_backward_only_payload_shows_every_value_from_the_start():
+    x = Tensor(2.0, name="x")
+    tl = Timeline((x * 3.0).exp())
+    data = tl.payload()
+    assert all(len(events) == 1 and events[0][0] == 0 for events in data["data"])
+    assert data["phases"][0] == "seed"
