@@ -96,9 +96,9 @@ mount(document.getElementById("ad-timeline"),
 
 def page_html(timeline, title: str | None = None) -> str:
     """The self-contained page of ``timeline`` (what :func:`save_html` writes)."""
-    name = timeline.namer(timeline.output) or "the output"
-    title = title or f"Forward and backward pass of {name}" if timeline.forward else \
-        title or f"Backward pass of {name}"
+    if title is None:
+        name = timeline.namer(timeline.output) or "the output"
+        title = f"{'Forward and backward' if timeline.forward else 'Backward'} pass of {name}"
     data = json.dumps(timeline.payload(), ensure_ascii=False, separators=(",", ":"))
     # Inside <script>, "</" could close it and "<!--" open a comment: no "<" at all (JSON
     # has "<" only inside strings, where \u003c reads the same).

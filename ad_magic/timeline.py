@@ -161,11 +161,9 @@ class Timeline:
                 if t._function is not None:
                     self._formulas[i] = self.forward_text(t, _formula(t), t.data)
             return
-        inputs = [self.namer(t) or format_value(t.data) for t in nodes if t._function is None and t.requires_grad]
-        caption = ("Inputs: " + ", ".join(f"{self.namer(t)} = {format_value(t.data)}" for t in nodes
-                                          if t._function is None and t.requires_grad and self.namer(t))
-                   if any(self.namer(t) for t in nodes if t._function is None and t.requires_grad) else
-                   f"Inputs: {len(inputs)} leaves")
+        leaves = [t for t in nodes if t._function is None and t.requires_grad]
+        named = [f"{self.namer(t)} = {format_value(t.data)}" for t in leaves if self.namer(t)]
+        caption = "Inputs: " + (", ".join(named) if named else f"{len(leaves)} leaves")
         self.states.append(State("inputs", 0, None, (), caption + ". Next: the forward pass computes each "
                                  "value from its inputs, in order."))
         for j, step in enumerate(self.forward_steps, start=1):

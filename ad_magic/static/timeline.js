@@ -175,7 +175,11 @@ export function mount(el, data, model) {
     openCard(i);
   });
   svg.addEventListener("mouseout", (event) => {
-    if (pinned === null && hovered !== null && nodeOf(event) !== null) { hovered = null; card.hidden = true; }
+    if (pinned !== null || hovered === null) return;
+    const to = event.relatedTarget;
+    if (to && to.closest && nodeOf({target: to}) === hovered) return;   // still over the same node
+    hovered = null;
+    card.hidden = true;
   });
   card.addEventListener("click", (event) => { if (event.target.classList.contains("ad-card-close")) closeCard(); });
 
