@@ -150,13 +150,17 @@ export function mount(el, data, model) {
     card.hidden = false;
     const g = values[i] || ops[i];
     if (g) {
+      stage.style.minHeight = "";
       const box = g.getBoundingClientRect(), frame = stage.getBoundingClientRect();
-      const left = Math.min(box.right - frame.left + 8, Math.max(0, frame.width - 340));
+      const left = Math.min(box.right - frame.left + 8, Math.max(0, frame.width - card.offsetWidth - 4));
+      const top = Math.max(0, Math.min(box.top - frame.top, frame.height - card.offsetHeight));
       card.style.left = `${Math.max(0, left)}px`;
-      card.style.top = `${Math.max(0, box.top - frame.top)}px`;
+      card.style.top = `${top}px`;
+      // A card taller than the picture makes room for itself rather than being cut off.
+      if (top + card.offsetHeight > frame.height) stage.style.minHeight = `${top + card.offsetHeight + 4}px`;
     }
   }
-  function closeCard() { pinned = hovered = null; card.hidden = true; }
+  function closeCard() { pinned = hovered = null; card.hidden = true; stage.style.minHeight = ""; }
   function nodeOf(event) {
     const g = event.target.closest && event.target.closest("g[data-v], g[data-f]");
     if (!g) return null;
@@ -180,6 +184,7 @@ export function mount(el, data, model) {
     if (to && to.closest && nodeOf({target: to}) === hovered) return;   // still over the same node
     hovered = null;
     card.hidden = true;
+    stage.style.minHeight = "";
   });
   card.addEventListener("click", (event) => { if (event.target.classList.contains("ad-card-close")) closeCard(); });
 
