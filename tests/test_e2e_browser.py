@@ -231,6 +231,15 @@ def test_exported_page_works_from_file_with_no_network(browser, tmp_path):
         assert float(timeline.get_attribute("data-scale")) > scale
         timeline.locator(".ad-zoom-fit").click()
         assert float(timeline.get_attribute("data-scale")) <= 1.0
+        # Play runs to the end by itself (one step per 0.7 s), from the start when at the end
+        timeline.locator(".ad-range").fill("0")
+        timeline.locator(".ad-play").click()
+        pg.wait_for_function("(el) => Number(el.dataset.step) >= 2", arg=timeline.element_handle(),
+                             timeout=10_000)
+        timeline.locator(".ad-play").click()           # pause
+        paused = e2e.timeline_state(timeline)["step"]
+        pg.wait_for_timeout(900)
+        assert e2e.timeline_state(timeline)["step"] == paused
         e2e.save_screenshot(pg, "e2e-exported-page.png")
     finally:
         context.close()
