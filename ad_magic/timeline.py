@@ -396,24 +396,23 @@ class Timeline:
                 lines.append((f"{word} = {text}" if "\n" not in text else f"{word} =\n{text}", start, end))
         received = self._received[i]
         for start, info in received:
-            for clause in info["clauses"] or [f"{info['symbol']} changed"]:
+            clauses = info["clauses"] or [f"{info['symbol']} changed"]
+            for n, clause in enumerate(clauses):
+                if info["values"] is None and n == len(clauses) - 1:   # an array: what this step added
+                    clause += f" (adds {format_value(info['delta'])})"
                 lines.append((f"from {info['from']} (step {start}): {clause}", start, None))
-        if len(received) > 1 or (received and len(received[0][1]["clauses"]) > 1):
-            values = []
-            for _, info in received:
-                if info["values"] is None:
-                    values = None
-                    break
-                values.extend(info["values"])
+        uses = sum(max(1, len(info["clauses"])) for _, info in received)
+        if uses > 1:
             symbol = received[0][1]["symbol"]
             total = self.grad_changes[i][-1][1]
-            start = received[-1][0]
-            seeded = bool(self.grad_changes[i]) and self.grad_changes[i][0][0] < received[0][0]
-            if values is not None and not seeded:
-                text = f"sum: {symbol} = {' + '.join(format_number(v) for v in values)} = {format_number(total)}"
+            if all(info["values"] is not None for _, info in received):
+                addends = [format_number(v) for _, info in received for v in info["values"]]
+                text = f"{' + '.join(addends)} = {format_number(total)}"
+            elif len(received) > 1:
+                text = f"{' + '.join(format_value(info['delta']) for _, info in received)} = {format_value(total)}"
             else:
-                text = f"sum of {len(received)} contributions: {symbol} = {format_value(total)}"
-            lines.append((f"used {sum(len(info['clauses']) for _, info in received)} times; {text}", start, None))
+                text = format_value(total)
+            lines.append((f"used {uses} times; sum: {symbol} = {text}", received[-1][0], None))
         if self._own[i] is not None:
             start, own = self._own[i]
             lines.append((f"its rule runs at step {start}:", 0, start))

@@ -256,3 +256,13 @@ def test_backward_only_payload_shows_every_value_from_the_start():
     data = tl.payload()
     assert all(len(events) == 1 and events[0][0] == 0 for events in data["data"])
     assert data["phases"][0] == "seed"
+
+
+def test_card_of_a_reused_array_shows_what_each_use_added_and_the_sum():
+    W = Tensor(np.arange(4.0).reshape(2, 2), name="W")
+    v = Tensor([1.0, -1.0], name="v")
+    tl = Timeline(((W @ v) * v).sum(), forward=True)
+    card = tl.card_text(v, tl.last)
+    assert "(adds (2,) all -1.0)" in card and "(adds (2,) all -2.0)" in card
+    assert "used 2 times; sum: ∂L/∂v = (2,) all -1.0 + (2,) all -2.0 = (2,) all -3.0" in card
+    assert "grad = [-3.0, -3.0]" in card
