@@ -8,6 +8,9 @@ steps through backprop or gradient descent. Graphviz gives each node a
 ``<g class="node">`` whose ``<title>`` is its DOT name (``v3``, ``f3``): that is how the
 view finds each tensor's node in the SVG again.
 
+For a browser that restyles the picture itself (the stepper's timeline),
+:meth:`GraphView.skeleton` gives the same layout with classes and empty text slots.
+
 Also here: how a widget puts such an SVG inline in HTML (:func:`inline_svg`,
 :func:`graph_html`), and the one-line SVG shown instead of a traceback
 (:func:`message_svg`).
