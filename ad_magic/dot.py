@@ -82,9 +82,18 @@ def label_escape(text: str) -> str:
     return _NON_ASCII.sub(lambda m: f"&#{ord(m.group())};", text)
 
 
+_TOKEN_END = re.compile(r"[\s.,_:;(\[]")
+
+
 def short_name(name: str) -> str:
-    """A display name cut to MAX_NAME_CHARS characters (``...`` marks the cut)."""
-    return name if len(name) <= MAX_NAME_CHARS else name[: MAX_NAME_CHARS - 3] + "..."
+    """A display name of at most MAX_NAME_CHARS characters: a longer one is cut after a
+    whole token (``layer0.weight…``, not ``layer0.wei…``) and ``…`` marks the cut (the
+    node card shows the whole name)."""
+    if len(name) <= MAX_NAME_CHARS:
+        return name
+    head = name[: MAX_NAME_CHARS - 1]
+    cuts = [m.start() for m in _TOKEN_END.finditer(head) if m.start() >= MAX_NAME_CHARS // 2]
+    return (head[: cuts[-1]] if cuts else head).rstrip() + "…"
 
 
 def scalar_text(value) -> str:

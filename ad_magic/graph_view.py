@@ -8,6 +8,9 @@ steps through backprop or gradient descent. Graphviz gives each node a
 ``<g class="node">`` whose ``<title>`` is its DOT name (``v3``, ``f3``): that is how the
 view finds each tensor's node in the SVG again.
 
+For a browser that restyles the picture itself (the stepper's timeline),
+:meth:`GraphView.skeleton` gives the same layout with classes and empty text slots.
+
 Also here: how a widget puts such an SVG inline in HTML (:func:`inline_svg`,
 :func:`graph_html`), and the one-line SVG shown instead of a traceback
 (:func:`message_svg`).
@@ -73,7 +76,8 @@ class _ValueSlot:
     never changes, so its ``<text>`` element is built (and escaped) once here.
     """
 
-    __slots__ = ("name", "data_heads", "grad_head", "grad_marked", "const", "plain", "lit", "marked")
+    __slots__ = ("name", "data_heads", "grad_head", "grad_marked", "const", "plain", "lit", "marked", "head",
+                 "box", "width", "kind")
 
     def __init__(self, head: str, points: str, text_ys: list, lines: list, kind: str):
         pairs = _POINT.findall(points)
@@ -102,12 +106,25 @@ class _ValueSlot:
         self.plain = draw(*KIND_STYLE[kind], KIND_PENWIDTH[kind])
         self.lit = draw(*HIGHLIGHT, 3)
         self.marked = draw(KIND_STYLE[kind][0], CHANGED, 2.5)
+        self.head, self.box, self.width, self.kind = head, box, x1 - x0, kind
+
+    def skeleton(self, i: int) -> str:
+        """The node for a browser to restyle: classes instead of state, empty texts."""
+        fill, stroke = KIND_STYLE[self.kind]
+        dash = ' stroke-dasharray="4,2"' if self.const else ""
+        head = self.head.replace('class="node"', f'class="node ad-{self.kind}" data-v="{i}" '
+                                 f'data-w="{self.width:.1f}"', 1)
+        texts = "".join(h.replace("<text ", '<text class="ad-data" ', 1) + "</text>\n" for h in self.data_heads)
+        if self.grad_head is not None:
+            texts += self.grad_head.replace("<text ", '<text class="ad-grad" ', 1) + "</text>\n"
+        return (f'{head}<rect class="ad-box" fill="{fill}" stroke="{stroke}" '
+                f'stroke-width="{KIND_PENWIDTH[self.kind]}"{dash}{self.box}{self.name}{texts}</g>')
 
 
 class _OpSlot:
     """One op node of the laid-out SVG, drawn plain or highlighted (both prebuilt)."""
 
-    __slots__ = ("plain", "lit")
+    __slots__ = ("plain", "lit", "skeleton_text")
 
     def __init__(self, head: str, ellipse: tuple, text_y: str, label: str):
         cx, cy, rx, ry = ellipse
@@ -119,6 +136,13 @@ class _OpSlot:
                     f' cx="{cx}" cy="{cy}" rx="{rx}" ry="{ry}"/>\n{text}</g>')
         self.plain = draw(*KIND_STYLE["op"], KIND_PENWIDTH["op"])
         self.lit = draw(*HIGHLIGHT, 3)
+        fill, stroke = KIND_STYLE["op"]
+        self.skeleton_text = (f'{head}<ellipse class="ad-box" fill="{fill}" stroke="{stroke}" '
+                              f'stroke-width="{KIND_PENWIDTH["op"]}" cx="{cx}" cy="{cy}" rx="{rx}" ry="{ry}"/>\n'
+                              f'{text}</g>')
+
+    def skeleton(self, i: int) -> str:
+        return self.skeleton_text.replace('class="node"', f'class="node ad-op" data-f="{i}"', 1)
 
 
 class GraphView:
@@ -208,14 +232,17 @@ class GraphView:
         return self.index(item)
 
     # -- restyle, many times
-    def svg(self, *, values=None, grads=None, highlight=None, changed=(), caption=None) -> str:
+    def svg(self, *, values=None, grads=None, highlight=None, changed=(), caption=None,
+            caption_chars=None) -> str:
         """The laid-out graph drawn with the given state (no new layout).
 
         ``values`` / ``grads`` are sequences aligned with ``nodes`` (default: each
         node's current ``data`` / ``grad``; a None grad is drawn blank). ``highlight``
         (index or tensor) marks the value node whose ``_backward`` runs and its op.
         ``changed`` (indices or tensors) marks grads that were just updated.
-        ``caption`` is a line of text shown under the picture.
+        ``caption`` is a line of text shown under the picture; ``caption_chars`` reserves
+        room for a caption of that many characters, so pictures of captions of different
+        lengths all have the same size. A None value is drawn blank (not computed yet).
         """
         n = len(self.nodes)
         if values is None:
@@ -239,17 +266,34 @@ class GraphView:
                 continue
             out.append(slot.lit if i == lit else slot.marked if i in marked else slot.plain)
             # Numbers, shapes and summaries are made of safe characters: no escaping needed.
-            for text_head, text in zip(slot.data_heads, _data_texts(values[i], slot.const)):
-                out.append(f"{text_head}{text}</text>\n")
+            if values[i] is not None:
+                for text_head, text in zip(slot.data_heads, _data_texts(values[i], slot.const)):
+                    out.append(f"{text_head}{text}</text>\n")
             grad = grads[i]
             if slot.grad_head is not None and grad is not None:
                 out.append(f"{slot.grad_marked if i in marked else slot.grad_head}{_grad_text(grad)}</text>\n")
             out.append("</g>")
         if caption is not None:
-            out[0], caption_group = self._caption(out[0], str(caption))
+            out[0], caption_group = self._caption(out[0], str(caption), caption_chars)
             out.append(caption_group)
         out.append(self._end)
         return "".join(out)
+
+    def skeleton(self) -> str:
+        """The laid-out graph for a browser to restyle: each value node is a
+        ``<g class="node ad-KIND" data-v="i">`` holding a ``rect.ad-box``, its name and empty
+        ``text.ad-data`` / ``text.ad-grad`` lines; each op a ``<g class="node ad-op" data-f="i">``.
+        Highlight and marks are left to CSS classes (``ad-current``, ``ad-changed``)."""
+        out = []
+        slots = iter(self._slots)
+        for piece in self._pieces:
+            if piece is None:
+                _, i, slot = next(slots)
+                out.append(slot.skeleton(i))
+            else:
+                out.append(piece)
+        out.append(self._end)
+        return inline_svg("".join(out))
 
     def _repr_svg_(self) -> str:
         try:
@@ -260,13 +304,13 @@ class GraphView:
     # -- caption under the picture
     CAPTION_HEIGHT = 22.0
 
-    def _caption(self, head: str, text: str):
+    def _caption(self, head: str, text: str, chars=None):
         """``head`` (the SVG start tag) grown to make room, and the caption's SVG."""
         if self._size is None:
             return head, ""
         width, height, vx, vy, vw, vh = (float(g) for g in self._size.groups())
         scale = width / vw if vw else 1.0
-        needed = max(vw, 16 + 0.56 * FONT_SIZE * len(text))
+        needed = max(vw, 16 + 0.56 * FONT_SIZE * max(len(text), chars or 0))
         grown = (f'<svg width="{needed * scale:.0f}pt" height="{height + self.CAPTION_HEIGHT * scale:.0f}pt"\n'
                  f' viewBox="{vx:.2f} {vy:.2f} {needed:.2f} {vh + self.CAPTION_HEIGHT:.2f}"')
         head = head[: self._size.start()] + grown + head[self._size.end():]

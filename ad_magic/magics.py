@@ -57,7 +57,7 @@ CHECK_MAX_ELEMENTS = 2000
 
 # Options that take a value, for splitting "%autodiff [options] EXPR" by hand: the
 # expression is Python, which shell-style splitting would mangle.
-_VALUED_OPTIONS = ("--wrt", "--lr", "--steps", "--optimizer")
+_VALUED_OPTIONS = ("--wrt", "--lr", "--steps", "--optimizer", "--export")
 
 
 # ------------------------------------------------------------------ the options
@@ -73,6 +73,9 @@ _OPTIONS = (
                   "relative error (the code is re-run, silently, with the tensor nudged)."),
     argument("--static", action="store_true",
              help="Show pictures only, no widget (for nbconvert, PDF, GitHub)."),
+    argument("--export", default=None, metavar="PATH.html",
+             help="Also write the stepper's timeline (forward then backward pass) as one "
+                  "self-contained HTML page at PATH.html, for slides or a course page."),
     argument("--descent", action="store_true",
              help="Run gradient descent on the output as the loss of its parameters (its leaf "
                   "tensors bound to variables, or --wrt) and show a DescentExplorer. The code "
@@ -118,8 +121,10 @@ class AutodiffMagics(Magics):
         help="The output: this variable of the cell. Default: the cell's last expression, "
              "else the variable `loss`."))
     def autodiff_cell(self, line, cell):
-        """Run the cell, backpropagate from its output and show the computation graph,
-        the gradients and a BackwardStepper.
+        """Run the cell, backpropagate from its output and show the gradients and a
+        BackwardStepper: the computation graph stepped through its forward pass, then its
+        backward pass (slider, Previous/Next, Play, the arrow keys; click a node for its
+        card). The stepping runs in the browser, also after the kernel is shut down.
 
         The cell runs in your namespace, like any cell: its variables stay. The output
         is the variable NAME, else the cell's last expression, else the variable `loss`
@@ -127,6 +132,8 @@ class AutodiffMagics(Magics):
         .mean()). Nodes are labelled with your variable names. The next cell can use
         _autodiff (the widget), _autodiff_output (the output tensor) and
         _autodiff_grads (the gradients by name). With --static: pictures, no widget.
+        With --export PATH.html the same timeline is also written as one self-contained
+        page (no network needed), for slides or a course page.
 
         With --descent the cell runs once, like any cell: its prints and other side
         effects happen once. Each iteration then replays the graph that run recorded
@@ -227,6 +234,7 @@ class _Run:
 
     def _validate_options(self):
         a, magic = self.args, self.magic
+        self._validate_export()
         if not a.descent:
             given = [f"--{o}" for o in ("lr", "steps", "optimizer") if getattr(a, o) is not None]
             if given:
@@ -245,6 +253,21 @@ class _Run:
         if self.optimizer not in OPTIMIZERS:
             raise UsageError(f"{magic}: unknown optimizer {a.optimizer!r}; choose one of "
                              f"{', '.join(OPTIMIZERS)}.")
+
+    def _validate_export(self):
+        """--export: a page the stepper can write, checked before the cell runs."""
+        path = getattr(self.args, "export", None)
+        if path is None:
+            return
+        if self.args.descent:
+            raise UsageError(f"{self.magic}: --export writes the stepper's timeline; it does not apply with "
+                             "--descent.")
+        from .export import check_target
+
+        try:
+            check_target(path, "--export")
+        except OSError as exc:
+            raise UsageError(f"{self.magic} {exc}") from None
 
     def go(self):
         output = self.cell.run()
@@ -299,11 +322,19 @@ class _Run:
         if self.args.check:
             self._check(table)
         names = self._graph_names()
-        show_graph(output, names, self.output_label)
-        show_table(table)
         widget = None
-        if not self.args.static:
+        if self.args.static:
+            show_graph(output, names, self.output_label)
+            show_table(table)
+        else:
+            # One picture: the stepper's graph (its final state is the widget's own
+            # fallback picture where widgets do not run), after the table.
+            show_table(table)
             widget = self._stepper(output, names)
+            if widget is None:
+                show_graph(output, names, self.output_label)
+        if self.args.export is not None:
+            self._export(widget, output, names)
         self._store(widget, output, table.grads)
 
     def _table(self):
@@ -315,12 +346,27 @@ class _Run:
         from .widgets import BackwardStepper
 
         try:
-            stepper = BackwardStepper(output, names=names)
+            stepper = BackwardStepper(output, names=names, forward=True)
         except RenderError as exc:
             show_message(f"BackwardStepper not shown: {exc}", warning=True)
             return None
         display(stepper)
         return stepper
+
+    def _export(self, stepper, output, names):
+        """--export PATH.html: the timeline as one self-contained page."""
+        from .export import save_html
+        from .timeline import Timeline
+
+        try:
+            timeline = stepper.timeline if stepper is not None else Timeline(output, names=names, forward=True)
+            path = save_html(timeline, self.args.export)
+        except (OSError, ValueError) as exc:
+            raise UsageError(f"{self.magic} --export: {str(exc).split(': ', 1)[-1]}") from None
+        except RenderError as exc:
+            show_message(f"Timeline not exported: {exc}", warning=True)
+            return
+        show_message(f"Timeline written to {path}")
 
     def _check(self, table):
         """Finite differences for each checkable row, by re-running the cell with the

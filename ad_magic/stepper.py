@@ -1,305 +1,220 @@
-"""Step through backpropagation: :class:`BackwardStepper` (ipywidgets 8).
+"""Step through a computation: :class:`BackwardStepper` (an anywidget).
 
-The stepper steps through ``tensor.backward_steps()`` — the same generator ``backward()``
-runs — with a slider, a Play button and Previous/Next. The graph is laid out once
-(:class:`~ad_magic.graph_view.GraphView`); each step only restyles it: the node whose
-``_backward`` runs is highlighted, the grads it just changed are marked, grads not
-reached yet are blank, and a caption writes out the chain rule with the actual numbers.
-The local derivative in a caption is the engine's own (``ChainTerm.factor``), never
-recomputed here.
+The stepper shows one :class:`~ad_magic.timeline.Timeline`: with ``forward=True`` the
+forward pass (each value appears, parents first, with its formula and numbers), then the
+backward pass — the same generator ``backward()`` runs — one ``_backward`` call per step,
+the chain rule written out with the actual numbers. The graph is laid out once; each
+step only restyles it.
 
-Only standard ipywidgets are used (Play linked to the slider with ``widgets.link``, not
-``jslink``), so it works in JupyterLab, Notebook 7, VS Code and Colab. It works headless:
-setting ``.slider.value`` (or ``.step``) updates its state synchronously, and any step
-can be rendered to SVG without a browser.
+Every state is computed once in Python and sent to the browser with the widget; the
+slider, Previous/Next, Play and the ←/→ keys restyle the SVG there (``static/timeline.js``),
+with no round trip to the kernel, so the widget keeps working after the kernel is
+interrupted or shut down. Clicking or hovering a node opens its card. The widget tells
+Python where it is (``.step``) while a kernel listens.
+
+It works headless too: setting ``.step`` (or ``.slider.value``, ``.play.value``,
+``.next.click()``) updates its state synchronously, and any step renders to SVG
+(:meth:`svg`) without a browser. :meth:`save_html` writes the same timeline as one
+self-contained page; :meth:`save_frames` one picture per step.
 """
 from __future__ import annotations
 
-import numbers
-import re
+from pathlib import Path
 
-import ipywidgets as widgets
-import numpy as np
+import anywidget
+import traitlets
 
-from .display_names import DisplayNames, normalize_names
 from .dot import DEFAULT_MAX_NODES
-from .engine import Tensor
-from .formatting import escape, format_number, format_value
-from .graph_view import GraphView, graph_html, inline_svg
+from .formatting import escape
+from .graph_view import graph_html
+from .timeline import CAPTION_CHARS, Timeline
 
 __all__ = ["BackwardStepper"]
 
-PLAY_INTERVAL_MS = 700
-SVG_CAPTION_CHARS = 140    # a longer caption would widen the picture beyond the graph
+PLAY_INTERVAL_MS = 700       # also in static/timeline.js
+SVG_CAPTION_CHARS = CAPTION_CHARS
+STATIC = Path(__file__).parent / "static"
 
 
-# --------------------------------------------------------------------------- caption text
-
-_LETTER = re.compile(r"(?<![A-Za-z0-9_])(out|a|b)(?![A-Za-z0-9_])")
-
-
-def _substitute(text: str, names: dict) -> str:
-    """The rule text with its letters a, b, out replaced by the tensors' names (when known)."""
-    return _LETTER.sub(lambda m: names.get(m.group(1)) or m.group(1), text)
+def _static(name: str) -> str:
+    return (STATIC / name).read_text(encoding="utf-8")
 
 
-def _bracket(text: str) -> str:
-    """A local derivative in brackets when a product with it would read ambiguously."""
-    return f"({text})" if " " in text or text.startswith("-") else text
+# ------------------------------------------------------------------ headless controls
+# What the browser draws as controls, seen from Python: each reads and moves the
+# stepper's position, so a script or a test drives the widget as a learner would.
+
+class _Slider:
+    def __init__(self, stepper):
+        self._stepper = stepper
+
+    min = 0
+
+    @property
+    def max(self) -> int:
+        return self._stepper.n_steps
+
+    @property
+    def value(self) -> int:
+        return self._stepper.step
+
+    @value.setter
+    def value(self, k) -> None:
+        self._stepper.step = k
 
 
-def _grad_symbol(name: str) -> str:
-    return f"∂L/∂{name}"
+class _Play(_Slider):
+    interval = PLAY_INTERVAL_MS
+
+    @property
+    def disabled(self) -> bool:
+        return self._stepper.n_steps == 0
 
 
-# --------------------------------------------------------------------------- the widget
+class _Button:
+    def __init__(self, stepper, delta):
+        self._stepper, self._delta = stepper, delta
 
-class BackwardStepper(widgets.VBox):
-    """Step through backpropagation of ``tensor`` one ``_backward`` call at a time.
+    @property
+    def disabled(self) -> bool:
+        k = self._stepper.step
+        return k <= 0 if self._delta < 0 else k >= self._stepper.n_steps
 
-    Step 0 is the output's grad seeded to 1 (every other grad blank); step k is the
-    state after the k-th ``_backward``. Drag the slider, press Play, or use
-    Previous/Next. ``names`` maps tensors to display names; ``grad`` seeds a non-scalar
-    output (as in ``backward(grad)``). After construction every grad holds its final
-    ``backward()`` value: the stepper ran the generator to the end once, recording only
-    the grads each step changed.
+    def click(self) -> None:
+        s = self._stepper
+        s.step = min(max(s.step + self._delta, 0), s.n_steps)
+
+
+class _Shown:
+    """A piece of what the widget shows at its current step, as HTML (``.value``)."""
+
+    def __init__(self, stepper, render):
+        self._stepper, self._render = stepper, render
+
+    @property
+    def value(self) -> str:
+        return self._render(self._stepper.step)
+
+
+# ------------------------------------------------------------------ the widget
+
+class BackwardStepper(anywidget.AnyWidget):
+    """Step through ``tensor``'s backward pass (with ``forward=True``: its forward pass,
+    then its backward pass) one step at a time.
+
+    Without the forward pass, step 0 is the output's grad seeded to 1 (every other grad
+    blank) and step k the state after the k-th ``_backward``. With it, step 0 shows the
+    inputs, the next steps compute each value in topological order, then come the seed
+    and the backward steps. ``names`` maps tensors to display names; ``grad`` seeds a
+    non-scalar output (as in ``backward(grad)``). Afterwards every grad holds its final
+    ``backward()`` value.
     """
 
-    def __init__(self, tensor, *, names=None, grad=None, max_nodes=DEFAULT_MAX_NODES, **kwargs):
-        if not isinstance(tensor, Tensor):
-            raise TypeError(f"BackwardStepper needs a Tensor (the output to backpropagate from), "
-                            f"got {type(tensor).__name__}.")
-        names = normalize_names(names)
-        generator = tensor.backward_steps(grad)   # the engine's errors (non-scalar, ...) surface here
+    _esm = _static("timeline.js")
+    _css = _static("timeline.css")
+    data = traitlets.Dict().tag(sync=True)
+    position = traitlets.Int(0).tag(sync=True)
+
+    def __init__(self, tensor, *, names=None, grad=None, forward=False, max_nodes=DEFAULT_MAX_NODES, **kwargs):
+        timeline = Timeline(tensor, names=names, grad=grad, forward=forward, max_nodes=max_nodes)
+        self.timeline = timeline
         self.output = tensor
-        self._namer = DisplayNames(names)
-        self.view = GraphView(tensor, names=names, max_nodes=max_nodes)
-        self._position = {id(t): i for i, t in enumerate(self.view.nodes)}
-        self._values = [np.array(t.data) for t in self.view.nodes]   # values as they were
-        self._record(generator)
-        n = len(self.steps)
-
-        self.slider = widgets.IntSlider(value=0, min=0, max=n, step=1, description="",
-                                        continuous_update=True,
-                                        layout=widgets.Layout(width="320px"))
-        self.play = widgets.Play(value=0, min=0, max=n, step=1, interval=PLAY_INTERVAL_MS,
-                                 description="Play", disabled=n == 0)
-        widgets.link((self.play, "value"), (self.slider, "value"))
-        self.previous = widgets.Button(description="Previous", icon="step-backward",
-                                        layout=widgets.Layout(width="auto"), disabled=True)
-        self.next = widgets.Button(description="Next", icon="step-forward",
-                                    layout=widgets.Layout(width="auto"), disabled=n == 0)
-        self.previous.on_click(lambda _: self._move(-1))
-        self.next.on_click(lambda _: self._move(+1))
-        self.label = widgets.HTML()
-        self.graph = widgets.HTML(layout=widgets.Layout(overflow="auto", max_width="100%"))
-        self.caption = widgets.HTML()
-        controls = widgets.HBox([self.play, self.previous, self.next, self.slider, self.label],
-                                layout=widgets.Layout(align_items="center", flex_flow="row wrap"))
-        super().__init__([controls, self.caption, self.graph], **kwargs)
+        self.view = timeline.view
+        self.steps = timeline.steps
+        super().__init__(data=timeline.payload(), position=0, **kwargs)
         self.add_class("ad-backward-stepper")
-        self.slider.observe(self._on_slider, names="value")
-        self._show(0)
+        self.slider = _Slider(self)
+        self.play = _Play(self)
+        self.previous = _Button(self, -1)
+        self.next = _Button(self, +1)
+        self.label = _Shown(self, lambda k: f"<b>{escape(timeline.label(k))}</b>")
+        self.caption = _Shown(self, self._caption_html)
+        self.graph = _Shown(self, lambda k: graph_html(self.svg(k), len(self.view.nodes)))
 
-    # -- recording, once
-    def _record(self, generator) -> None:
-        """Run backprop to the end, keeping per step only the grads it changed.
+    @traitlets.validate("position")
+    def _valid_position(self, proposal):
+        return self.timeline.check(proposal["value"])
 
-        ``_changes[k-1]`` holds ``(position, after, before)`` for each parent step k
-        changed: position in ``view.nodes`` (-1 when not drawn), a copy of its grad after
-        the step, and its grad before (the previous copy, shared, or None).
-        """
-        root = self.output
-        last = {}            # id(tensor) -> copy of its latest grad
-        self.steps = []
-        self._changes = []
-        self._captions = []
-        self._highlight = []
-        for step in generator:
-            node = step.node
-            if id(root) not in last:
-                last[id(root)] = np.array(root.grad)
-            node_grad = last.get(id(node))
-            if node_grad is None:    # a custom rule's node that got no grad: zeros
-                node_grad = last[id(node)] = np.array(node.grad)
-            changes = []
-            for parent in step.parents:
-                after = np.array(parent.grad)
-                before = last.get(id(parent))
-                last[id(parent)] = after
-                changes.append((self._position.get(id(parent), -1), after, before))
-            self._captions.append(self._describe(step, node_grad, changes))
-            self._changes.append(tuple(changes))
-            self._highlight.append(self._position.get(id(node)))
-            self.steps.append(step)
-        self._seed = np.array(root.grad)
-        self._seed_position = self._position.get(id(root))
-        self._state = None            # grads at step _state_k, aligned with view.nodes
-        self._state_k = 0
-
-    def _describe(self, step, node_grad, changes) -> str:
-        """The chain rule applied at ``step``, with numbers.
-
-        One clause per term (``∂L/∂x += ∂L/∂out · y = 1.0 · 3.0 = 3.0``); when a grad
-        already held contributions (the node is reused) or gets several in this step,
-        the clause shows them summing (``so ∂L/∂x = 4.0 + 2.0 = 6.0``).
-        """
-        node = step.node
-        name = self._namer
-        letters = {"out": name(node) or ("L" if node is self.output else None)}
-        for i, operand in enumerate(node.parents[:2]):
-            letters["ab"[i]] = name(operand)
-        g = np.asarray(node_grad)
-        terms_by_parent = {}
-        for term in step.terms:
-            terms_by_parent.setdefault(id(term.parent), []).append(term)
-        parts = []
-        for (_, after, before), parent in zip(changes, step.parents):
-            terms = terms_by_parent.get(id(parent), [])
-            symbol = _grad_symbol(name(parent) or (letters.get(terms[0].operand) if terms else None)
-                                  or (terms[0].operand if terms else "a"))
-            scalar = after.size == 1
-            contributions = []
-            clauses = []
-            for term in terms:
-                factor = term.factor if term.factor_text is not None else None
-                expression = term.expression
-                text = term.factor_text   # ∂L/∂out · (local derivative), bracketed once
-                if text is not None and f"({text})" not in expression:
-                    expression = expression.replace(text, _bracket(text), 1)
-                expression = _substitute(expression, letters)
-                value = None
-                if scalar and factor is not None:
-                    with np.errstate(all="ignore"):
-                        value = float(np.sum(g * factor))
-                    if g.size == 1 and np.size(factor) == 1:
-                        expression += f" = {format_number(g)} · {format_number(factor)}"
-                    expression += f" = {format_number(value)}"
-                contributions.append(value)
-                clauses.append(f"{symbol} += {expression}")
-            clause = "; ".join(clauses) or f"{symbol} changed"
-            with np.errstate(all="ignore"):
-                delta = after if before is None else after - before
-            if scalar:
-                known = None not in contributions and contributions
-                if before is not None or len(terms) > 1:
-                    addends = ([] if before is None else [before.reshape(-1)[0]])
-                    addends += contributions if known else [delta.reshape(-1)[0]]
-                    clause += (f", so {symbol} = {' + '.join(format_number(a) for a in addends)}"
-                               f" = {format_number(after)}")
-                elif not known:
-                    clause += f" = {format_number(after)}"
-            elif before is None:
-                clause += f" → {format_value(after)}"
-            else:
-                clause += (f"; {symbol}: {format_value(before)} → {format_value(after)}"
-                           f" (+ {format_value(delta)})")
-            parts.append(clause)
-        if not parts:
-            parts.append("no input needs a gradient")
-        return "; ".join(parts)
-
-    # -- grads at any step, by replay
+    # -- the timeline
     @property
     def n_steps(self) -> int:
-        """Number of ``_backward`` calls (the slider runs from 0 to n_steps)."""
-        return len(self.steps)
+        """The last step's number (the slider runs from 0 to n_steps)."""
+        return self.timeline.last
+
+    @property
+    def forward_steps(self) -> list:
+        return self.timeline.forward_steps
 
     @property
     def recorded_changes(self) -> int:
-        """How many grad copies were recorded: one per (step, changed parent)."""
-        return sum(len(c) for c in self._changes)
+        """How many grad copies were recorded: one per (backward step, changed parent)."""
+        return sum(len(c) for c in self.timeline._changes)
 
-    def _check(self, k) -> int:
-        if k is None:
-            return self.slider.value
-        if isinstance(k, bool) or not isinstance(k, numbers.Integral):
-            raise TypeError(f"step must be an integer, got {type(k).__name__}")
-        if not 0 <= k <= self.n_steps:
-            raise ValueError(f"step must be between 0 and {self.n_steps}, got {k}")
-        return int(k)
+    def _at(self, k) -> int:
+        return self.step if k is None else self.timeline.check(k)
 
     def grads_at(self, k=None) -> list:
-        """The grads of ``view.nodes`` after step ``k`` (None where not reached yet).
+        """The grads of ``view.nodes`` after step ``k`` (None where not reached yet)."""
+        return self.timeline.grads_at(self._at(k))
 
-        Replays the recorded changes from the last reconstructed step, so moving one
-        step costs only the grads that step changed.
-        """
-        k = self._check(k)
-        if self._state is None or k < self._state_k - k:   # replaying from 0 is cheaper
-            self._state = [None] * len(self.view.nodes)
-            if self._seed_position is not None:
-                self._state[self._seed_position] = self._seed
-            self._state_k = 0
-        state = self._state
-        while self._state_k < k:
-            for position, after, _ in self._changes[self._state_k]:
-                if position >= 0:
-                    state[position] = after
-            self._state_k += 1
-        while self._state_k > k:
-            self._state_k -= 1
-            for position, _, before in reversed(self._changes[self._state_k]):
-                if position >= 0:
-                    state[position] = before
-        return list(state)
+    def values_at(self, k=None) -> list:
+        """The values of ``view.nodes`` at step ``k`` (None where not computed yet)."""
+        return self.timeline.values_at(self._at(k))
 
     def caption_text(self, k=None) -> str:
-        """The chain rule applied at step ``k`` (default: the slider's step), as plain text."""
-        k = self._check(k)
-        if k == 0:
-            seed = format_value(self._seed)
-            out = self._namer(self.output) or "L"
-            rest = " Every other grad is blank until backprop reaches it." if self.n_steps else ""
-            if self._seed.size == 1:
-                return f"Seed: ∂L/∂{out} = {seed} (the output's own gradient).{rest}" if out != "L" \
-                    else f"Seed: ∂L/∂L = {seed} (the output's own gradient).{rest}"
-            return f"Seed: ∂L/∂{out} = grad {seed}.{rest}"
-        step = self.steps[k - 1]
-        return f"{step.function}: {self._captions[k - 1]}"
+        """What step ``k`` does (default: the current step), as plain text."""
+        return self.timeline.states[self._at(k)].caption
 
     def rule_text(self, k=None) -> str:
-        """The local derivative rule of the node run at step ``k`` (empty at step 0)."""
-        k = self._check(k)
-        return "" if k == 0 else self.steps[k - 1].rule
+        """The rule of the op computed or run at step ``k``, in the user's names."""
+        return self.timeline.states[self._at(k)].rule
 
-    def svg(self, k=None) -> str:
-        """The graph at step ``k`` as inline SVG (no XML prolog)."""
-        k = self._check(k)
-        grads = self.grads_at(k)
-        if k == 0:
-            highlight, changed = None, ()
-        else:
-            highlight = self._highlight[k - 1]
-            changed = [p for p, _, _ in self._changes[k - 1] if p >= 0]
-        caption = f"step {k} / {self.n_steps}: {self.caption_text(k)}"
-        if len(caption) > SVG_CAPTION_CHARS:   # the full text is in the caption widget
-            caption = caption[: SVG_CAPTION_CHARS - 1] + "…"
-        return inline_svg(self.view.svg(values=self._values, grads=grads, highlight=highlight,
-                                        changed=changed, caption=caption))
+    def card_text(self, node, k=None) -> str:
+        """The card of ``node`` (a drawn tensor or its position) at step ``k``."""
+        return self.timeline.card_text(node, self._at(k))
 
-    # -- the widget
+    def svg(self, k=None, *, caption=True) -> str:
+        """The graph at step ``k`` as inline SVG (no XML prolog), its caption under it."""
+        return self.timeline.svg(self._at(k), caption=caption)
+
+    def _caption_html(self, k) -> str:
+        rule = self.rule_text(k)
+        rule_html = f'<div style="color:#475569">{escape(rule)}</div>' if rule else ""
+        return (f'<div style="font-family:monospace;white-space:pre-wrap">'
+                f"{escape(self.caption_text(k))}</div>{rule_html}")
+
+    # -- where the widget is
     @property
     def step(self) -> int:
-        return self.slider.value
+        return self.position
 
     @step.setter
     def step(self, k) -> None:
-        self.slider.value = self._check(k)
+        self.position = self.timeline.check(k)
 
-    def _move(self, delta: int) -> None:
-        self.slider.value = min(max(self.slider.value + delta, 0), self.n_steps)
+    # -- pictures for where widgets do not run
+    def _repr_mimebundle_(self, **kwargs):
+        bundle = super()._repr_mimebundle_(**kwargs)
+        if bundle is None:
+            return None
+        data, metadata = bundle
+        try:   # the final state: what GitHub, nbviewer and nbconvert show instead of the widget
+            data["image/svg+xml"] = self.svg(self.n_steps, caption=False)
+        except Exception:   # a repr never raises
+            pass
+        data["text/plain"] = f"<BackwardStepper: {self.n_steps} steps>"
+        return data, metadata
 
-    def _on_slider(self, change) -> None:
-        self._show(change["new"])
+    def save_html(self, path) -> Path:
+        """Write the timeline as one self-contained HTML page (inline SVG, CSS and
+        JavaScript; no network): slider, Previous/Next, Play, node cards, legend."""
+        from .export import save_html
 
-    def _show(self, k: int) -> None:
-        n = self.n_steps
-        self.label.value = f"<b>step {k} / {n}</b>"
-        rule = self.rule_text(k)
-        rule_html = f'<div style="color:#475569">{escape(rule)}</div>' if rule else ""
-        self.caption.value = (f'<div style="font-family:monospace;white-space:pre-wrap">'
-                               f"{escape(self.caption_text(k))}</div>{rule_html}")
-        self.graph.value = graph_html(self.svg(k), len(self.view.nodes))
-        self.previous.disabled = k <= 0
-        self.next.disabled = k >= n
+        return save_html(self.timeline, path)
+
+    def save_frames(self, folder, format="png") -> list:
+        """Write one picture per step into ``folder`` (``step-000.png``, …; ``format``
+        "svg" or "png"), for slides. Returns the paths written."""
+        from .export import save_frames
+
+        return save_frames(self.timeline, folder, format=format)

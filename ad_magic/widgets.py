@@ -1,9 +1,11 @@
 """Widgets to watch backprop happen (ipywidgets 8, standard controls only).
 
 - :class:`BackwardStepper` (:mod:`ad_magic.stepper`) steps through
-  ``tensor.backward_steps()`` — the same generator ``backward()`` runs — with a slider
-  and a Play button, restyling one layout of the graph per step and writing out the
-  chain rule with the actual numbers.
+  ``tensor.backward_steps()`` — the same generator ``backward()`` runs — (with
+  ``forward=True``, after ``tensor.forward_steps()``) with a slider, Previous/Next and a
+  Play button, restyling one layout of the graph per step in the browser and writing
+  out the chain rule with the actual numbers; its states come from
+  :class:`ad_magic.timeline.Timeline`.
 - :class:`DescentExplorer` (:mod:`ad_magic.explorer`) runs
   :func:`ad_magic.optim.descend` and lets you scrub through its iterations: the loss
   curve, the parameters and their grads, the loss slice (one parameter) or contours

@@ -189,6 +189,7 @@ class LabServer:
             "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate",
             # window.jupyterapp: run-all and read the notebook model without menus.
             "--LabApp.expose_app_in_browser=True",
+            "--JupyterNotebookApp.expose_app_in_browser=True",   # the same for Notebook 7 (/notebooks/...)
         ]
         if hasattr(os, "geteuid") and os.geteuid() == 0:
             cmd.append("--allow-root")
@@ -252,6 +253,19 @@ class LabServer:
         except ProcessLookupError:
             pass
         kill_recorded(self._pids)
+
+    def shutdown_kernel(self, kernel_id: str) -> None:
+        """Shut a kernel down through the server's REST API (as the Kernel menu does)."""
+        req = self._req(f"/api/kernels/{urllib.parse.quote(kernel_id)}", "DELETE")
+        urllib.request.urlopen(req, timeout=30).close()
+
+    def kernel_ids(self) -> list[str]:
+        with urllib.request.urlopen(self._req("/api/kernels"), timeout=10) as r:
+            return [k["id"] for k in json.loads(r.read())]
+
+    def notebook7_url(self, relpath: str) -> str:
+        """The same notebook in Notebook 7's own page."""
+        return f"{self.url}/notebooks/{urllib.parse.quote(relpath)}?token={self.token}"
 
     def notebook_url(self, relpath: str) -> str:
         """A fresh, unique workspace per page: Lab would otherwise restore the tabs
@@ -341,16 +355,20 @@ def launch_browser(pw):
                               timeout=60_000)
 
 
-def open_notebook(page, server: LabServer, relpath: str, timeout_ms: int = 90_000) -> None:
-    """Open a notebook and wait until its kernel is connected and idle.
+def open_notebook(page, server: LabServer, relpath: str, timeout_ms: int = 90_000, *,
+                  notebook7: bool = False) -> None:
+    """Open a notebook (in JupyterLab, or with ``notebook7`` in Notebook 7) and wait until
+    its kernel is connected and idle.
 
     Shift+Enter / run-all before the kernel websocket exists does nothing, and Lab's
     status reads "idle" before a kernel exists: wait for the websocket first.
     """
+    url = server.notebook7_url(relpath) if notebook7 else server.notebook_url(relpath)
     with page.expect_websocket(lambda ws: "/api/kernels/" in ws.url, timeout=timeout_ms):
-        page.goto(server.notebook_url(relpath), timeout=timeout_ms)
-    page.wait_for_selector('.jp-Notebook-ExecutionIndicator[data-status="idle"]',
-                           timeout=timeout_ms)
+        page.goto(url, timeout=timeout_ms)
+    if not notebook7:
+        page.wait_for_selector('.jp-Notebook-ExecutionIndicator[data-status="idle"]',
+                               timeout=timeout_ms)
     page.wait_for_function(
         """(path) => { const w = window.jupyterapp && window.jupyterapp.shell.currentWidget;
                    const k = w && w.context && w.context.path === path && w.sessionContext
@@ -538,3 +556,34 @@ def make_base_dir(prefix: str = "ad_magic-e2e-") -> Path:
 
 def remove_tree(path: Path) -> None:
     shutil.rmtree(path, ignore_errors=True)
+
+
+# ------------------------------------------------------------------ the timeline widget
+_TIMELINE_STATE_JS = """(el) => ({
+  step: Number(el.dataset.step),
+  label: el.querySelector('.ad-label').textContent,
+  caption: el.querySelector('.ad-caption').textContent,
+  current: Array.from(el.querySelectorAll('svg g.ad-current > title')).map(t => t.textContent),
+  svg: el.querySelector('.ad-viewport svg').outerHTML,
+  card: el.querySelector('.ad-card').hidden ? null : el.querySelector('.ad-card').innerText,
+})"""
+
+
+def timeline_state(locator) -> dict:
+    """What an ad_magic timeline (widget or exported page) shows: its step, label,
+    caption, the highlighted nodes' DOT names, its SVG and the open card's text."""
+    return locator.evaluate(_TIMELINE_STATE_JS)
+
+
+def drag_range(page, range_locator, fraction: float) -> None:
+    """A real mouse drag of a native <input type="range"> thumb to `fraction` of its track."""
+    range_locator.scroll_into_view_if_needed()
+    box = range_locator.bounding_box()
+    assert box, "range input not laid out"
+    now = range_locator.evaluate("(r) => (r.value - r.min) / Math.max(1, r.max - r.min)")
+    thumb = 8  # half of Chromium's thumb: its centre runs from 8 px to width - 8 px
+    y = box["y"] + box["height"] / 2
+    page.mouse.move(box["x"] + thumb + now * (box["width"] - 2 * thumb), y)
+    page.mouse.down()
+    page.mouse.move(box["x"] + thumb + fraction * (box["width"] - 2 * thumb), y, steps=10)
+    page.mouse.up()

@@ -48,7 +48,8 @@ def lab():
 
 
 @pytest.fixture(scope="module")
-def browser(lab):
+def browser():
+    e2e.require_browser_stack()
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as pw:
@@ -89,6 +90,162 @@ def page(request, lab, browser):
 
 
 # ------------------------------------------------------------------- tests
+TIMELINE_CELLS = [
+    "%load_ext ad_magic\nfrom ad_magic import Tensor\n",
+    textwrap.dedent('''\
+        %%autodiff
+        x = Tensor(2.0)
+        y = Tensor(3.0)
+        h = x * y
+        loss = h * x + y
+    '''),
+    "print('Python sees step', _autodiff.step)\n",
+]
+
+
+def _step_with_buttons_and_keys(timeline):
+    """Next/Previous and ←/→ move the timeline; the highlighted node follows."""
+    start = e2e.timeline_state(timeline)
+    assert start["step"] == 0 and start["current"] == [], start
+    assert "Inputs: x = 2.0, y = 3.0" in start["caption"]
+    timeline.locator(".ad-next").click()
+    one = e2e.timeline_state(timeline)
+    assert one["step"] == 1 and "h = x · y = 2.0 · 3.0 = 6.0" in one["caption"]
+    assert one["current"] and one["svg"] != start["svg"]
+    timeline.locator(".ad-next").click()
+    two = e2e.timeline_state(timeline)
+    assert two["step"] == 2 and two["current"] and two["current"] != one["current"]
+    timeline.locator(".ad-prev").click()
+    assert e2e.timeline_state(timeline)["current"] == one["current"]
+    timeline.locator(".ad-caption").click()          # focus the widget, then the keyboard
+    timeline.press("ArrowRight")
+    timeline.press("ArrowRight")
+    three = e2e.timeline_state(timeline)
+    assert three["step"] == 3 and three["current"] != two["current"], three
+    timeline.press("ArrowLeft")
+    assert e2e.timeline_state(timeline)["step"] == 2
+    # the highlight is the one the e2e helper reads from any SVG (class ad-current)
+    assert sorted(e2e.highlighted_nodes(two["svg"])) == sorted(two["current"])
+    return two
+
+
+def _open_card(timeline, dot_name: str, expect: str) -> str:
+    timeline.locator(f'svg g.node:has(> title:text-is("{dot_name}"))').click()
+    card = timeline.locator(".ad-card")
+    card.wait_for(state="visible")
+    text = card.inner_text()
+    assert expect in text, text
+    card.locator(".ad-card-close").click()
+    return text
+
+
+def _run_timeline(page, lab, name, *, notebook7):
+    e2e.write_notebook(lab.root_dir / name, TIMELINE_CELLS)
+    e2e.open_notebook(page, lab, name, notebook7=notebook7)
+    e2e.run_all_cells(page)
+    timeline = page.locator(".ad-backward-stepper .ad-timeline")
+    timeline.wait_for(state="visible")
+    graphs = page.locator(".jp-OutputArea svg:has(g.node), .jp-OutputArea img[src^='data:image/svg']")
+    assert graphs.count() == 1, "one picture in the output, not two"
+    assert page.locator(".jp-OutputArea .ad-caption").count() == 1, "one caption"
+    _step_with_buttons_and_keys(timeline)
+    card = _open_card(timeline, "v0", "input (leaf)")
+    assert "value = 2.0" in card
+    # While the kernel runs, the widget tells Python where it is.
+    page.evaluate("""() => { const w = window.jupyterapp.shell.currentWidget;
+                             w.content.activeCellIndex = 2;
+                             return window.jupyterapp.commands.execute('notebook:run-cell'); }""")
+    told = e2e.cell_locator(page, 2).locator(".jp-OutputArea-output")
+    told.filter(has_text="Python sees step 2").wait_for(timeout=30_000)
+
+    # Shut the kernel down: the slider, the buttons and the cards still work.
+    kernel = page.evaluate("() => window.jupyterapp.shell.currentWidget.sessionContext.session.kernel.id")
+    lab.shutdown_kernel(kernel)
+    page.wait_for_function("(id) => { const s = window.jupyterapp.shell.currentWidget.sessionContext;"
+                           " return !s.session || !s.session.kernel || s.session.kernel.status === 'dead'"
+                           " || s.session.kernel.id !== id; }", arg=kernel, timeout=30_000)
+    assert kernel not in lab.kernel_ids()
+    before = e2e.timeline_state(timeline)
+    e2e.drag_range(page, timeline.locator(".ad-range"), 1.0)
+    after = e2e.timeline_state(timeline)
+    assert after["step"] > before["step"] and after["svg"] != before["svg"], (before["label"], after["label"])
+    assert "backward 3/3" in after["label"] and after["current"], after
+    timeline.locator(".ad-prev").click()           # the backward step before: another node's rule
+    previous = e2e.timeline_state(timeline)
+    assert previous["step"] == after["step"] - 1 and previous["current"] != after["current"]
+    card = _open_card(timeline, "v0", "grad")
+    assert "used 2 times" in card or "from " in card, card
+    e2e.save_screenshot(page, f"e2e-timeline-{'notebook7' if notebook7 else 'lab'}.png")
+
+
+def test_lab_timeline_steps_in_the_browser_and_survives_the_kernel(lab, page):
+    """JupyterLab: step with the buttons and the keys, open a card, shut the kernel
+    down, drag the slider: the picture still changes."""
+    _run_timeline(page, lab, "_e2e_timeline_lab.ipynb", notebook7=False)
+
+
+def test_notebook7_timeline_steps_in_the_browser_and_survives_the_kernel(lab, page):
+    """The same in Notebook 7."""
+    _run_timeline(page, lab, "_e2e_timeline_nb7.ipynb", notebook7=True)
+
+
+def test_exported_page_works_from_file_with_no_network(browser, tmp_path):
+    """save_html's page from file://, every request aborted: drag its range input and the
+    SVG changes; a click opens a card."""
+    from ad_magic import Tensor
+    from ad_magic.stepper import BackwardStepper
+
+    x, y = Tensor(2.0, name="x"), Tensor(3.0, name="y")
+    h = x * y
+    path = BackwardStepper(h * x + y, names={h: "h"}, forward=True).save_html(tmp_path / "timeline.html")
+    context = browser.new_context(viewport={"width": 1200, "height": 900})
+    requests = []
+
+    def guard(route):
+        url = route.request.url
+        if url == path.as_uri():
+            route.continue_()
+        else:
+            requests.append(url)
+            route.abort()
+    context.route("**/*", guard)
+    errors = []
+    pg = context.new_page()
+    pg.on("pageerror", lambda exc: errors.append(str(exc)))
+    try:
+        pg.goto(path.as_uri())
+        timeline = pg.locator(".ad-timeline")
+        timeline.wait_for(state="visible")
+        before = e2e.timeline_state(timeline)
+        assert before["step"] == 0
+        e2e.drag_range(pg, timeline.locator(".ad-range"), 0.85)
+        after = e2e.timeline_state(timeline)
+        assert after["step"] > 0 and after["svg"] != before["svg"] and after["current"]
+        _open_card(timeline, "v0", "x — input (leaf)")
+        # hovering a node shows its card too; zoom and the whole-graph fit
+        timeline.locator('svg g.node:has(> title:text-is("v1"))').hover()
+        timeline.locator(".ad-card").wait_for(state="visible")
+        assert "y — input (leaf)" in timeline.locator(".ad-card").inner_text()
+        scale = float(timeline.get_attribute("data-scale"))
+        timeline.locator(".ad-zoom-in").click()
+        assert float(timeline.get_attribute("data-scale")) > scale
+        timeline.locator(".ad-zoom-fit").click()
+        assert float(timeline.get_attribute("data-scale")) <= 1.0
+        # Play runs to the end by itself (one step per 0.7 s), from the start when at the end
+        timeline.locator(".ad-range").fill("0")
+        timeline.locator(".ad-play").click()
+        pg.wait_for_function("(el) => Number(el.dataset.step) >= 2", arg=timeline.element_handle(),
+                             timeout=10_000)
+        timeline.locator(".ad-play").click()           # pause
+        paused = e2e.timeline_state(timeline)["step"]
+        pg.wait_for_timeout(900)
+        assert e2e.timeline_state(timeline)["step"] == paused
+        e2e.save_screenshot(pg, "e2e-exported-page.png")
+    finally:
+        context.close()
+    assert requests == [] and errors == []
+
+
 ROUNDTRIP_CELLS = [
     "import ipywidgets as W\n",
     textwrap.dedent('''\
@@ -170,15 +327,6 @@ def _widget_roots(page, out_css: str, marker: str, source_words: tuple[str, ...]
     return None
 
 
-def _highlight_fills() -> tuple:
-    """The fill GraphView uses for the node whose _backward runs (if it says)."""
-    try:
-        from ad_magic.graph import HIGHLIGHT
-        return (HIGHLIGHT[0],)
-    except Exception:
-        return ()
-
-
 @pytest.mark.skipif(not HAVE_WIDGETS, reason="ad_magic/widgets.py does not exist yet")
 def test_lab_backward_stepper_and_descent(lab, page):
     """The practical in Lab: run every cell, drag a BackwardStepper's slider (the SVG
@@ -193,30 +341,20 @@ def test_lab_backward_stepper_and_descent(lab, page):
     e2e.run_all_cells(page, timeout_s=240)
     page.locator(".widget-slider .noUi-handle").first.wait_for(state="visible")
 
-    # BackwardStepper --------------------------------------------------------
-    stepper = _widget_roots(page, ".jp-OutputArea", "ad-backward-stepper",
-                            ("BackwardStepper", "%%autodiff"))
-    assert stepper is not None, "no BackwardStepper with a slider found in the notebook"
-    slider = stepper.locator(".widget-slider").first
-    slider.scroll_into_view_if_needed()
-    before = e2e.snapshot(stepper)
-    assert before["svgs"], "the BackwardStepper shows no SVG (inline or <img>)"
-    e2e.drag_slider(page, slider)
-    after = e2e.wait_for_change(stepper, before)
+    # BackwardStepper: the timeline, stepped in the browser ----------------------
+    stepper = page.locator(".jp-OutputArea .ad-backward-stepper .ad-timeline").first
+    assert stepper.count(), "no BackwardStepper found in the notebook"
+    stepper.scroll_into_view_if_needed()
+    before = e2e.timeline_state(stepper)
+    e2e.drag_range(page, stepper.locator(".ad-range"), 0.9)
+    after = e2e.timeline_state(stepper)
     e2e.save_screenshot(page, "e2e-backward-stepper.png")
-    assert after["svgs"] != before["svgs"], "the stepper's SVG did not change after the drag"
-    assert after["readouts"] != before["readouts"], "the stepper's slider readout did not move"
-    step = re.compile(r"step\s+(\d+)", re.I)
-    st_b, st_a = step.findall(before["text"]), step.findall(after["text"])
-    print(f"step shown: {st_b} -> {st_a}")
-    assert st_a and st_a != st_b, f"the stepper's 'step N' label went {st_b} -> {st_a}"
-    fills = _highlight_fills()
-    hl_before = [h for s in before["svgs"] for h in e2e.highlighted_nodes(s, fills)]
-    hl_after = [h for s in after["svgs"] for h in e2e.highlighted_nodes(s, fills)]
-    print(f"highlighted node: {hl_before} -> {hl_after}")
-    assert hl_after, ("no highlighted node in the stepper's SVG after the drag (looked for "
-                      f"class ad-current/highlight or a node filled with {fills})")
-    assert hl_before != hl_after, f"the highlighted node stayed {hl_after}"
+    print(f"step shown: {before['label']} -> {after['label']}; highlighted {before['current']} -> "
+          f"{after['current']}")
+    assert after["svg"] != before["svg"], "the stepper's SVG did not change after the drag"
+    assert after["step"] > before["step"], f"the stepper went {before['label']} -> {after['label']}"
+    assert after["current"], "no highlighted node in the stepper's SVG after the drag"
+    assert before["current"] != after["current"], f"the highlighted node stayed {after['current']}"
 
     # DescentExplorer --------------------------------------------------------
     explorer = _widget_roots(page, ".jp-OutputArea", "ad-descent-explorer",

@@ -320,3 +320,46 @@ def test_local_derivatives_are_bracketed_once():
     text = " ".join(s.caption_text(k) for k in range(1, s.n_steps + 1))
     assert "(1 - " in text and "(-x/c²)" in text and "(-1)" in text
     assert "((" not in text
+
+
+# --------------------------------------------------------------------------- the widget
+
+def test_the_widget_carries_every_state_and_its_front_end():
+    x = Tensor(2.0, name="x")
+    s = BackwardStepper(x * 3.0 + x, forward=True)
+    assert "export default" in s._esm and "function mount" in s._esm
+    assert ".ad-current" in s._css
+    data = s.data
+    assert data["last"] == s.n_steps and len(data["captions"]) == s.n_steps + 1
+    ET.fromstring(data["svg"])
+    s.step = 3                              # Python moves the browser: the synced position
+    assert s.position == 3
+    with pytest.raises(Exception, match="between 0 and"):
+        s.position = 99                     # a position the timeline does not have
+
+
+def test_the_widget_bundle_has_its_own_static_fallback():
+    x = Tensor(2.0, name="x")
+    s = BackwardStepper(x * x, forward=True)
+    data, _ = s._repr_mimebundle_()
+    assert data["application/vnd.jupyter.widget-view+json"]["model_id"] == s.model_id
+    svg = data["image/svg+xml"]
+    ET.fromstring(svg)
+    assert grad_texts(svg)                  # the final state: every grad shown
+    assert data["text/plain"] == f"<BackwardStepper: {s.n_steps} steps>"
+
+
+def test_card_text_follows_the_current_step():
+    x = Tensor(3.0, name="x")
+    s = BackwardStepper(x * x, forward=True)
+    assert "grad: not reached yet" in s.card_text(x)
+    s.step = s.n_steps
+    assert "sum: ∂L/∂x = 3.0 + 3.0 = 6.0" in s.card_text(x)
+
+
+def test_a_long_name_is_cut_on_a_whole_token_and_shown_whole_in_its_card():
+    x = Tensor(2.0, name="model.layers[0].attention.query.weight")
+    s = BackwardStepper(x * 2.0, forward=True)
+    drawn = s.view._plan.names[s.view.index(x)]
+    assert drawn == "model.layers[0].attention…"
+    assert s.card_text(x, 0).startswith("model.layers[0].attention.query.weight — input (leaf)")

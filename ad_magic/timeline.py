@@ -1,0 +1,464 @@
+"""One timeline of a computation: the forward pass, then the backward pass, state by state.
+
+:class:`Timeline` computes every state once, headless, from the engine's own generators:
+``tensor.forward_steps()`` (each value appears, parents first, with its formula and the
+numbers plugged in: ``h = x · y = 2.0 · 3.0 = 6.0``) and ``tensor.backward_steps()`` (each
+``_backward`` call, with the chain rule written out). The graph is laid out once
+(:class:`~ad_magic.graph_view.GraphView`); a state only says what each node shows.
+
+State 0 shows the inputs (with ``forward=False``: the output's seeded grad); the states
+after it follow the engine's steps. Besides the caption of each state, every drawn value
+has a *node card*: its name, shape and whole value, its formula with numbers, its grad so
+far, the local derivative and upstream grad of its own rule, and each contribution it
+received (with their sum when it is used several times). A card line has the interval of
+states in which it is shown, so the browser (:mod:`ad_magic.stepper`, the exported page)
+and Python (:meth:`Timeline.card_text`) show the same text.
+
+All names are the user's (``names``, else ``tensor.name``), also in the rule line.
+"""
+from __future__ import annotations
+
+import numbers
+import re
+
+import numpy as np
+
+from .display_names import DisplayNames, normalize_names
+from .dot import DEFAULT_MAX_NODES
+from .engine import OPS, Tensor, topological_order
+from .formatting import format_array, format_number, format_value
+from .graph_view import GraphView, _data_texts, _grad_text, inline_svg
+
+__all__ = ["Timeline", "State"]
+
+CAPTION_CHARS = 140      # a picture's caption is cut here (the widget shows it whole)
+
+_LETTER = re.compile(r"(?<![A-Za-z0-9_])(out|a|b|c)(?![A-Za-z0-9_])")
+KIND_WORDS = {"leaf": "input (leaf)", "const": "constant", "value": "intermediate value", "output": "output"}
+
+
+def _substitute(text: str, names: dict) -> str:
+    """``text`` with its letters a, b, c, out replaced by the tensors' names (when known)."""
+    return _LETTER.sub(lambda m: names.get(m.group(1)) or m.group(1), text)
+
+
+def _bracket(text: str) -> str:
+    """A local derivative in brackets when a product with it would read ambiguously."""
+    return f"({text})" if " " in text or text.startswith("-") else text
+
+
+def _number(x) -> str:
+    text = format_number(x)
+    return f"({text})" if text.startswith("-") else text
+
+
+def _formula(t) -> str:
+    """A node's forward formula from the op registry (``out = a · b``)."""
+    op = OPS.get(t._function)
+    return getattr(op, "formula", None) or f"out = {t._function}(…)"
+
+
+class State:
+    """What one position of the timeline shows.
+
+    ``phase`` is ``inputs``, ``forward``, ``seed`` or ``backward``; ``index`` the number of
+    the engine's step within its phase (0 for inputs and seed); ``highlight`` the
+    position (in ``view.nodes``) of the node computed or whose rule runs (None at the
+    start of a phase); ``changed`` the positions whose grad this step changed;
+    ``caption`` the step in words and numbers; ``rule`` the op's rule in the user's names.
+    """
+
+    __slots__ = ("phase", "index", "highlight", "changed", "caption", "rule", "function")
+
+    def __init__(self, phase, index, highlight, changed, caption, rule="", function=None):
+        self.phase, self.index, self.highlight, self.changed = phase, index, highlight, tuple(changed)
+        self.caption, self.rule, self.function = caption, rule, function
+
+    def __repr__(self):
+        return f"State({self.phase} {self.index}: {self.caption[:60]!r})"
+
+
+class _Replayed:
+    """A forward step the timeline shows: the node and the value it got."""
+
+    __slots__ = ("node", "value", "formula")
+
+    def __init__(self, node, value, formula):
+        self.node, self.value, self.formula = node, value, formula
+
+
+class Timeline:
+    """Every state of stepping through ``tensor``'s forward pass (with ``forward=True``)
+    and backward pass, computed once.
+
+    ``names`` maps tensors to display names (either direction); ``grad`` seeds a
+    non-scalar output as in ``backward(grad)``. Afterwards every tensor holds its
+    forward value and its final ``backward()`` grad.
+    """
+
+    def __init__(self, tensor, *, names=None, grad=None, forward=False, max_nodes=DEFAULT_MAX_NODES):
+        if not isinstance(tensor, Tensor):
+            raise TypeError(f"a timeline needs a Tensor (the output to backpropagate from), "
+                            f"got {type(tensor).__name__}.")
+        names = normalize_names(names)
+        tensor.backward_steps(grad)            # the engine's errors (non-scalar, ...) surface here, first
+        self.output = tensor
+        self.forward = bool(forward)
+        self.namer = DisplayNames(names)
+        self.forward_steps = self._replay() if forward else []
+        self.view = GraphView(tensor, names=names, max_nodes=max_nodes)
+        nodes = self.view.nodes
+        self._position = {id(t): i for i, t in enumerate(nodes)}
+        self.values = [np.array(t.data) for t in nodes]
+        self.states = []
+        # When each node's value appears (0: from the start), and its grad's changes:
+        # (state, grad after) per change.
+        self.appears = [0] * len(nodes)
+        self.grad_changes = [[] for _ in nodes]
+        self._received = [[] for _ in nodes]   # (state, clause text, values, delta) per contribution
+        self._own = [None] * len(nodes)        # (state, rule lines) of the node's own backward step
+        self._formulas = [None] * len(nodes)   # the forward formula with numbers
+        self._forward_states()
+        self._backward_states(tensor.backward_steps(grad))
+
+    # ------------------------------------------------------------------ forward
+    def _replay(self):
+        """The forward pass as the engine replays it (same data: the leaves did not move).
+        A graph with a hand-written rule cannot be replayed: its nodes are shown in
+        topological order with the values they hold."""
+        try:
+            return [_Replayed(s.node, np.array(s.value), s.formula) for s in self.output.forward_steps()]
+        except ValueError:
+            return [_Replayed(t, np.array(t.data), _formula(t))
+                    for t in topological_order(self.output, only_grad=True) if t._function is not None]
+
+    def _letters(self, node, out_default=None):
+        name = self.namer
+        letters = {"out": name(node) or out_default}
+        for i, operand in enumerate(node.parents[:3]):
+            letters["abc"[i]] = name(operand)
+        return letters
+
+    def forward_text(self, node, formula, value) -> str:
+        """``h = x · y = 2.0 · 3.0 = 6.0``: the formula in names, then in numbers, then the value."""
+        letters = self._letters(node, "out")
+        parts = formula.split(" = ")
+        named = " = ".join(_substitute(p, letters) for p in parts)
+        parents = node.parents
+        if parts[1:] and parents and all(np.size(p.data) == 1 for p in parents) and np.size(value) == 1:
+            numbers_ = {letter: _number(p.data) for letter, p in zip("abc", parents)}
+            numbers_["out"] = None
+            with_numbers = _substitute(parts[1], numbers_)
+            if with_numbers != parts[1]:
+                return f"{named} = {with_numbers} = {format_number(value)}"
+            return f"{named} = {format_number(value)}"
+        return f"{named} → {format_value(value)}"
+
+    def _forward_states(self):
+        nodes = self.view.nodes
+        if not self.forward:
+            for i, t in enumerate(nodes):
+                if t._function is not None:
+                    self._formulas[i] = self.forward_text(t, _formula(t), t.data)
+            return
+        leaves = [t for t in nodes if t._function is None and t.requires_grad]
+        named = [f"{self.namer(t)} = {format_value(t.data)}" for t in leaves if self.namer(t)]
+        caption = "Inputs: " + (", ".join(named) if named else f"{len(leaves)} leaves")
+        self.states.append(State("inputs", 0, None, (), caption + ". Next: the forward pass computes each "
+                                 "value from its inputs, in order."))
+        for j, step in enumerate(self.forward_steps, start=1):
+            node = step.node
+            text = self.forward_text(node, step.formula, step.value)
+            position = self._position.get(id(node))
+            if position is not None:
+                self.appears[position] = j
+                self._formulas[position] = text
+            rule = _substitute(step.formula, self._letters(node, "out"))
+            self.states.append(State("forward", j, position, (), f"{node._function}: {text}", rule, node._function))
+
+    # ------------------------------------------------------------------ backward
+    def _backward_states(self, generator):
+        root = self.output
+        last = {}            # id(tensor) -> copy of its latest grad
+        self.steps = []
+        self._changes = []   # per backward step: (position, after, before) per changed parent
+        seed_state = len(self.states)
+        steps_done = []
+        for step in generator:
+            node = step.node
+            if id(root) not in last:
+                last[id(root)] = np.array(root.grad)
+            node_grad = last.get(id(node))
+            if node_grad is None:    # a custom rule's node that got no grad: zeros
+                node_grad = last[id(node)] = np.array(node.grad)
+            changes = []
+            for parent in step.parents:
+                after = np.array(parent.grad)
+                before = last.get(id(parent))
+                last[id(parent)] = after
+                changes.append((self._position.get(id(parent), -1), after, before))
+            steps_done.append((step, node_grad, changes))
+            self.steps.append(step)
+            self._changes.append(tuple(changes))
+        self._seed = last[id(root)] if id(root) in last else np.array(root.grad)
+        seed_position = self._position.get(id(root))
+        if seed_position is not None:
+            self.grad_changes[seed_position].append((seed_state, self._seed))
+        self.states.append(State("seed", 0, None, [] if seed_position is None else [seed_position],
+                                 self._seed_caption()))
+        for j, (step, node_grad, changes) in enumerate(steps_done, start=1):
+            k = seed_state + j
+            caption, per_parent = self._describe(step, node_grad, changes)
+            position = self._position.get(id(step.node))
+            for (p, after, _), info in zip(changes, per_parent):
+                if p >= 0:
+                    self.grad_changes[p].append((k, after))
+                    self._received[p].append((k, info))
+            if position is not None:
+                self._own[position] = (k, self._own_rule(step, node_grad))
+            rule = _substitute(step.rule, self._letters(step.node, "out"))
+            self.states.append(State("backward", j, position, [p for p, _, _ in changes if p >= 0],
+                                     f"{step.function}: {caption}", rule, step.function))
+        self.seed_state = seed_state
+
+    def _seed_caption(self) -> str:
+        seed = format_value(self._seed)
+        out = self.namer(self.output) or "L"
+        rest = " Every other grad is blank until backprop reaches it." if self.steps else ""
+        if self._seed.size == 1:
+            return f"Seed: ∂L/∂{out} = {seed} (the output's own gradient).{rest}"
+        return f"Seed: ∂L/∂{out} = grad {seed}.{rest}"
+
+    def _describe(self, step, node_grad, changes):
+        """The chain rule applied at ``step``, with numbers, and per changed parent what it
+        received: ``(clause, contributions, delta)``.
+
+        One clause per term (``∂L/∂x += ∂L/∂out · y = 1.0 · 3.0 = 3.0``); when a grad
+        already held contributions (the node is reused) or gets several in this step,
+        the clause shows them summing (``so ∂L/∂x = 4.0 + 2.0 = 6.0``).
+        """
+        node = step.node
+        name = self.namer
+        letters = self._letters(node, "L" if node is self.output else None)
+        g = np.asarray(node_grad)
+        terms_by_parent = {}
+        for term in step.terms:
+            terms_by_parent.setdefault(id(term.parent), []).append(term)
+        parts, per_parent = [], []
+        for (_, after, before), parent in zip(changes, step.parents):
+            terms = terms_by_parent.get(id(parent), [])
+            symbol = "∂L/∂" + (name(parent) or (letters.get(terms[0].operand) if terms else None)
+                               or (terms[0].operand if terms else "a"))
+            scalar = after.size == 1
+            contributions, clauses = [], []
+            for term in terms:
+                factor = term.factor if term.factor_text is not None else None
+                expression = term.expression
+                text = term.factor_text   # ∂L/∂out · (local derivative), bracketed once
+                if text is not None and f"({text})" not in expression:
+                    expression = expression.replace(text, _bracket(text), 1)
+                expression = _substitute(expression, letters)
+                value = None
+                if scalar and factor is not None:
+                    with np.errstate(all="ignore"):
+                        value = float(np.sum(g * factor))
+                    if g.size == 1 and np.size(factor) == 1:
+                        expression += f" = {format_number(g)} · {format_number(factor)}"
+                    expression += f" = {format_number(value)}"
+                contributions.append(value)
+                clauses.append(f"{symbol} += {expression}")
+            clause = "; ".join(clauses) or f"{symbol} changed"
+            with np.errstate(all="ignore"):
+                delta = after if before is None else after - before
+            full = clause
+            if scalar:
+                known = None not in contributions and contributions
+                if before is not None or len(terms) > 1:
+                    addends = ([] if before is None else [before.reshape(-1)[0]])
+                    addends += contributions if known else [delta.reshape(-1)[0]]
+                    full += (f", so {symbol} = {' + '.join(format_number(a) for a in addends)}"
+                             f" = {format_number(after)}")
+                elif not known:
+                    full += f" = {format_number(after)}"
+            elif before is None:
+                full += f" → {format_value(after)}"
+            else:
+                full += (f"; {symbol}: {format_value(before)} → {format_value(after)}"
+                         f" (+ {format_value(delta)})")
+            parts.append(full)
+            values = contributions if scalar and None not in contributions and contributions else None
+            per_parent.append({"symbol": symbol, "clauses": clauses, "values": values, "delta": delta,
+                               "from": f"{node._function} → {name(node) or ('L' if node is self.output else 'out')}"})
+        if not parts:
+            parts.append("no input needs a gradient")
+        return "; ".join(parts), per_parent
+
+    def _own_rule(self, step, node_grad) -> list:
+        """A node's own backward step, for its card: upstream grad, local derivatives."""
+        node = step.node
+        letters = self._letters(node, "out")
+        me = letters["out"]
+        lines = [f"upstream grad ∂L/∂{me} = {format_value(node_grad)}"]
+        for term in step.terms:
+            parent = self.namer(term.parent) or term.operand
+            if term.factor_text is None:
+                lines.append(f"local rule: ∂L/∂{parent} += {_substitute(term.expression, letters)}")
+                continue
+            local = _substitute(term.factor_text, letters)
+            lines.append(f"local derivative ∂{me}/∂{parent} = {local} = {format_value(term.factor)}")
+        return lines
+
+    # ------------------------------------------------------------------ reading states
+    @property
+    def n_states(self) -> int:
+        return len(self.states)
+
+    @property
+    def last(self) -> int:
+        """The last state's number (a slider runs from 0 to last)."""
+        return len(self.states) - 1
+
+    def check(self, k) -> int:
+        if isinstance(k, bool) or not isinstance(k, numbers.Integral):
+            raise TypeError(f"step must be an integer, got {type(k).__name__}")
+        if not 0 <= k <= self.last:
+            raise ValueError(f"step must be between 0 and {self.last}, got {k}")
+        return int(k)
+
+    def values_at(self, k) -> list:
+        """The values of ``view.nodes`` at state ``k`` (None: not computed yet)."""
+        k = self.check(k)
+        return [v if self.appears[i] <= k else None for i, v in enumerate(self.values)]
+
+    def grads_at(self, k) -> list:
+        """The grads of ``view.nodes`` at state ``k`` (None where backprop has not reached)."""
+        k = self.check(k)
+        out = []
+        for changes in self.grad_changes:
+            grad = None
+            for t, after in changes:
+                if t > k:
+                    break
+                grad = after
+            out.append(grad)
+        return out
+
+    def svg(self, k, *, caption=True) -> str:
+        """The graph at state ``k`` as inline SVG; with ``caption``, the caption under it
+        (cut to CAPTION_CHARS), room reserved so every state's picture has one size."""
+        k = self.check(k)
+        state = self.states[k]
+        text = None
+        if caption:
+            text = f"step {k} / {self.last}: {state.caption}"
+            if len(text) > CAPTION_CHARS:
+                text = text[: CAPTION_CHARS - 1] + "…"
+        return inline_svg(self.view.svg(values=self.values_at(k), grads=self.grads_at(k),
+                                        highlight=state.highlight, changed=state.changed, caption=text,
+                                        caption_chars=CAPTION_CHARS if caption else None))
+
+    def label(self, k) -> str:
+        k = self.check(k)
+        state = self.states[k]
+        if state.phase == "inputs":
+            return f"step {k} / {self.last} · inputs"
+        if state.phase == "forward":
+            return f"step {k} / {self.last} · forward {state.index}/{len(self.forward_steps)}"
+        if state.phase == "seed":
+            return f"step {k} / {self.last} · backward: seed"
+        return f"step {k} / {self.last} · backward {state.index}/{len(self.steps)}"
+
+    # ------------------------------------------------------------------ node cards
+    def card_lines(self, i) -> list:
+        """The card of node ``i`` (a position or a drawn tensor): ``(text, start, end)`` per
+        line, shown in states start ≤ k < end (end None: to the last state)."""
+        i = self._index(i)
+        t = self.view.nodes[i]
+        kind = self.view._plan.kinds[i]
+        name = self.namer(t) or "unnamed"
+        lines = [(f"{name} — {KIND_WORDS.get(kind, kind)}", 0, None),
+                 (f"shape {tuple(t.shape)}" if t.ndim else "shape () (a scalar)", 0, None)]
+        appear = self.appears[i]
+        if appear:
+            lines.append(("value: not computed yet", 0, appear))
+        value = format_array(self.values[i])
+        lines.append((f"value = {value}" if "\n" not in value else f"value =\n{value}", appear, None))
+        if self._formulas[i]:
+            lines.append((f"formula: {self._formulas[i]}", appear, None))
+        if kind != "const":
+            changes = self.grad_changes[i]
+            first = changes[0][0] if changes else None
+            lines.append(("grad: not reached yet", 0, first))
+            for m, (start, after) in enumerate(changes):
+                end = changes[m + 1][0] if m + 1 < len(changes) else None
+                word = "grad" if end is None else "grad so far"
+                text = format_array(after)
+                lines.append((f"{word} = {text}" if "\n" not in text else f"{word} =\n{text}", start, end))
+        received = self._received[i]
+        for start, info in received:
+            clauses = info["clauses"] or [f"{info['symbol']} changed"]
+            for n, clause in enumerate(clauses):
+                if info["values"] is None and n == len(clauses) - 1:   # an array: what this step added
+                    clause += f" (adds {format_value(info['delta'])})"
+                lines.append((f"from {info['from']} (step {start}): {clause}", start, None))
+        uses = sum(max(1, len(info["clauses"])) for _, info in received)
+        if uses > 1:
+            symbol = received[0][1]["symbol"]
+            total = self.grad_changes[i][-1][1]
+            if all(info["values"] is not None for _, info in received):
+                addends = [format_number(v) for _, info in received for v in info["values"]]
+                text = f"{' + '.join(addends)} = {format_number(total)}"
+            elif len(received) > 1:
+                text = f"{' + '.join(format_value(info['delta']) for _, info in received)} = {format_value(total)}"
+            else:
+                text = format_value(total)
+            lines.append((f"used {uses} times; sum: {symbol} = {text}", received[-1][0], None))
+        if self._own[i] is not None:
+            start, own = self._own[i]
+            lines.append((f"its rule runs at step {start}:", 0, start))
+            lines.extend((line, start, None) for line in own)
+        return lines
+
+    def card_text(self, i, k) -> str:
+        """Node ``i``'s card as shown at state ``k``."""
+        k = self.check(k)
+        return "\n".join(text for text, start, end in self.card_lines(i) if start <= k and (end is None or k < end))
+
+    def _index(self, i) -> int:
+        if isinstance(i, Tensor):
+            return self.view.index(i)
+        if isinstance(i, bool) or not isinstance(i, numbers.Integral) or not 0 <= i < len(self.view.nodes):
+            raise IndexError(f"node {i!r} is not one of the {len(self.view.nodes)} drawn nodes")
+        return int(i)
+
+    # ------------------------------------------------------------------ for a browser
+    def payload(self) -> dict:
+        """Everything a browser needs to step through the timeline with no kernel: the
+        laid-out SVG (restyled by class), each node's texts per state, the captions and
+        the cards (JSON-ready)."""
+        nodes = self.view.nodes
+        kinds = self.view._plan.kinds
+        data_events, grad_events = [], []
+        for i in range(len(nodes)):
+            texts = _data_texts(self.values[i], kinds[i] == "const")
+            events = [[0, [""] * len(texts)]] if self.appears[i] else []
+            events.append([self.appears[i], texts])
+            data_events.append(events)
+            grads = [[0, ""]]
+            for start, after in self.grad_changes[i]:
+                grads.append([start, _grad_text(after)])
+            grad_events.append(grads)
+        return {
+            "svg": self.view.skeleton(),
+            "last": self.last,
+            "captions": [s.caption for s in self.states],
+            "rules": [s.rule for s in self.states],
+            "labels": [self.label(k) for k in range(self.n_states)],
+            "phases": [s.phase for s in self.states],
+            "highlight": [-1 if s.highlight is None else s.highlight for s in self.states],
+            "changed": [list(s.changed) for s in self.states],
+            "data": data_events,
+            "grads": grad_events,
+            "cards": [[[text, start, end] for text, start, end in self.card_lines(i)] for i in range(len(nodes))],
+            "truncated": self.view.truncated,
+        }
