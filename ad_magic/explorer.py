@@ -17,8 +17,8 @@ while the others go on.
 Live hyperparameters: a learning-rate slider (log scale) per optimizer, and momentum β
 or Adam's β₁/β₂ where the optimizer has them, the start point typed in, and Reset (back
 to the values the explorer was made with). Moving one re-runs ``descend`` for what it
-changed and redraws on the same landscape (the frame is redrawn only when the start
-leaves it).
+changed and redraws on the same landscape (drawn again, larger, only when the start
+or a path leaves it).
 
 ``view=`` takes a function of the current :class:`~ad_magic.optim.DescentRecord` that
 returns a picture (a matplotlib Figure, PNG bytes, SVG or HTML text, or anything with a
@@ -42,6 +42,7 @@ import base64
 import inspect
 import math
 import numbers
+import re
 from collections import OrderedDict
 
 import ipywidgets as widgets
@@ -215,7 +216,7 @@ class DescentExplorer(widgets.VBox):
     def __init__(self, loss, params=None, *, lr=0.1, steps=50, optimizer="sgd", optimizers=None,
                  names=None, max_nodes=DEFAULT_MAX_NODES, minima=(), view=None, data=None,
                  controls=True, **opts):
-        from .landscapes import Landscape
+        from .landscapes import Landscape, landscape_of
         from .nn import Module
 
         box = {key: opts.pop(key) for key in list(opts) if key in _BOX_KEYWORDS}
@@ -256,6 +257,9 @@ class DescentExplorer(widgets.VBox):
             except (TypeError, ValueError):
                 raise ValueError("data must be a pair (X, Y): the inputs and the targets.") from None
             view = TrainingView(self.model, X, Y, params=params)
+        known = landscape_of(self.loss)
+        if known is not None and not minima and len(params) == 2:
+            minima = known.minima        # the loss is a landscape's output: mark its minima
         self.params = params
         self.minima = tuple(tuple(float(v) for v in m) for m in minima)
         self.view_fn = view
@@ -515,15 +519,22 @@ class DescentExplorer(widgets.VBox):
         pad = 0.15 * span if span > 0 else max(1.0, 0.5 * abs(low))
         return low - pad, high + pad
 
-    def _frame_holds_start(self) -> bool:
-        """Is the start well inside the landscape drawn (not in its outer 5%)?"""
-        frames = ([self._plot.slice["xs"]] if self._plot.slice is not None else
-                  [self._plot.contour["xs"], self._plot.contour["ys"]] if self._plot.contour is not None else [])
-        for axis, start in zip(frames, self.start):
+    def _frame_holds_paths(self) -> bool:
+        """Does the landscape drawn still hold the start well inside (not in its outer 5%)
+        and every run's path (all but the iterates of a diverging run)?"""
+        plot = self._plot
+        axes = ([plot.slice["xs"]] if plot.slice is not None else
+                [plot.contour["xs"], plot.contour["ys"]] if plot.contour is not None else [])
+        for i, axis in enumerate(axes):
             low, high = float(axis[0]), float(axis[-1])
             margin = 0.05 * (high - low)
-            if not low + margin <= float(start) <= high - margin:
+            if not low + margin <= float(self.start[i]) <= high - margin:
                 return False
+            for run in self.runs:
+                path = self._path(run, i)[self._sane(run)]
+                with np.errstate(invalid="ignore"):
+                    if np.any((path < low) | (path > high)):
+                        return False
         return True
 
     def _slice_data(self):
@@ -589,11 +600,14 @@ class DescentExplorer(widgets.VBox):
                     value=b2, min=0.5, max=0.9999, step=0.0001, description="β₂", readout_format=".4f",
                     continuous_update=False, layout=widgets.Layout(width="250px"))
             run.initial_controls = {key: slider.value for key, slider in sliders.items()}
-            for slider in sliders.values():
+            for key, slider in sliders.items():
+                slider.add_class(f"ad-hyper-{key}")      # for a page's scripts and tests
                 slider.observe(lambda change, run=run: self._hyperparameter_moved(run), names="value")
             self.hyperparameters[run.name] = sliders
             name = widgets.HTML(f"<b>{escape(run.name)}</b>", layout=widgets.Layout(width="90px"))
-            rows.append(widgets.HBox([name, *sliders.values()], layout=widgets.Layout(flex_flow="row wrap")))
+            row = widgets.HBox([name, *sliders.values()], layout=widgets.Layout(flex_flow="row wrap"))
+            row.add_class("ad-optimizer-" + re.sub(r"[^a-z0-9]+", "-", run.name.lower()))
+            rows.append(row)
         extra = []
         if self._scalar_params() and len(self.params) <= MAX_START_INPUTS:
             for i, name in enumerate(self.param_names):
@@ -608,7 +622,9 @@ class DescentExplorer(widgets.VBox):
         self.reset_button.on_click(lambda button: self.reset())
         rows.append(widgets.HBox([*extra, self.reset_button],
                                  layout=widgets.Layout(align_items="center", flex_flow="row wrap")))
-        return widgets.VBox(rows, layout=widgets.Layout(border="1px solid #e2e8f0", padding="2px 4px"))
+        box = widgets.VBox(rows, layout=widgets.Layout(border="1px solid #e2e8f0", padding="2px 4px"))
+        box.add_class("ad-descent-controls")
+        return box
 
     def _hyperparameter_moved(self, run: _Run) -> None:
         if self._holding:
@@ -647,7 +663,7 @@ class DescentExplorer(widgets.VBox):
 
     def _rerun(self, runs) -> None:
         """Run these optimizers again (from ``self.start``, with their hyperparameters now)
-        and redraw: on the same landscape unless the start left it."""
+        and redraw: on the same landscape unless the start or a path left it."""
         try:
             for run in runs:
                 self._descend(run, replay=True)
@@ -656,7 +672,7 @@ class DescentExplorer(widgets.VBox):
             self.status.value = self._status_html(f"Not re-run: {exc}")
             return
         self._finish()
-        if self._frame_holds_start():
+        if self._frame_holds_paths():
             self._plot.set_runs(self._plot_runs())
         else:
             self._plot.close()

@@ -7,7 +7,10 @@ both, so a cell, the gallery or a test can use it directly::
 
     from ad_magic.landscapes import rosenbrock
     x, y = rosenbrock.tensors()            # new leaf Tensors at rosenbrock.start
-    loss = rosenbrock(x, y)                # a scalar Tensor: replay it with descend()
+    loss = rosenbrock(x, y)                # a scalar Tensor named "rosenbrock": replay it with descend()
+
+A DescentExplorer (and so ``%%autodiff --descent``) whose loss is such a tensor marks the
+landscape's minima on its contour (:func:`landscape_of`).
 
 - :data:`rosenbrock` — (1 − x)² + 100 (y − x²)²: a long curved valley, minimum (1, 1).
 - :data:`beale` — (1.5 − x + xy)² + (2.25 − x + xy²)² + (2.625 − x + xy³)²: flat
@@ -26,7 +29,8 @@ import numpy as np
 
 from .engine import Tensor
 
-__all__ = ["Landscape", "rosenbrock", "beale", "himmelblau", "ill_conditioned", "saddle", "LANDSCAPES"]
+__all__ = ["Landscape", "rosenbrock", "beale", "himmelblau", "ill_conditioned", "saddle", "LANDSCAPES",
+           "landscape_of"]
 
 
 class Landscape:
@@ -53,7 +57,10 @@ class Landscape:
 
     def __call__(self, x, y):
         if isinstance(x, Tensor) or isinstance(y, Tensor):
-            return self._function(x, y, **self.parameters)
+            out = self._function(x, y, **self.parameters)
+            if out.name is None:
+                out.name = self.name     # so the graph and the explorer know what it is
+            return out
         return np.asarray(self._function(np.asarray(x, dtype=float), np.asarray(y, dtype=float),
                                          **self.parameters), dtype=float)
 
@@ -126,6 +133,17 @@ def ill_conditioned(x=None, y=None, *, condition=10.0):
     if x is None and y is None:
         return landscape
     return landscape(x, y)
+
+
+def landscape_of(loss):
+    """The landscape a loss Tensor is, when it is exactly a landscape's output (the
+    tensor a landscape returns is named after it), else None."""
+    name = getattr(loss, "name", None)
+    if not isinstance(loss, Tensor) or not isinstance(name, str):
+        return None
+    if name.startswith("ill_conditioned"):
+        return LANDSCAPES["ill_conditioned"]
+    return LANDSCAPES.get(name)
 
 
 LANDSCAPES = {

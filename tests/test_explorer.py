@@ -683,3 +683,27 @@ def test_the_magics_optimizer_list_refuses_bad_names(ip, value, message):
     with pytest.raises(UsageError, match=re.escape(message)):
         ip.run_cell_magic("autodiff", f"--descent --optimizer {value}", "x = Tensor(1.0)\nloss = x * x\n")
     assert ip.user_ns.get("x") is None
+
+
+def test_a_path_leaving_the_frame_redraws_the_landscape_around_it():
+    a, b, loss = bowl()
+    e = DescentExplorer.compare(loss, [a, b], optimizers=["sgd", "adam"], lr=0.001, steps=40)
+    xs = e._plot.contour["xs"]
+    assert xs[-1] < 0                             # tiny steps: the frame hugs the start
+    e.hyperparameters["sgd"]["lr"].value = 0.04   # now sgd reaches the minimum at a = 1
+    xs = e._plot.contour["xs"]
+    assert xs[0] < -1.5 < 1.0 < xs[-1]
+    path = np.array([[float(v) for v in p] for p in e.histories["sgd"].params])
+    assert (path[:, 0] >= xs[0]).all() and (path[:, 0] <= xs[-1]).all()
+
+
+def test_a_landscapes_output_marks_its_minima_in_the_magic_too(ip):
+    from ad_magic.landscapes import himmelblau, landscape_of
+    x, y = himmelblau.tensors()
+    assert landscape_of(himmelblau(x, y)) is himmelblau and landscape_of(x * y) is None
+    result, _ = run_cell(ip, RACE_CELL.format("sgd,adam", 0.001))
+    assert result.success
+    e = ip.user_ns["_autodiff"]
+    assert e.minima == ((1.0, 1.0),)
+    stars = [line for line in e.figure(3).axes[1].get_lines() if line.get_label() == "minimum"]
+    assert stars and tuple(stars[0].get_xydata()[0]) == (1.0, 1.0)
