@@ -39,10 +39,8 @@ start box updates the state synchronously, and ``svg(k)``, ``figure(k)``, ``png(
 from __future__ import annotations
 
 import base64
-import inspect
 import math
 import numbers
-import re
 from collections import OrderedDict
 
 import ipywidgets as widgets
@@ -54,7 +52,9 @@ from .dot import DEFAULT_MAX_NODES, GraphPlan
 from .engine import Tensor, no_grad
 from .formatting import escape, format_number, format_value, html_table
 from .graph_view import GraphView, graph_html, inline_svg, message_svg
+from .hyperparameters import HyperparameterControls
 from .plots import RUN_COLOURS, DescentPlot, PlotRun, figure_png
+from .race import Run, make_runs
 from .render import RenderError
 
 __all__ = ["DescentExplorer"]
@@ -64,8 +64,6 @@ SLICE_POINTS = 161
 CONTOUR_POINTS = 41
 CONTOUR_POINTS_POINTWISE = 25   # when the loss must be evaluated once per grid point
 CACHED_LAYOUTS = 8              # layouts kept besides the first (a loss with many graph shapes)
-MAX_START_INPUTS = 4            # scalar parameters up to this many get a typed start point
-LR_DECADES = (3, 2)             # the lr slider spans this many decades below and above the given lr
 
 # Keyword arguments of the box itself (layout=...); every other one goes to the optimizer.
 _BOX_KEYWORDS = frozenset(widgets.VBox.class_trait_names())
@@ -120,53 +118,6 @@ class _Layouts:
         return view
 
 
-
-
-def _optimizer_name(spec) -> str:
-    """The name a run is known by: "sgd", "momentum", "adam", or a class's name."""
-    if isinstance(spec, str):
-        return spec.strip().lower()
-    cls = spec if isinstance(spec, type) else type(spec)
-    for name, known in optim.OPTIMIZERS.items():
-        if cls is known:
-            return name
-    return getattr(cls, "__name__", repr(spec)).lower()
-
-
-def _optimizer_class(spec):
-    if isinstance(spec, str):
-        return optim.OPTIMIZERS.get(spec.strip().lower())
-    if isinstance(spec, type):
-        return spec
-    return None                      # an instance: it takes no options
-
-
-def _takes(cls, option: str) -> bool:
-    try:
-        parameters = inspect.signature(cls).parameters
-    except (TypeError, ValueError):
-        return False
-    return option in parameters or any(p.kind is p.VAR_KEYWORD for p in parameters.values())
-
-
-class _Run:
-    """One optimizer's descent in the explorer: what it is, its hyperparameters (now and
-    as first given, for Reset), its history and the graph's state at each iteration."""
-
-    def __init__(self, name, spec, lr, opts):
-        self.name, self.spec, self.lr, self.opts = name, spec, lr, dict(opts)
-        self.initial = (lr, dict(opts))
-        self.history = None
-        self.states = {}             # iteration -> (structure, values, grads)
-        self.controls = {}           # "lr", "momentum", "beta1", "beta2" -> slider
-        self.initial_controls = {}   # the same keys -> their first values
-
-    @property
-    def live(self) -> bool:
-        """Can it run again with other hyperparameters (not a given Optimizer instance)?"""
-        return not isinstance(self.spec, optim.Optimizer)
-
-
 def _picture_html(picture) -> str:
     """What a ``view=`` function returned, as HTML for the view's box."""
     if picture is None:
@@ -188,7 +139,7 @@ def _picture_html(picture) -> str:
     return f"<pre>{escape(repr(picture))}</pre>"
 
 
-class DescentExplorer(widgets.VBox):
+class DescentExplorer(HyperparameterControls, widgets.VBox):
     """Run gradient descent on ``loss`` and scrub through its iterations.
 
     ``loss`` is a scalar Tensor computed from ``params`` (its recorded graph is replayed
@@ -268,7 +219,7 @@ class DescentExplorer(widgets.VBox):
         self.param_names = [self._namer(p) or f"p{i}" for i, p in enumerate(params)]
         self._layouts = _Layouts(self._names, max_nodes)
         self.n_iterations = int(steps) if isinstance(steps, numbers.Integral) else steps
-        self.runs = self._make_runs(optimizer, optimizers, lr, opts)
+        self.runs = make_runs(optimizer, optimizers, lr, opts)
         self.start = [np.array(p.data) for p in params]    # where every run starts
         self._initial_start = [a.copy() for a in self.start]
 
@@ -323,46 +274,7 @@ class DescentExplorer(widgets.VBox):
         return cls(loss, params, optimizers=list(optimizers), **kwargs)
 
     # -- the runs
-    def _make_runs(self, optimizer, optimizers, lr, opts) -> list:
-        if optimizers is None:
-            return [_Run(_optimizer_name(optimizer), optimizer, lr, opts)]
-        if isinstance(optimizers, (str, optim.Optimizer)) or isinstance(optimizers, type):
-            optimizers = [optimizers]
-        specs = list(optimizers)
-        if not specs:
-            raise ValueError("optimizers is empty: name at least one, e.g. ['sgd', 'adam'].")
-        names = []
-        for spec in specs:
-            if isinstance(spec, str) and _optimizer_name(spec) not in optim.OPTIMIZERS:
-                raise ValueError(f"unknown optimizer {spec!r}; choose among {', '.join(optim.OPTIMIZERS)}.")
-            if not (isinstance(spec, (str, optim.Optimizer))
-                    or (isinstance(spec, type) and issubclass(spec, optim.Optimizer))):
-                raise TypeError(f"optimizers must be names ({', '.join(optim.OPTIMIZERS)}), Optimizer "
-                                f"classes or instances, got {type(spec).__name__}.")
-            name = _optimizer_name(spec)
-            if name in names:
-                raise ValueError(f"optimizer {name!r} appears twice in the race; list each one once.")
-            names.append(name)
-        if isinstance(lr, dict):
-            lrs = {str(k).strip().lower(): v for k, v in lr.items()}
-            unknown = sorted(set(lrs) - set(names))
-            if unknown:
-                raise ValueError(f"lr names {unknown[0]!r}, which is not in the race ({', '.join(names)}).")
-            missing = [n for n in names if n not in lrs]
-            if missing:
-                raise ValueError(f"lr has no learning rate for {missing[0]!r}; give one per optimizer "
-                                 "or a single number for all.")
-        else:
-            lrs = dict.fromkeys(names, lr)
-        classes = [_optimizer_class(spec) for spec in specs]
-        for option in opts:
-            if not any(cls is not None and _takes(cls, option) for cls in classes):
-                raise TypeError(f"no optimizer in the race ({', '.join(names)}) takes the option {option}=.")
-        return [_Run(name, spec, lrs[name],
-                     {k: v for k, v in opts.items() if cls is not None and _takes(cls, k)})
-                for name, spec, cls in zip(names, specs, classes)]
-
-    def _descend(self, run: _Run, *, replay: bool) -> None:
+    def _descend(self, run: Run, *, replay: bool) -> None:
         """Run ``descend`` for one optimizer from ``self.start``."""
         if replay:
             for p, value in zip(self.params, self.start):
@@ -391,7 +303,7 @@ class DescentExplorer(widgets.VBox):
         if self.loss is not None:
             self._restore_graph()
 
-    def _record(self, run: _Run, k: int, loss: Tensor) -> None:
+    def _record(self, run: Run, k: int, loss: Tensor) -> None:
         structure, tensors = self._layouts.record(loss)
         run.states[k] = (structure, [np.array(t.data) for t in tensors],
                          [None if t.grad is None else np.array(t.grad) for t in tensors])
@@ -420,7 +332,7 @@ class DescentExplorer(widgets.VBox):
     def _last_iteration(self) -> int:
         return max(len(run.history) for run in self.runs) - 1
 
-    def _run(self, name=None) -> _Run:
+    def _run(self, name=None) -> Run:
         if name is None:
             name = self.graph_of.value if hasattr(self, "graph_of") else self.runs[0].name
         for run in self.runs:
@@ -494,10 +406,10 @@ class DescentExplorer(widgets.VBox):
     def _scalar_params(self) -> bool:
         return all(p.size == 1 and p.ndim == 0 for p in self.params)
 
-    def _path(self, run: _Run, i) -> np.ndarray:
+    def _path(self, run: Run, i) -> np.ndarray:
         return np.array([float(np.asarray(values[i]).reshape(-1)[0]) for values in run.history.params])
 
-    def _sane(self, run: _Run) -> np.ndarray:
+    def _sane(self, run: Run) -> np.ndarray:
         """The iterates worth framing: not those of a diverging run whose loss shot far
         above the start (they would flatten the rest)."""
         losses = np.array(run.history.losses)
@@ -574,118 +486,6 @@ class DescentExplorer(widgets.VBox):
     def _new_plot(self) -> DescentPlot:
         return DescentPlot(self._plot_runs(), slice=self._slice_data(), contour=self._contour_data(),
                            minima=self.minima)
-
-    # -- live hyperparameters
-    def _make_controls(self) -> widgets.VBox:
-        """A row of sliders per optimizer, the typed start point and Reset."""
-        rows = []
-        for run in self.runs:
-            sliders = run.controls = {}
-            exponent = min(max(math.floor(math.log10(run.lr)), -290), 290)   # 10**max must stay finite
-            sliders["lr"] = widgets.FloatLogSlider(
-                value=run.lr, base=10, min=exponent - LR_DECADES[0], max=exponent + LR_DECADES[1],
-                step=0.05, description="lr", readout_format=".2g", continuous_update=False,
-                layout=widgets.Layout(width="260px"))
-            opt = run.history.optimizer
-            if isinstance(opt, optim.Momentum):
-                sliders["momentum"] = widgets.FloatSlider(
-                    value=opt.momentum, min=0.0, max=0.99, step=0.01, description="β",
-                    continuous_update=False, layout=widgets.Layout(width="230px"))
-            if isinstance(opt, optim.Adam):
-                b1, b2 = opt.betas
-                sliders["beta1"] = widgets.FloatSlider(
-                    value=b1, min=0.0, max=0.99, step=0.01, description="β₁",
-                    continuous_update=False, layout=widgets.Layout(width="230px"))
-                sliders["beta2"] = widgets.FloatSlider(
-                    value=b2, min=0.5, max=0.9999, step=0.0001, description="β₂", readout_format=".4f",
-                    continuous_update=False, layout=widgets.Layout(width="250px"))
-            run.initial_controls = {key: slider.value for key, slider in sliders.items()}
-            for key, slider in sliders.items():
-                slider.add_class(f"ad-hyper-{key}")      # for a page's scripts and tests
-                slider.observe(lambda change, run=run: self._hyperparameter_moved(run), names="value")
-            self.hyperparameters[run.name] = sliders
-            name = widgets.HTML(f"<b>{escape(run.name)}</b>", layout=widgets.Layout(width="90px"))
-            row = widgets.HBox([name, *sliders.values()], layout=widgets.Layout(flex_flow="row wrap"))
-            row.add_class("ad-optimizer-" + re.sub(r"[^a-z0-9]+", "-", run.name.lower()))
-            rows.append(row)
-        extra = []
-        if self._scalar_params() and len(self.params) <= MAX_START_INPUTS:
-            for i, name in enumerate(self.param_names):
-                box = widgets.FloatText(value=float(self.start[i]), description=f"{name}₀",
-                                        layout=widgets.Layout(width="160px"))
-                box.observe(lambda change, i=i: self._start_moved(i, change["new"]), names="value")
-                self.start_inputs.append(box)
-            extra.append(widgets.HTML("start:"))
-            extra += self.start_inputs
-        self.reset_button = widgets.Button(description="Reset", layout=widgets.Layout(width="80px"),
-                                           tooltip="back to the values this explorer was made with")
-        self.reset_button.on_click(lambda button: self.reset())
-        rows.append(widgets.HBox([*extra, self.reset_button],
-                                 layout=widgets.Layout(align_items="center", flex_flow="row wrap")))
-        box = widgets.VBox(rows, layout=widgets.Layout(border="1px solid #e2e8f0", padding="2px 4px"))
-        box.add_class("ad-descent-controls")
-        return box
-
-    def _hyperparameter_moved(self, run: _Run) -> None:
-        if self._holding:
-            return
-        sliders = run.controls
-        run.lr = float(sliders["lr"].value)
-        if "momentum" in sliders:
-            run.opts["momentum"] = float(sliders["momentum"].value)
-        if "beta1" in sliders:
-            run.opts["betas"] = (float(sliders["beta1"].value), float(sliders["beta2"].value))
-        self._rerun([run])
-
-    def _start_moved(self, i: int, value) -> None:
-        if self._holding:
-            return
-        if not (isinstance(value, numbers.Real) and math.isfinite(value)):
-            self.status.value = self._status_html(f"The start must be a finite number, got {value!r}.")
-            return
-        self.start[i] = np.array(float(value), dtype=self.start[i].dtype)
-        self._rerun(self.runs)
-
-    def reset(self) -> None:
-        """Back to the start point and hyperparameters the explorer was made with."""
-        self._holding = True
-        try:
-            self.start = [a.copy() for a in self._initial_start]
-            for run in self.runs:
-                run.lr, run.opts = run.initial[0], dict(run.initial[1])
-                for key, value in run.initial_controls.items():
-                    run.controls[key].value = value
-            for box, value in zip(self.start_inputs, self.start):
-                box.value = float(value)
-        finally:
-            self._holding = False
-        self._rerun(self.runs)
-
-    def _rerun(self, runs) -> None:
-        """Run these optimizers again (from ``self.start``, with their hyperparameters now)
-        and redraw: on the same landscape unless the start or a path left it."""
-        try:
-            for run in runs:
-                self._descend(run, replay=True)
-        except (ValueError, TypeError) as exc:   # e.g. an option the optimizer refuses
-            self._finish()
-            self.status.value = self._status_html(f"Not re-run: {exc}")
-            return
-        self._finish()
-        if self._frame_holds_paths():
-            self._plot.set_runs(self._plot_runs())
-        else:
-            self._plot.close()
-            self._plot = self._new_plot()
-        last = self._last_iteration()
-        k = min(self.slider.value, last)
-        self.slider.max = self.play.max = last
-        self.play.disabled = last == 0
-        self.status.value = self._status_html()
-        if self.slider.value != k:
-            self.slider.value = k       # shows it
-        else:
-            self._show(k)
 
     # -- any iteration
     def _check(self, k) -> int:
