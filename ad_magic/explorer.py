@@ -282,7 +282,7 @@ class DescentExplorer(HyperparameterControls, widgets.VBox):
             if self.loss is not None:
                 with np.errstate(all="ignore"):
                     self.loss.forward()          # the graph at the start again
-        run.states = {}
+        states = {}                      # kept only if the run completes
         spec = run.spec
         if isinstance(spec, optim.Optimizer):
             if replay and run.history is not None:
@@ -290,10 +290,10 @@ class DescentExplorer(HyperparameterControls, widgets.VBox):
                                  "to run it again.")
             # an instance starts from the parameters it was made with: they are self.params
         with np.errstate(all="ignore"):
-            run.history = optim.descend(self.loss if self.loss is not None else self.loss_fn, self.params,
-                                        spec, run.lr, self.n_iterations,
-                                        callback=lambda k, t: self._record(run, k, t), **run.opts)
-        run.lr = run.history.lr
+            history = optim.descend(self.loss if self.loss is not None else self.loss_fn, self.params,
+                                    spec, run.lr, self.n_iterations,
+                                    callback=lambda k, t: self._record(states, k, t), **run.opts)
+        run.history, run.states, run.lr = history, states, history.lr
 
     def _finish(self) -> None:
         """Leave the parameters (and a Tensor loss's graph) at the first run's last values."""
@@ -303,9 +303,9 @@ class DescentExplorer(HyperparameterControls, widgets.VBox):
         if self.loss is not None:
             self._restore_graph()
 
-    def _record(self, run: Run, k: int, loss: Tensor) -> None:
+    def _record(self, states: dict, k: int, loss: Tensor) -> None:
         structure, tensors = self._layouts.record(loss)
-        run.states[k] = (structure, [np.array(t.data) for t in tensors],
+        states[k] = (structure, [np.array(t.data) for t in tensors],
                          [None if t.grad is None else np.array(t.grad) for t in tensors])
 
     @property

@@ -127,13 +127,13 @@ class HyperparameterControls:
     def _rerun(self, runs) -> None:
         """Run these optimizers again (from ``self.start``, with their hyperparameters now)
         and redraw: on the same landscape unless the start or a path left it."""
-        try:
-            for run in runs:
+        problem = None
+        for run in runs:
+            try:
                 self._descend(run, replay=True)
-        except (ValueError, TypeError) as exc:   # e.g. an option the optimizer refuses
-            self._finish()
-            self.status.value = self._status_html(f"Not re-run: {exc}")
-            return
+            except Exception as exc:   # e.g. a loss function that fails at the new start: say so, keep the rest
+                problem = f"{run.name} not re-run: {type(exc).__name__}: {exc}"
+                break
         self._finish()
         if self._frame_holds_paths():
             self._plot.set_runs(self._plot_runs())
@@ -144,7 +144,7 @@ class HyperparameterControls:
         k = min(self.slider.value, last)
         self.slider.max = self.play.max = last
         self.play.disabled = last == 0
-        self.status.value = self._status_html()
+        self.status.value = self._status_html(problem)
         if self.slider.value != k:
             self.slider.value = k       # shows it
         else:

@@ -707,3 +707,21 @@ def test_a_landscapes_output_marks_its_minima_in_the_magic_too(ip):
     assert e.minima == ((1.0, 1.0),)
     stars = [line for line in e.figure(3).axes[1].get_lines() if line.get_label() == "minimum"]
     assert stars and tuple(stars[0].get_xydata()[0]) == (1.0, 1.0)
+
+
+def test_a_rerun_that_fails_says_so_and_keeps_the_last_good_runs():
+    x = Tensor(1.0, name="x")
+
+    def loss_fn():
+        if x.item() > 5:
+            raise RuntimeError("too far <out>")
+        return (x - 2.0) ** 2
+    e = DescentExplorer.compare(loss_fn, [x], optimizers=["sgd", "momentum"], lr=0.1, steps=10)
+    kept = dict(e.histories)
+    e.slider.value = 5
+    e.start_inputs[0].value = 6.0
+    assert "sgd not re-run: RuntimeError: too far &lt;out&gt;" in e.status.value
+    assert e.histories == kept and "iteration 5 / 10" in e.label.value
+    assert shown_value(e.svg(5), "x") == f"data {format_number(kept['sgd'].params[5][0], 9)}"
+    e.start_inputs[0].value = 3.0
+    assert e.status.value == "" and float(e.histories["momentum"].params[0][0]) == 3.0
