@@ -725,3 +725,22 @@ def test_a_rerun_that_fails_says_so_and_keeps_the_last_good_runs():
     assert shown_value(e.svg(5), "x") == f"data {format_number(kept['sgd'].params[5][0], 9)}"
     e.start_inputs[0].value = 3.0
     assert e.status.value == "" and float(e.histories["momentum"].params[0][0]) == 3.0
+
+
+@pytest.mark.parametrize("name", ["rosenbrock", "beale", "himmelblau", "ill_conditioned", "saddle"])
+def test_every_landscape_race_frames_its_start_inside_and_its_minima(name):
+    from ad_magic.landscapes import LANDSCAPES
+    landscape = LANDSCAPES[name]
+    e = DescentExplorer.compare(landscape, lr=landscape.lr, steps=30, controls=False)
+    xs, ys = e._plot.contour["xs"], e._plot.contour["ys"]
+    for axis, start in ((xs, landscape.start[0]), (ys, landscape.start[1])):
+        margin = 0.05 * (axis[-1] - axis[0])
+        assert axis[0] + margin <= start <= axis[-1] - margin
+    assert all(xs[0] <= mx <= xs[-1] and ys[0] <= my <= ys[-1] for mx, my in landscape.minima)
+    assert e.png(30).startswith(b"\x89PNG")
+
+
+def test_a_static_race_in_the_magic_shows_pictures(ip):
+    result, texts = run_cell(ip, RACE_CELL.format("momentum,adam", 0.001).replace("--steps 40", "--steps 5 --static"))
+    assert result.success and "DescentExplorer(" not in texts     # no widget shown
+    assert "<loss curve, iteration 5>" in texts and "Race of momentum, adam" in texts
