@@ -306,7 +306,7 @@ class DescentExplorer(HyperparameterControls, widgets.VBox):
     def _record(self, states: dict, k: int, loss: Tensor) -> None:
         structure, tensors = self._layouts.record(loss)
         states[k] = (structure, [np.array(t.data) for t in tensors],
-                         [None if t.grad is None else np.array(t.grad) for t in tensors])
+                     [None if t.grad is None else np.array(t.grad) for t in tensors])
 
     @property
     def histories(self) -> dict:
@@ -315,8 +315,9 @@ class DescentExplorer(HyperparameterControls, widgets.VBox):
 
     # the first run's, as a one-optimizer explorer has always offered
     descent = property(lambda self: self.runs[0].history, doc="The first optimizer's DescentHistory.")
-    history = property(lambda self: list(self.runs[0].history), doc="The first optimizer's records.")
-    losses = property(lambda self: list(self.runs[0].history.losses))
+    history = property(lambda self: self.runs[0].history,
+                       doc="The first optimizer's records: history[k] is a DescentRecord.")
+    losses = property(lambda self: self.runs[0].history.losses, doc="The first optimizer's losses.")
     stopped = property(lambda self: self.runs[0].history.stopped)
     stopped_at = property(lambda self: self.runs[0].history.stopped_at)
     optimizer = property(lambda self: self.runs[0].history.optimizer)
