@@ -7,8 +7,7 @@
 - :class:`DescentExplorer` (:mod:`ad_magic.explorer`) runs
   :func:`ad_magic.optim.descend` and lets you scrub through its iterations: the loss
   curve, the parameters and their grads, the loss slice (one parameter) or contours
-  (two), and the graph of that iteration; ``DescentExplorer.compare`` races several
-  optimizers from one start, with live learning-rate and β sliders.
+  (two), and the graph of that iteration.
 
 Both work headless: setting ``.slider.value`` updates their state synchronously, and any
 step can be rendered to SVG (and, for descent, to a matplotlib Figure or PNG) without a

@@ -115,3 +115,17 @@ def test_bad_input():
     with pytest.raises(ValueError, match="start must be a pair"):
         rosenbrock.tensors((1.0,))
     assert isinstance(rosenbrock, Landscape)
+
+
+@pytest.mark.parametrize("module", ["landscapes.py", "race.py", "hyperparameters.py", "training.py"])
+def test_the_race_modules_use_the_engines_public_attributes_only(module):
+    """As tests/test_widgets.py checks for the other modules above the engine."""
+    import re
+    from pathlib import Path
+
+    import ad_magic
+    source = (Path(ad_magic.__file__).parent / module).read_text()
+    private = re.compile(r"\.(_data|_grad|_prev|_rule|_args|_mark|_a|_b|_op)\b")
+    uses = [(n, line.strip()) for n, line in enumerate(source.splitlines(), 1) if private.search(line)]
+    assert uses == [], f"{module} reaches into the engine's internals: {uses}"
+    assert "pyplot" not in source

@@ -9,8 +9,7 @@ import ad_magic
 
 PACKAGE = Path(ad_magic.__file__).parent
 ABOVE_THE_ENGINE = ["formatting.py", "dot.py", "graph_view.py", "graph.py", "display_names.py",
-                    "stepper.py", "explorer.py", "widgets.py", "plots.py",
-                    "race.py", "hyperparameters.py", "training.py", "landscapes.py"]
+                    "stepper.py", "explorer.py", "widgets.py", "plots.py"]
 PRIVATE = re.compile(r"\.(_data|_grad|_prev|_rule|_args|_mark)\b")
 
 
