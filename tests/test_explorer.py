@@ -744,3 +744,15 @@ def test_a_static_race_in_the_magic_shows_pictures(ip):
     result, texts = run_cell(ip, RACE_CELL.format("momentum,adam", 0.001).replace("--steps 40", "--steps 5 --static"))
     assert result.success and "DescentExplorer(" not in texts     # no widget shown
     assert "<loss curve, iteration 5>" in texts and "Race of momentum, adam" in texts
+
+
+def test_the_training_view_follows_a_live_rerun():
+    net, X, Y, loss = regression()
+    e = DescentExplorer(loss, net, data=(X, Y), optimizer="adam", lr=0.05, steps=20)
+    e.slider.value = 20
+    before = e.view_box.value
+    e.hyperparameters["adam"]["lr"].value = 0.005
+    assert e.descent.lr == 0.005 and e.view_box.value != before
+    fig = e.view_fn.figure(e.history[20])
+    assert "iteration 20" in fig.axes[0].get_title()
+    assert format_number(e.history[20].loss) in fig.axes[0].get_title()
