@@ -7,17 +7,38 @@ parameters and their grads, the loss as a function of one parameter (with the ta
 line, whose slope is the grad) or its contours over two (with the path so far), and the
 graph of that iteration.
 
+A race (``optimizers=[...]``, or :meth:`DescentExplorer.compare`) runs each optimizer
+from the same start on the same loss: one picture with every path in its own colour,
+one loss curve per optimizer, a table with each optimizer's parameters at the current
+iteration, and one slider for all. ``histories`` maps each optimizer's name to its
+:class:`~ad_magic.optim.DescentHistory`. A run that diverges stops (with the reason)
+while the others go on.
+
+Live hyperparameters: a learning-rate slider (log scale) per optimizer, and momentum β
+or Adam's β₁/β₂ where the optimizer has them, the start point typed in, and Reset (back
+to the values the explorer was made with). Moving one re-runs ``descend`` for what it
+changed and redraws on the same landscape (drawn again, larger, only when the start
+or a path leaves it).
+
+``view=`` takes a function of the current :class:`~ad_magic.optim.DescentRecord` that
+returns a picture (a matplotlib Figure, PNG bytes, SVG or HTML text, or anything with a
+``_repr_png_``/``_repr_svg_``/``_repr_html_``), drawn beside the loss at every
+iteration; if it raises, its error is shown in its place. With ``params`` a model (an
+``nn.Module``) and ``data=(X, Y)``, that view is the model's fit
+(:class:`ad_magic.training.TrainingView`).
+
 The graph is laid out once per distinct structure and only restyled per iteration. A
 loss whose graph changes between iterations (a branch on a value: ``x * x if x.item() > 0
 else -x``, a Huber loss) gets one layout per shape of graph it takes, each laid out the
 first time it is shown.
 
-Headless: setting ``.slider.value`` (or ``.iteration``) updates the state synchronously,
-and ``svg(k)``, ``figure(k)``, ``png(k)`` and ``table_html(k)`` render any iteration
-without a browser.
+Headless: setting ``.slider.value`` (or ``.iteration``), a hyperparameter slider or a
+start box updates the state synchronously, and ``svg(k)``, ``figure(k)``, ``png(k)`` and
+``table_html(k)`` render any iteration without a browser.
 """
 from __future__ import annotations
 
+import base64
 import math
 import numbers
 from collections import OrderedDict
@@ -31,7 +52,9 @@ from .dot import DEFAULT_MAX_NODES, GraphPlan
 from .engine import Tensor, no_grad
 from .formatting import escape, format_number, format_value, html_table
 from .graph_view import GraphView, graph_html, inline_svg, message_svg
-from .plots import DescentPlot
+from .hyperparameters import HyperparameterControls
+from .plots import RUN_COLOURS, DescentPlot, PlotRun, figure_png
+from .race import Run, make_runs
 from .render import RenderError
 
 __all__ = ["DescentExplorer"]
@@ -95,23 +118,64 @@ class _Layouts:
         return view
 
 
-class DescentExplorer(widgets.VBox):
+def _picture_html(picture) -> str:
+    """What a ``view=`` function returned, as HTML for the view's box."""
+    if picture is None:
+        return ""
+    if hasattr(picture, "savefig"):                      # a matplotlib Figure
+        picture = figure_png(picture)
+    if isinstance(picture, (bytes, bytearray)):
+        if bytes(picture[:8]) != b"\x89PNG\r\n\x1a\n":
+            raise TypeError("the view returned bytes that are not a PNG image")
+        return f'<img src="data:image/png;base64,{base64.b64encode(bytes(picture)).decode("ascii")}">'
+    for method, wrap in (("_repr_html_", None), ("_repr_svg_", None), ("_repr_png_", "png")):
+        if not isinstance(picture, str) and hasattr(picture, method):
+            result = getattr(picture, method)()
+            return _picture_html(result if wrap is None or isinstance(result, (bytes, bytearray))
+                                 else base64.b64decode(result))
+    if isinstance(picture, str):
+        text = picture.strip()
+        return inline_svg(text) if text.startswith("<") else f"<pre>{escape(text)}</pre>"
+    return f"<pre>{escape(repr(picture))}</pre>"
+
+
+class DescentExplorer(HyperparameterControls, widgets.VBox):
     """Run gradient descent on ``loss`` and scrub through its iterations.
 
     ``loss`` is a scalar Tensor computed from ``params`` (its recorded graph is replayed
-    with ``loss.forward()`` at every iteration) or a function of no arguments returning
-    one (called at every iteration: its graph may change). ``params`` are leaf Tensors,
-    updated in place. ``optimizer`` is "sgd", "momentum", "adam", an Optimizer class or
-    instance; other keyword arguments go to it (``momentum=``, ``betas=``, ``eps=``),
-    except the box's own (``layout=``). Iteration k = 0 … steps records the loss, the
-    parameters and their grads, then the optimizer steps (not after the last). A NaN/inf
-    loss or update stops the run (see ``stopped``); the parameters keep their last
-    finite values. ``descent`` is the run's :class:`~ad_magic.optim.DescentHistory`.
+    with ``loss.forward()`` at every iteration), a function of no arguments returning
+    one (called at every iteration: its graph may change), or a
+    :class:`~ad_magic.landscapes.Landscape` (then ``params`` may be left out: two new
+    Tensors at its start; its minima are marked). ``params`` are leaf Tensors, updated
+    in place, or a model (``nn.Module``: its parameters). ``optimizer`` is "sgd",
+    "momentum", "adam", an Optimizer class or instance; other keyword arguments go to it
+    (``momentum=``, ``betas=``, ``eps=``), except the box's own (``layout=``).
+
+    ``optimizers=[...]`` races several (see :meth:`compare`): ``lr`` is then one number
+    for all or a dict by name, and each keyword option goes to the optimizers that take
+    it. ``minima`` (points) are marked on the contour; ``view`` draws a picture of the
+    current iteration (see the module's doc); ``data=(X, Y)`` with a model as
+    ``params`` draws its fit. ``controls=False`` leaves out the live sliders.
+
+    Iteration k = 0 … steps records the loss, the parameters and their grads, then the
+    optimizer steps (not after the last). A NaN/inf loss or update stops that run (see
+    ``stopped``). The parameters end at the first optimizer's last values (a Tensor
+    loss's graph too). ``descent``, ``history``, ``losses``, ``stopped``,
+    ``optimizer`` and ``lr`` are the first optimizer's; ``histories`` has them all.
     """
 
-    def __init__(self, loss, params, *, lr=0.1, steps=50, optimizer="sgd", names=None,
-                 max_nodes=DEFAULT_MAX_NODES, **opts):
+    def __init__(self, loss, params=None, *, lr=0.1, steps=50, optimizer="sgd", optimizers=None,
+                 names=None, max_nodes=DEFAULT_MAX_NODES, minima=(), view=None, data=None,
+                 controls=True, **opts):
+        from .landscapes import Landscape, landscape_of
+        from .nn import Module
+
         box = {key: opts.pop(key) for key in list(opts) if key in _BOX_KEYWORDS}
+        if isinstance(loss, Landscape):
+            if params is None:
+                params = list(loss.tensors())
+            minima = minima or loss.minima
+            loss = loss(*params)
         if isinstance(loss, Tensor):
             self.loss, self.loss_fn = loss, None
         elif callable(loss):
@@ -119,6 +183,9 @@ class DescentExplorer(widgets.VBox):
         else:
             raise TypeError(f"loss must be a scalar Tensor or a function of no arguments returning one, "
                             f"got {type(loss).__name__}.")
+        self.model = params if isinstance(params, Module) else None
+        if self.model is not None:
+            params = self.model.parameters()
         params = [params] if isinstance(params, Tensor) else list(params) if params is not None else []
         if not params:
             raise ValueError("params is empty: pass the list of Tensors gradient descent should update.")
@@ -128,27 +195,42 @@ class DescentExplorer(widgets.VBox):
             if not p.is_leaf or not p.requires_grad:
                 raise ValueError(f"params[{i}] must be a leaf Tensor that requires a gradient "
                                  f"(a value you created, not the result of an operation).")
+        if view is not None and not callable(view):
+            raise TypeError(f"view must be a function of the current DescentRecord, got {type(view).__name__}.")
+        if data is not None:
+            if self.model is None:
+                raise ValueError("data= draws a model's fit: pass the model (an nn.Module) as params.")
+            if view is not None:
+                raise ValueError("give either data= (the model's fit) or view=, not both.")
+            from .training import TrainingView
+            try:
+                X, Y = data
+            except (TypeError, ValueError):
+                raise ValueError("data must be a pair (X, Y): the inputs and the targets.") from None
+            view = TrainingView(self.model, X, Y, params=params)
+        known = landscape_of(self.loss)
+        if known is not None and not minima and len(params) == 2:
+            minima = known.minima        # the loss is a landscape's output: mark its minima
         self.params = params
+        self.minima = tuple(tuple(float(v) for v in m) for m in minima)
+        self.view_fn = view
         self._names = normalize_names(names)
         self._namer = DisplayNames(self._names)
         self.param_names = [self._namer(p) or f"p{i}" for i, p in enumerate(params)]
         self._layouts = _Layouts(self._names, max_nodes)
-        self._states = {}          # iteration -> (structure, values, grads), aligned with its layout
+        self.n_iterations = int(steps) if isinstance(steps, numbers.Integral) else steps
+        self.runs = make_runs(optimizer, optimizers, lr, opts)
+        self.start = [np.array(p.data) for p in params]    # where every run starts
+        self._initial_start = [a.copy() for a in self.start]
 
-        with np.errstate(all="ignore"):
-            self.descent = optim.descend(loss, params, optimizer, lr, steps, callback=self._record, **opts)
-        self.n_iterations = int(steps)
-        self.history = list(self.descent)
-        self.losses = list(self.descent.losses)
-        self.stopped = self.descent.stopped
-        self.stopped_at = self.descent.stopped_at
-        self.optimizer = self.descent.optimizer
-        self.lr = self.descent.lr
+        for i, run in enumerate(self.runs):
+            self._descend(run, replay=i > 0)
+        self._finish()
         self.view = self._layouts.first
-        self._plot = DescentPlot(self.losses, stopped_at=self.stopped_at,
-                                 slice=self._slice_data(), contour=self._contour_data())
+        self._plot = self._new_plot()
+        self._holding = False       # True while Reset sets several controls at once
 
-        last = len(self.history) - 1
+        last = self._last_iteration()
         self.slider = widgets.IntSlider(value=0, min=0, max=last, step=1, description="",
                                         continuous_update=True, layout=widgets.Layout(width="320px"))
         self.play = widgets.Play(value=0, min=0, max=last, step=1, interval=PLAY_INTERVAL_MS,
@@ -158,21 +240,89 @@ class DescentExplorer(widgets.VBox):
         self.status = widgets.HTML(self._status_html())
         self.image = widgets.Image(format="png", layout=widgets.Layout(max_width="100%"))
         self.table = widgets.HTML()
+        self.view_box = widgets.HTML(layout=widgets.Layout(max_width="100%"))
         self.graph = widgets.HTML(layout=widgets.Layout(overflow="auto", max_width="100%"))
-        controls = widgets.HBox([self.play, self.slider, self.label],
-                                layout=widgets.Layout(align_items="center", flex_flow="row wrap"))
-        body = widgets.HBox([self.image, self.table],
+        self.graph_of = widgets.Dropdown(options=[r.name for r in self.runs], value=self.runs[0].name,
+                                         description="graph of", layout=widgets.Layout(width="220px"))
+        controls_row = widgets.HBox([self.play, self.slider, self.label],
+                                    layout=widgets.Layout(align_items="center", flex_flow="row wrap"))
+        pictures = [self.image] + ([self.view_box] if view is not None else [])
+        body = widgets.HBox(pictures + [self.table],
                             layout=widgets.Layout(align_items="flex-start", flex_flow="row wrap"))
-        super().__init__([controls, self.status, body, self.graph], **box)
+        children = [controls_row]
+        self.hyperparameters = {}      # optimizer name -> {"lr": slider, "momentum"/"beta1"/"beta2": slider}
+        self.start_inputs = []
+        self.reset_button = None
+        if controls and all(r.live for r in self.runs):
+            children.append(self._make_controls())
+        children += [self.status, body]
+        if len(self.runs) > 1:
+            children.append(self.graph_of)
+        children.append(self.graph)
+        super().__init__(children, **box)
         self.add_class("ad-descent-explorer")
         self.slider.observe(lambda change: self._show(change["new"]), names="value")
+        self.graph_of.observe(lambda change: self._show(self.slider.value), names="value")
         self._show(0)
 
-    # -- the run: descend() calls this at every iteration, grads set
-    def _record(self, k: int, loss: Tensor) -> None:
+    @classmethod
+    def compare(cls, loss, params=None, optimizers=("sgd", "momentum", "adam"), **kwargs):
+        """Race ``optimizers`` on ``loss`` from the same start: one explorer, one path and
+        one loss curve per optimizer, one slider for all. ``lr`` is one number or a dict
+        by optimizer name; ``momentum=``, ``betas=``, ``eps=`` go to the optimizers that
+        take them. ``explorer.histories[name]`` is each optimizer's DescentHistory."""
+        return cls(loss, params, optimizers=list(optimizers), **kwargs)
+
+    # -- the runs
+    def _descend(self, run: Run, *, replay: bool) -> None:
+        """Run ``descend`` for one optimizer from ``self.start``."""
+        if replay:
+            for p, value in zip(self.params, self.start):
+                p.data = value.copy()
+            if self.loss is not None:
+                with np.errstate(all="ignore"):
+                    self.loss.forward()          # the graph at the start again
+        states = {}                      # kept only if the run completes
+        spec = run.spec
+        if isinstance(spec, optim.Optimizer):
+            if replay and run.history is not None:
+                raise ValueError(f"{run.name}: an Optimizer instance runs once; pass its name or class "
+                                 "to run it again.")
+            # an instance starts from the parameters it was made with: they are self.params
+        with np.errstate(all="ignore"):
+            history = optim.descend(self.loss if self.loss is not None else self.loss_fn, self.params,
+                                    spec, run.lr, self.n_iterations,
+                                    callback=lambda k, t: self._record(states, k, t), **run.opts)
+        run.history, run.states, run.lr = history, states, history.lr
+
+    def _finish(self) -> None:
+        """Leave the parameters (and a Tensor loss's graph) at the first run's last values."""
+        first = self.runs[0].history
+        for p, value in zip(self.params, first.params[-1]):
+            p.data = np.array(value)
+        if self.loss is not None:
+            self._restore_graph()
+
+    def _record(self, states: dict, k: int, loss: Tensor) -> None:
         structure, tensors = self._layouts.record(loss)
-        self._states[k] = (structure, [np.array(t.data) for t in tensors],
-                           [None if t.grad is None else np.array(t.grad) for t in tensors])
+        states[k] = (structure, [np.array(t.data) for t in tensors],
+                     [None if t.grad is None else np.array(t.grad) for t in tensors])
+
+    @property
+    def histories(self) -> dict:
+        """Each optimizer's :class:`~ad_magic.optim.DescentHistory`, by name, in race order."""
+        return {run.name: run.history for run in self.runs}
+
+    # the first run's, as a one-optimizer explorer has always offered
+    descent = property(lambda self: self.runs[0].history, doc="The first optimizer's DescentHistory.")
+    history = property(lambda self: self.runs[0].history,
+                       doc="The first optimizer's records: history[k] is a DescentRecord.")
+    losses = property(lambda self: self.runs[0].history.losses, doc="The first optimizer's losses.")
+    stopped = property(lambda self: self.runs[0].history.stopped)
+    stopped_at = property(lambda self: self.runs[0].history.stopped_at)
+    optimizer = property(lambda self: self.runs[0].history.optimizer)
+    lr = property(lambda self: self.runs[0].history.lr)
+    _states = property(lambda self: self.runs[0].states)
 
     @property
     def layouts(self) -> int:
@@ -180,7 +330,18 @@ class DescentExplorer(widgets.VBox):
         branches on a value)."""
         return self._layouts.count
 
-    # -- the loss landscape around the path (one or two scalar parameters)
+    def _last_iteration(self) -> int:
+        return max(len(run.history) for run in self.runs) - 1
+
+    def _run(self, name=None) -> Run:
+        if name is None:
+            name = self.graph_of.value if hasattr(self, "graph_of") else self.runs[0].name
+        for run in self.runs:
+            if run.name == name:
+                return run
+        raise KeyError(f"no optimizer {name!r} in this explorer; it has {', '.join(r.name for r in self.runs)}")
+
+    # -- the loss landscape around the paths (one or two scalar parameters)
     def _evaluate(self, make_grids, fine: int, coarse: int) -> tuple:
         """The loss over a grid of parameter values: ``(axes, z)``.
 
@@ -235,8 +396,7 @@ class DescentExplorer(widgets.VBox):
                 self._restore_graph()
 
     def _restore_graph(self) -> None:
-        """The Tensor loss's graph as descend left it: values and grads at the last
-        parameters."""
+        """The Tensor loss's graph at the parameters' current values, grads included."""
         try:
             with np.errstate(all="ignore"):
                 self.loss.forward()
@@ -247,45 +407,86 @@ class DescentExplorer(widgets.VBox):
     def _scalar_params(self) -> bool:
         return all(p.size == 1 and p.ndim == 0 for p in self.params)
 
-    def _path(self, i) -> np.ndarray:
-        return np.array([float(r.values[i]) for r in self.history])
+    def _path(self, run: Run, i) -> np.ndarray:
+        return np.array([float(np.asarray(values[i]).reshape(-1)[0]) for values in run.history.params])
 
-    def _around(self, path) -> tuple:
-        """A range of parameter values around the path — leaving out the iterates of a
-        diverging run whose loss shot far above the start (they would flatten the rest)."""
-        losses = np.array(self.losses)
+    def _sane(self, run: Run) -> np.ndarray:
+        """The iterates worth framing: not those of a diverging run whose loss shot far
+        above the start (they would flatten the rest)."""
+        losses = np.array(run.history.losses)
         with np.errstate(invalid="ignore", over="ignore"):
-            sane = (np.abs(losses) <= 1e4 * (abs(losses[0]) + 1)) | (np.arange(len(losses)) == 0)
-            finite = path[sane & (np.abs(path) <= 1e100)]
+            return (np.abs(losses) <= 1e4 * (abs(losses[0]) + 1)) | (np.arange(len(losses)) == 0)
+
+    def _around(self, i) -> tuple:
+        """A range of parameter i's values holding every run's path, the start and the
+        minima, with room on both sides (the start never sits on the edge)."""
+        values = [float(np.asarray(self.start[i]).reshape(-1)[0])]
+        values += [m[i] for m in self.minima if len(m) > i]
+        for run in self.runs:
+            path = self._path(run, i)
+            with np.errstate(invalid="ignore"):
+                values += list(path[self._sane(run) & (np.abs(path) <= 1e100)])
+        finite = np.array([v for v in values if math.isfinite(v)])
         low, high = (float(finite.min()), float(finite.max())) if finite.size else (-1.0, 1.0)
         span = high - low
-        pad = 0.3 * span if span > 0 else max(1.0, 0.5 * abs(low))
+        pad = 0.15 * span if span > 0 else max(1.0, 0.5 * abs(low))
         return low - pad, high + pad
+
+    def _frame_holds_paths(self) -> bool:
+        """Does the landscape drawn still hold the start well inside (not in its outer 5%)
+        and every run's path (all but the iterates of a diverging run)?"""
+        plot = self._plot
+        axes = ([plot.slice["xs"]] if plot.slice is not None else
+                [plot.contour["xs"], plot.contour["ys"]] if plot.contour is not None else [])
+        for i, axis in enumerate(axes):
+            low, high = float(axis[0]), float(axis[-1])
+            margin = 0.05 * (high - low)
+            if not low + margin <= float(self.start[i]) <= high - margin:
+                return False
+            for run in self.runs:
+                path = self._path(run, i)[self._sane(run)]
+                with np.errstate(invalid="ignore"):
+                    if np.any((path < low) | (path > high)):
+                        return False
+        return True
 
     def _slice_data(self):
         if len(self.params) != 1 or not self._scalar_params():
             return None
-        path = self._path(0)
-        span = self._around(path)
+        span = self._around(0)
         (xs,), ys = self._evaluate(lambda n: ((np.linspace(*span, n),), (np.linspace(*span, n),)),
                                    SLICE_POINTS, SLICE_POINTS // 2)
-        return {"xs": xs, "ys": ys, "path_x": path,
-                "path_loss": np.array(self.losses),
-                "slopes": np.array([float(r.grads[0]) for r in self.history]),
-                "name": self.param_names[0]}
+        return {"xs": xs, "ys": ys, "name": self.param_names[0]}
 
     def _contour_data(self):
         if len(self.params) != 2 or not self._scalar_params():
             return None
-        px, py = self._path(0), self._path(1)
-        x_span, y_span = self._around(px), self._around(py)
+        x_span, y_span = self._around(0), self._around(1)
 
         def grids(n):
             xs, ys = np.linspace(*x_span, n), np.linspace(*y_span, n)
             return (xs, ys), np.meshgrid(xs, ys)
         (xs, ys), zs = self._evaluate(grids, CONTOUR_POINTS, CONTOUR_POINTS_POINTWISE)
-        return {"xs": xs, "ys": ys, "zs": zs,
-                "path": np.column_stack([px, py]), "names": tuple(self.param_names)}
+        return {"xs": xs, "ys": ys, "zs": zs, "names": tuple(self.param_names)}
+
+    def _plot_runs(self) -> list:
+        scalar = self._scalar_params() and len(self.params) <= 2
+        race = len(self.runs) > 1
+        plotted = []
+        for i, run in enumerate(self.runs):
+            h = run.history
+            path = (np.column_stack([self._path(run, j) for j in range(len(self.params))]) if scalar else None)
+            slopes = (np.array([float(np.asarray(g[0]).reshape(-1)[0]) for g in h.grads])
+                      if scalar and len(self.params) == 1 else None)
+            label = run.name if h.stopped is None else f"{run.name} (stopped at {h.stopped_at})"
+            plotted.append(PlotRun(h.losses, name=label if race else None, path=path, slopes=slopes,
+                                   stopped_at=h.stopped_at,
+                                   colour=RUN_COLOURS[i % len(RUN_COLOURS)] if race else None))
+        return plotted
+
+    def _new_plot(self) -> DescentPlot:
+        return DescentPlot(self._plot_runs(), slice=self._slice_data(), contour=self._contour_data(),
+                           minima=self.minima)
 
     # -- any iteration
     def _check(self, k) -> int:
@@ -293,29 +494,40 @@ class DescentExplorer(widgets.VBox):
             return self.slider.value
         if isinstance(k, bool) or not isinstance(k, numbers.Integral):
             raise TypeError(f"iteration must be an integer, got {type(k).__name__}")
-        last = len(self.history) - 1
+        last = self._last_iteration()
         if not 0 <= k <= last:
             raise ValueError(f"iteration must be between 0 and {last}, got {k}")
         return int(k)
 
-    def graph_view(self, k=None) -> GraphView:
+    def record(self, k=None, optimizer=None):
+        """The :class:`~ad_magic.optim.DescentRecord` of iteration ``k`` of ``optimizer``
+        (default: the one whose graph is shown); a run that stopped earlier gives its last."""
+        run = self._run(optimizer)
+        return run.history[min(self._check(k), len(run.history) - 1)]
+
+    def graph_view(self, k=None, optimizer=None) -> GraphView:
         """The layout that draws iteration ``k``'s graph (one per distinct structure)."""
-        state = self._states.get(self._check(k))
+        run = self._run(optimizer)
+        state = run.states.get(min(self._check(k), len(run.history) - 1))
         return self._layouts.view(0 if state is None else state[0])
 
-    def svg(self, k=None) -> str:
-        """The graph of iteration ``k`` with its values and grads, as inline SVG."""
+    def svg(self, k=None, optimizer=None) -> str:
+        """The graph of iteration ``k`` with its values and grads, as inline SVG (in a
+        race: of ``optimizer``, default the one chosen under "graph of")."""
         k = self._check(k)
-        state = self._states.get(k)
+        run = self._run(optimizer)
+        j = min(k, len(run.history) - 1)
+        state = run.states.get(j)
         if state is None:   # descend() stopped before handing over this iteration's graph
             return message_svg(f"The graph of iteration {k} was not recorded.")
         structure, values, grads = state
-        caption = f"iteration {k} / {self.n_iterations}: loss = {format_number(self.losses[k])}"
+        who = f"{run.name}, " if len(self.runs) > 1 else ""
+        caption = f"{who}iteration {j} / {self.n_iterations}: loss = {format_number(run.history.losses[j])}"
         return inline_svg(self._layouts.view(structure).svg(values=values, grads=grads, caption=caption))
 
     def figure(self, k=None):
-        """A new matplotlib Figure of iteration ``k``: the loss curve, and the loss slice
-        (one scalar parameter) or contours (two)."""
+        """A new matplotlib Figure of iteration ``k``: the loss curve(s), and the loss
+        slice (one scalar parameter) or contours (two)."""
         return self._plot.figure(self._check(k))
 
     def png(self, k=None) -> bytes:
@@ -323,11 +535,27 @@ class DescentExplorer(widgets.VBox):
         return self._plot.png(self._check(k))
 
     def table_html(self, k=None) -> str:
-        """The parameters' values and grads at iteration ``k``, as an HTML table."""
-        record = self.history[self._check(k)]
-        rows = [[name, format_value(v), format_value(g)]
-                for name, v, g in zip(self.param_names, record.values, record.grads)]
-        return html_table(["parameter", "value", "grad"], rows, css_class="ad-descent-parameters")
+        """The parameters' values and grads at iteration ``k`` (in a race, for each
+        optimizer, with its loss), as an HTML table."""
+        k = self._check(k)
+        if len(self.runs) == 1:
+            record = self.history[k]
+            rows = [[name, format_value(v), format_value(g)]
+                    for name, v, g in zip(self.param_names, record.values, record.grads)]
+            return html_table(["parameter", "value", "grad"], rows, css_class="ad-descent-parameters")
+        header = ["optimizer", "iteration", "loss"]
+        for name in self.param_names:
+            header += [name, f"∂L/∂{name}"]
+        rows = []
+        for run in self.runs:
+            j = min(k, len(run.history) - 1)
+            record = run.history[j]
+            row = [run.name, str(j) + (" (stopped)" if j == run.history.stopped_at else ""),
+                   format_number(record.loss)]
+            for v, g in zip(record.values, record.grads):
+                row += [format_value(v), format_value(g)]
+            rows.append(row)
+        return html_table(header, rows, css_class="ad-descent-parameters")
 
     @property
     def iteration(self) -> int:
@@ -337,17 +565,41 @@ class DescentExplorer(widgets.VBox):
     def iteration(self, k) -> None:
         self.slider.value = self._check(k)
 
-    def _status_html(self) -> str:
-        if self.stopped is None:
+    def _status_html(self, problem=None) -> str:
+        lines = []
+        for run in self.runs:
+            if run.history.stopped is not None:
+                who = f"{escape(run.name)} stopped" if len(self.runs) > 1 else "Stopped"
+                lines.append(f"<b>{who}:</b> {escape(run.history.stopped)}")
+        if problem:
+            lines.append(escape(problem))
+        if not lines:
             return ""
-        return f'<div style="color:#b91c1c"><b>Stopped:</b> {escape(self.stopped)}</div>'
+        return '<div style="color:#b91c1c">' + "<br>".join(lines) + "</div>"
+
+    def view_html(self, k=None) -> str:
+        """The ``view=`` picture of iteration ``k``, as HTML (its error, if it raised)."""
+        if self.view_fn is None:
+            return ""
+        try:
+            return _picture_html(self.view_fn(self.record(k)))
+        except Exception as exc:   # a teacher's view: its mistake must not break the explorer
+            return (f'<div class="ad-view-error" style="color:#b91c1c"><b>The view raised</b> '
+                    f"{escape(type(exc).__name__)}: {escape(str(exc))}</div>")
 
     def _show(self, k: int) -> None:
-        mark = " (stopped here)" if k == self.stopped_at else ""
-        self.label.value = (f"<b>iteration {k} / {self.n_iterations}</b> &nbsp; "
-                            f"loss = {escape(format_number(self.losses[k]))}{mark}")
+        if len(self.runs) == 1:
+            mark = " (stopped here)" if k == self.stopped_at else ""
+            self.label.value = (f"<b>iteration {k} / {self.n_iterations}</b> &nbsp; "
+                                f"loss = {escape(format_number(self.losses[k]))}{mark}")
+        else:
+            losses = " · ".join(f"{escape(r.name)} {escape(format_number(self.record(k, r.name).loss))}"
+                                for r in self.runs)
+            self.label.value = f"<b>iteration {k} / {self.n_iterations}</b> &nbsp; loss: {losses}"
         self.image.value = self.png(k)
         self.table.value = self.table_html(k)
+        if self.view_fn is not None:
+            self.view_box.value = self.view_html(k)
         try:
             self.graph.value = graph_html(self.svg(k), len(self.graph_view(k).nodes))
         except RenderError as exc:   # a later layout could not be drawn: say so, keep the rest

@@ -40,6 +40,7 @@ from IPython.display import display
 
 from .cell import OUTPUT_FALLBACK, Cell, CellSyntaxError, UserCodeError
 from .engine import topological_order
+from .formatting import format_number
 from .gradcheck import gradcheck
 from .render import RenderError
 from .report import GradientTable, descent_summary, grad_of, show_descent_pictures, show_graph, show_message, show_table
@@ -85,8 +86,10 @@ _OPTIONS = (
              help=f"Learning rate for --descent (default {DEFAULT_LR})."),
     argument("--steps", default=None, type=int,
              help=f"Number of iterations for --descent (default {DEFAULT_STEPS}, at most {MAX_STEPS})."),
-    argument("--optimizer", default=None, metavar="|".join(OPTIMIZERS),
-             help=f"Optimizer for --descent (default {DEFAULT_OPTIMIZER})."),
+    argument("--optimizer", default=None, metavar="|".join(OPTIMIZERS) + "[,...]",
+             help=f"Optimizer for --descent (default {DEFAULT_OPTIMIZER}): {', '.join(OPTIMIZERS)}; "
+                  "a comma list races them from the same start (one picture, a path and a loss "
+                  "curve each, live learning-rate and beta sliders)."),
 )
 
 
@@ -242,7 +245,8 @@ class _Run:
             return
         self.lr = DEFAULT_LR if a.lr is None else a.lr
         self.steps = DEFAULT_STEPS if a.steps is None else a.steps
-        self.optimizer = (a.optimizer or DEFAULT_OPTIMIZER).lower()
+        self.optimizers = _optimizer_list(a.optimizer or DEFAULT_OPTIMIZER, magic)
+        self.optimizer = self.optimizers[0]
         if not (math.isfinite(self.lr) and self.lr > 0):
             raise UsageError(f"{magic}: --lr must be a positive number, got {a.lr:g}.")
         if self.steps < 1:
@@ -250,9 +254,6 @@ class _Run:
         if self.steps > MAX_STEPS:
             raise UsageError(f"{magic}: --steps {a.steps} is above the limit of {MAX_STEPS} iterations; "
                              "ask for fewer, or call ad_magic.optim.descend from code.")
-        if self.optimizer not in OPTIMIZERS:
-            raise UsageError(f"{magic}: unknown optimizer {a.optimizer!r}; choose one of "
-                             f"{', '.join(OPTIMIZERS)}.")
 
     def _validate_export(self):
         """--export: a page the stepper can write, checked before the cell runs."""
@@ -459,8 +460,12 @@ class _Run:
         saved = SavedGraph(output)
         try:
             with np.errstate(all="ignore"):
-                explorer = DescentExplorer(output, [p.tensor for p in params], lr=self.lr,
-                                           steps=self.steps, optimizer=self.optimizer, names=names)
+                if len(self.optimizers) > 1:
+                    explorer = _race(output, [p.tensor for p in params], self.optimizers, lr=self.lr,
+                                     steps=self.steps, names=names)
+                else:
+                    explorer = DescentExplorer(output, [p.tensor for p in params], lr=self.lr,
+                                               steps=self.steps, optimizer=self.optimizer, names=names)
                 # The explorer also replayed the graph away from the path (to draw the loss
                 # landscape): once more at the final parameters, so the cell's tensors match them.
                 output.forward()
@@ -476,10 +481,13 @@ class _Run:
         self._store(explorer, output, {p.label: grad_of(p.tensor) for p in params})
 
     def _show_descent(self, explorer, params):
-        show_message(descent_summary(explorer, optimizer=self.optimizer, lr=self.lr, params=params,
-                                     final_loss=self.output.item()))
-        if explorer.stopped:
-            show_message(str(explorer.stopped), warning=True)
+        if len(self.optimizers) > 1:
+            _show_race_summary(explorer, self.lr, params)
+        else:
+            show_message(descent_summary(explorer, optimizer=self.optimizer, lr=self.lr, params=params,
+                                         final_loss=self.output.item()))
+            if explorer.stopped:
+                show_message(str(explorer.stopped), warning=True)
         if self.args.static:
             show_descent_pictures(explorer, len(explorer.losses) - 1)
         else:
@@ -490,6 +498,48 @@ class _Run:
         self.ns["_autodiff"] = widget
         self.ns["_autodiff_output"] = output
         self.ns["_autodiff_grads"] = grads
+
+
+# ------------------------------------------------------------------ --optimizer a,b,c: a race
+
+def _optimizer_list(text, magic):
+    """``--optimizer``'s value as a list of known names: one, or a comma list to race."""
+    names = [name.strip().lower() for name in str(text).split(",")]
+    if any(not name for name in names):
+        raise UsageError(f"{magic}: --optimizer {text!r} has an empty name; separate names by commas, "
+                         f"e.g. --optimizer {','.join(OPTIMIZERS)}.")
+    for name in names:
+        if name not in OPTIMIZERS:
+            raise UsageError(f"{magic}: unknown optimizer {name!r}; choose among {', '.join(OPTIMIZERS)}.")
+    repeated = next((name for i, name in enumerate(names) if name in names[:i]), None)
+    if repeated is not None:
+        raise UsageError(f"{magic}: --optimizer names {repeated!r} twice; list each optimizer once.")
+    return names
+
+
+def _race(output, params, optimizers, *, lr, steps, names):
+    """The explorer of a race: every optimizer from the cell's values, on its graph."""
+    from .widgets import DescentExplorer
+
+    return DescentExplorer.compare(output, params, optimizers=optimizers, lr=lr, steps=steps, names=names)
+
+
+def _show_race_summary(explorer, lr, params):
+    """One line per optimizer of the race (a run that stopped says why); the parameters
+    end at the first optimizer's values."""
+    lines = []
+    for name, history in explorer.histories.items():
+        last = len(history) - 1
+        if history.stopped:
+            lines.append((f"{name}: stopped at iteration {last}: {history.stopped}", True))
+        else:
+            lines.append((f"{name}: loss {format_number(history.losses[0])} → {format_number(history.losses[-1])} "
+                         f"in {last} iterations", False))
+    first = next(iter(explorer.histories))
+    show_message(f"Race of {', '.join(explorer.histories)} (lr={format_number(lr)}) from the same start; "
+                 f"the parameters end at {first}'s values.")
+    for line, stopped in lines:
+        show_message(line, warning=stopped)
 
 
 # ------------------------------------------------------------------ the extension

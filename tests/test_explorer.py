@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import gc
 import math
+import re
 import xml.etree.ElementTree as ET
 
 import matplotlib.pyplot as plt
@@ -345,3 +346,413 @@ def test_a_tensor_loss_that_ignores_a_parameter_is_refused_before_anything_chang
     with pytest.raises(ValueError, match="not in the loss's graph"):
         DescentExplorer(loss, [x, other])
     assert float(x.data) == 1.0 and float(other.data) == 2.0
+
+
+# --------------------------------------------------------------------------- races
+
+def bowl():
+    """Two parameters on (a - 1)² + 10 (b + 0.5)², as a Tensor loss."""
+    a, b = Tensor(-1.5, name="a"), Tensor(1.0, name="b")
+    return a, b, (a - 1.0) ** 2 + 10.0 * (b + 0.5) ** 2
+
+
+def alone(optimizer, lr, start=(-1.5, 1.0), steps=40, **opts):
+    """The same descent run by itself."""
+    from ad_magic.optim import descend
+    a, b = Tensor(start[0]), Tensor(start[1])
+    return descend((a - 1.0) ** 2 + 10.0 * (b + 0.5) ** 2, [a, b], optimizer, lr=lr, steps=steps, **opts)
+
+
+def same_run(h1, h2):
+    return (len(h1) == len(h2) and np.allclose(h1.losses, h2.losses, rtol=1e-12, atol=0)
+            and all(np.allclose(p, q) for p, q in zip(h1.params, h2.params)))
+
+
+@pytest.mark.parametrize("as_function", [False, True])
+def test_a_race_starts_every_optimizer_at_the_same_point_and_each_matches_descend_alone(as_function):
+    a, b, loss = bowl()
+    lrs = {"sgd": 0.04, "momentum": 0.02, "adam": 0.1}
+    e = DescentExplorer.compare((lambda: (a - 1.0) ** 2 + 10.0 * (b + 0.5) ** 2) if as_function else loss,
+                                [a, b], optimizers=["sgd", "momentum", "adam"], lr=lrs, steps=40)
+    assert list(e.histories) == ["sgd", "momentum", "adam"]
+    for name, history in e.histories.items():
+        assert [float(v) for v in history.params[0]] == [-1.5, 1.0], name
+        assert same_run(history, alone(name, lrs[name])), name
+        assert history.lr == lrs[name]
+    # the parameters (and the replayed graph) end at the first optimizer's last values
+    assert [float(a.data), float(b.data)] == [float(v) for v in e.histories["sgd"].params[-1]]
+    if not as_function:
+        assert float(loss.data) == pytest.approx(e.histories["sgd"].losses[-1])
+    assert e.descent is e.histories["sgd"] and e.losses == e.histories["sgd"].losses
+
+
+def test_a_race_draws_one_picture_with_every_path_and_a_table_per_optimizer():
+    a, b, loss = bowl()
+    e = DescentExplorer.compare(loss, [a, b], optimizers=("sgd", "adam"), lr=0.05, steps=30, minima=[(1, -0.5)])
+    fig = e.figure(12)
+    legend = [t.get_text() for t in fig.axes[1].get_legend().get_texts()]
+    assert legend[:2] == ["sgd", "adam"] and "minimum" in legend
+    trails = [line for line in fig.axes[1].get_lines() if line.get_label() in ("sgd", "adam")]
+    assert [len(t.get_xdata()) for t in trails] == [13, 13]
+    assert np.allclose(trails[1].get_xydata()[-1], [float(v) for v in e.histories["adam"].params[12]])
+    e.slider.value = 12
+    table = e.table.value
+    assert table.count("<tr>") == 3 and "sgd" in table and "adam" in table and "∂L/∂a" in table
+    assert format_number(e.histories["adam"].losses[12]) in table
+    assert "sgd" in e.label.value and "adam" in e.label.value
+    e.graph_of.value = "adam"
+    assert shown_value(e.graph.value, "a") == f"data {format_number(e.histories['adam'].params[12][0], 9)}"
+
+
+def test_a_diverging_optimizer_stops_with_the_reason_while_the_others_go_on():
+    a, b, loss = bowl()
+    e = DescentExplorer.compare(loss, [a, b], optimizers=["sgd", "adam"], lr={"sgd": 1.0, "adam": 0.05}, steps=200)
+    sgd, adam = e.histories["sgd"], e.histories["adam"]
+    assert sgd.stopped is not None and "smaller learning rate" in sgd.stopped
+    assert adam.stopped is None and len(adam) == 201 and len(sgd) < 200
+    assert "sgd stopped" in e.status.value and "smaller learning rate" in e.status.value
+    e.slider.value = 200
+    assert e.slider.max == 200 and f"{sgd.stopped_at} (stopped)" in e.table.value
+    legend = [t.get_text() for t in e.figure(200).axes[1].get_legend().get_texts()]
+    assert f"sgd (stopped at {sgd.stopped_at})" in legend
+    assert np.isfinite(a.data) and np.isfinite(b.data)
+
+
+@pytest.mark.parametrize("kwargs, error, pattern", [
+    (dict(optimizers=["sgd", "rmsprop"]), ValueError, "unknown optimizer 'rmsprop'; choose among sgd, momentum, adam"),
+    (dict(optimizers=["adam", "sgd", "Adam"]), ValueError, "'adam' appears twice"),
+    (dict(optimizers=[]), ValueError, "optimizers is empty"),
+    (dict(optimizers=["sgd", 3]), TypeError, "got int"),
+    (dict(optimizers=["sgd", "adam"], lr={"sgd": 0.1}), ValueError, "no learning rate for 'adam'"),
+    (dict(optimizers=["sgd", "adam"], lr={"sgd": 0.1, "adam": 0.1, "nag": 1}), ValueError, "'nag'"),
+    (dict(optimizers=["sgd", "adam"], momentum=0.5), TypeError, "takes the option momentum="),
+])
+def test_race_bad_inputs(kwargs, error, pattern):
+    a, b, loss = bowl()
+    with pytest.raises(error, match=pattern):
+        DescentExplorer(loss, [a, b], steps=5, **kwargs)
+    assert [float(a.data), float(b.data)] == [-1.5, 1.0]
+
+
+def test_race_options_go_to_the_optimizers_that_take_them():
+    a, b, loss = bowl()
+    e = DescentExplorer.compare(loss, [a, b], lr=0.02, steps=10, momentum=0.5, betas=(0.8, 0.99))
+    assert e.histories["momentum"].optimizer.momentum == 0.5
+    assert e.histories["adam"].optimizer.betas == (0.8, 0.99)
+    assert same_run(e.histories["momentum"], alone("momentum", 0.02, steps=10, momentum=0.5))
+
+
+def test_a_landscape_races_from_its_start_with_its_minima_marked():
+    from ad_magic.landscapes import himmelblau
+    e = DescentExplorer.compare(himmelblau, optimizers=["sgd", "adam"], lr=0.01, steps=30)
+    assert [p.name for p in e.params] == ["x", "y"] and e.minima == himmelblau.minima
+    for history in e.histories.values():
+        assert tuple(float(v) for v in history.params[0]) == himmelblau.start
+    stars = [line for line in e.figure(5).axes[1].get_lines() if line.get_marker() == "*"]
+    assert len(stars) == 4
+    xs, ys = e._plot.contour["xs"], e._plot.contour["ys"]
+    assert all(xs[0] < m[0] < xs[-1] and ys[0] < m[1] < ys[-1] for m in himmelblau.minima)
+
+
+# --------------------------------------------------------------------------- live hyperparameters
+
+def test_the_lr_slider_reruns_that_optimizer_with_the_new_rate_and_redraws():
+    a, b, loss = bowl()
+    e = DescentExplorer.compare(loss, [a, b], optimizers=["sgd", "adam"], lr=0.02, steps=40)
+    adam_before = e.histories["adam"]
+    e.slider.value = 20
+    picture = e.image.value
+    slider = e.hyperparameters["sgd"]["lr"]
+    assert slider.value == 0.02 and slider.min < -1 < slider.max   # a log slider around 0.02
+    slider.value = 0.05
+    assert e.histories["sgd"].lr == 0.05
+    assert same_run(e.histories["sgd"], alone("sgd", 0.05))
+    assert e.histories["adam"] is adam_before                     # the other run is kept as it was
+    assert e.image.value != picture and e.slider.value == 20
+    sgd_trail = [line for line in e.figure(20).axes[1].get_lines() if line.get_label() == "sgd"][0]
+    assert np.allclose(sgd_trail.get_xydata()[-1], [float(v) for v in alone("sgd", 0.05).params[20]])
+    assert [float(a.data), float(b.data)] == [float(v) for v in e.histories["sgd"].params[-1]]
+
+
+def test_momentum_and_adam_beta_sliders_rerun_with_the_new_betas():
+    a, b, loss = bowl()
+    e = DescentExplorer.compare(loss, [a, b], lr=0.02, steps=40)
+    assert set(e.hyperparameters["sgd"]) == {"lr"}
+    assert set(e.hyperparameters["momentum"]) == {"lr", "momentum"}
+    assert set(e.hyperparameters["adam"]) == {"lr", "beta1", "beta2"}
+    e.hyperparameters["momentum"]["momentum"].value = 0.5
+    assert e.histories["momentum"].optimizer.momentum == 0.5
+    assert same_run(e.histories["momentum"], alone("momentum", 0.02, momentum=0.5))
+    e.hyperparameters["adam"]["beta1"].value = 0.7
+    e.hyperparameters["adam"]["beta2"].value = 0.95
+    assert e.histories["adam"].optimizer.betas == (0.7, 0.95)
+    assert same_run(e.histories["adam"], alone("adam", 0.02, betas=(0.7, 0.95)))
+
+
+def test_a_typed_start_reruns_every_optimizer_from_it_and_reset_goes_back():
+    a, b, loss = bowl()
+    e = DescentExplorer.compare(loss, [a, b], optimizers=["sgd", "momentum"], lr=0.02, steps=40)
+    frame = e._plot.contour["xs"].copy()
+    assert [box.value for box in e.start_inputs] == [-1.5, 1.0]
+    e.start_inputs[1].value = 0.5                  # inside the frame: the same landscape
+    assert np.array_equal(e._plot.contour["xs"], frame)
+    for name, history in e.histories.items():
+        assert [float(v) for v in history.params[0]] == [-1.5, 0.5]
+        assert same_run(history, alone(name, 0.02, start=(-1.5, 0.5)))
+    e.start_inputs[0].value = 9.0                  # outside: the landscape is redrawn around it
+    xs = e._plot.contour["xs"]
+    assert xs[0] < 9.0 < xs[-1] and not 9.0 > xs[-1] - 0.05 * (xs[-1] - xs[0])
+    e.hyperparameters["sgd"]["lr"].value = 0.05
+    e.reset_button.click()
+    assert [box.value for box in e.start_inputs] == [-1.5, 1.0]
+    assert e.hyperparameters["sgd"]["lr"].value == 0.02
+    for name, history in e.histories.items():
+        assert same_run(history, alone(name, 0.02)), name
+
+
+def test_a_single_optimizer_has_live_sliders_too():
+    x, loss_fn = quadratic()
+    e = DescentExplorer(loss_fn, [x], lr=0.1, steps=20, optimizer="momentum", momentum=0.9)
+    assert e.hyperparameters["momentum"]["momentum"].value == 0.9
+    e.hyperparameters["momentum"]["momentum"].value = 0.3
+    assert e.optimizer.momentum == 0.3 and e.descent.params[0][0] == 3.0
+    e.start_inputs[0].value = 2.0
+    assert float(e.history[0].values[0]) == 2.0
+    assert "iteration 0 / 20" in e.label.value
+
+
+def test_no_live_sliders_for_an_optimizer_instance_or_when_asked():
+    x, loss_fn = quadratic()
+    e = DescentExplorer(loss_fn, [x], steps=5, optimizer=Momentum([x], lr=0.05))
+    assert e.hyperparameters == {} and e.reset_button is None
+    x, loss_fn = quadratic()
+    assert DescentExplorer(loss_fn, [x], steps=5, controls=False).hyperparameters == {}
+
+
+# --------------------------------------------------------------------------- view= and the training view
+
+def test_a_view_function_draws_each_iteration():
+    x, loss_fn = quadratic()
+    seen = []
+
+    def view(record):
+        seen.append(record.iteration)
+        return f"<svg xmlns='http://www.w3.org/2000/svg'><text>x={float(record.values[0]):.3f}</text></svg>"
+    e = DescentExplorer(loss_fn, [x], lr=0.1, steps=10, view=view)
+    body = next(c for c in e.children if e.image in getattr(c, "children", ()))
+    assert body.children.index(e.view_box) == body.children.index(e.image) + 1   # beside the loss
+    e.slider.value = 4
+    assert seen[-1] == 4 and f"x={float(e.history[4].values[0]):.3f}" in e.view_box.value
+
+
+def test_a_view_that_raises_shows_its_error_and_the_explorer_keeps_working():
+    x, loss_fn = quadratic()
+
+    def view(record):
+        if record.iteration == 3:
+            raise ZeroDivisionError("no picture <here>")
+        return None
+    e = DescentExplorer(loss_fn, [x], lr=0.1, steps=10, view=view)
+    e.slider.value = 3
+    assert "ZeroDivisionError" in e.view_box.value and "no picture &lt;here&gt;" in e.view_box.value
+    assert "iteration 3 / 10" in e.label.value and e.graph.value.startswith("<svg")
+    e.slider.value = 4
+    assert e.view_box.value == "" and "iteration 4 / 10" in e.label.value
+
+
+def test_a_view_may_return_a_figure_png_bytes_or_text():
+    from ad_magic.explorer import _picture_html
+    from ad_magic.plots import figure_png, loss_curve
+    fig = loss_curve([3.0, 2.0, 1.0])
+    assert _picture_html(fig).startswith('<img src="data:image/png;base64,')
+    assert _picture_html(figure_png(fig)).startswith('<img src="data:image/png;base64,')
+    assert _picture_html("a < b") == "<pre>a &lt; b</pre>"
+    with pytest.raises(TypeError, match="not a PNG"):
+        _picture_html(b"GIF89a")
+    with pytest.raises(TypeError, match="view must be a function"):
+        DescentExplorer(lambda: Tensor(1.0) * Tensor(2.0), [Tensor(1.0)], view="fit")
+
+
+def regression(n=24):
+    from ad_magic.nn import MLP, mse_loss
+    X = np.linspace(-2, 2, n).reshape(-1, 1)
+    Y = np.sin(X)
+    net = MLP([1, 8, 1], seed=0)
+    return net, X, Y, mse_loss(net(Tensor(X, requires_grad=False)), Tensor(Y, requires_grad=False))
+
+
+def test_the_training_view_draws_the_fit_at_each_iteration_without_pyplot():
+    net, X, Y, loss = regression()
+    e = DescentExplorer(loss, net, data=(X, Y), optimizer="adam", lr=0.05, steps=30)
+    assert e.params == net.parameters() and e.view_fn.kind == "fit"
+    assert e.view_box.value.startswith('<img src="data:image/png;base64,')
+    e.slider.value = 30
+    assert e.view_box.value.startswith('<img src="data:image/png;base64,')
+    # the curve drawn at iteration k is the model with iteration k's parameters
+    fig = e.view_fn.figure(e.history[7])
+    curve = [line for line in fig.axes[0].get_lines() if line.get_label() == "model"][0]
+    saved = [p.data for p in net.parameters()]
+    for p, v in zip(net.parameters(), e.history[7].values):
+        p.data = v
+    expected = net(Tensor(curve.get_xdata().reshape(-1, 1), requires_grad=False)).data.reshape(-1)
+    for p, v in zip(net.parameters(), saved):
+        p.data = v
+    assert np.allclose(curve.get_ydata(), expected)
+    assert "iteration 7" in fig.axes[0].get_title()
+    assert all(np.array_equal(p.data, v) for p, v in zip(net.parameters(), e.history[-1].values))
+    assert plt.get_fignums() == []
+
+
+def test_the_training_view_draws_a_decision_surface_for_two_inputs():
+    from ad_magic.nn import MLP, mse_loss
+    from ad_magic.training import TrainingView
+    rng = np.random.default_rng(1)
+    X = rng.normal(size=(40, 2))
+    Y = (X[:, :1] * X[:, 1:] > 0).astype(float)
+    net = MLP([2, 8, 1], seed=1)
+    loss = mse_loss(net(Tensor(X, requires_grad=False)), Tensor(Y, requires_grad=False))
+    e = DescentExplorer(loss, net, data=(X, Y), optimizer="adam", lr=0.05, steps=10)
+    assert e.view_fn.kind == "surface" and e.view_box.value.startswith("<img")
+    assert any(isinstance(c, ContourSet) for c in e.view_fn.figure(e.history[5]).axes[0].collections)
+    with pytest.raises(ValueError, match="1-D inputs .* or 2-D inputs"):
+        TrainingView(net, np.zeros((5, 3)), np.zeros(5))
+    with pytest.raises(ValueError, match="one target per example"):
+        TrainingView(net, np.zeros((5, 2)), np.zeros(4))
+    with pytest.raises(ValueError, match="pass the model"):
+        DescentExplorer(loss, net.parameters(), data=(X, Y))
+    assert plt.get_fignums() == []
+
+
+# --------------------------------------------------------------------------- %%autodiff --optimizer a,b,c
+
+@pytest.fixture
+def ip():
+    from IPython.testing import globalipapp
+    globalipapp.start_ipython()
+    shell = globalipapp.get_ipython()
+    shell.reset(new_session=False)
+    shell.run_line_magic("load_ext", "ad_magic")
+    shell.run_cell("from ad_magic import Tensor\nfrom ad_magic.landscapes import rosenbrock")
+    yield shell
+    shell.run_line_magic("unload_ext", "ad_magic")
+    shell.reset(new_session=False)
+
+
+def run_cell(ip, source):
+    from IPython.utils.capture import capture_output
+    with capture_output() as captured:
+        result = ip.run_cell(source)
+    texts = "\n".join(o.data.get("text/plain", "") for o in captured.outputs)
+    return result, texts
+
+
+RACE_CELL = "%%autodiff --descent --optimizer {} --lr {} --steps 40\nx = Tensor(-1.5)\ny = Tensor(2.0)\n" \
+            "loss = rosenbrock(x, y)\n"
+
+
+def test_the_magic_races_a_comma_list_of_optimizers(ip):
+    result, texts = run_cell(ip, RACE_CELL.format("sgd,momentum,adam", 0.001))
+    assert result.success, result.error_in_exec
+    e = ip.user_ns["_autodiff"]
+    assert isinstance(e, DescentExplorer) and list(e.histories) == ["sgd", "momentum", "adam"]
+    for name, history in e.histories.items():
+        assert [float(v) for v in history.params[0]] == [-1.5, 2.0] and history.lr == 0.001
+        assert len(history) == 41, name
+    assert "Race of sgd, momentum, adam" in texts and "adam: loss" in texts
+    x, y = ip.user_ns["x"], ip.user_ns["y"]
+    assert [float(x.data), float(y.data)] == [float(v) for v in e.histories["sgd"].params[-1]]
+    assert set(e.hyperparameters) == {"sgd", "momentum", "adam"}
+
+
+def test_a_race_in_the_magic_goes_on_when_one_optimizer_diverges(ip):
+    result, texts = run_cell(ip, RACE_CELL.format("adam,sgd", 0.01))
+    assert result.success, result.error_in_exec
+    e = ip.user_ns["_autodiff"]
+    assert e.histories["sgd"].stopped is not None and e.histories["adam"].stopped is None
+    assert "sgd: stopped at iteration" in texts and "smaller learning rate" in texts
+    assert np.isfinite(ip.user_ns["x"].data)
+
+
+@pytest.mark.parametrize("value, message", [
+    ("sgd,rmsprop", "unknown optimizer 'rmsprop'; choose among sgd, momentum, adam."),
+    ("adam,sgd,adam", "--optimizer names 'adam' twice; list each optimizer once."),
+    ("sgd,,adam", "has an empty name"),
+])
+def test_the_magics_optimizer_list_refuses_bad_names(ip, value, message):
+    from IPython.core.error import UsageError
+    with pytest.raises(UsageError, match=re.escape(message)):
+        ip.run_cell_magic("autodiff", f"--descent --optimizer {value}", "x = Tensor(1.0)\nloss = x * x\n")
+    assert ip.user_ns.get("x") is None
+
+
+def test_a_path_leaving_the_frame_redraws_the_landscape_around_it():
+    a, b, loss = bowl()
+    e = DescentExplorer.compare(loss, [a, b], optimizers=["sgd", "adam"], lr=0.001, steps=40)
+    xs = e._plot.contour["xs"]
+    assert xs[-1] < 0                             # tiny steps: the frame hugs the start
+    e.hyperparameters["sgd"]["lr"].value = 0.04   # now sgd reaches the minimum at a = 1
+    xs = e._plot.contour["xs"]
+    assert xs[0] < -1.5 < 1.0 < xs[-1]
+    path = np.array([[float(v) for v in p] for p in e.histories["sgd"].params])
+    assert (path[:, 0] >= xs[0]).all() and (path[:, 0] <= xs[-1]).all()
+
+
+def test_a_landscapes_output_marks_its_minima_in_the_magic_too(ip):
+    from ad_magic.landscapes import himmelblau, landscape_of
+    x, y = himmelblau.tensors()
+    assert landscape_of(himmelblau(x, y)) is himmelblau and landscape_of(x * y) is None
+    result, _ = run_cell(ip, RACE_CELL.format("sgd,adam", 0.001))
+    assert result.success
+    e = ip.user_ns["_autodiff"]
+    assert e.minima == ((1.0, 1.0),)
+    stars = [line for line in e.figure(3).axes[1].get_lines() if line.get_label() == "minimum"]
+    assert stars and tuple(stars[0].get_xydata()[0]) == (1.0, 1.0)
+
+
+def test_a_rerun_that_fails_says_so_and_keeps_the_last_good_runs():
+    x = Tensor(1.0, name="x")
+
+    def loss_fn():
+        if x.item() > 5:
+            raise RuntimeError("too far <out>")
+        return (x - 2.0) ** 2
+    e = DescentExplorer.compare(loss_fn, [x], optimizers=["sgd", "momentum"], lr=0.1, steps=10)
+    kept = dict(e.histories)
+    e.slider.value = 5
+    e.start_inputs[0].value = 6.0
+    assert "sgd not re-run: RuntimeError: too far &lt;out&gt;" in e.status.value
+    assert e.histories == kept and "iteration 5 / 10" in e.label.value
+    assert shown_value(e.svg(5), "x") == f"data {format_number(kept['sgd'].params[5][0], 9)}"
+    e.start_inputs[0].value = 3.0
+    assert e.status.value == "" and float(e.histories["momentum"].params[0][0]) == 3.0
+
+
+@pytest.mark.parametrize("name", ["rosenbrock", "beale", "himmelblau", "ill_conditioned", "saddle"])
+def test_every_landscape_race_frames_its_start_inside_and_its_minima(name):
+    from ad_magic.landscapes import LANDSCAPES
+    landscape = LANDSCAPES[name]
+    e = DescentExplorer.compare(landscape, lr=landscape.lr, steps=30, controls=False)
+    xs, ys = e._plot.contour["xs"], e._plot.contour["ys"]
+    for axis, start in ((xs, landscape.start[0]), (ys, landscape.start[1])):
+        margin = 0.05 * (axis[-1] - axis[0])
+        assert axis[0] + margin <= start <= axis[-1] - margin
+    assert all(xs[0] <= mx <= xs[-1] and ys[0] <= my <= ys[-1] for mx, my in landscape.minima)
+    assert e.png(30).startswith(b"\x89PNG")
+
+
+def test_a_static_race_in_the_magic_shows_pictures(ip):
+    result, texts = run_cell(ip, RACE_CELL.format("momentum,adam", 0.001).replace("--steps 40", "--steps 5 --static"))
+    assert result.success and "DescentExplorer(" not in texts     # no widget shown
+    assert "<loss curve, iteration 5>" in texts and "Race of momentum, adam" in texts
+
+
+def test_the_training_view_follows_a_live_rerun():
+    net, X, Y, loss = regression()
+    e = DescentExplorer(loss, net, data=(X, Y), optimizer="adam", lr=0.05, steps=20)
+    e.slider.value = 20
+    before = e.view_box.value
+    e.hyperparameters["adam"]["lr"].value = 0.005
+    assert e.descent.lr == 0.005 and e.view_box.value != before
+    fig = e.view_fn.figure(e.history[20])
+    assert "iteration 20" in fig.axes[0].get_title()
+    assert format_number(e.history[20].loss) in fig.axes[0].get_title()

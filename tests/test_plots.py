@@ -1,4 +1,5 @@
-"""The descent plots: plain matplotlib Figures, no pyplot state, robust to diverging runs."""
+"""The descent and training plots: plain matplotlib Figures, no pyplot state, robust to
+diverging runs; races drawn one colour per run, contours log-spaced and labelled."""
 from __future__ import annotations
 
 import gc
@@ -11,7 +12,18 @@ from hypothesis import strategies as st
 from matplotlib.contour import ContourSet
 from matplotlib.figure import Figure
 
-from ad_magic.plots import DescentPlot, figure_png, loss_contour, loss_curve, loss_slice
+from ad_magic.plots import (
+    RUN_COLOURS,
+    DescentPlot,
+    FitPlot,
+    PlotRun,
+    SurfacePlot,
+    contour_levels,
+    figure_png,
+    loss_contour,
+    loss_curve,
+    loss_slice,
+)
 
 PNG = b"\x89PNG\r\n\x1a\n"
 
@@ -68,8 +80,8 @@ def test_loss_contour_draws_contours_and_path():
 def test_descent_plot_panels_and_png_cache():
     path, losses, slopes = one_param_run()
     xs = np.linspace(0, 4, 50)
-    plot = DescentPlot(losses, slice=dict(xs=xs, ys=(xs - 1) ** 2, path_x=path, path_loss=losses,
-                                          slopes=slopes, name="x"))
+    run = PlotRun(losses, path=path.reshape(-1, 1), slopes=slopes)
+    plot = DescentPlot([run], slice=dict(xs=xs, ys=(xs - 1) ** 2, name="x"))
     assert plot.panels == 2 and len(plot.figure(3).axes) == 2
     first = plot.png(3)
     assert first.startswith(PNG)
@@ -83,8 +95,8 @@ def test_blitted_png_matches_a_fresh_drawing():
     figure drawn from scratch for that iteration."""
     path, losses, slopes = one_param_run()
     xs = np.linspace(0, 4, 50)
-    plot = DescentPlot(losses, slice=dict(xs=xs, ys=(xs - 1) ** 2, path_x=path, path_loss=losses,
-                                          slopes=slopes, name="x"))
+    run = PlotRun(losses, path=path.reshape(-1, 1), slopes=slopes)
+    plot = DescentPlot([run], slice=dict(xs=xs, ys=(xs - 1) ** 2, name="x"))
     plot.png(0)
     import io
 
@@ -118,5 +130,130 @@ def test_no_pyplot_figures_and_no_growth():
        st.data())
 def test_any_losses_draw(losses, data):
     k = data.draw(st.integers(0, len(losses) - 1))
-    plot = DescentPlot(losses, stopped_at=len(losses) - 1)
+    plot = DescentPlot([PlotRun(losses, stopped_at=len(losses) - 1)])
     assert plot.png(k).startswith(PNG)
+
+
+# --------------------------------------------------------------------------- races
+
+def race_runs(stop_second=False):
+    """Three runs on the bowl (x - 1)² + 10 (y + 0.5)², as three optimizers would leave them."""
+    runs = []
+    for i, rate in enumerate((0.02, 0.05, 0.09)):
+        p = [np.array([-1.5, 1.0])]
+        for _ in range(30):
+            x, y = p[-1]
+            p.append(p[-1] - rate * np.array([2 * (x - 1), 20 * (y + 0.5)]))
+        path = np.array(p)
+        losses = (path[:, 0] - 1) ** 2 + 10 * (path[:, 1] + 0.5) ** 2
+        stopped = None
+        if stop_second and i == 1:
+            path, losses, stopped = path[:8], np.append(losses[:7], np.inf), 7
+        runs.append(PlotRun(losses, name=f"run{i}", path=path, stopped_at=stopped, colour=RUN_COLOURS[i]))
+    return runs
+
+
+def bowl_grid():
+    xs, ys = np.linspace(-2, 2, 41), np.linspace(-1.5, 1.5, 41)
+    gx, gy = np.meshgrid(xs, ys)
+    return xs, ys, (gx - 1) ** 2 + 10 * (gy + 0.5) ** 2
+
+
+def test_a_race_draws_one_coloured_path_and_loss_curve_per_run_with_a_legend():
+    xs, ys, zs = bowl_grid()
+    plot = DescentPlot(race_runs(), contour=dict(xs=xs, ys=ys, zs=zs, names=("x", "y")), minima=[(1.0, -0.5)])
+    fig = plot.figure(10)
+    loss_ax, contour_ax = fig.axes
+    legend = [t.get_text() for t in contour_ax.get_legend().get_texts()]
+    assert legend == ["run0", "run1", "run2", "start", "minimum"]
+    assert [t.get_text() for t in loss_ax.get_legend().get_texts()] == ["run0", "run1", "run2"]
+    trails = [line for line in contour_ax.get_lines() if line.get_label() in ("run0", "run1", "run2")]
+    assert [line.get_color() for line in trails] == list(RUN_COLOURS[:3])
+    assert all(len(line.get_xdata()) == 11 for line in trails)
+    star = [line for line in contour_ax.get_lines() if line.get_label() == "minimum"]
+    assert star and tuple(star[0].get_xydata()[0]) == (1.0, -0.5)
+    assert plt.get_fignums() == []
+
+
+def test_a_stopped_run_ends_while_the_others_go_on():
+    xs, ys, zs = bowl_grid()
+    runs = race_runs(stop_second=True)
+    plot = DescentPlot(runs, contour=dict(xs=xs, ys=ys, zs=zs, names=("x", "y")))
+    fig = plot.figure(25)
+    trails = {line.get_label(): line for line in fig.axes[1].get_lines()
+              if line.get_label() in ("run0", "run1", "run2")}
+    assert len(trails["run1"].get_xdata()) == 8 and len(trails["run0"].get_xdata()) == 26
+    assert any(t.get_text() == "stopped" for t in fig.axes[0].texts)
+    assert plot.png(25).startswith(PNG)
+
+
+def test_set_runs_redraws_on_the_same_landscape():
+    xs, ys, zs = bowl_grid()
+    plot = DescentPlot(race_runs(), contour=dict(xs=xs, ys=ys, zs=zs))
+    before = plot.png(5)
+    moved = race_runs()
+    moved[0] = PlotRun(moved[0].losses, name="run0", path=moved[0].path * 0.5, colour=RUN_COLOURS[0])
+    plot.set_runs(moved)
+    after = plot.png(5)
+    assert after != before and plot.png(5) is after
+    with pytest.raises(ValueError, match="expected 3 runs"):
+        plot.set_runs(moved[:2])
+
+
+def test_contour_levels_are_log_spaced_when_values_span_decades():
+    xs, ys = np.linspace(-2, 2, 41), np.linspace(-1, 3, 41)
+    gx, gy = np.meshgrid(xs, ys)
+    rosenbrock = (1 - gx) ** 2 + 100 * (gy - gx ** 2) ** 2
+    levels = contour_levels(rosenbrock)
+    gaps = np.diff(levels[1:])
+    assert levels[0] == pytest.approx(rosenbrock.min()) and levels[-1] == pytest.approx(rosenbrock.max())
+    assert gaps[-1] > 50 * gaps[0]                       # geometric: fine near the valley floor
+    bowl = gx ** 2 + gy ** 2
+    assert np.allclose(np.diff(contour_levels(bowl)), np.diff(contour_levels(bowl))[0])   # even
+    assert contour_levels(np.ones((3, 3))).size == 0
+
+
+def test_contours_are_labelled_and_the_start_is_inside_the_frame():
+    xs, ys, zs = bowl_grid()
+    fig = loss_contour(xs, ys, zs, path=np.array([[-1.5, 1.0], [-1.0, 0.5]]), names=("x", "y"))
+    ax = fig.axes[0]
+    labels = [t.get_text() for t in ax.texts]
+    assert len(labels) >= 3 and all(label for label in labels)
+    (x0, x1), (y0, y1) = ax.get_xlim(), ax.get_ylim()
+    start = [line for line in ax.get_lines() if line.get_label() == "start"][0].get_xydata()[0]
+    assert x0 < start[0] < x1 and y0 < start[1] < y1
+
+
+def test_names_are_drawn_as_written_not_as_mathtext():
+    xs, ys, zs = bowl_grid()
+    fig = loss_contour(xs, ys, zs, path=np.zeros((2, 2)), names=("$a$", "b"))
+    assert figure_png(fig).startswith(PNG)
+    assert fig.axes[0].get_xlabel() == r"\$a\$"
+
+
+# --------------------------------------------------------------------------- training
+
+def test_fit_plot_draws_the_curve_over_the_points_without_pyplot():
+    x = np.linspace(-2, 2, 30)
+    grid = np.linspace(-2, 2, 100)
+    plot = FitPlot(x, np.sin(x), grid)
+    first = plot.png(np.zeros(100), "iteration 0")
+    fig = plot.figure(np.sin(grid), "iteration 9")
+    curve = [line for line in fig.axes[0].get_lines() if line.get_label() == "model"][0]
+    assert np.allclose(curve.get_ydata(), np.sin(grid))
+    assert first.startswith(PNG) and plot.png(np.sin(grid), "iteration 9") != first
+    assert plt.get_fignums() == []
+
+
+def test_surface_plot_draws_a_decision_surface_without_pyplot():
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(40, 2))
+    y = (X[:, 0] + X[:, 1] > 0).astype(float)
+    gx, gy = np.meshgrid(np.linspace(-3, 3, 30), np.linspace(-3, 3, 30))
+    plot = SurfacePlot(X, y, gx, gy)
+    first = plot.png(1 / (1 + np.exp(-(gx + gy))), "iteration 1")
+    fig = plot.figure(1 / (1 + np.exp(-(gx - gy))), "iteration 2")
+    assert sum(isinstance(c, ContourSet) for c in fig.axes[0].collections) == 2   # surface + boundary
+    assert len(fig.axes[0].collections) == 3                                       # + the points, once
+    assert first.startswith(PNG) and plot.png(np.zeros_like(gx), "flat") != first
+    assert plt.get_fignums() == []

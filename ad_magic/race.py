@@ -1,0 +1,104 @@
+"""The runs of a DescentExplorer: one per optimizer of a race.
+
+A :class:`Run` is one optimizer's descent as the explorer keeps it — its name, what it
+is (a name, an Optimizer class or instance), its hyperparameters now and as first given
+(for Reset), its :class:`~ad_magic.optim.DescentHistory` and the graph's state at each
+iteration. :func:`make_runs` checks a race's list (known names, each once, a learning
+rate for each) and routes keyword options (``momentum=``, ``betas=``, ``eps=``) to the
+optimizers that take them.
+"""
+from __future__ import annotations
+
+import inspect
+
+from . import optim
+
+__all__ = ["Run", "make_runs", "optimizer_name"]
+
+
+def optimizer_name(spec) -> str:
+    """The name a run is known by: "sgd", "momentum", "adam", or a class's name."""
+    if isinstance(spec, str):
+        return spec.strip().lower()
+    cls = spec if isinstance(spec, type) else type(spec)
+    for name, known in optim.OPTIMIZERS.items():
+        if cls is known:
+            return name
+    return getattr(cls, "__name__", repr(spec)).lower()
+
+
+def optimizer_class(spec):
+    if isinstance(spec, str):
+        return optim.OPTIMIZERS.get(spec.strip().lower())
+    if isinstance(spec, type):
+        return spec
+    return None                      # an instance: it takes no options
+
+
+def takes(cls, option: str) -> bool:
+    try:
+        parameters = inspect.signature(cls).parameters
+    except (TypeError, ValueError):
+        return False
+    return option in parameters or any(p.kind is p.VAR_KEYWORD for p in parameters.values())
+
+
+class Run:
+    """One optimizer's descent in the explorer: what it is, its hyperparameters (now and
+    as first given, for Reset), its history and the graph's state at each iteration."""
+
+    def __init__(self, name, spec, lr, opts):
+        self.name, self.spec, self.lr, self.opts = name, spec, lr, dict(opts)
+        self.initial = (lr, dict(opts))
+        self.history = None
+        self.states = {}             # iteration -> (structure, values, grads)
+        self.controls = {}           # "lr", "momentum", "beta1", "beta2" -> slider
+        self.initial_controls = {}   # the same keys -> their first values
+
+    @property
+    def live(self) -> bool:
+        """Can it run again with other hyperparameters (not a given Optimizer instance)?"""
+        return not isinstance(self.spec, optim.Optimizer)
+
+
+def make_runs(optimizer, optimizers, lr, opts) -> list:
+    """The runs of an explorer: ``[Run(optimizer)]`` alone, or one per entry of
+    ``optimizers`` (names, Optimizer classes or instances; each once). ``lr`` is one
+    number or a dict by name; each keyword option goes to the optimizers that take it."""
+    if optimizers is None:
+        return [Run(optimizer_name(optimizer), optimizer, lr, opts)]
+    if isinstance(optimizers, (str, optim.Optimizer)) or isinstance(optimizers, type):
+        optimizers = [optimizers]
+    specs = list(optimizers)
+    if not specs:
+        raise ValueError("optimizers is empty: name at least one, e.g. ['sgd', 'adam'].")
+    names = []
+    for spec in specs:
+        if isinstance(spec, str) and optimizer_name(spec) not in optim.OPTIMIZERS:
+            raise ValueError(f"unknown optimizer {spec!r}; choose among {', '.join(optim.OPTIMIZERS)}.")
+        if not (isinstance(spec, (str, optim.Optimizer))
+                or (isinstance(spec, type) and issubclass(spec, optim.Optimizer))):
+            raise TypeError(f"optimizers must be names ({', '.join(optim.OPTIMIZERS)}), Optimizer "
+                            f"classes or instances, got {type(spec).__name__}.")
+        name = optimizer_name(spec)
+        if name in names:
+            raise ValueError(f"optimizer {name!r} appears twice in the race; list each one once.")
+        names.append(name)
+    if isinstance(lr, dict):
+        lrs = {str(k).strip().lower(): v for k, v in lr.items()}
+        unknown = sorted(set(lrs) - set(names))
+        if unknown:
+            raise ValueError(f"lr names {unknown[0]!r}, which is not in the race ({', '.join(names)}).")
+        missing = [n for n in names if n not in lrs]
+        if missing:
+            raise ValueError(f"lr has no learning rate for {missing[0]!r}; give one per optimizer "
+                             "or a single number for all.")
+    else:
+        lrs = dict.fromkeys(names, lr)
+    classes = [optimizer_class(spec) for spec in specs]
+    for option in opts:
+        if not any(cls is not None and takes(cls, option) for cls in classes):
+            raise TypeError(f"no optimizer in the race ({', '.join(names)}) takes the option {option}=.")
+    return [Run(name, spec, lrs[name],
+                 {k: v for k, v in opts.items() if cls is not None and takes(cls, k)})
+            for name, spec, cls in zip(names, specs, classes)]
