@@ -254,9 +254,11 @@ def descend(loss, params, optimizer="sgd", lr=0.1, steps=50, *, callback=None, *
     history = DescentHistory(optim, getattr(optim, "lr", lr))
 
     def stop(k, what):
-        hint = f"{history.lr / 10:g}"
         history.stopped_at = k
-        history.stopped = f"{what}; try a smaller learning rate, e.g. lr={hint}"
+        if k == 0 and not math.isfinite(history.losses[0]):  # no step was taken: not the learning rate's fault
+            history.stopped = f"{what}, before any step: the loss is not finite at the starting point"
+        else:
+            history.stopped = f"{what}; try a smaller learning rate, e.g. lr={history.lr / 10:g}"
 
     with np.errstate(all="ignore"):
         for k in range(steps + 1):

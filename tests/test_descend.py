@@ -128,3 +128,11 @@ def test_adam_counts_steps_per_parameter():
     # b's first update: m̂ = g, v̂ = g², so the step is lr · g/(|g| + eps) ≈ lr
     assert b.item() == pytest.approx(0.9, abs=1e-6)
     assert opt.t == [2, 1]
+
+
+def test_a_loss_that_is_not_finite_at_the_start_does_not_blame_the_learning_rate():
+    x = Tensor(-1.0)
+    with np.errstate(all="ignore"):
+        history = descend(x.log(), x, lr=0.1, steps=5)
+    assert history.stopped_at == 0
+    assert "starting point" in history.stopped and "learning rate" not in history.stopped
