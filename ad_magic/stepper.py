@@ -21,9 +21,9 @@ import re
 import ipywidgets as widgets
 import numpy as np
 
+from .adapters import adapt, adapt_names
 from .display_names import DisplayNames, normalize_names
 from .dot import DEFAULT_MAX_NODES
-from .engine import Tensor
 from .formatting import escape, format_number, format_value
 from .graph_view import GraphView, graph_html, inline_svg
 
@@ -66,10 +66,8 @@ class BackwardStepper(widgets.VBox):
     """
 
     def __init__(self, tensor, *, names=None, grad=None, max_nodes=DEFAULT_MAX_NODES, **kwargs):
-        if not isinstance(tensor, Tensor):
-            raise TypeError(f"BackwardStepper needs a Tensor (the output to backpropagate from), "
-                            f"got {type(tensor).__name__}.")
-        names = normalize_names(names)
+        tensor = adapt(tensor, "BackwardStepper")   # another library's graph: through its adapter
+        names = normalize_names(adapt_names(tensor, names))
         generator = tensor.backward_steps(grad)   # the engine's errors (non-scalar, ...) surface here
         self.output = tensor
         self._namer = DisplayNames(names)
@@ -256,7 +254,10 @@ class BackwardStepper(widgets.VBox):
                     else f"Seed: ∂L/∂L = {seed} (the output's own gradient).{rest}"
             return f"Seed: ∂L/∂{out} = grad {seed}.{rest}"
         step = self.steps[k - 1]
-        return f"{step.function}: {self._captions[k - 1]}"
+        note = getattr(step, "note", None)   # an adapted graph's step whose rule went wrong, or raised
+        if note and getattr(step, "error", None) is not None:
+            return f"{step.function}: {note}"
+        return f"{step.function}: {self._captions[k - 1]}" + (f" ✗ {note}" if note else "")
 
     def rule_text(self, k=None) -> str:
         """The local derivative rule of the node run at step ``k`` (empty at step 0)."""
