@@ -39,7 +39,7 @@ from IPython.core.magic_arguments import MagicHelpFormatter, argument, kwds, mag
 from IPython.display import display
 
 from .cell import OUTPUT_FALLBACK, Cell, CellSyntaxError, UserCodeError
-from .engine import topological_order
+from .engine import Tensor, topological_order
 from .gradcheck import gradcheck
 from .render import RenderError
 from .report import GradientTable, descent_summary, grad_of, show_descent_pictures, show_graph, show_message, show_table
@@ -248,6 +248,10 @@ class _Run:
 
     def go(self):
         output = self.cell.run()
+        if not isinstance(output, Tensor):   # another library's tensor: through its adapter
+            from .adapters.cell import run_foreign
+
+            return run_foreign(self, output)
         self.output = output
         graph_ids = {id(t) for t in topological_order(output)}
         self.named = namespace_names(self.ns, graph_ids, self.cell.bound)
