@@ -9,7 +9,6 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from practical_solutions import sections
 
 ROOT = Path(__file__).resolve().parents[1]
