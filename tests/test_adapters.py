@@ -1,0 +1,350 @@
+"""Graphs built by other code — the practical's own Tensor, micrograd's Value — drawn,
+laid out and stepped through ad_magic's renderer and stepper, through ad_magic.adapters."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from IPython.core.error import UsageError
+from IPython.testing.globalipapp import start_ipython
+from IPython.utils.capture import capture_output
+from practical_solutions import namespace, sections
+from practical_solutions.mistakes import MISTAKES
+
+from ad_magic import GraphView, draw_computation_graph, graph
+from ad_magic.adapters import AdapterError, ForeignNode, adapt, adaptable
+from ad_magic.stepper import BackwardStepper
+
+
+@pytest.fixture()
+def ns():
+    return namespace()
+
+
+def nine(ns):
+    T, add, mul = ns["Tensor"], ns["add"], ns["mul"]
+    x = T(2.0)
+    y = add(add(mul(x, x), mul(T(5.0), x)), T(-1.0))
+    return x, y
+
+
+def mistaken(name):
+    section, code = next(m[1:3] for m in MISTAKES if m[0] == name)
+    return namespace((section, code))
+
+
+# --------------------------------------------------------------------------- drawing
+
+def test_the_practical_s_graph_is_drawn_with_the_user_s_names(ns):
+    x, y = nine(ns)
+    source = draw_computation_graph(y, names={x: "x", y: "y"}).source
+    assert source.count("label=<mul>") == 2 and source.count("label=<add>") == 2
+    assert "<b>x</b>" in source and "<b>y</b>" in source and "data 2.0" in source and "data 13.0" in source
+    assert source.count("shape=ellipse") == 4
+    # x · x: the one parent of a set is drawn as both operands, as ad_magic draws its own x * x
+    node = adapt(y)
+    square = next(n for n in node.graph.order if n._function == "mul" and n.parents[0] is n.parents[1])
+    assert square.parents[0].source is x
+
+
+def test_repr_svg_draws_the_practical_s_tensor(ns):
+    x, y = nine(ns)
+    svg = graph.repr_svg(y)
+    assert svg.lstrip().startswith(("<?xml", "<svg", "<!--")) and "mul" in svg and "Graph not drawn" not in svg
+
+
+def test_graph_view_lays_out_once_and_restyles(ns):
+    x, y = nine(ns)
+    view = GraphView(y, names={x: "x"})
+    assert len(view.nodes) == 7 and all(isinstance(n, ForeignNode) for n in view.nodes)
+    grads = [np.asarray(float(i)) for i in range(7)]
+    svg = view.svg(grads=grads, highlight=view.nodes[-1])
+    assert "grad 6.0" in svg and view.index(view.nodes[0]) == 0
+
+
+def test_labels_of_the_student_s_objects_are_escaped(ns):
+    x, y = nine(ns)
+    y._function = '<img src=x onerror="alert(1)">'
+    x.name = "<script>"
+    source = draw_computation_graph(y).source
+    assert "<script>" not in source and "<img" not in source
+    assert "&#60;script&#62;" in source
+
+
+def test_parents_may_be_a_list_or_a_tuple(ns):
+    T = ns["Tensor"]
+
+    class Listed(T):
+        def __init__(self, data, _parents=(), _function=None):
+            super().__init__(data, _parents, _function)
+            self._parents = list(_parents)
+
+    a, b = Listed(1.0), Listed(2.0)
+    c = Listed(a.data + b.data, [a, b], "add")
+    d = Listed(c.data * c.data, (c, c), "mul")
+    node = adapt(d)
+    assert [p.source for p in node.parents] == [c, c]
+    assert [p.source for p in node.parents[0].parents] == [a, b]
+
+
+def test_a_deep_chain_is_adapted_without_recursion(ns):
+    T, add = ns["Tensor"], ns["add"]
+    x = T(0.5)
+    y, one = x, T(1.0)
+    for _ in range(5000):
+        y = add(y, one)
+    node = adapt(y)
+    assert len(node.graph.order) == 5002
+    node.backward()
+    assert float(x.grad) == 1.0 and float(one.grad) == 5000.0
+
+
+# --------------------------------------------------------------------------- stepping
+
+def test_stepping_runs_the_student_s_own_rules_in_order(ns):
+    x, y = nine(ns)
+    node = adapt(y)
+    steps = list(node.backward_steps())
+    assert [s.function for s in steps][:2] == ["add", "add"] and sorted(s.function for s in steps[2:]) == ["mul"] * 2
+    assert all(s.ok and s.note is None for s in steps)
+    assert float(x.grad) == 9.0                    # the student's own object holds the result
+    assert isinstance(x.grad, np.ndarray)
+    assert [s.index for s in steps] == [1, 2, 3, 4]
+    square = next(s for s in steps if s.node.parents[0] is s.node.parents[1])
+    assert square.rule == "out = a · b;  ∂L/∂a += ∂L/∂out · b;  ∂L/∂b += ∂L/∂out · a"
+    assert [t.parent.source for t in square.terms] == [x, x]
+
+
+def test_the_stepper_steps_through_the_student_s_graph(ns):
+    x, y = nine(ns)
+    stepper = BackwardStepper(y, names={x: "x", y: "y"})
+    assert stepper.n_steps == 4
+    assert stepper.caption_text(0).startswith("Seed: ∂L/∂y = 1.0")
+    captions = [stepper.caption_text(k) for k in range(1, 5)]
+    assert any("so ∂L/∂x = " in c and c.endswith("= 9.0") or "= 9.0;" in c for c in captions), captions
+    stepper.step = 4
+    assert "grad 9.0" in stepper.svg()
+    assert stepper.grads_at(0).count(None) == 6
+
+
+def test_a_wrong_rule_is_flagged_at_the_step_where_it_goes_wrong():
+    ns = mistaken("mul's rule uses its own operand")
+    x, y = nine(ns)
+    steps = list(adapt(y).backward_steps())
+    wrong = [s for s in steps if not s.ok]
+    # x · x comes out right by chance (both operands are x); 5 · x does not
+    assert len(wrong) == 1 and wrong[0].function == "mul" and wrong[0].node.parents[0] is not wrong[0].node.parents[1]
+    assert all(s.ok for s in steps[: wrong[0].index - 1])
+    note = wrong[0].note
+    assert "mul's _backward added" in note and "but the chain rule gives" in note
+    stepper = BackwardStepper(y, names={x: "x"})
+    assert " ✗ mul's _backward added" in stepper.caption_text(wrong[0].index)
+
+
+def test_overwriting_a_grad_is_named_at_its_step():
+    ns = mistaken("grads overwritten instead of accumulated")
+    x, y = nine(ns)
+    notes = [s.note for s in adapt(y).backward_steps() if not s.ok]
+    assert notes and any("overwrote the grad (=) instead of adding to it (+=)" in n for n in notes), notes
+
+
+def test_a_rule_that_raises_becomes_a_step_with_the_exception_and_its_line(ns):
+    T, mul = ns["Tensor"], ns["mul"]
+    exec(compile("def broken(a):\n    out = Tensor(a.data * 2, (a,), 'double')\n"
+                 "    def _backward():\n        a.grad += out.grad * 2 + undefined_name\n"
+                 "    out._backward = _backward\n    return out\n", "<student cell>", "exec"), ns)
+    x = T(3.0)
+    z = mul(ns["broken"](x), T(4.0))
+    steps = list(adapt(z).backward_steps())
+    assert len(steps) == 2 and steps[0].ok
+    failed = steps[1]
+    assert isinstance(failed.error, NameError) and not failed.ok
+    assert failed.note.startswith("your _backward raised NameError: name 'undefined_name' is not defined")
+    assert failed.where == "in _backward, line 4"
+    stepper = BackwardStepper(z)
+    assert stepper.n_steps == 2
+    assert stepper.caption_text(2).startswith("double: your _backward raised NameError")
+
+
+def test_a_rule_that_touches_another_node_s_grad_is_flagged(ns):
+    T, add = ns["Tensor"], ns["add"]
+    a, b = T(1.0), T(2.0)
+    c = add(a, b)
+    bystander = T(7.0)
+    d = add(c, bystander)
+    rule = c._backward
+
+    def meddling():
+        rule()
+        bystander.grad += 1.0
+    c._backward = meddling
+    notes = [s.note for s in adapt(d).backward_steps() if not s.ok]
+    assert len(notes) == 1 and "which is not one of its inputs" in notes[0]
+
+
+def test_unknown_ops_are_stepped_without_a_verdict(ns):
+    T = ns["Tensor"]
+    a = T(2.0)
+    out = T(a.data ** 3, (a,), "cube")
+
+    def _backward():
+        a.grad += out.grad * 3 * a.data ** 2
+    out._backward = _backward
+    steps = list(adapt(out).backward_steps())
+    assert len(steps) == 1 and steps[0].ok and steps[0].rule == "out = cube(…);  ∂L/∂a += your rule for 'cube'"
+    assert float(a.grad) == 12.0
+
+
+def test_part_a_graphs_have_no_rules_to_step(ns):
+    exec(sections()["graph_ops"], ns)      # Part A's add and mul: no _backward yet
+    x, y = nine(ns)
+    for n in adapt(y).graph.order:
+        if hasattr(n.source, "_backward"):
+            del n.source._backward
+    with pytest.raises(AdapterError, match=r"^no node of this graph has a _backward rule yet \(practical\); "):
+        BackwardStepper(y)
+    assert "mul" in draw_computation_graph(y).source     # drawing still works
+
+
+# --------------------------------------------------------------------------- bad input
+
+class Odd:
+    def __init__(self, data, parents=(), function=None):
+        self.data, self._parents, self._function, self.grad = data, parents, function, None
+
+
+def test_data_that_is_not_numeric_is_one_sentence():
+    with pytest.raises(TypeError, match=r"^Odd\.data is 'abc' \(str\), not numbers; store a number or a NumPy "
+                                        r"array there\.$"):
+        adapt(Odd("abc"))
+    with pytest.raises(TypeError, match=r"^Odd\.data is None \(NoneType\), not numbers"):
+        draw_computation_graph(Odd(1.0, {Odd(None)}, "neg"))
+
+
+def test_parents_that_are_not_iterable_is_one_sentence():
+    with pytest.raises(TypeError, match=r"^Odd\._parents is 5 \(int\), which is not a set, list or tuple of "
+                                        r"tensors\.$"):
+        adapt(Odd(1.0, 5, "add"))
+    with pytest.raises(TypeError, match=r"^Odd\._parents holds 3 \(int\), which is not a tensor"):
+        adapt(Odd(1.0, [3], "add"))
+
+
+def test_a_function_that_is_not_a_string_is_one_sentence():
+    with pytest.raises(TypeError, match=r"^Odd\._function is 42 \(int\); it must be None \(a leaf\) or the "
+                                        r"operation's name as a string, e\.g\. 'mul'\.$"):
+        adapt(Odd(1.0, (), 42))
+
+
+def test_anything_else_keeps_the_engine_s_sentence():
+    with pytest.raises(TypeError, match=r"^BackwardStepper needs a Tensor \(the result of a computation\), got "
+                                        r"dict; wrap a value in Tensor\(\.\.\.\) first\.$"):
+        BackwardStepper({})
+    assert not adaptable(3.0) and adaptable(Odd(1.0))
+
+
+def test_a_node_repr_never_raises(ns):
+    x, y = nine(ns)
+    node = adapt(y)
+    assert repr(node).startswith("<practical node")
+    y.data = "broken later"
+    assert "repr failed" in repr(node)
+
+
+# --------------------------------------------------------------------------- micrograd
+
+micrograd = pytest.importorskip("micrograd.engine")
+
+
+def micro_graph():
+    Value = micrograd.Value
+    a, b, c = Value(2.0), Value(-3.0), Value(10.0)
+    e = (a * b + c).relu() * a + a ** 2 - b / c
+    return a, b, c, e
+
+
+def test_micrograd_values_are_drawn_with_their_own_op_symbols():
+    a, b, c, e = micro_graph()
+    source = draw_computation_graph(e, names={a: "a", b: "b", c: "c", e: "e"}).source
+    for op in ("label=<ReLU>", "label=<**2>", "label=<**-1>", "label=<*>", "label=<+>"):
+        assert op in source
+    assert "<b>a</b>" in source and "data -3.0" in source
+
+
+def test_micrograd_stepping_gives_micrograd_s_own_gradients():
+    a, b, c, e = micro_graph()
+    e.backward()
+    expected = (a.grad, b.grad, c.grad)
+    a.grad = b.grad = c.grad = 123.0          # stepping starts from zero, like the practical's backward
+    stepper = BackwardStepper(e, names={a: "a", b: "b", c: "c"})
+    assert (a.grad, b.grad, c.grad) == pytest.approx(expected)
+    assert all(s.ok for s in stepper.steps), [s.note for s in stepper.steps]
+    assert isinstance(a.grad, float)            # micrograd keeps floats
+    assert stepper.n_steps == len([n for n in adapt(e).graph.order if n.parents])
+    pow_step = next(s for s in stepper.steps if s.function == "**2")
+    assert pow_step.rule.startswith("out = a ** b;  ∂L/∂a += ∂L/∂out · b·a^(b-1)")
+
+
+def test_a_wrong_micrograd_rule_is_flagged():
+    Value = micrograd.Value
+    a, b = Value(2.0), Value(3.0)
+    out = a * b
+
+    def wrong():
+        a.grad += b.data * out.grad
+        b.grad += b.data * out.grad      # should be a.data
+    out._backward = wrong
+    steps = list(adapt(out).backward_steps())
+    assert not steps[0].ok and "the chain rule gives 2.0" in steps[0].note
+
+
+# --------------------------------------------------------------------------- the magic
+
+@pytest.fixture(scope="module")
+def ip():
+    shell = start_ipython()
+    shell.run_line_magic("load_ext", "ad_magic")
+    return shell
+
+
+def test_the_magic_draws_and_steps_the_student_s_tensor(ip):
+    ip.user_ns.update(namespace())
+    with capture_output() as cap:
+        result = ip.run_cell("%%autodiff y\nx = Tensor(2.0)\ny = x * x + 5 * x + -1\n")
+    assert result.success, result.error_in_exec
+    kinds = [sorted(o.data) for o in cap.outputs]
+    assert ["image/svg+xml", "text/plain"] in kinds
+    assert any("application/vnd.jupyter.widget-view+json" in k for k in kinds)
+    assert float(ip.user_ns["_autodiff_grads"]["x"]) == 9.0
+    assert float(ip.user_ns["x"].grad) == 9.0
+    assert isinstance(ip.user_ns["_autodiff"], BackwardStepper)
+
+
+def test_the_magic_names_the_first_wrong_step(ip):
+    ip.user_ns.update(mistaken("mul's rule uses its own operand"))
+    with capture_output() as cap:
+        result = ip.run_cell("%%autodiff y\nx = Tensor(2.0)\ny = x * x + 5 * x + -1\n")
+    assert result.success
+    messages = [o.data["text/plain"] for o in cap.outputs if o.data.get("text/plain", "").startswith("Step ")]
+    assert len(messages) == 1 and "mul's _backward added" in messages[0]
+
+
+@pytest.mark.parametrize("option", ["--descent", "--check"])
+def test_the_magic_refuses_engine_only_options_in_one_sentence(ip, option):
+    ip.user_ns.update(namespace())
+    with pytest.raises(UsageError, match=rf"^%%autodiff: {option} works on ad_magic's Tensor only; the output is a "
+                                         r"student\.Tensor, which is drawn and stepped"):
+        ip.run_cell_magic("autodiff", f"{option} y", "x = Tensor(2.0)\ny = x * x\n")
+
+
+def test_the_magic_turns_an_adapter_error_into_a_usage_error(ip):
+    ip.user_ns["Odd"] = Odd
+    with pytest.raises(UsageError, match=r"^%%autodiff: Odd\._parents is 5 \(int\), which is not a set"):
+        ip.run_cell_magic("autodiff", "", "Odd(1.0, 5, 'add')\n")
+
+
+def test_the_magic_steps_a_micrograd_value(ip):
+    ip.user_ns["Value"] = micrograd.Value
+    with capture_output():
+        result = ip.run_cell("%%autodiff\na = Value(2.0)\nb = Value(-3.0)\n(a * b + a).relu() + a ** 2\n")
+    assert result.success, result.error_in_exec
+    grads = ip.user_ns["_autodiff_grads"]
+    assert float(grads["a"]) == 4.0 and float(grads["b"]) == 0.0
