@@ -251,26 +251,28 @@ def test_a_node_repr_never_raises(ns):
 
 # --------------------------------------------------------------------------- micrograd
 
-micrograd = pytest.importorskip("micrograd.engine")
+@pytest.fixture()
+def micrograd():
+    return pytest.importorskip("micrograd.engine")
 
 
-def micro_graph():
+def micro_graph(micrograd):
     Value = micrograd.Value
     a, b, c = Value(2.0), Value(-3.0), Value(10.0)
     e = (a * b + c).relu() * a + a ** 2 - b / c
     return a, b, c, e
 
 
-def test_micrograd_values_are_drawn_with_their_own_op_symbols():
-    a, b, c, e = micro_graph()
+def test_micrograd_values_are_drawn_with_their_own_op_symbols(micrograd):
+    a, b, c, e = micro_graph(micrograd)
     source = draw_computation_graph(e, names={a: "a", b: "b", c: "c", e: "e"}).source
     for op in ("label=<ReLU>", "label=<**2>", "label=<**-1>", "label=<*>", "label=<+>"):
         assert op in source
     assert "<b>a</b>" in source and "data -3.0" in source
 
 
-def test_micrograd_stepping_gives_micrograd_s_own_gradients():
-    a, b, c, e = micro_graph()
+def test_micrograd_stepping_gives_micrograd_s_own_gradients(micrograd):
+    a, b, c, e = micro_graph(micrograd)
     e.backward()
     expected = (a.grad, b.grad, c.grad)
     a.grad = b.grad = c.grad = 123.0          # stepping starts from zero, like the practical's backward
@@ -283,7 +285,7 @@ def test_micrograd_stepping_gives_micrograd_s_own_gradients():
     assert pow_step.rule.startswith("out = a ** b;  ∂L/∂a += ∂L/∂out · b·a^(b-1)")
 
 
-def test_a_wrong_micrograd_rule_is_flagged():
+def test_a_wrong_micrograd_rule_is_flagged(micrograd):
     Value = micrograd.Value
     a, b = Value(2.0), Value(3.0)
     out = a * b
@@ -341,10 +343,71 @@ def test_the_magic_turns_an_adapter_error_into_a_usage_error(ip):
         ip.run_cell_magic("autodiff", "", "Odd(1.0, 5, 'add')\n")
 
 
-def test_the_magic_steps_a_micrograd_value(ip):
+def test_the_magic_steps_a_micrograd_value(ip, micrograd):
     ip.user_ns["Value"] = micrograd.Value
     with capture_output():
         result = ip.run_cell("%%autodiff\na = Value(2.0)\nb = Value(-3.0)\n(a * b + a).relu() + a ** 2\n")
     assert result.success, result.error_in_exec
     grads = ip.user_ns["_autodiff_grads"]
     assert float(grads["a"]) == 4.0 and float(grads["b"]) == 0.0
+
+
+# --------------------------------------------------------------------------- PyTorch
+
+def torch_graph():
+    torch = pytest.importorskip("torch")
+    x = torch.tensor(2.0, requires_grad=True, dtype=torch.float64)
+    W = torch.tensor([[1.0, 2.0, 0.5], [-1.0, 0.5, -3.0]], requires_grad=True, dtype=torch.float64)
+    v = torch.tensor([1.0, 2.0, -1.0], requires_grad=True, dtype=torch.float64)
+    y = x * x + 5 * x - 1
+    z = (torch.relu(W @ v) * 2).sum() + y.tanh()
+    return torch, x, W, v, y, z
+
+
+def test_a_torch_graph_is_drawn_with_its_autograd_nodes_and_values():
+    torch, x, W, v, y, z = torch_graph()
+    source = draw_computation_graph(z, names={x: "x", W: "W", v: "v", y: "y", z: "z"}).source
+    for op in ("MvBackward0", "ReluBackward0", "SumBackward0", "TanhBackward0", "SubBackward0"):
+        assert f"label=<{op}>" in source
+    assert "<b>y</b><br/>data 13.0" in source      # a named non-leaf tensor is its grad_fn's node
+    assert "<b>W</b>" in source and "shape (2, 3)" in source
+    assert "nan" not in source                      # every value here is saved or recomputed
+
+
+def test_stepping_a_torch_graph_shows_what_each_node_produced():
+    torch, x, W, v, y, z = torch_graph()
+    z.backward(retain_graph=True)
+    expected = {"x": x.grad.clone(), "W": W.grad.clone(), "v": v.grad.clone()}
+    x.grad = W.grad = v.grad = None
+    stepper = BackwardStepper(z, names={x: "x", W: "W", v: "v", y: "y"})
+    assert [s.function for s in stepper.steps][0] == "AddBackward0" and stepper.n_steps == 10
+    assert torch.allclose(x.grad, expected["x"]) and torch.allclose(W.grad, expected["W"])
+    assert torch.allclose(v.grad, expected["v"])     # PyTorch's own grads, starting from zero
+    mv = next(s for s in stepper.steps if s.function == "MvBackward0")
+    assert mv.rule == "out = MvBackward0(…);  ∂L/∂a += PyTorch's MvBackward0;  ∂L/∂b += PyTorch's MvBackward0"
+    w_node = next(n for n in stepper.view.nodes if n.source is W)
+    assert np.allclose(mv.changes[w_node][1], expected["W"].numpy())
+    assert "∂L/∂W += PyTorch's MvBackward0 → (2, 3)" in stepper.caption_text(mv.index)
+    assert "grad 9.0" not in stepper.svg(0) and all(s.ok for s in stepper.steps)
+
+
+def test_stepping_a_torch_graph_twice_gives_the_same_grads():
+    torch, x, W, v, y, z = torch_graph()
+    node = adapt(z)
+    node.backward()
+    first = W.grad.clone()
+    node.backward()
+    assert torch.equal(W.grad, first)
+
+
+def test_a_freed_torch_graph_is_one_sentence():
+    torch, x, W, v, y, z = torch_graph()
+    z.backward()
+    with pytest.raises(AdapterError, match=r"^this PyTorch graph was already backpropagated and its buffers freed"):
+        BackwardStepper(z)
+
+
+def test_a_torch_constant_is_one_sentence():
+    torch = pytest.importorskip("torch")
+    with pytest.raises(AdapterError, match=r"^this PyTorch tensor does not require a gradient"):
+        adapt(torch.tensor(3.0))

@@ -150,6 +150,9 @@ class ForeignGraph:
         root = self._wrap(root_source)
         self.root = root
         self.order = self._topological(root)
+        built = getattr(adapter, "built", None)   # e.g. PyTorch: intermediate values, parents first
+        if built is not None:
+            built(self.order)
 
     def _wrap(self, obj):
         node = self._by_id.get(id(obj))
@@ -190,17 +193,31 @@ class ForeignGraph:
         return self.order if node is self.root else self._topological(node)
 
     def node(self, obj):
-        """The node wrapping ``obj`` (KeyError when ``obj`` is not in this graph)."""
-        return self._by_id[id(obj)]
+        """The node wrapping ``obj`` (KeyError when ``obj`` is not in this graph). An adapter
+        may know ``obj`` under another key (a PyTorch tensor is its grad_fn's node)."""
+        if isinstance(obj, ForeignNode) and obj.graph is self:
+            return obj
+        node = self._by_id.get(id(obj))
+        if node is None:
+            alias = getattr(self.adapter, "alias", None)
+            if alias is not None:
+                node = self._by_id.get(id(alias(obj)))
+        if node is None:
+            raise KeyError("not a node of this graph")
+        return node
 
     def names(self, names) -> dict:
         """A ``{object: name}`` (or ``{name: object}``) dict re-keyed by this graph's nodes."""
         out = {}
         for key, value in (names or {}).items():
             for obj, name in ((key, value), (value, key)):
-                node = obj if isinstance(obj, ForeignNode) and obj.graph is self else self._by_id.get(id(obj))
-                if node is not None and isinstance(name, str) and node not in out:
-                    out[node] = name
+                if not isinstance(name, str):
+                    continue
+                try:
+                    node = self.node(obj)
+                except (KeyError, TypeError):
+                    continue
+                out.setdefault(node, name)
         return out
 
     # -- backward, the graph's own way
@@ -221,6 +238,11 @@ class ForeignGraph:
             raise ValueError(f"backward_steps: the output has shape {root.shape}, not a single value; "
                              "pass grad=… (an array of that shape)")
         seed = np.ones(root.shape) if grad is None else numeric(grad, "grad")
+        if seed.shape != root.shape:
+            raise ValueError(f"backward_steps: grad has shape {seed.shape} but the output has shape {root.shape}")
+        prepare = getattr(adapter, "prepare", None)   # e.g. PyTorch: run its engine once, recording each node
+        if prepare is not None:
+            prepare(root, order, seed)
         for node in order:
             adapter.set_grad(node, np.zeros(node.shape))
         adapter.set_grad(root, seed)
@@ -293,7 +315,8 @@ class ForeignStep:
             old, new = before.get(id(n)), after.get(id(n))
             if not _same(old, new):
                 self.changes[n] = (old, new)
-        self.expected = _expected(node, upstream) if error is None and note is None else None
+        judged = getattr(node.graph.adapter, "checks_rules", True)   # PyTorch's own rules need no checking
+        self.expected = _expected(node, upstream) if judged and error is None and note is None else None
         if self.expected is not None:
             self.expected.bind(self.changes, before)
         self.terms = self._terms()
@@ -313,7 +336,9 @@ class ForeignStep:
     def _terms(self):
         op, expected = self.op, self.expected
         if op is None or expected is None or expected.operands is None:
-            return tuple(ForeignTerm(p, "abc"[i] if i < 3 else f"x{i}", None, f"your rule for {self.function!r}", None)
+            describe = getattr(self.node.graph.adapter, "rule_text", None)
+            text = describe(self.node) if describe is not None else f"your rule for {self.function!r}"
+            return tuple(ForeignTerm(p, "abc"[i] if i < 3 else f"x{i}", None, text, None)
                          for i, p in enumerate(self.parents))
         terms = []
         for i, operand in enumerate(expected.operands):
