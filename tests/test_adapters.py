@@ -2,6 +2,9 @@
 laid out and stepped through ad_magic's renderer and stepper, through ad_magic.adapters."""
 from __future__ import annotations
 
+import re
+from pathlib import Path
+
 import numpy as np
 import pytest
 from IPython.core.error import UsageError
@@ -10,9 +13,12 @@ from IPython.utils.capture import capture_output
 from practical_solutions import namespace, sections
 from practical_solutions.mistakes import MISTAKES
 
+import ad_magic
 from ad_magic import GraphView, draw_computation_graph, graph
 from ad_magic.adapters import AdapterError, ForeignNode, adapt, adaptable
 from ad_magic.stepper import BackwardStepper
+
+PACKAGE = Path(ad_magic.__file__).parent
 
 
 @pytest.fixture()
@@ -411,3 +417,27 @@ def test_a_torch_constant_is_one_sentence():
     torch = pytest.importorskip("torch")
     with pytest.raises(AdapterError, match=r"^this PyTorch tensor does not require a gradient"):
         adapt(torch.tensor(3.0))
+
+
+# --------------------------------------------------------------------------- layering
+
+ENGINE_PRIVATE = re.compile(r"\.(_data|_grad|_a|_b|_rest|_op|_args|_mark|_gstate)\b")
+MICROGRAD_OWN = re.compile(r"\bobj\._op\b")          # micrograd's Value names its op `_op`
+
+
+@pytest.mark.parametrize("module", sorted(p.name for p in (PACKAGE / "adapters").glob("*.py")) + ["../practical.py"])
+def test_adapters_and_the_checker_use_the_engine_s_public_attributes_only(module):
+    source = (PACKAGE / "adapters" / module).read_text()
+    uses = [(n, line.strip()) for n, line in enumerate(source.splitlines(), 1)
+            if ENGINE_PRIVATE.search(MICROGRAD_OWN.sub("", line) if module == "micrograd.py" else line)]
+    assert uses == [], f"{module} reaches into the engine's internals: {uses}"
+
+
+def test_adapters_never_import_torch_unless_given_a_torch_tensor():
+    import subprocess
+    import sys
+
+    code = ("import sys, ad_magic.adapters, ad_magic.practical, ad_magic.dot, ad_magic.stepper; "
+            "print('torch' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.stdout.strip() == "False", out.stderr
