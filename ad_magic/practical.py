@@ -738,8 +738,11 @@ def _run(q, ns, timeout):
         return Result(q.part, q.key, q.title, FAIL, f"RecursionError{_where(exc)}: maximum recursion depth exceeded",
                       q.on_error or "a function calls itself without end, or for every node of a deep graph; "
                                     "use a loop with an explicit stack")
-    return Result(q.part, q.key, q.title, FAIL, f"your code raised {type(exc).__name__}: {exc}{_where(exc)}",
-                  q.on_error or "run the question's code in a cell to see the full traceback")
+    hint = q.on_error or "run the question's code in a cell to see the full traceback"
+    if isinstance(exc, TypeError) and "unhashable" in str(exc):
+        hint = ("a class that defines __eq__ loses Python's default __hash__, so its tensors cannot go in a "
+                "set: add __hash__ = object.__hash__ to the class (or do not define __eq__)")
+    return Result(q.part, q.key, q.title, FAIL, f"your code raised {type(exc).__name__}: {exc}{_where(exc)}", hint)
 
 
 def check(part, namespace, *, timeout: float = DEFAULT_TIMEOUT) -> Report:

@@ -266,6 +266,22 @@ def gradient_descent(f, x, lr=0.1, steps=100):
 ''', "C", "C2", "rebinding"),
 ]
 
+# A Tensor that compares elementwise (__eq__) is no longer hashable: no sets of tensors.
+UNHASHABLE = ("__eq__ without __hash__", "tensor", '''
+class Tensor:
+    def __init__(self, data, _parents=(), _function=None):
+        self.data = np.asarray(data, dtype=float)
+        self.grad = None
+        self._parents = set(_parents)
+        self._function = _function
+        self._backward = lambda: None
+    def __repr__(self):
+        return f"Tensor({self.data})"
+    def __eq__(self, other):
+        return self.data == other.data
+''', "A", "A3", "__hash__ = object.__hash__")
+MISTAKES.append(UNHASHABLE)
+
 # Grads that are not reset also spoil descent: each step then adds to the last one's grad.
 NOT_RESET_IN_DESCENT = ("grads not reset, seen by descent", MISTAKES[1][1], MISTAKES[1][2], "C", "C3", "add up")
 MISTAKES.append(NOT_RESET_IN_DESCENT)
