@@ -441,3 +441,10 @@ def test_adapters_never_import_torch_unless_given_a_torch_tensor():
             "print('torch' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert out.stdout.strip() == "False", out.stderr
+
+
+def test_forward_replay_of_an_adapted_graph_is_one_sentence(ns):
+    x, y = nine(ns)
+    with pytest.raises(TypeError, match=r"^forward replay needs ad_magic's Tensor; this practical graph records no "
+                                        r"forward rules to replay: run the code that built it again instead\.$"):
+        adapt(y).forward()

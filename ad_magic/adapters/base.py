@@ -128,6 +128,14 @@ class ForeignNode:
         for _ in self.backward_steps(grad):
             pass
 
+    def forward_steps(self):
+        """Not available: replaying needs each op's forward rule, which only ad_magic's Tensor records."""
+        raise TypeError(f"forward replay needs ad_magic's Tensor; this {self.graph.adapter.kind} graph records no "
+                        "forward rules to replay: run the code that built it again instead.")
+
+    def forward(self):
+        return self.forward_steps()
+
     def __repr__(self):
         try:
             kind = self.graph.adapter.kind
