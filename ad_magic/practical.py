@@ -19,6 +19,7 @@ with a hint.
 from __future__ import annotations
 
 import sys
+import textwrap
 import threading
 import time
 import traceback
@@ -30,6 +31,7 @@ from .formatting import escape, format_value, html_table, text_table
 __all__ = ["check", "Report", "Result", "QuestionTimeout", "PARTS", "DEFAULT_TIMEOUT"]
 
 DEFAULT_TIMEOUT = 10.0      # seconds per question
+WRAP = 88                   # characters per line of a report's explanation
 DEEP_CHAIN = 3000           # nodes in Part B's deep chain: past Python's recursion limit
 PASS, FAIL, MISSING, TODO = "pass", "fail", "missing", "todo"
 MARK = {PASS: "✓", FAIL: "✗", MISSING: "✗", TODO: "…"}
@@ -100,10 +102,13 @@ class Report:
         return text + (f" ({', '.join(extra)})" if extra else "") + ("." if not self else " — well done!")
 
     def _rows(self):
-        return [[r.key, MARK[r.status], r.title,
-                 ("not implemented yet: " if r.status == TODO else "") + r.message + (f"\nhint: {r.hint}" if r.hint
-                                                                                        else "")]
-                for r in self.results]
+        rows = []
+        for r in self.results:
+            what = ("not implemented yet: " if r.status == TODO else "") + r.message
+            lines = textwrap.wrap(what, WRAP) + textwrap.wrap(f"hint: {r.hint}", WRAP, subsequent_indent="      ") \
+                if r.hint else textwrap.wrap(what, WRAP)
+            rows.append([r.key, MARK[r.status], r.title, "\n".join(lines)])
+        return rows
 
     def __str__(self):
         return self.summary() + "\n" + text_table(["", "", "question", "what is wrong"], self._rows())
@@ -486,8 +491,12 @@ def _order(ns):
             node._backward = _logged(rule, name, ran)
     _call_backward(c)
     g = _grad(x, "x")
-    if _close(g, 8.0) and ran.index("c") < ran.index("b") < ran.index("a"):
+    in_order = all(n in ran for n in "abc") and ran.index("c") < ran.index("b") < ran.index("a")
+    if _close(g, 8.0) and in_order:
         return
+    if in_order:
+        raise Wrong(f"the rules ran in a right order (c, b, a), but x.grad is {_f(g)}, expected 8",
+                    "a is used by b and by c: both rules must add (+=) into a.grad, never assign (=)")
     if ran[:3] == ["a", "b", "c"]:
         raise Wrong(f"for c = a + 3a with a = 2x, the rules ran in the order {', '.join(ran)}: parents first",
                     "the topological order lists parents before children; backward() runs it reversed "

@@ -31,7 +31,9 @@ def test_each_known_mistake_fails_its_question_with_a_fitting_hint(name, section
     assert result.status == "fail", result
     assert hint in result.hint, (result.message, result.hint)
     assert result.message and "\n" not in result.message and "Traceback" not in result.message
-    assert f"{key}  ✗" in str(report) and result.message in str(report)
+    text = str(report)
+    assert f"{key}  ✗" in text and " ".join(result.message.split()) in " ".join(text.split())
+    assert max(len(line) for line in text.splitlines()) < 200      # explanations wrap
 
 
 def test_there_are_at_least_ten_mistakes_over_all_four_parts():
