@@ -448,3 +448,25 @@ def test_forward_replay_of_an_adapted_graph_is_one_sentence(ns):
     with pytest.raises(TypeError, match=r"^forward replay needs ad_magic's Tensor; this practical graph records no "
                                         r"forward rules to replay: run the code that built it again instead\.$"):
         adapt(y).forward()
+
+
+def test_matvec_and_relu_rules_are_checked_against_the_registry():
+    for mistake, wrong in ((None, []), ("ReLU's gradient on the wrong side", ["relu"])):
+        ns = namespace() if mistake is None else mistaken(mistake)
+        T = ns["Tensor"]
+        W = T(np.array([[1.0, 2.0, 0.5], [-1.0, 0.5, -3.0]]))
+        v = T(np.array([1.0, 2.0, -1.0]))
+        h = ns["relu"](ns["matvec"](W, v))
+        steps = list(adapt(h).backward_steps(np.ones(2)))
+        assert [s.function for s in steps] == ["relu", "matvec"]
+        assert steps[1].rule == "out = a @ b;  ∂L/∂a += ∂L/∂out @ bᵀ;  ∂L/∂b += aᵀ @ ∂L/∂out"
+        assert [s.function for s in steps if not s.ok] == wrong
+
+
+def test_a_seed_of_the_wrong_shape_is_one_sentence(ns):
+    T = ns["Tensor"]
+    h = ns["relu"](T(np.array([1.0, -2.0])))
+    with pytest.raises(ValueError, match=r"^backward_steps: grad has shape \(3,\) but the output has shape \(2,\)$"):
+        adapt(h).backward_steps(np.ones(3))
+    with pytest.raises(ValueError, match=r"^backward_steps: the output has shape \(2,\), not a single value"):
+        adapt(h).backward_steps()
