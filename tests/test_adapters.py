@@ -470,3 +470,14 @@ def test_a_seed_of_the_wrong_shape_is_one_sentence(ns):
         adapt(h).backward_steps(np.ones(3))
     with pytest.raises(ValueError, match=r"^backward_steps: the output has shape \(2,\), not a single value"):
         adapt(h).backward_steps()
+
+
+def test_the_line_magic_and_wrt_work_on_the_student_s_tensor(ip):
+    ip.user_ns.update(namespace())
+    ip.run_cell("x = Tensor(3.0)\nw = Tensor(2.0)\n")
+    with capture_output():
+        ip.run_line_magic("autodiff", "--wrt w --static x * w + w")
+    assert list(ip.user_ns["_autodiff_grads"]) == ["w"] and float(ip.user_ns["_autodiff_grads"]["w"]) == 4.0
+    assert ip.user_ns["_autodiff"] is None and float(ip.user_ns["x"].grad) == 2.0    # --static: no widget
+    with pytest.raises(UsageError, match=r"^%autodiff: --wrt 'q' is not a variable holding a node of the output"):
+        ip.run_line_magic("autodiff", "--wrt q x * w")

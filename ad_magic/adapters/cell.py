@@ -66,17 +66,21 @@ def run_foreign(run, output):
         rows_of = [by_name[w] for w in wanted]
     else:
         rows_of = [n for n in node.graph.order_from(node) if n.is_leaf]
-    widget = None
-    from ..stepper import BackwardStepper
-
+    widget, steps = None, None
     try:
-        widget = BackwardStepper(node, names=names)    # runs the graph's own rules, step by step
-    except RenderError as exc:
-        show_message(f"BackwardStepper not shown: {exc}", warning=True)
-        node.backward()
+        if not args.static:
+            from ..stepper import BackwardStepper
+
+            try:
+                widget = BackwardStepper(node, names=names)    # runs the graph's own rules, step by step
+                steps = widget.steps
+            except RenderError as exc:
+                show_message(f"BackwardStepper not shown: {exc}", warning=True)
+        if steps is None:
+            steps = list(node.backward_steps())
     except AdapterError as exc:
         raise UsageError(f"{magic}: {exc}") from None
-    wrong = [s for s in getattr(widget, "steps", ()) if not getattr(s, "ok", True)]
+    wrong = [s for s in steps if not s.ok]
     rows = [{"label": names.get(n) or n.name or _unnamed(n, i), "shape": n.shape, "value": np.array(n.data),
              "grad": n.grad} for i, n in enumerate(rows_of, 1)]
     table = GradientTable(label, rows)
@@ -84,7 +88,7 @@ def run_foreign(run, output):
     show_table(table)
     for step in wrong[:1]:
         show_message(f"Step {step.index} ({step.function}): {step.note}", warning=True)
-    if widget is not None and not args.static:
+    if widget is not None:
         display(widget)
     run.ns["_autodiff"] = widget
     run.ns["_autodiff_output"] = output
