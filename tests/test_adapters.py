@@ -144,6 +144,9 @@ def test_a_wrong_rule_is_flagged_at_the_step_where_it_goes_wrong():
     assert "mul's _backward added" in note and "but the chain rule gives" in note
     stepper = BackwardStepper(y, names={x: "x"})
     assert " ✗ mul's _backward added" in stepper.caption_text(wrong[0].index)
+    # 5 · x with mul's rule using its own operand: the constant 5 receives 5 · 1 instead of x · 1
+    assert stepper.steps[wrong[0].index - 1].note == ("mul's _backward added 5.0 to the grad of the leaf 5.0, "
+                                                      "but the chain rule gives 2.0.")
 
 
 def test_overwriting_a_grad_is_named_at_its_step():
@@ -151,6 +154,8 @@ def test_overwriting_a_grad_is_named_at_its_step():
     x, y = nine(ns)
     notes = [s.note for s in adapt(y).backward_steps() if not s.ok]
     assert notes and any("overwrote the grad (=) instead of adding to it (+=)" in n for n in notes), notes
+    stepper = BackwardStepper(y, names={x: "x"})             # the notes use the names given
+    assert any("to the grad of x" in s.note for s in stepper.steps if not s.ok)
 
 
 def test_a_rule_that_raises_becomes_a_step_with_the_exception_and_its_line(ns):

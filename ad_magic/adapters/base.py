@@ -22,7 +22,7 @@ import traceback
 import numpy as np
 
 from ..engine import OPS
-from ..formatting import format_value
+from ..formatting import format_number, format_value
 
 __all__ = ["ForeignNode", "ForeignGraph", "ForeignStep", "ForeignTerm", "AdapterError", "numeric"]
 
@@ -155,6 +155,7 @@ class ForeignGraph:
     def __init__(self, adapter, root_source):
         self.adapter = adapter
         self._by_id = {}
+        self.display = {}       # node -> the name a caller gave it (the steps' notes use it)
         root = self._wrap(root_source)
         self.root = root
         self.order = self._topological(root)
@@ -226,6 +227,7 @@ class ForeignGraph:
                 except (KeyError, TypeError):
                     continue
                 out.setdefault(node, name)
+        self.display.update(out)
         return out
 
     # -- backward, the graph's own way
@@ -381,7 +383,17 @@ class ForeignStep:
 
 
 def _label(node) -> str:
-    return node.name or (f"the {node._function} result" if node._function else "a leaf")
+    given = node.graph.display.get(node)
+    if given:
+        return given
+    if node.name:
+        return node.name
+    if node._function:
+        return f"the {node._function} result"
+    try:
+        return f"the leaf {format_number(node.item())}" if node.size == 1 else f"a leaf of shape {node.shape}"
+    except Exception:
+        return "a leaf"
 
 
 def _same(a, b) -> bool:
