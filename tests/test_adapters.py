@@ -432,7 +432,10 @@ ENGINE_PRIVATE = re.compile(r"\.(_data|_grad|_a|_b|_rest|_op|_args|_mark|_gstate
 MICROGRAD_OWN = re.compile(r"\bobj\._op\b")          # micrograd's Value names its op `_op`
 
 
-@pytest.mark.parametrize("module", sorted(p.name for p in (PACKAGE / "adapters").glob("*.py")) + ["../practical.py"])
+CHECKED = sorted(p.name for p in (PACKAGE / "adapters").glob("*.py")) + ["../practical.py", "../practical_questions.py"]
+
+
+@pytest.mark.parametrize("module", CHECKED)
 def test_adapters_and_the_checker_use_the_engine_s_public_attributes_only(module):
     source = (PACKAGE / "adapters" / module).read_text()
     uses = [(n, line.strip()) for n, line in enumerate(source.splitlines(), 1)
