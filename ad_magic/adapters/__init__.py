@@ -12,11 +12,12 @@ from __future__ import annotations
 import sys
 
 from ..engine import Tensor
-from .base import AdapterError, ForeignGraph, ForeignNode, ForeignStep, ForeignTerm
+from .base import AdapterError, ForeignGraph, ForeignNode
 from .micrograd import MicrogradAdapter
 from .micrograd import looks_like as _looks_micrograd
 from .practical import PracticalAdapter
 from .practical import looks_like as _looks_practical
+from .steps import ForeignStep, ForeignTerm
 
 __all__ = ["adapt", "adaptable", "adapt_names", "AdapterError", "ForeignNode", "ForeignStep", "ForeignTerm"]
 
