@@ -139,11 +139,11 @@ class Cell:
             return self._require_tensor(ns[self.output_name], f"the output {self.output_name!r}")
         if self.expression_only:
             return self._require_tensor(value, "the expression")
-        if isinstance(value, Tensor):
+        if _is_output(value):
             return value
         # `loss` counts only when this cell assigns it: a `loss` left by an earlier cell
         # would not depend on what this cell computes.
-        if OUTPUT_FALLBACK in self.bound and isinstance(ns.get(OUTPUT_FALLBACK), Tensor):
+        if OUTPUT_FALLBACK in self.bound and _is_output(ns.get(OUTPUT_FALLBACK)):
             return ns[OUTPUT_FALLBACK]
         raise UsageError(
             f"{self.magic}: the cell has no Tensor output; end it with the output's expression, "
@@ -151,9 +151,19 @@ class Cell:
         )
 
     def _require_tensor(self, value, what):
-        if not isinstance(value, Tensor):
+        if not _is_output(value):
             raise UsageError(f"{self.magic}: {what} is a {type(value).__name__}, not a Tensor.")
         return value
+
+
+def _is_output(value) -> bool:
+    """A Tensor, or another library's tensor an adapter can draw (ad_magic.adapters)."""
+    from .adapters import adaptable
+
+    try:
+        return isinstance(value, Tensor) or adaptable(value)
+    except Exception:   # an object that raises when asked for its attributes
+        return False
 
 
 # ------------------------------------------------------------------ the cell's syntax

@@ -6,6 +6,7 @@ either way (``{x: "x"}`` or ``{"x": x}``). :func:`normalize_names` turns either 
 """
 from __future__ import annotations
 
+from .adapters.base import ForeignNode
 from .engine import Tensor
 from .formatting import format_number
 
@@ -20,9 +21,9 @@ def normalize_names(names) -> dict:
         raise TypeError(f"names must be a dict mapping tensors to names, got {type(names).__name__}")
     out = {}
     for key, value in names.items():
-        if isinstance(key, Tensor) and value is not None:
+        if isinstance(key, (Tensor, ForeignNode)) and value is not None:
             out[key] = str(value)
-        elif isinstance(value, Tensor) and key is not None:
+        elif isinstance(value, (Tensor, ForeignNode)) and key is not None:
             out.setdefault(value, str(key))
     return out
 

@@ -24,6 +24,7 @@ from collections import deque
 import graphviz
 import numpy as np
 
+from .adapters import ForeignNode, adapt, adapt_names
 from .engine import Tensor, topological_order
 from .formatting import format_number, format_value, printable
 from .render import find_dot
@@ -147,7 +148,7 @@ class GraphPlan:
     def __init__(self, output: Tensor, names: dict | None, max_nodes: int):
         if max_nodes < 1:
             raise ValueError(f"max_nodes must be at least 1, got {max_nodes}")
-        everything = topological_order(output)
+        everything = output.graph.order_from(output) if isinstance(output, ForeignNode) else topological_order(output)
         order = everything
         if len(everything) > max_nodes:
             keep = _nearest(output, max_nodes)
@@ -331,8 +332,10 @@ def draw_computation_graph(tensor, *, names=None, max_nodes=DEFAULT_MAX_NODES, s
     (a number, or shape and ``mean [min, max]`` for arrays) and, when ``show_grad`` and
     after ``backward()``, the grad. Above ``max_nodes`` tensors only the ones nearest
     the output are drawn, fed by one node saying how many were left out. Anything but
-    a Tensor is a TypeError.
+    a Tensor is a TypeError. Graphs built by other code (the practical's own Tensor, micrograd,
+    PyTorch) are drawn through :func:`ad_magic.adapters.adapt`.
     """
-    check_tensor(tensor, "draw_computation_graph")
+    tensor = adapt(tensor, "draw_computation_graph")
+    names = adapt_names(tensor, names)
     find_dot()  # without a system dot, points the graphviz package's own rendering at ours
     return build_dot(GraphPlan(tensor, names, max_nodes), show_grad=show_grad, placeholder=False)

@@ -22,6 +22,7 @@ import re
 
 import numpy as np
 
+from .adapters import adapt, adapt_names
 from .dot import (
     CHANGED,
     DEFAULT_MAX_NODES,
@@ -34,7 +35,6 @@ from .dot import (
     TEXT,
     GraphPlan,
     build_dot,
-    check_tensor,
     scalar_text,
     summary_text,
     value_lines,
@@ -155,7 +155,8 @@ class GraphView:
     """
 
     def __init__(self, tensor, *, names=None, max_nodes=DEFAULT_MAX_NODES):
-        check_tensor(tensor, "GraphView")
+        tensor = adapt(tensor, "GraphView")     # another library's graph: through its adapter
+        names = adapt_names(tensor, names)
         self._plan = GraphPlan(tensor, names, max_nodes)
         self.output = tensor
         self.nodes = list(self._plan.tensors)

@@ -39,7 +39,7 @@ from IPython.core.magic_arguments import MagicHelpFormatter, argument, kwds, mag
 from IPython.display import display
 
 from .cell import OUTPUT_FALLBACK, Cell, CellSyntaxError, UserCodeError
-from .engine import topological_order
+from .engine import Tensor, topological_order
 from .formatting import format_number
 from .gradcheck import gradcheck
 from .render import RenderError
@@ -272,6 +272,10 @@ class _Run:
 
     def go(self):
         output = self.cell.run()
+        if not isinstance(output, Tensor):   # another library's tensor: through its adapter
+            from .adapters.cell import run_foreign
+
+            return run_foreign(self, output)
         self.output = output
         graph_ids = {id(t) for t in topological_order(output)}
         self.named = namespace_names(self.ns, graph_ids, self.cell.bound)

@@ -23,6 +23,8 @@ import re
 
 import numpy as np
 
+from .adapters import adapt, adapt_names
+from .adapters.base import ForeignNode
 from .display_names import DisplayNames, normalize_names
 from .dot import DEFAULT_MAX_NODES
 from .engine import OPS, Tensor, topological_order
@@ -97,10 +99,8 @@ class Timeline:
     """
 
     def __init__(self, tensor, *, names=None, grad=None, forward=False, max_nodes=DEFAULT_MAX_NODES):
-        if not isinstance(tensor, Tensor):
-            raise TypeError(f"a timeline needs a Tensor (the output to backpropagate from), "
-                            f"got {type(tensor).__name__}.")
-        names = normalize_names(names)
+        tensor = adapt(tensor, "BackwardStepper")   # another library's graph: through its adapter
+        names = normalize_names(adapt_names(tensor, names))
         tensor.backward_steps(grad)            # the engine's errors (non-scalar, ...) surface here, first
         self.output = tensor
         self.forward = bool(forward)
@@ -124,13 +124,17 @@ class Timeline:
     # ------------------------------------------------------------------ forward
     def _replay(self):
         """The forward pass as the engine replays it (same data: the leaves did not move).
-        A graph with a hand-written rule cannot be replayed: its nodes are shown in
-        topological order with the values they hold."""
-        try:
-            return [_Replayed(s.node, np.array(s.value), s.formula) for s in self.output.forward_steps()]
-        except ValueError:
-            return [_Replayed(t, np.array(t.data), _formula(t))
-                    for t in topological_order(self.output, only_grad=True) if t._function is not None]
+        A graph with a hand-written rule, or another library's graph, cannot be replayed:
+        its nodes are shown in topological order with the values they hold."""
+        output = self.output
+        if isinstance(output, ForeignNode):
+            order = output.graph.order_from(output)
+        else:
+            try:
+                return [_Replayed(s.node, np.array(s.value), s.formula) for s in output.forward_steps()]
+            except ValueError:
+                order = topological_order(output, only_grad=True)
+        return [_Replayed(t, np.array(t.data), _formula(t)) for t in order if t._function is not None]
 
     def _letters(self, node, out_default=None):
         name = self.namer
@@ -217,6 +221,11 @@ class Timeline:
             if position is not None:
                 self._own[position] = (k, self._own_rule(step, node_grad))
             rule = _substitute(step.rule, self._letters(step.node, "out"))
+            note = getattr(step, "note", None)   # an adapted graph's step whose rule went wrong, or raised
+            if note and getattr(step, "error", None) is not None:
+                caption = note
+            elif note:
+                caption = f"{caption} ✗ {note}"
             self.states.append(State("backward", j, position, [p for p, _, _ in changes if p >= 0],
                                      f"{step.function}: {caption}", rule, step.function))
         self.seed_state = seed_state

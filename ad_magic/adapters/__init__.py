@@ -1,0 +1,66 @@
+"""Drawing and stepping graphs that other code built: :func:`adapt`.
+
+``adapt(obj)`` returns an ad_magic ``Tensor`` unchanged and wraps anything else that
+looks like a node of a computation graph — a student's own ``Tensor`` from the practical
+(``practical.py``), micrograd's ``Value`` (``micrograd.py``), a PyTorch tensor
+(``torch.py``, when torch is imported) — in a :class:`~ad_magic.adapters.base.ForeignNode`
+of one :class:`~ad_magic.adapters.base.ForeignGraph`. The renderer, the stepper and the
+magic call it at their entry points and see one interface.
+"""
+from __future__ import annotations
+
+import sys
+
+from ..engine import Tensor
+from .base import AdapterError, ForeignGraph, ForeignNode
+from .micrograd import MicrogradAdapter
+from .micrograd import looks_like as _looks_micrograd
+from .practical import PracticalAdapter
+from .practical import looks_like as _looks_practical
+from .steps import ForeignStep, ForeignTerm
+
+__all__ = ["adapt", "adaptable", "adapt_names", "AdapterError", "ForeignNode", "ForeignStep", "ForeignTerm"]
+
+
+def _torch_tensor(obj) -> bool:
+    torch = sys.modules.get("torch")   # only when the user imported torch: never imported here
+    return torch is not None and isinstance(obj, torch.Tensor)
+
+
+def _adapter_for(obj):
+    if _torch_tensor(obj):
+        from .torch import TorchAdapter
+
+        return TorchAdapter()
+    if _looks_micrograd(obj):
+        return MicrogradAdapter()
+    if _looks_practical(obj):
+        return PracticalAdapter()
+    return None
+
+
+def adaptable(obj) -> bool:
+    """True for a Tensor, an adapted node, or an object an adapter understands."""
+    return isinstance(obj, (Tensor, ForeignNode)) or _adapter_for(obj) is not None
+
+
+def adapt(obj, what: str = "this"):
+    """``obj`` as something the renderer and the stepper draw: a Tensor as it is, an
+    adapted node as it is, another library's node wrapped (its whole graph at once).
+    Anything else is a TypeError in one sentence naming ``what`` needed it."""
+    if isinstance(obj, (Tensor, ForeignNode)):
+        return obj
+    adapter = _adapter_for(obj)
+    if adapter is None:
+        raise TypeError(f"{what} needs a Tensor (the result of a computation), got {type(obj).__name__}; "
+                        "wrap a value in Tensor(...) first.")
+    return ForeignGraph(adapter, obj).root
+
+
+def adapt_names(node, names):
+    """``names`` (keyed by the original objects, or by name) re-keyed by ``node``'s graph."""
+    if not isinstance(node, ForeignNode) or not names:
+        return names
+    if not hasattr(names, "items"):
+        raise TypeError(f"names must be a dict mapping tensors to names, got {type(names).__name__}")
+    return node.graph.names(names)

@@ -1,0 +1,132 @@
+"""The chain rule an adapted node should follow, from ad_magic's op registry: the operand
+order of a node whose parents are a set (the arrangement whose forward gives its data),
+and each parent's expected contribution at a step, compared with what the closure did."""
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+
+from ..engine import OPS
+from ..formatting import format_value
+from .base import ForeignNode, label
+
+__all__ = ["arrange", "expected"]
+
+_SYMMETRIC = {"add", "mul"}
+
+
+class _Expected:
+    """What the chain rule says each parent should receive at one step."""
+
+    def __init__(self, node, upstream, operands, contributions, locals_):
+        self.node, self.upstream, self.operands = node, upstream, operands
+        self.contributions, self.locals = contributions, locals_
+        self.pieces = {}          # parent -> each operand's contribution (x * x: two)
+        self._verdict = {}
+        self._changes, self._before = {}, {}
+
+    def bind(self, changes, before):
+        """The step's own record: {node: (old, new)} for changed grads, and every old grad."""
+        self._changes, self._before = changes, before
+
+    def change(self, parent):
+        """(old, new) grad of ``parent`` around this step (equal when it did not change)."""
+        if parent in self._changes:
+            return self._changes[parent]
+        old = self._before.get(id(parent))
+        return old, old
+
+    def agrees(self, parent) -> bool:
+        if self.operands is None:
+            return True
+        verdict = self._verdict.get(parent)
+        if verdict is None:
+            verdict = self._verdict[parent] = self._compare(parent)
+        return verdict
+
+    def _compare(self, parent):
+        want = self.contributions.get(parent)
+        if want is None:
+            return True
+        old, new = self.change(parent)
+        if old is None or new is None or new.shape != np.shape(parent.data):
+            return False
+        return np.allclose(new - old, want, rtol=1e-6, atol=1e-9, equal_nan=True)
+
+    def explain(self, parent, old, new) -> str:
+        want = self.contributions[parent]
+        who = label(parent)
+        fn = self.node._function
+        if new is None:
+            return f"after {fn}'s _backward, the grad of {who} is None; add into it (+=) instead."
+        if new.shape != np.shape(parent.data):
+            return (f"after {fn}'s _backward, the grad of {who} has shape {new.shape} but its data has shape "
+                    f"{np.shape(parent.data)}" + ("; is it transposed?" if new.shape[::-1] == np.shape(parent.data)
+                                                  else "."))
+        got = new - old if old is not None and old.shape == new.shape else new
+        text = (f"{fn}'s _backward added {format_value(got)} to the grad of {who}, "
+                f"but the chain rule gives {format_value(want)}")
+        pieces = [want] + self.pieces.get(parent, [])
+        if old is not None and np.any(old != 0) and any(np.allclose(new, c) for c in pieces):
+            return text + ": it overwrote the grad (=) instead of adding to it (+=)."
+        return text + "."
+
+
+def expected(node, upstream):
+    """The chain rule's contribution to each parent, for ops the registry knows."""
+    op = OPS.get(node.kind) if node.kind else None
+    if op is None or upstream is None or not node.parents:
+        return None
+    params = node.graph.adapter.constants(node)          # e.g. micrograd's exponent in "**2"
+    operands = arrange(op, node, params)
+    if operands is None:
+        return _Expected(node, upstream, None, {}, None)
+    datas = [p.data if isinstance(p, ForeignNode) else p for p in operands]
+    out = node.data
+    args = op.prepare(*datas) if op.prepare is not None and op.params else None
+    contributions, locals_, pieces = {}, [], {}
+    with np.errstate(all="ignore"):
+        for i, p in enumerate(operands):
+            if op.elementwise:
+                locals_.append(op.local(i, out, tuple(datas)))
+            if not isinstance(p, ForeignNode):
+                continue
+            try:
+                c, _ = op.input_grad(i, upstream, out, tuple(datas), args)
+            except Exception:
+                return _Expected(node, upstream, None, {}, None)
+            c = np.asarray(c, dtype=np.float64)
+            contributions[p] = c if p not in contributions else contributions[p] + c
+            pieces.setdefault(p, []).append(c)
+    expected = _Expected(node, upstream, operands, contributions, locals_ or None)
+    expected.pieces = pieces
+    return expected
+
+
+def arrange(op, node, params):
+    """The node's parents (and constants) in operand order: the arrangement whose forward
+    gives the node's data (a set of parents has no order; ``x * x`` has one parent)."""
+    n = len(op.inputs)
+    parents = list(node.parents)
+    candidates = []
+    if len(parents) + len(params) == n:
+        candidates = [tuple(parents) + tuple(params)]
+        if node.graph.adapter.unordered and not params:
+            candidates += [c for c in itertools.permutations(parents) if c != candidates[0]]
+    elif len(parents) == 1 and n == 2 and not params:
+        candidates = [(parents[0], parents[0])]
+    out = node.data
+    matches = []
+    for c in candidates:
+        datas = [p.data if isinstance(p, ForeignNode) else p for p in c]
+        try:
+            with np.errstate(all="ignore"):
+                value = op.compute(datas, op.prepare(*datas) if op.prepare is not None and op.params else None)
+        except Exception:
+            continue
+        if np.shape(value) == np.shape(out) and np.allclose(value, out, rtol=1e-6, atol=1e-9, equal_nan=True):
+            matches.append(c)
+    if not matches or (len(matches) > 1 and op.name not in _SYMMETRIC):
+        return None      # nothing fits, or two orders fit with different rules (a - b with a == b)
+    return matches[0]

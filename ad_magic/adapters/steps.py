@@ -1,0 +1,133 @@
+"""What one closure of an adapted graph did: :class:`ForeignStep` and :class:`ForeignTerm`,
+the interface of the engine's ``BackwardStep`` and ``ChainTerm`` that the stepper reads,
+plus what the closure changed and, for known ops, whether it agrees with the chain rule
+(``ok``, ``note``)."""
+from __future__ import annotations
+
+import os
+import traceback
+
+import numpy as np
+
+from ..engine import OPS
+from .base import ForeignNode, label
+from .rules import expected
+
+__all__ = ["ForeignStep", "ForeignTerm"]
+
+_PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+class ForeignTerm:
+    """One chain-rule term of a step (the interface of the engine's ChainTerm)."""
+
+    __slots__ = ("parent", "operand", "factor_text", "expression", "_factor")
+
+    def __init__(self, parent, operand, factor_text, expression, factor):
+        self.parent, self.operand, self.factor_text = parent, operand, factor_text
+        self.expression, self._factor = expression, factor
+
+    @property
+    def factor(self):
+        return self._factor
+
+    def __repr__(self):
+        return f"ForeignTerm({self.operand}: ∂L/∂{self.operand} += {self.expression})"
+
+
+class ForeignStep:
+    """One closure of a foreign graph has run (the interface of the engine's BackwardStep).
+
+    * ``index``, ``node``, ``function``, ``parents`` (the node's distinct parents),
+      ``rule``, ``terms`` as in :class:`ad_magic.steps.BackwardStep`;
+    * ``changes``: ``{parent: (before, after)}`` for every grad the closure changed;
+    * ``expected``: ``{parent: the chain rule's contribution}`` when the op is known;
+    * ``ok``: False when a contribution differs from the chain rule, a grad of a
+      non-parent changed, or the closure raised; ``note`` says what, in one sentence;
+    * ``error`` / ``where``: the closure's exception and the line it came from.
+    """
+
+    def __init__(self, index, node, before, after, upstream, *, error=None, note=None, watched=()):
+        self.index, self.node, self.error = index, node, error
+        self.function = node._function
+        self.op = OPS.get(node.kind) if node.kind else None
+        self.parents = tuple(dict.fromkeys(p for p in node.parents if p.requires_grad))
+        self.where = _where(error) if error is not None else None
+        self.changes = {}
+        for n in watched:
+            old, new = before.get(id(n)), after.get(id(n))
+            if not _same(old, new):
+                self.changes[n] = (old, new)
+        judged = getattr(node.graph.adapter, "checks_rules", True)   # PyTorch's own rules need no checking
+        self.expected = expected(node, upstream) if judged and error is None and note is None else None
+        if self.expected is not None:
+            self.expected.bind(self.changes, before)
+        self.terms = self._terms()
+        self.note = note
+        if error is not None:
+            self.note = (f"your _backward raised {type(error).__name__}: {error}"
+                         + (f" ({self.where})" if self.where else ""))
+        elif note is None:
+            self.note = self._judge()
+        self.ok = self.note is None
+
+    @property
+    def rule(self):
+        formula = self.op.formula if self.op is not None else f"out = {self.function}(…)"
+        return ";  ".join([formula] + [f"∂L/∂{t.operand} += {t.expression}" for t in self.terms])
+
+    def _terms(self):
+        op, expected = self.op, self.expected
+        if op is None or expected is None or expected.operands is None:
+            describe = getattr(self.node.graph.adapter, "rule_text", None)
+            text = describe(self.node) if describe is not None else f"your rule for {self.function!r}"
+            return tuple(ForeignTerm(p, "abc"[i] if i < 3 else f"x{i}", None, text, None)
+                         for i, p in enumerate(self.parents))
+        terms = []
+        for i, operand in enumerate(expected.operands):
+            if not isinstance(operand, ForeignNode) or not operand.requires_grad:
+                continue
+            text = op.derivatives[i] if op.elementwise else None
+            # The stepper multiplies the factor out: given only when the student's rule agrees.
+            factor = expected.locals[i] if op.elementwise and expected.agrees(operand) else None
+            terms.append(ForeignTerm(operand, op.inputs[i], text, op.expression(i), factor))
+        return tuple(terms)
+
+    def _judge(self):
+        strays = [n for n in self.changes if n not in self.parents]
+        if strays:
+            who = ", ".join(label(n) for n in strays[:3])
+            return (f"this _backward changed the grad of {who}, which is not one of its inputs; "
+                    "a rule adds only into its own parents' grads.")
+        rule = self.expected
+        if rule is None or rule.operands is None:
+            return None
+        for parent in self.parents:
+            if not rule.agrees(parent):
+                return rule.explain(parent, *rule.change(parent))
+        return None
+
+    def __repr__(self):
+        try:
+            state = "ok" if self.ok else f"WRONG: {self.note}"
+            return f"ForeignStep({self.index}, {self.function!r}: {state})"
+        except Exception as exc:
+            return f"<ForeignStep {self.index} (repr failed: {type(exc).__name__})>"
+
+
+def _same(a, b) -> bool:
+    if a is None or b is None:
+        return a is None and b is None
+    return a.shape == b.shape and np.array_equal(a, b, equal_nan=True)
+
+
+def _where(exc) -> str | None:
+    """"file, line N: code" of the deepest frame outside ad_magic and NumPy."""
+    frames = traceback.extract_tb(exc.__traceback__)
+    keep = [f for f in frames if not os.path.abspath(f.filename).startswith(_PACKAGE_DIR)
+            and os.sep + "numpy" + os.sep not in f.filename]
+    if not keep:
+        return None
+    f = keep[-1]
+    code = f" — {f.line.strip()}" if f.line else ""
+    return f"in {f.name}, line {f.lineno}{code}"

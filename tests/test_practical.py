@@ -1,0 +1,148 @@
+"""ad_magic.practical.check: the reference solution passes every question, each known
+mistake fails the right question with a fitting hint, and bad input is one sentence."""
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+from practical_solutions import namespace, sections
+from practical_solutions.mistakes import MISTAKES
+
+from ad_magic import practical
+
+
+@pytest.mark.parametrize("part", "ABCD")
+def test_the_reference_solution_passes_every_question(part):
+    report = practical.check(part, namespace())
+    assert report, str(report)
+    assert len(report) == len(practical.PARTS[part]) >= 3
+    text, html = str(report), report._repr_html_()
+    assert text.startswith(f"Part {part}: {len(report)} of {len(report)} passed — well done!")
+    assert text.count("✓") == len(report) and "✗" not in text
+    assert html.count("✓") == len(report) and "<table" in html
+
+
+@pytest.mark.parametrize("name, section, code, part, key, hint", MISTAKES, ids=[m[0] for m in MISTAKES])
+def test_each_known_mistake_fails_its_question_with_a_fitting_hint(name, section, code, part, key, hint):
+    report = practical.check(part, namespace((section, code)), timeout=2.0)
+    result = report[key]
+    assert not report
+    assert result.status == "fail", result
+    assert hint in result.hint, (result.message, result.hint)
+    assert result.message and "\n" not in result.message and "Traceback" not in result.message
+    text = str(report)
+    assert f"{key}  ✗" in text and " ".join(result.message.split()) in " ".join(text.split())
+    assert max(len(line) for line in text.splitlines()) < 200      # explanations wrap
+
+
+def test_there_are_at_least_ten_mistakes_over_all_four_parts():
+    assert len(MISTAKES) >= 10
+    assert {m[3] for m in MISTAKES} == set("ABCD")
+
+
+def test_overwriting_grads_is_caught_by_the_nine_check_with_the_issue_s_hint():
+    grads_overwritten = next(m for m in MISTAKES if m[0].startswith("grads overwritten"))
+    result = practical.check("B", namespace(grads_overwritten[1:3]))["B3"]
+    assert result.status == "fail"
+    assert result.message.startswith("x.grad is ") and result.message.endswith(", expected 9")
+    assert "x is used three times; does your _backward add (+=) into the parents' grads or overwrite them?" \
+        == result.hint
+
+
+def test_an_empty_namespace_names_what_is_missing_and_never_raises():
+    report = practical.check("A", {})
+    assert not report
+    assert [r.status for r in report] == ["missing"] * len(report)
+    assert report["A1"].message == "`Tensor` is not defined"
+    assert report["A5"].message == "`Tensor`, `add`, `mul` and `trace_graph` are not defined"
+    assert "Part A: 0 of 5 passed (5 missing a name)." in str(report)
+
+
+def test_a_partial_namespace_checks_what_it_can():
+    ns = namespace()
+    del ns["trace_graph"]
+    report = practical.check("A", ns)
+    assert [r.status for r in report] == ["pass"] * 4 + ["missing"]
+    assert report["A5"].message == "`trace_graph` is not defined"
+
+
+def test_blanks_that_raise_not_implemented_are_reported_as_not_implemented_yet():
+    skeleton = "def trace_graph(tensor):\n    ### YOUR CODE HERE ###\n    raise NotImplementedError\n"
+    report = practical.check("A", namespace(("trace_graph", skeleton)))
+    result = report["A5"]
+    assert result.status == "todo" and "NotImplementedError" in result.message
+    assert "not implemented yet: your code raises NotImplementedError (in trace_graph" in str(report)
+    assert "(1 not implemented yet)" in report.summary()
+
+
+def test_an_endless_loop_is_stopped_by_the_time_limit_and_its_thread_ends():
+    swallowing = '''
+def trace_graph(tensor):
+    while True:
+        try:
+            pass
+        except Exception:
+            pass
+'''
+    started = time.monotonic()
+    result = practical.check("A", namespace(("trace_graph", swallowing)), timeout=0.5)["A5"]
+    assert result.status == "fail" and result.message == "stopped after 0.5 s: your code seems to loop forever"
+    assert time.monotonic() - started < 30
+    for _ in range(100):           # the worker thread was stopped, not left running
+        if not any(t.name == "practical-check" for t in threading.enumerate()):
+            break
+        time.sleep(0.05)
+    assert not any(t.name == "practical-check" for t in threading.enumerate())
+
+
+def test_the_time_limit_leaves_no_trace_function_behind():
+    import sys
+
+    before = sys.gettrace()
+    practical.check("B", namespace())
+    assert sys.gettrace() is before
+
+
+def test_a_student_exception_is_one_line_with_the_student_s_line():
+    broken = "def add(t1, t2):\n    return t1.data + t2.dat\n\ndef mul(t1, t2):\n    return t1\n"
+    result = practical.check("A", namespace(("rules", broken)))["A3"]
+    assert result.status == "fail"
+    assert result.message.startswith("your code raised AttributeError:")
+    assert "(in add, line 2" in result.message   # (the line's text too, where linecache has it: a notebook)
+
+
+def test_report_html_escapes_the_student_s_text():
+    own_repr = 'return f"Tensor(data={self.data}, grad={self.grad}, function={self._function})"'
+    evil = sections()["tensor"].replace(own_repr, 'return "<script>alert(1)</script>"')
+    report = practical.check("A", namespace(("tensor", evil)))
+    assert report["A2"].status == "fail" and "<script>" in report["A2"].message
+    html = report._repr_html_()
+    assert "<script>" not in html and "&lt;script&gt;" in html
+
+
+@pytest.mark.parametrize("part", ["a", " b "])
+def test_parts_are_case_and_space_insensitive(part):
+    assert practical.check(part, namespace()).part == part.strip().upper()
+
+
+@pytest.mark.parametrize("part", ["E", "", 1, None])
+def test_an_unknown_part_is_one_sentence(part):
+    with pytest.raises(ValueError, match=r"^unknown part .*: the practical has parts A, B, C, D\.$"):
+        practical.check(part, {})
+
+
+def test_a_namespace_that_is_not_a_mapping_is_one_sentence():
+    with pytest.raises(TypeError, match=r"^check needs the namespace holding your code \(pass globals\(\)\), "
+                                        r"got int\.$"):
+        practical.check("A", 3)
+
+
+def test_a_bad_timeout_is_one_sentence():
+    with pytest.raises(ValueError, match="^timeout must be a positive number of seconds"):
+        practical.check("A", {}, timeout=0)
+
+
+def test_report_lookup_of_an_unknown_question():
+    with pytest.raises(KeyError, match="part A has no question 'B1'"):
+        practical.check("A", {})["B1"]
