@@ -42,7 +42,26 @@ def _datas(node):
     return tuple(p._data for p in node.parents)
 
 
-class BackwardStep:
+class _Step:
+    """A step of a pass over the graph: its number (1, 2, …) and the node it was about."""
+
+    __slots__ = ("index", "node")
+
+    def __init__(self, index, node):
+        self.index, self.node = index, node
+
+    @property
+    def function(self):
+        """The name of the node's operation."""
+        return self.node._function
+
+    @property
+    def op(self):
+        """The node's operation: an entry of the op registry, or a hand-written rule."""
+        return self.node._op
+
+
+class BackwardStep(_Step):
     """One step of backpropagation: `node`'s `_backward` has just run.
 
     * `index`: 1 for the first `_backward` call, 2 for the next, …
@@ -53,18 +72,7 @@ class BackwardStep:
     * `terms`: one `ChainTerm` per changed parent (∂L/∂a += ∂L/∂out · …).
     """
 
-    __slots__ = ("index", "node")
-
-    def __init__(self, index, node):
-        self.index, self.node = index, node
-
-    @property
-    def function(self):
-        return self.node._function
-
-    @property
-    def op(self):
-        return self.node._op
+    __slots__ = ()
 
     @property
     def parents(self):
@@ -118,7 +126,7 @@ def _factor(op, i, node):
     return lambda: op.local(i, out, datas)
 
 
-class ForwardStep:
+class ForwardStep(_Step):
     """One step of forward replay: `node` has just been recomputed from its parents.
 
     * `index`: 1 for the first node recomputed, 2 for the next, …
@@ -126,18 +134,11 @@ class ForwardStep:
       `inputs` (its parents, in operand order) and `value` (its new data).
     """
 
-    __slots__ = ("index", "node", "value")
+    __slots__ = ("value",)
 
     def __init__(self, index, node):
-        self.index, self.node, self.value = index, node, node.data
-
-    @property
-    def function(self):
-        return self.node._function
-
-    @property
-    def op(self):
-        return self.node._op
+        super().__init__(index, node)
+        self.value = node.data
 
     @property
     def formula(self):

@@ -1,5 +1,5 @@
-"""What one closure of an adapted graph did: :class:`ForeignStep` and :class:`ForeignTerm`,
-the interface of the engine's ``BackwardStep`` and ``ChainTerm`` that the stepper reads,
+"""What one closure of an adapted graph did: :class:`ForeignStep` (the interface of the
+engine's ``BackwardStep`` that the stepper reads; its terms are the engine's ``ChainTerm``),
 plus what the closure changed and, for known ops, whether it agrees with the chain rule
 (``ok``, ``note``)."""
 from __future__ import annotations
@@ -9,7 +9,7 @@ import traceback
 
 import numpy as np
 
-from ..engine import OPS
+from ..engine import OPS, ChainTerm
 from .base import ForeignNode, label
 from .rules import expected
 
@@ -18,21 +18,9 @@ __all__ = ["ForeignStep", "ForeignTerm"]
 _PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
-class ForeignTerm:
-    """One chain-rule term of a step (the interface of the engine's ChainTerm)."""
-
-    __slots__ = ("parent", "operand", "factor_text", "expression", "_factor")
-
-    def __init__(self, parent, operand, factor_text, expression, factor):
-        self.parent, self.operand, self.factor_text = parent, operand, factor_text
-        self.expression, self._factor = expression, factor
-
-    @property
-    def factor(self):
-        return self._factor
-
-    def __repr__(self):
-        return f"ForeignTerm({self.operand}: ∂L/∂{self.operand} += {self.expression})"
+def ForeignTerm(parent, operand, factor_text, expression, factor):  # noqa: N802 (it makes a ChainTerm)
+    """One chain-rule term of a step: the engine's ChainTerm, with a value already known."""
+    return ChainTerm(parent, operand, factor_text, expression, None if factor is None else (lambda: factor))
 
 
 class ForeignStep:
