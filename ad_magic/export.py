@@ -175,7 +175,7 @@ class _PngFrames:
         return done.stdout
 
     def _value_label(self, i, value, grad, lines) -> str:
-        plan = self.timeline.view._plan
+        plan = self.timeline.view.plan
         parts = []
         if plan.names[i]:
             parts.append(f"<b>{label_escape(plan.names[i])}</b>")
@@ -189,7 +189,7 @@ class _PngFrames:
 
     def source(self, k: int) -> str:
         tl = self.timeline
-        plan = tl.view._plan
+        plan = tl.view.plan
         state = tl.states[k]
         values, grads = tl.values_at(k), tl.grads_at(k)
         changed = set(state.changed)

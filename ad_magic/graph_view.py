@@ -165,6 +165,11 @@ class GraphView:
         self._signature = None
         self._parse(render_svg(self.source))
 
+    @property
+    def plan(self):
+        """The GraphPlan this view was laid out from: which tensors are drawn, their kinds."""
+        return self._plan
+
     # -- layout, once
     def _parse(self, svg: str) -> None:
         plan = self._plan

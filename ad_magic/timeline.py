@@ -383,7 +383,7 @@ class Timeline:
         line, shown in states start ≤ k < end (end None: to the last state)."""
         i = self._index(i)
         t = self.view.nodes[i]
-        kind = self.view._plan.kinds[i]
+        kind = self.view.plan.kinds[i]
         name = self.namer(t) or "unnamed"
         lines = [(f"{name} — {KIND_WORDS.get(kind, kind)}", 0, None),
                  (f"shape {tuple(t.shape)}" if t.ndim else "shape () (a scalar)", 0, None)]
@@ -446,7 +446,7 @@ class Timeline:
         laid-out SVG (restyled by class), each node's texts per state, the captions and
         the cards (JSON-ready)."""
         nodes = self.view.nodes
-        kinds = self.view._plan.kinds
+        kinds = self.view.plan.kinds
         data_events, grad_events = [], []
         for i in range(len(nodes)):
             texts = _data_texts(self.values[i], kinds[i] == "const")
