@@ -173,7 +173,7 @@ class Tensor:
     """
 
     __slots__ = ("_data", "_grad", "_gstate", "_a", "_b", "_rest", "_function", "_op", "_args",
-                 "name", "requires_grad", "_mark")
+                 "name", "requires_grad", "_mark", "__weakref__")
 
     # Let NumPy defer to Tensor's reflected operators: array * tensor -> Tensor.
     __array_ufunc__ = None
