@@ -222,8 +222,8 @@ def run_forward(root, *, steps=True):
     """
     if not isinstance(root, Tensor):
         raise TypeError(f"forward: expected a Tensor, got {describe(root)}")
-    order = replay_order(root)
-    nodes = _forward_nodes([node for node in order if node._a is not None], order)
+    order = _order(root, _TENSORS)
+    nodes = _forward_nodes(_replayed(order), order)
     if not steps:
         return nodes
     from .steps import ForwardStep
@@ -235,14 +235,24 @@ def replay_order(root):
     """Every Tensor of `root`'s graph, parents first, after checking that each computed
     one can be replayed (a ValueError naming the first that cannot)."""
     order = _order(root, _TENSORS)
+    _replayed(order)
+    return order
+
+
+def _replayed(order):
+    """The computed nodes of `order` (the ones forward() recomputes), each checked."""
+    computed = []
     for node in order:
+        if node._a is None:
+            continue
         op = node._op
-        if node._a is not None and (op is None or isinstance(op, CustomOp)):
+        if op is None or op.__class__ is CustomOp:
             raise ValueError(
                 f"forward: node {node._function!r} was made by a hand-written operation (its _backward was "
                 "assigned), which has no forward rule to replay; rebuild the graph by running the code again"
             )
-    return order
+        computed.append(node)
+    return computed
 
 
 def _forward_nodes(computed, order):
