@@ -280,7 +280,9 @@ class _Run:
         name = getattr(a, "name", None)
         if name is not None and (not name.isidentifier() or keyword.iskeyword(name)):
             hint = (" (a comma list with spaces in it must be quoted: --optimizer \"sgd, adam\", or written "
-                    "without spaces: --optimizer sgd,adam)" if "," in name else "")
+                    "without spaces: --optimizer sgd,adam)" if "," in name else
+                    " (a path with spaces in it must be quoted: --export \"my slides/t.html\")"
+                    if any(c in name for c in "/\\.") else "")
             raise UsageError(f"{magic}: the output name {name!r} is not a Python variable name{hint}.")
         if a.wrt is not None and not all(item.strip() for item in a.wrt.split(",")):
             raise UsageError(f"{magic}: --wrt {a.wrt!r} has an empty name; separate names by commas, e.g. "

@@ -226,7 +226,10 @@ def _make_optimizer(optimizer, params, lr, opts):
 def _check_instance(optimizer, params):
     """An optimizer instance must update exactly `params`: over other tensors it would
     leave the parameters (and so the loss) as they are."""
-    mine = {id(p) for p in optimizer.params}
+    theirs = getattr(optimizer, "params", None)
+    if theirs is None:          # an Optimizer of one's own that keeps its tensors elsewhere
+        return
+    mine = {id(p) for p in theirs}
     wanted = {id(p) for p in params}
     if mine == wanted:
         return
@@ -237,7 +240,7 @@ def _check_instance(optimizer, params):
         raise ValueError(f"descend: the {name} given does not update params[{i}] ({_label(params[i])}): it was "
                          "made for other tensors, so the loss would not move; make it with the same params "
                          f"({name}(params, ...)) or pass its name")
-    extra = next(p for p in optimizer.params if id(p) not in wanted)
+    extra = next(p for p in theirs if id(p) not in wanted)
     raise ValueError(f"descend: the {name} given also updates {_label(extra)}, which is not in params; make it "
                      "with the same params, or pass its name")
 

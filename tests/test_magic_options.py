@@ -112,6 +112,13 @@ def test_a_split_comma_list_says_how_to_write_it(ip):
     assert 'quoted: --optimizer "sgd, adam"' in text
 
 
+def test_an_unquoted_path_with_spaces_says_to_quote_it(ip, tmp_path):
+    text = usage_error(ip, f"%%autodiff --export {tmp_path}/my slides/t.html\n{QUADRATIC}")
+    assert "the output name 'slides/t.html' is not a Python variable name" in text
+    assert 'quoted: --export "my slides/t.html"' in text
+    assert "ran" not in ip.user_ns
+
+
 def test_export_into_a_txt_file_writes_nothing(ip, tmp_path):
     usage_error(ip, f"%%autodiff --export {tmp_path}/out.txt\n{QUADRATIC}")
     assert os.listdir(tmp_path) == []
