@@ -24,7 +24,6 @@ landscape's minima on its contour (:func:`landscape_of`).
 from __future__ import annotations
 
 import numbers
-import weakref
 
 import numpy as np
 
@@ -61,7 +60,7 @@ class Landscape:
             out = self._function(x, y, **self.parameters)
             if out.name is None:
                 out.name = self.name     # so the graph shows what it is
-            _made_by[out] = self         # so the explorer knows which landscape (landscape_of)
+            out._landscape = self        # so the explorer knows which landscape (landscape_of)
             return out
         return np.asarray(self._function(np.asarray(x, dtype=float), np.asarray(y, dtype=float),
                                          **self.parameters), dtype=float)
@@ -137,18 +136,15 @@ def ill_conditioned(x=None, y=None, *, condition=10.0):
     return landscape(x, y)
 
 
-# Each tensor a landscape returned -> that landscape. Known by the tensor itself, not by
-# its name: two ill-conditioned quadratics share a name but not their κ, and a loss a
-# user names "rosenbrock" is not Rosenbrock's. Weak keys: an entry lives as long as its tensor.
-_made_by = weakref.WeakKeyDictionary()
-
-
 def landscape_of(loss):
     """The landscape that made the Tensor ``loss`` (the very Landscape object, with its
-    parameters, e.g. κ of an ill-conditioned quadratic), or None for any other value."""
+    parameters, e.g. κ of an ill-conditioned quadratic), or None for any other value.
+
+    The tensor itself records it, not its name: two ill-conditioned quadratics share a
+    name but not their κ, and a loss a user names "rosenbrock" is not Rosenbrock's."""
     if not isinstance(loss, Tensor):
         return None
-    return _made_by.get(loss)
+    return getattr(loss, "_landscape", None)
 
 
 LANDSCAPES = {

@@ -173,7 +173,9 @@ class Tensor:
     """
 
     __slots__ = ("_data", "_grad", "_gstate", "_a", "_b", "_rest", "_function", "_op", "_args",
-                 "name", "requires_grad", "_mark", "__weakref__")
+                 "name", "requires_grad", "_mark", "_landscape")
+    # _landscape: set only on a tensor a loss landscape returned (landscapes.landscape_of
+    # reads it with a default); unset everywhere else, at no cost.
 
     # Let NumPy defer to Tensor's reflected operators: array * tensor -> Tensor.
     __array_ufunc__ = None
