@@ -39,6 +39,7 @@ start box updates the state synchronously, and ``svg(k)``, ``figure(k)``, ``png(
 from __future__ import annotations
 
 import base64
+import contextlib
 import math
 import numbers
 from collections import OrderedDict
@@ -243,7 +244,7 @@ class DescentExplorer(HyperparameterControls, widgets.VBox):
             for p, value in zip(params, self.start):
                 _set_data(p, value)
             if self.loss is not None:
-                with np.errstate(all="ignore"):
+                with np.errstate(all="ignore"), contextlib.suppress(Exception):   # (the error shown is the run's)
                     self.loss.forward()
             for p, grad in zip(params, grads):
                 p.grad = grad
