@@ -91,14 +91,20 @@ def _discard(temporary) -> None:
         os.unlink(temporary)
 
 
+def _target(path: Path) -> Path:
+    """The file that writing ``path`` replaces: the one a symbolic link points to (the
+    link stays a link), else ``path`` itself."""
+    return Path(os.path.realpath(path)) if path.is_symlink() else path
+
+
 def _write_temporary(path: Path, content, what: str) -> Path:
-    """``content`` written in full to a temporary file beside ``path``; returns it.
+    """``content`` written in full to a temporary file beside ``path``'s target; returns it.
 
     Nothing is left behind if writing fails (a full disk, a quota, an interrupt).
-    The temporary file gets the permissions ``path`` has now, if it exists."""
+    The temporary file gets the permissions the target has now, if it exists."""
     temporary = None
     try:
-        temporary = _temporary(path)
+        temporary = _temporary(_target(path))
         if isinstance(content, bytes):
             temporary.write_bytes(content)
         else:
@@ -109,7 +115,7 @@ def _write_temporary(path: Path, content, what: str) -> Path:
         finally:
             os.close(fd)
         with contextlib.suppress(FileNotFoundError):
-            os.chmod(temporary, stat.S_IMODE(os.stat(path).st_mode))
+            os.chmod(temporary, stat.S_IMODE(os.stat(path).st_mode))   # (os.stat follows a link)
         return temporary
     except BaseException as exc:
         if temporary is not None:
@@ -123,7 +129,7 @@ def _write_temporary(path: Path, content, what: str) -> Path:
 
 def _replace(temporary: Path, path: Path, what: str) -> None:
     try:
-        os.replace(temporary, path)
+        os.replace(temporary, _target(path))
     except BaseException as exc:
         _discard(temporary)
         if isinstance(exc, OSError):

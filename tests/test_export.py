@@ -307,3 +307,15 @@ def test_a_missing_folder_is_named_as_given(stepper, tmp_path, monkeypatch):
     with pytest.raises(FileNotFoundError, match=r"^save_frames: the folder ~/away does not exist"):
         stepper.save_frames("~/away/frames")
     assert stepper.save_html("~/t.html") == tmp_path / "t.html"
+
+
+def test_a_page_behind_a_symbolic_link_is_rewritten_and_the_link_kept(stepper, tmp_path):
+    site = tmp_path / "site"
+    site.mkdir()
+    real = stepper.save_html(site / "page.html")
+    link = tmp_path / "link.html"
+    link.symlink_to(real)
+    real.write_text("old page")
+    stepper.save_html(link)
+    assert link.is_symlink() and real.read_text(encoding="utf-8").startswith("<!DOCTYPE html>")
+    assert sorted(os.listdir(site)) == ["page.html"]
