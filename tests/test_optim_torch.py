@@ -19,7 +19,7 @@ from ad_magic.optim import OPTIMIZERS, descend
 
 torch = pytest.importorskip("torch", reason="PyTorch (pip install torch==2.13.0) is the reference for the optimizers")
 
-SETTINGS = settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+SETTINGS = settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 TARGET = np.array([[1.0, -2.0], [0.5, 3.0], [-1.0, 0.0]])
 STEPS = (6, 5)
 
