@@ -20,7 +20,7 @@ import numpy as np
 
 from .tensor import OWNED, Tensor, compact, describe, float_array
 
-__all__ = ["topological_order", "trace_graph", "run_backward", "run_forward", "CustomOp"]
+__all__ = ["topological_order", "trace_graph", "run_backward", "run_forward", "replay_order", "CustomOp"]
 
 _ndarray = np.ndarray
 _search = itertools.count(1)  # each graph search marks the nodes it meets with its own number
@@ -50,11 +50,22 @@ def topological_order(root, only_grad=False):
     """
     if not isinstance(root, Tensor):
         raise TypeError(f"expected a Tensor, got {describe(root)}")
+    return _order(root, _GRAD if only_grad else _DISPLAY)
+
+
+# What _order visits: the tensors that need a gradient (backward), every Tensor (forward
+# replay: a constant's data may have changed too), or every input as a Tensor (display:
+# a number kept in a node becomes a constant Tensor, so it can be drawn).
+_GRAD, _TENSORS, _DISPLAY = 0, 1, 2
+
+
+def _order(root, which):
     search = next(_search)
     expanded, done = 2 * search, 2 * search + 1
     order = []
     stack = [root]
     push, pop, append = stack.append, stack.pop, order.append
+    only_grad = which == _GRAD
     while stack:
         node = stack[-1]
         mark = node._mark
@@ -68,23 +79,24 @@ def topological_order(root, only_grad=False):
         a = node._a
         if a is None:
             continue
-        if only_grad:
-            rest = node._rest
-            if rest is not None:
-                for parent in reversed(rest):
-                    if parent.__class__ is not Tensor and not isinstance(parent, Tensor):
-                        continue
-                    if parent._mark < expanded and parent.requires_grad:
-                        push(parent)
-            b = node._b
-            if b is not None and isinstance(b, Tensor) and b._mark < expanded and b.requires_grad:
-                push(b)
-            if isinstance(a, Tensor) and a._mark < expanded and a.requires_grad:
-                push(a)
-        else:
+        if which == _DISPLAY:
             for parent in reversed(node.parents):  # constants become Tensors here, for display
                 if parent._mark < expanded:
                     push(parent)
+            continue
+        # Numbers kept in a node are not Tensors: they are skipped (they cannot change).
+        rest = node._rest
+        if rest is not None:
+            for parent in reversed(rest):
+                if parent.__class__ is not Tensor and not isinstance(parent, Tensor):
+                    continue
+                if parent._mark < expanded and (parent.requires_grad or not only_grad):
+                    push(parent)
+        b = node._b
+        if b is not None and isinstance(b, Tensor) and b._mark < expanded and (b.requires_grad or not only_grad):
+            push(b)
+        if isinstance(a, Tensor) and a._mark < expanded and (a.requires_grad or not only_grad):
+            push(a)
     return order
 
 
@@ -201,28 +213,46 @@ def _backward_nodes(root, seed):
 
 def run_forward(root, *, steps=True):
     """forward_steps(): recompute each node from its parents' current data, yielding a
-    ForwardStep after each; forward() runs the same loop with ``steps=False``."""
+    ForwardStep after each; forward() runs the same loop with ``steps=False``.
+
+    Every node is replayed, those computed from constants only too (requires_grad=False):
+    a constant's data changes as much as a parameter's (a new mini-batch), and a replay
+    that kept their old values would mix old and new data. A number kept in a node is
+    immutable and stays as it is.
+    """
     if not isinstance(root, Tensor):
         raise TypeError(f"forward: expected a Tensor, got {describe(root)}")
-    # Nodes that need no gradient were recorded as constants (no operation to replay).
-    order = topological_order(root, only_grad=True)
-    computed = []
-    for node in order:
-        op = node._op
-        if op is None and node._a is None:
-            continue
-        if op is None or isinstance(op, CustomOp):
-            raise ValueError(
-                f"forward: node {node._function!r} was made by a hand-written operation (its _backward was "
-                "assigned), which has no forward rule to replay; rebuild the graph by running the code again"
-            )
-        computed.append(node)
-    nodes = _forward_nodes(computed, order)
+    order = _order(root, _TENSORS)
+    nodes = _forward_nodes(_replayed(order), order)
     if not steps:
         return nodes
     from .steps import ForwardStep
 
     return (ForwardStep(index, node) for index, node in enumerate(nodes, 1))
+
+
+def replay_order(root):
+    """Every Tensor of `root`'s graph, parents first, after checking that each computed
+    one can be replayed (a ValueError naming the first that cannot)."""
+    order = _order(root, _TENSORS)
+    _replayed(order)
+    return order
+
+
+def _replayed(order):
+    """The computed nodes of `order` (the ones forward() recomputes), each checked."""
+    computed = []
+    for node in order:
+        if node._a is None:
+            continue
+        op = node._op
+        if op is None or op.__class__ is CustomOp:
+            raise ValueError(
+                f"forward: node {node._function!r} was made by a hand-written operation (its _backward was "
+                "assigned), which has no forward rule to replay; rebuild the graph by running the code again"
+            )
+        computed.append(node)
+    return computed
 
 
 def _forward_nodes(computed, order):

@@ -39,6 +39,7 @@ start box updates the state synchronously, and ``svg(k)``, ``figure(k)``, ``png(
 from __future__ import annotations
 
 import base64
+import contextlib
 import math
 import numbers
 from collections import OrderedDict
@@ -67,6 +68,17 @@ CACHED_LAYOUTS = 8              # layouts kept besides the first (a loss with ma
 
 # Keyword arguments of the box itself (layout=...); every other one goes to the optimizer.
 _BOX_KEYWORDS = frozenset(widgets.VBox.class_trait_names())
+
+
+def _set_data(p: Tensor, value) -> None:
+    """``p.data = value``, written into p's own array when it can be (as the optimizers
+    do), so that a view of ``p.data`` sees it too."""
+    data = p.data
+    value = np.asarray(value)
+    if data.ndim and data.flags.writeable and data.shape == value.shape and data.dtype == value.dtype:
+        data[...] = value
+    else:
+        p.data = np.array(value)
 
 
 class _Layouts:
@@ -158,10 +170,16 @@ class DescentExplorer(HyperparameterControls, widgets.VBox):
     ``params`` draws its fit. ``controls=False`` leaves out the live sliders.
 
     Iteration k = 0 … steps records the loss, the parameters and their grads, then the
-    optimizer steps (not after the last). A NaN/inf loss or update stops that run (see
-    ``stopped``). The parameters end at the first optimizer's last values (a Tensor
-    loss's graph too). ``descent``, ``history``, ``losses``, ``stopped``,
-    ``optimizer`` and ``lr`` are the first optimizer's; ``histories`` has them all.
+    optimizer steps (not after the last). Every run starts from the parameters' data as
+    it is when the explorer is made (a Tensor loss is replayed from there: the values
+    recorded when it was built do not matter). A NaN/inf loss or update stops that run
+    (see ``stopped``). Every input is checked, for every optimizer, before any run moves
+    anything (``optim.check_descent``). Afterwards, and after every re-run, each
+    parameter's data *and* grad are those of the first optimizer's last iteration (a
+    Tensor loss's graph is replayed there too), whichever optimizer ran last; if a run
+    raises, the parameters are put back as they were. ``descent``, ``history``,
+    ``losses``, ``stopped``, ``optimizer`` and ``lr`` are the first optimizer's;
+    ``histories`` has them all.
     """
 
     def __init__(self, loss, params=None, *, lr=0.1, steps=50, optimizer="sgd", optimizers=None,
@@ -186,15 +204,12 @@ class DescentExplorer(HyperparameterControls, widgets.VBox):
         self.model = params if isinstance(params, Module) else None
         if self.model is not None:
             params = self.model.parameters()
-        params = [params] if isinstance(params, Tensor) else list(params) if params is not None else []
-        if not params:
-            raise ValueError("params is empty: pass the list of Tensors gradient descent should update.")
-        for i, p in enumerate(params):
-            if not isinstance(p, Tensor):
-                raise TypeError(f"params[{i}] is a {type(p).__name__}, not a Tensor.")
-            if not p.is_leaf or not p.requires_grad:
-                raise ValueError(f"params[{i}] must be a leaf Tensor that requires a gradient "
-                                 f"(a value you created, not the result of an operation).")
+        self.n_iterations = int(steps) if isinstance(steps, numbers.Integral) else steps
+        self.runs = make_runs(optimizer, optimizers, lr, opts)
+        # descend's own checks, for every run before the first one moves anything
+        for run in self.runs:
+            params, _ = optim.check_descent(self.loss if self.loss is not None else self.loss_fn, params,
+                                            run.spec, run.lr, steps, **run.opts)
         if view is not None and not callable(view):
             raise TypeError(f"view must be a function of the current DescentRecord, got {type(view).__name__}.")
         if data is not None:
@@ -218,13 +233,22 @@ class DescentExplorer(HyperparameterControls, widgets.VBox):
         self._namer = DisplayNames(self._names)
         self.param_names = [self._namer(p) or f"p{i}" for i, p in enumerate(params)]
         self._layouts = _Layouts(self._names, max_nodes)
-        self.n_iterations = int(steps) if isinstance(steps, numbers.Integral) else steps
-        self.runs = make_runs(optimizer, optimizers, lr, opts)
         self.start = [np.array(p.data) for p in params]    # where every run starts
         self._initial_start = [a.copy() for a in self.start]
 
-        for i, run in enumerate(self.runs):
-            self._descend(run, replay=i > 0)
+        grads = [None if p.grad is None else np.array(p.grad) for p in params]
+        try:
+            for i, run in enumerate(self.runs):
+                self._descend(run, replay=i > 0)
+        except BaseException:   # (an error in a loss function, an interrupt): as they were
+            for p, value in zip(params, self.start):
+                _set_data(p, value)
+            if self.loss is not None:
+                with np.errstate(all="ignore"), contextlib.suppress(Exception):   # (the error shown is the run's)
+                    self.loss.forward()
+            for p, grad in zip(params, grads):
+                p.grad = grad
+            raise
         self._finish()
         self.view = self._layouts.first
         self._plot = self._new_plot()
@@ -275,13 +299,11 @@ class DescentExplorer(HyperparameterControls, widgets.VBox):
 
     # -- the runs
     def _descend(self, run: Run, *, replay: bool) -> None:
-        """Run ``descend`` for one optimizer from ``self.start``."""
+        """Run ``descend`` for one optimizer from ``self.start`` (descend replays a
+        Tensor loss's graph from there, so every run starts from the same loss)."""
         if replay:
             for p, value in zip(self.params, self.start):
-                p.data = value.copy()
-            if self.loss is not None:
-                with np.errstate(all="ignore"):
-                    self.loss.forward()          # the graph at the start again
+                _set_data(p, value)
         states = {}                      # kept only if the run completes
         spec = run.spec
         if isinstance(spec, optim.Optimizer):
@@ -296,12 +318,17 @@ class DescentExplorer(HyperparameterControls, widgets.VBox):
         run.history, run.states, run.lr = history, states, history.lr
 
     def _finish(self) -> None:
-        """Leave the parameters (and a Tensor loss's graph) at the first run's last values."""
+        """Leave one consistent state: every parameter's data and grad those of the first
+        run's last iteration (and a Tensor loss's graph replayed there, grads included),
+        whichever run went last."""
         first = self.runs[0].history
         for p, value in zip(self.params, first.params[-1]):
-            p.data = np.array(value)
+            _set_data(p, value)
         if self.loss is not None:
             self._restore_graph()
+        else:
+            for p, grad in zip(self.params, first.grads[-1]):
+                p.grad = np.array(grad, dtype=p.dtype)
 
     def _record(self, states: dict, k: int, loss: Tensor) -> None:
         structure, tensors = self._layouts.record(loss)

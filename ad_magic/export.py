@@ -9,12 +9,19 @@
   the system's): the layout is computed once (``-Tjson``), and every frame is drawn at
   those positions (``-Kneato -n2 -Tpng``), so nothing moves between frames.
 
-Mistakes are one sentence each: a folder that does not exist, a path that cannot be
-written, an unknown format, a timeline with nothing to step (a leaf).
+Mistakes are one sentence each: a folder that does not exist, a page whose name does not
+end in .html, a path that cannot be written, an unknown format, a timeline with nothing to
+step (a leaf). Every file is written whole or not at all: to a temporary file in the same
+folder, then renamed into place (``os.replace``), so a failure keeps the previous export.
 """
 from __future__ import annotations
 
+import contextlib
 import json
+import os
+import re
+import secrets
+import stat
 import subprocess
 from pathlib import Path
 
@@ -27,6 +34,8 @@ from .timeline import CAPTION_CHARS
 __all__ = ["save_html", "save_frames", "page_html", "check_target", "FRAME_FORMATS"]
 
 FRAME_FORMATS = ("svg", "png")
+PAGE_SUFFIXES = (".html", ".htm")
+_FRAME_NAME = re.compile(r"step-[0-9]+")
 RENDER_TIMEOUT = 60.0
 
 
@@ -41,26 +50,97 @@ def _require_steps(timeline, what: str) -> None:
                          "export the result of a computation instead.")
 
 
-def check_target(path, what: str) -> Path:
-    """``path`` as a file to write, or one sentence saying why it cannot be written."""
-    path = Path(path).expanduser()
+def check_target(path, what: str, suffixes=PAGE_SUFFIXES) -> Path:
+    """``path`` as a file to write, or one sentence saying why it cannot be written.
+
+    The sentence names the path and its folder as they were given (not expanded or
+    resolved). With ``suffixes``, the file name must end in one of them (a page written
+    into ``notes.txt`` would open as text)."""
+    given = os.fspath(path)
+    path = Path(given).expanduser()
     if path.is_dir():
-        raise IsADirectoryError(f"{what}: {path} is a folder; give a file name such as {path / 'timeline.html'}.")
+        raise IsADirectoryError(f"{what}: {given} is a folder; give a file name such as "
+                                f"{os.path.join(given, 'timeline' + suffixes[0] if suffixes else 'timeline')}.")
+    if suffixes and path.suffix.lower() not in suffixes:
+        expected = " or ".join(suffixes)
+        found = f"ends in {path.suffix}" if path.suffix else "has no extension"
+        raise ValueError(f"{what}: {given} {found}, but the page is HTML: give a file name ending in {expected}, "
+                         f"e.g. {path.stem or 'timeline'}{suffixes[0]}.")
+    folder = os.path.dirname(given) or "."
+    if not path.parent.exists():
+        raise FileNotFoundError(f"{what}: the folder {folder} does not exist; create it first.")
     if not path.parent.is_dir():
-        raise FileNotFoundError(f"{what}: the folder {path.parent} does not exist; create it first.")
+        raise NotADirectoryError(f"{what}: {folder} is a file, not a folder.")
     return path
 
 
-def _write(path: Path, content, what: str) -> None:
+def _temporary(path: Path) -> Path:
+    """A new empty file beside ``path`` (same folder, so that os.replace is atomic),
+    hidden, with a name no other writer uses."""
+    while True:
+        temporary = path.with_name(f".{path.name}.{secrets.token_hex(6)}.tmp")
+        try:
+            os.close(os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
+        except FileExistsError:
+            continue
+        return temporary
+
+
+def _discard(temporary) -> None:
+    with contextlib.suppress(OSError):
+        os.unlink(temporary)
+
+
+def _target(path: Path) -> Path:
+    """The file that writing ``path`` replaces: the one a symbolic link points to (the
+    link stays a link), else ``path`` itself."""
+    return Path(os.path.realpath(path)) if path.is_symlink() else path
+
+
+def _write_temporary(path: Path, content, what: str) -> Path:
+    """``content`` written in full to a temporary file beside ``path``'s target; returns it.
+
+    Nothing is left behind if writing fails (a full disk, a quota, an interrupt).
+    The temporary file gets the permissions the target has now, if it exists."""
+    temporary = None
     try:
+        temporary = _temporary(_target(path))
         if isinstance(content, bytes):
-            path.write_bytes(content)
+            temporary.write_bytes(content)
         else:
-            path.write_text(content, encoding="utf-8")
-    except PermissionError:
-        raise PermissionError(f"{what}: cannot write {path}: permission denied.") from None
-    except OSError as exc:
-        raise OSError(f"{what}: cannot write {path}: {exc.strerror or exc}.") from None
+            temporary.write_text(content, encoding="utf-8")
+        fd = os.open(temporary, os.O_RDONLY)
+        try:
+            os.fsync(fd)            # on disk before it replaces the good file
+        finally:
+            os.close(fd)
+        with contextlib.suppress(FileNotFoundError):
+            os.chmod(temporary, stat.S_IMODE(os.stat(path).st_mode))   # (os.stat follows a link)
+        return temporary
+    except BaseException as exc:
+        if temporary is not None:
+            _discard(temporary)
+        if isinstance(exc, PermissionError):
+            raise PermissionError(f"{what}: cannot write {path}: permission denied.") from None
+        if isinstance(exc, OSError):
+            raise OSError(f"{what}: cannot write {path}: {exc.strerror or exc}.") from None
+        raise
+
+
+def _replace(temporary: Path, path: Path, what: str) -> None:
+    try:
+        os.replace(temporary, _target(path))
+    except BaseException as exc:
+        _discard(temporary)
+        if isinstance(exc, OSError):
+            raise OSError(f"{what}: cannot write {path}: {exc.strerror or exc}.") from None
+        raise
+
+
+def _write(path: Path, content, what: str) -> None:
+    """Write ``content`` to ``path`` atomically: in full to a temporary file in the same
+    folder, then renamed over ``path``. A failed write leaves the previous file as it was."""
+    _replace(_write_temporary(path, content, what), path, what)
 
 
 # ------------------------------------------------------------------ one page
@@ -108,7 +188,9 @@ def page_html(timeline, title: str | None = None) -> str:
 
 
 def save_html(timeline, path, title: str | None = None) -> Path:
-    """Write ``timeline`` as one self-contained HTML file at ``path``; returns the path."""
+    """Write ``timeline`` as one self-contained HTML file at ``path`` (ending in .html or
+    .htm); returns the path. The page is written to a temporary file in the same folder
+    and renamed into place, so a failed write (a full disk) leaves an earlier page whole."""
     _require_steps(timeline, "save_html")
     path = check_target(path, "save_html")
     _write(path, page_html(timeline, title), "save_html")
@@ -119,32 +201,56 @@ def save_html(timeline, path, title: str | None = None) -> Path:
 
 def save_frames(timeline, folder, format="png") -> list:
     """One picture per state of ``timeline`` in ``folder`` (made if missing, inside an
-    existing folder): ``step-000.svg`` …, or ``.png``. Returns the paths written."""
+    existing folder): ``step-000.svg`` …, or ``.png``. Returns the paths written.
+
+    Every frame is drawn into a temporary file first and the frames are renamed into
+    place at the end, so a failure (a full disk, dot failing) leaves the folder's earlier
+    frames as they were. Frames of an earlier export in the same format that this one
+    does not replace (it had more steps) are removed: the folder holds one export."""
     fmt = str(format).lower().lstrip(".")
     if fmt not in FRAME_FORMATS:
         raise ValueError(f"save_frames: unknown format {format!r}; choose 'svg' or 'png'.")
     _require_steps(timeline, "save_frames")
-    folder = Path(folder).expanduser()
+    given = os.fspath(folder)
+    folder = Path(given).expanduser()
     if folder.exists() and not folder.is_dir():
-        raise NotADirectoryError(f"save_frames: {folder} is a file, not a folder.")
+        raise NotADirectoryError(f"save_frames: {given} is a file, not a folder.")
     if not folder.exists():
         if not folder.parent.is_dir():
-            raise FileNotFoundError(f"save_frames: the folder {folder.parent} does not exist; create it first.")
+            parent = os.path.dirname(given.rstrip("/" + os.sep)) or "."
+            raise FileNotFoundError(f"save_frames: the folder {parent} does not exist; create it first.")
         try:
             folder.mkdir()
         except PermissionError:
             raise PermissionError(f"save_frames: cannot create {folder}: permission denied.") from None
     digits = max(3, len(str(timeline.last)))
-    paths = []
+    paths = [folder / f"step-{k:0{digits}d}.{fmt}" for k in range(timeline.n_states)]
     frames = _PngFrames(timeline) if fmt == "png" else None
-    for k in range(timeline.n_states):
-        path = folder / f"step-{k:0{digits}d}.{fmt}"
-        if frames is None:
-            content = '<?xml version="1.0" encoding="UTF-8" standalone="no"?>\n' + timeline.svg(k) + "\n"
-        else:
-            content = frames.png(k)
-        _write(path, content, "save_frames")
-        paths.append(path)
+    written = []    # every frame goes to a temporary file first: a failure leaves the old frames whole
+    try:
+        for k, path in enumerate(paths):
+            if frames is None:
+                content = '<?xml version="1.0" encoding="UTF-8" standalone="no"?>\n' + timeline.svg(k) + "\n"
+            else:
+                content = frames.png(k)
+            written.append(_write_temporary(path, content, "save_frames"))
+    except BaseException:
+        for temporary in written:
+            _discard(temporary)
+        raise
+    for i, (temporary, path) in enumerate(zip(written, paths)):
+        try:
+            _replace(temporary, path, "save_frames")
+        except BaseException:
+            for rest in written[i + 1:]:
+                _discard(rest)
+            raise
+    # Frames of an earlier, longer export into this folder would read as steps of this one.
+    mine = {p.name for p in paths}
+    for old in folder.glob(f"step-*.{fmt}"):
+        if old.name not in mine and _FRAME_NAME.fullmatch(old.name[: -len(fmt) - 1]):
+            with contextlib.suppress(OSError):
+                old.unlink()
     return paths
 
 

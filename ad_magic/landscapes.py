@@ -59,7 +59,8 @@ class Landscape:
         if isinstance(x, Tensor) or isinstance(y, Tensor):
             out = self._function(x, y, **self.parameters)
             if out.name is None:
-                out.name = self.name     # so the graph and the explorer know what it is
+                out.name = self.name     # so the graph shows what it is
+            out._landscape = self        # so the explorer knows which landscape (landscape_of)
             return out
         return np.asarray(self._function(np.asarray(x, dtype=float), np.asarray(y, dtype=float),
                                          **self.parameters), dtype=float)
@@ -136,14 +137,14 @@ def ill_conditioned(x=None, y=None, *, condition=10.0):
 
 
 def landscape_of(loss):
-    """The landscape a loss Tensor is, when it is exactly a landscape's output (the
-    tensor a landscape returns is named after it), else None."""
-    name = getattr(loss, "name", None)
-    if not isinstance(loss, Tensor) or not isinstance(name, str):
+    """The landscape that made the Tensor ``loss`` (the very Landscape object, with its
+    parameters, e.g. κ of an ill-conditioned quadratic), or None for any other value.
+
+    The tensor itself records it, not its name: two ill-conditioned quadratics share a
+    name but not their κ, and a loss a user names "rosenbrock" is not Rosenbrock's."""
+    if not isinstance(loss, Tensor):
         return None
-    if name.startswith("ill_conditioned"):
-        return LANDSCAPES["ill_conditioned"]
-    return LANDSCAPES.get(name)
+    return getattr(loss, "_landscape", None)
 
 
 LANDSCAPES = {

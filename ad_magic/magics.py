@@ -30,13 +30,18 @@ can inspect: ``_autodiff`` (the BackwardStepper or DescentExplorer; None with
 """
 from __future__ import annotations
 
+import difflib
+import keyword
 import math
+import os
+import shlex
 
 import numpy as np
 from IPython.core.error import UsageError
 from IPython.core.magic import Magics, cell_magic, line_magic, magics_class, no_var_expand
-from IPython.core.magic_arguments import MagicHelpFormatter, argument, kwds, magic_arguments, parse_argstring
+from IPython.core.magic_arguments import MagicHelpFormatter, argument, kwds, magic_arguments
 from IPython.display import display
+from IPython.utils.process import arg_split
 
 from .cell import OUTPUT_FALLBACK, Cell, CellSyntaxError, UserCodeError
 from .engine import Tensor, topological_order
@@ -56,8 +61,8 @@ MAX_STEPS = 10_000          # each iteration replays the graph and keeps copies:
 MAX_LABEL_CHARS = 24
 CHECK_MAX_ELEMENTS = 2000
 
-# Options that take a value, for splitting "%autodiff [options] EXPR" by hand: the
-# expression is Python, which shell-style splitting would mangle.
+# Options that take a value, for splitting "%autodiff [options] EXPR": the options are
+# read shell-style, the expression is Python, which shell-style splitting would mangle.
 _VALUED_OPTIONS = ("--wrt", "--lr", "--steps", "--optimizer", "--export")
 
 
@@ -179,7 +184,7 @@ class AutodiffMagics(Magics):
             %autodiff --check x * x + 1
         """
         __tracebackhide__ = True
-        options, expression = _split_options(line)
+        options, expression = _split_options(line, "%autodiff")
         args = _parse(self.autodiff_line, options, "%autodiff")
         if not expression.strip():
             raise UsageError("%autodiff: give an expression after the options, e.g. %autodiff x * x + 1.")
@@ -199,28 +204,62 @@ class AutodiffMagics(Magics):
         raise failure.exception.with_traceback(failure.traceback)
 
 
-def _parse(function, argstring, magic):
+def _parse(function, options, magic):
+    """The magic's options: ``options`` is the line (split here) or its words."""
+    argv = _words(options, magic) if isinstance(options, str) else list(options)
     try:
-        return parse_argstring(function, argstring)
+        return function.parser.parse_args(argv)
     except UsageError as exc:
         message = str(exc).rstrip(".")
         raise UsageError(f"{magic}: {message} (see {magic}? for the options).") from None
 
 
-def _split_options(line):
-    """Split ``%autodiff`` arguments into (leading options, the expression as written)."""
+# The line is split as IPython's own magics split theirs (parse_options, %%writefile):
+# shell-style, so "a path with spaces" and "sgd, adam" are one word each, their quotes gone.
+_POSIX = os.name == "posix"
+
+
+def _words(line, magic):
+    """``line`` split into words, shell-style."""
+    try:
+        words = arg_split(line, posix=_POSIX, strict=True)
+    except ValueError as exc:        # shlex: "No closing quotation"
+        raise UsageError(f"{magic}: cannot read the options ({exc}); close every quote.") from None
+    return words if _POSIX else [_unquote(w) for w in words]
+
+
+def _unquote(word):
+    """A word without the quotes around it (as %%writefile strips them where the split keeps them)."""
+    if len(word) >= 2 and word[0] == word[-1] and word[0] in "'\"":
+        return word[1:-1]
+    return word
+
+
+def _first_word(text, magic):
+    """(the first word of ``text``, split shell-style, and the rest of ``text`` as written)."""
+    lexer = shlex.shlex(text, posix=_POSIX)
+    lexer.whitespace_split = True
+    lexer.commenters = ""
+    try:
+        word = lexer.get_token()
+    except ValueError as exc:
+        raise UsageError(f"{magic}: cannot read the options ({exc}); close every quote.") from None
+    rest = text[lexer.instream.tell():]
+    return (word if _POSIX else _unquote(word)), rest.lstrip()
+
+
+def _split_options(line, magic="%autodiff"):
+    """Split ``%autodiff`` arguments into (the leading options' words, the expression as
+    written): the options are read shell-style, the expression (Python) is left alone."""
     rest = line.strip()
     options = []
     while rest.startswith("--"):
-        parts = rest.split(None, 1)
-        token, rest = parts[0], (parts[1] if len(parts) > 1 else "")
-        options.append(token)
-        if token in _VALUED_OPTIONS and rest:
-            parts = rest.split(None, 1)
-            options.append(parts[0])
-            rest = parts[1] if len(parts) > 1 else ""
-        rest = rest.lstrip()
-    return " ".join(options), rest
+        word, rest = _first_word(rest, magic)
+        options.append(word)
+        if word in _VALUED_OPTIONS and rest:
+            value, rest = _first_word(rest, magic)
+            options.append(value)
+    return options, rest
 
 
 # ------------------------------------------------------------------ one use of the magic
@@ -236,7 +275,18 @@ class _Run:
                          output_name=getattr(args, "name", None))
 
     def _validate_options(self):
+        """Every option checked before the cell runs: one UsageError for the first mistake."""
         a, magic = self.args, self.magic
+        name = getattr(a, "name", None)
+        if name is not None and (not name.isidentifier() or keyword.iskeyword(name)):
+            hint = (" (a comma list with spaces in it must be quoted: --optimizer \"sgd, adam\", or written "
+                    "without spaces: --optimizer sgd,adam)" if "," in name else
+                    " (a path with spaces in it must be quoted: --export \"my slides/t.html\")"
+                    if any(c in name for c in "/\\.") else "")
+            raise UsageError(f"{magic}: the output name {name!r} is not a Python variable name{hint}.")
+        if a.wrt is not None and not all(item.strip() for item in a.wrt.split(",")):
+            raise UsageError(f"{magic}: --wrt {a.wrt!r} has an empty name; separate names by commas, e.g. "
+                             "--wrt x,y (quote a list with spaces: --wrt \"x, y\").")
         self._validate_export()
         if not a.descent:
             given = [f"--{o}" for o in ("lr", "steps", "optimizer") if getattr(a, o) is not None]
@@ -267,7 +317,7 @@ class _Run:
 
         try:
             check_target(path, "--export")
-        except OSError as exc:
+        except (OSError, ValueError) as exc:
             raise UsageError(f"{self.magic} {exc}") from None
 
     def go(self):
@@ -511,10 +561,13 @@ def _optimizer_list(text, magic):
     names = [name.strip().lower() for name in str(text).split(",")]
     if any(not name for name in names):
         raise UsageError(f"{magic}: --optimizer {text!r} has an empty name; separate names by commas, "
-                         f"e.g. --optimizer {','.join(OPTIMIZERS)}.")
+                         f"e.g. --optimizer {','.join(OPTIMIZERS)} (quote a list with spaces: "
+                         f"--optimizer \"sgd, adam\").")
     for name in names:
         if name not in OPTIMIZERS:
-            raise UsageError(f"{magic}: unknown optimizer {name!r}; choose among {', '.join(OPTIMIZERS)}.")
+            close = difflib.get_close_matches(name, OPTIMIZERS, n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            raise UsageError(f"{magic}: unknown optimizer {name!r}; choose among {', '.join(OPTIMIZERS)}.{hint}")
     repeated = next((name for i, name in enumerate(names) if name in names[:i]), None)
     if repeated is not None:
         raise UsageError(f"{magic}: --optimizer names {repeated!r} twice; list each optimizer once.")

@@ -94,10 +94,10 @@ def _node(data, a, b, rest, op, args, record):
     out._gstate = 0
     out.name = None
     out._mark = 0
-    if record and _grad_mode.enabled:
+    if _grad_mode.enabled:  # recorded even when no input needs a gradient: forward() replays it
         out._a, out._b, out._rest, out._op, out._function, out._args = a, b, rest, op, op.name, args
-        out.requires_grad = True
-    else:  # no input needs a gradient (or no_grad()): a constant
+        out.requires_grad = bool(record)
+    else:  # no_grad(): a constant, outside any graph
         out._a = out._b = out._rest = out._op = out._function = out._args = None
         out.requires_grad = False
     return out
@@ -257,7 +257,7 @@ class Op:
             return
         out = node._data
         a, b = node._a, node._b
-        if b is None:  # one input: it needs a grad, or the node would not be recorded
+        if b is None:  # one input: it needs a grad (backward runs only the nodes that need one)
             c, fresh = self.input_grad(0, g, out, (a._data,), node._args)
             accumulate(a, c, fresh)
             return
@@ -340,8 +340,8 @@ def _binary_function(op):
         out._data = data
         out._grad = out.name = out._rest = out._args = None
         out._gstate = out._mark = 0
-        if record and grad_mode.enabled:
-            out._a, out._b, out._op, out._function, out.requires_grad = t1, t2, op, name, True
+        if grad_mode.enabled:  # constants too (requires_grad False): a new mini-batch is replayed
+            out._a, out._b, out._op, out._function, out.requires_grad = t1, t2, op, name, record
         else:
             out._a = out._b = out._op = out._function = None
             out.requires_grad = False
@@ -362,8 +362,8 @@ def _unary_function(op):
         out._data = data
         out._grad = out.name = out._b = out._rest = out._args = None
         out._gstate = out._mark = 0
-        if t.requires_grad and grad_mode.enabled:
-            out._a, out._op, out._function, out.requires_grad = t, op, name, True
+        if grad_mode.enabled:
+            out._a, out._op, out._function, out.requires_grad = t, op, name, t.requires_grad
         else:
             out._a = out._op = out._function = None
             out.requires_grad = False

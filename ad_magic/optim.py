@@ -7,16 +7,37 @@ An optimizer holds parameters and updates them in place from their grads (`step(
 
 from __future__ import annotations
 
+import difflib
 import math
 import numbers
 
 import numpy as np
 
-from .backprop import topological_order
+from .backprop import replay_order, topological_order
 from .formatting import format_number
 from .tensor import Tensor
 
-__all__ = ["Optimizer", "SGD", "Momentum", "Adam", "OPTIMIZERS", "descend", "DescentHistory", "DescentRecord"]
+__all__ = ["Optimizer", "SGD", "Momentum", "Adam", "OPTIMIZERS", "descend", "check_descent",
+           "DescentHistory", "DescentRecord"]
+
+
+def _label(t) -> str:
+    """How an error names a tensor: its name, else its repr (shortened)."""
+    if t.name:
+        return repr(t.name)
+    text = repr(t)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _refuse_repeats(params, who, item):
+    """A tensor listed twice would be updated twice per step: one sentence naming it.
+    `item` formats a position, e.g. "params[{}]"."""
+    first = {}
+    for i, p in enumerate(params):
+        j = first.setdefault(id(p), i)
+        if j != i:
+            raise ValueError(f"{who}: the parameter {_label(p)} is listed twice ({item.format(j)} and "
+                             f"{item.format(i)}), so each step would update it twice; list each parameter once")
 
 
 def _check_lr(lr, who):
@@ -35,6 +56,7 @@ class Optimizer:
         for i, p in enumerate(params):
             if not isinstance(p, Tensor):
                 raise TypeError(f"{type(self).__name__}: parameter {i} is a {type(p).__name__}, not a Tensor")
+        _refuse_repeats(params, type(self).__name__, "parameter {}")
         self.params, self.lr = params, _check_lr(lr, type(self).__name__)
 
     def zero_grad(self):
@@ -181,13 +203,17 @@ def _make_optimizer(optimizer, params, lr, opts):
         if opts:
             raise TypeError(f"descend: options {sorted(opts)} cannot be applied to an optimizer instance; "
                             "give them to its constructor")
+        _check_instance(optimizer, params)
         return optimizer
     if isinstance(optimizer, type) and issubclass(optimizer, Optimizer):
         cls = optimizer
     elif isinstance(optimizer, str):
         cls = OPTIMIZERS.get(optimizer.strip().lower())
         if cls is None:
-            raise ValueError(f"descend: unknown optimizer {optimizer!r}; choose one of {', '.join(OPTIMIZERS)}")
+            close = difflib.get_close_matches(optimizer.strip().lower(), OPTIMIZERS, n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            raise ValueError(f"descend: unknown optimizer {optimizer!r}; choose one of {', '.join(OPTIMIZERS)}"
+                             + hint)
     else:
         raise TypeError(f"descend: optimizer must be one of {', '.join(OPTIMIZERS)} or an Optimizer, "
                         f"got {type(optimizer).__name__}")
@@ -195,6 +221,28 @@ def _make_optimizer(optimizer, params, lr, opts):
         return cls(params, lr=lr, **opts)
     except TypeError as exc:
         raise TypeError(f"descend: {cls.__name__} does not take these options ({exc})") from None
+
+
+def _check_instance(optimizer, params):
+    """An optimizer instance must update exactly `params`: over other tensors it would
+    leave the parameters (and so the loss) as they are."""
+    theirs = getattr(optimizer, "params", None)
+    if theirs is None:          # an Optimizer of one's own that keeps its tensors elsewhere
+        return
+    mine = {id(p) for p in theirs}
+    wanted = {id(p) for p in params}
+    if mine == wanted:
+        return
+    name = type(optimizer).__name__
+    missing = [i for i, p in enumerate(params) if id(p) not in mine]
+    if missing:
+        i = missing[0]
+        raise ValueError(f"descend: the {name} given does not update params[{i}] ({_label(params[i])}): it was "
+                         "made for other tensors, so the loss would not move; make it with the same params "
+                         f"({name}(params, ...)) or pass its name")
+    extra = next(p for p in theirs if id(p) not in wanted)
+    raise ValueError(f"descend: the {name} given also updates {_label(extra)}, which is not in params; make it "
+                     "with the same params, or pass its name")
 
 
 def _check_loss(loss, iteration):
@@ -210,20 +258,27 @@ def _check_loss(loss, iteration):
     return loss
 
 
-def descend(loss, params, optimizer="sgd", lr=0.1, steps=50, *, callback=None, **opts) -> DescentHistory:
-    """Gradient descent on `loss` over `params`, headless. Returns a `DescentHistory`.
+def _check_in_graph(graph, params, from_function=False):
+    """Every parameter must be in the loss's graph (a list of its tensors)."""
+    in_graph = {id(t) for t in graph}
+    missing = [i for i, p in enumerate(params) if id(p) not in in_graph]
+    if missing:
+        i = missing[0]
+        where = "the graph of the loss the function returned at iteration 0" if from_function else "the loss's graph"
+        raise ValueError(f"descend: params[{i}] is not in {where}, so the loss does not depend on it "
+                         f"({_label(params[i])} was not used to compute it)")
 
-    `loss` is a scalar Tensor, whose recorded graph is replayed with ``forward()`` from
-    the parameters' new values at every iteration, or a function of no arguments that
-    returns one (called every iteration: use it when the graph itself must change, e.g.
-    a branch on a value). `params` are leaf Tensors in that graph. `optimizer` is "sgd",
-    "momentum", "adam", an Optimizer class (`opts` go to it: momentum=, betas=, eps=)
-    or an Optimizer instance.
 
-    Iteration k = 0 … steps evaluates the loss and its grads, records them, calls
-    ``callback(k, loss_tensor)`` if given, then updates the parameters (not after the
-    last). A non-finite loss or update stops the run; the parameters then keep their
-    last finite values and `stopped` says why, with a hint.
+def check_descent(loss, params, optimizer="sgd", lr=0.1, steps=50, *, callback=None, **opts):
+    """Check `descend`'s inputs, changing nothing: one sentence (ValueError or TypeError)
+    for the first mistake. Returns ``(params as a list, the optimizer descend would use)``.
+
+    Checked: the loss (a scalar Tensor that needs a gradient and whose graph can be
+    replayed, or a function), the parameters (leaf Tensors that need a gradient, each
+    listed once, in the loss's graph), ``steps`` (a whole number of at least 1), ``lr``
+    (positive and finite), the optimizer (a known name, an Optimizer class that takes
+    ``opts``, or an instance made for exactly these parameters) and ``callback``.
+    A loss function is checked when descend first calls it, before anything changes.
     """
     params = [params] if isinstance(params, Tensor) else list(params) if params is not None else []
     if not params:
@@ -234,23 +289,48 @@ def descend(loss, params, optimizer="sgd", lr=0.1, steps=50, *, callback=None, *
         if not p.is_leaf or not p.requires_grad:
             raise ValueError(f"descend: params[{i}] must be a leaf Tensor that requires a gradient "
                              "(a value you created, not the result of an operation)")
+    _refuse_repeats(params, "descend", "params[{}]")
     if isinstance(steps, bool) or not isinstance(steps, numbers.Integral) or steps < 1:
         raise ValueError(f"descend: steps must be a whole number of at least 1, got {steps!r}")
     lr = _check_lr(lr, "descend")
-    replay = isinstance(loss, Tensor)
-    if replay:
+    if isinstance(loss, Tensor):
         _check_loss(loss, None)
-        in_graph = {id(t) for t in topological_order(loss, only_grad=True)}
-        missing = [i for i, p in enumerate(params) if id(p) not in in_graph]
-        if missing:
-            raise ValueError(f"descend: params[{missing[0]}] is not in the loss's graph, so the loss "
-                             "does not depend on it")
+        try:
+            graph = replay_order(loss)
+        except ValueError as exc:
+            raise ValueError(f"descend: the loss's graph cannot be replayed ({str(exc).removeprefix('forward: ')}); "
+                             "pass a function that builds the loss instead") from None
+        _check_in_graph(graph, params)
     elif not callable(loss):
         raise TypeError(f"descend: loss must be a scalar Tensor or a function returning one, "
                         f"got {type(loss).__name__}")
     if callback is not None and not callable(callback):
         raise TypeError(f"descend: callback must be a function of (iteration, loss), got {type(callback).__name__}")
-    optim = _make_optimizer(optimizer, params, lr, opts)
+    return params, _make_optimizer(optimizer, params, lr, opts)
+
+
+def descend(loss, params, optimizer="sgd", lr=0.1, steps=50, *, callback=None, **opts) -> DescentHistory:
+    """Gradient descent on `loss` over `params`, headless. Returns a `DescentHistory`.
+
+    `loss` is a scalar Tensor, whose recorded graph is replayed with ``forward()`` from
+    the tensors' current data at every iteration, the first included (so it starts where
+    the parameters are now, whatever they held when the loss was built), or a function
+    of no arguments that returns one (called every iteration: use it when the graph
+    itself must change, e.g. a branch on a value). `params` are leaf Tensors in that
+    graph, each listed once. `optimizer` is "sgd", "momentum", "adam", an Optimizer class
+    (`opts` go to it: momentum=, betas=, eps=) or an Optimizer instance made for these
+    parameters (it keeps its state, e.g. Adam's moments, from earlier runs).
+
+    Every input is checked first (`check_descent`): a mistake raises before anything
+    changes. Iteration k = 0 … steps evaluates the loss and its grads, records them,
+    calls ``callback(k, loss_tensor)`` if given, then updates the parameters (not after
+    the last). A non-finite loss or update stops the run and `stopped` says why, with a
+    hint. At the end each parameter's data and grad are those of the last iteration
+    recorded (its values before a non-finite update were kept), and a Tensor loss's graph
+    holds that iteration's values and grads.
+    """
+    params, optim = check_descent(loss, params, optimizer, lr, steps, callback=callback, **opts)
+    replay = isinstance(loss, Tensor)
     history = DescentHistory(optim, getattr(optim, "lr", lr))
 
     def stop(k, what):
@@ -263,14 +343,14 @@ def descend(loss, params, optimizer="sgd", lr=0.1, steps=50, *, callback=None, *
     with np.errstate(all="ignore"):
         for k in range(steps + 1):
             if replay:
-                current = loss.forward() if k else loss
+                current = loss.forward()     # iteration 0 too: the values recorded may be stale
             else:
                 current = _check_loss(loss(), k)
+                if k == 0:
+                    _check_in_graph(topological_order(current, only_grad=True), params, from_function=True)
             for p in params:
                 p.grad = None
             current.backward()
-            if k == 0 and all(p.grad is None for p in params):
-                raise ValueError("descend: the loss does not depend on any of params")
             value = current.item()
             history.losses.append(value)
             history.params.append([np.array(p.data) for p in params])
@@ -288,8 +368,8 @@ def descend(loss, params, optimizer="sgd", lr=0.1, steps=50, *, callback=None, *
             if bad:
                 for p, data in zip(params, saved):  # keep the last finite values
                     p.data = data
-                if replay:
-                    loss.forward()
+                if replay:  # the graph and the grads at those values again (forward() cleared the grads)
+                    loss.forward().backward()
                 stop(k, f"the update after iteration {k} made params[{bad[0]}] non-finite")
                 break
     return history

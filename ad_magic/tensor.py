@@ -173,7 +173,9 @@ class Tensor:
     """
 
     __slots__ = ("_data", "_grad", "_gstate", "_a", "_b", "_rest", "_function", "_op", "_args",
-                 "name", "requires_grad", "_mark")
+                 "name", "requires_grad", "_mark", "_landscape")
+    # _landscape: set only on a tensor a loss landscape returned (landscapes.landscape_of
+    # reads it with a default); unset everywhere else, at no cost.
 
     # Let NumPy defer to Tensor's reflected operators: array * tensor -> Tensor.
     __array_ufunc__ = None
@@ -442,9 +444,11 @@ class Tensor:
         """Re-evaluate the graph that produced this tensor from its leaves' current data.
 
         Every node is recomputed in place, parents before children, with the operation
-        that made it, and its grad is cleared (it belonged to the old values). Returns
-        this tensor. A leaf whose new data no longer fits the graph's shapes is a
-        ValueError, and then nothing is changed.
+        that made it, and its grad is cleared (it belonged to the old values). Values
+        computed from constants only (``requires_grad=False`` leaves, such as a batch of
+        data) are recomputed too, so the result is what rebuilding the graph from the
+        leaves' data would give. Returns this tensor. A leaf whose new data no longer
+        fits the graph's shapes is a ValueError, and then nothing is changed.
         """
         for _ in _backprop.run_forward(self, steps=False):
             pass

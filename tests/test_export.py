@@ -3,7 +3,9 @@ magic's one picture."""
 from __future__ import annotations
 
 import json
+import os
 import re
+import stat
 import struct
 import xml.etree.ElementTree as ET
 from pathlib import Path
@@ -206,3 +208,114 @@ def test_export_of_a_leaf_is_a_usage_error(ip, tmp_path):
     result, _ = run(ip, f"%%autodiff x --export {tmp_path}/x.html\nx = Tensor(2.0)\n")
     assert isinstance(result.error_in_exec, UsageError)
     assert "x is a leaf tensor, so its timeline has nothing to step through" in str(result.error_in_exec)
+
+
+# ------------------------------------------------------------------ whole files or nothing
+
+def half_then_full_disk(monkeypatch, method, after=0):
+    """Make Path.<method> write half its content and then fail as a full disk does
+    (after `after` writes that succeed)."""
+    import errno
+    real = getattr(Path, method)
+    calls = []
+
+    def write(self, content, *args, **kwargs):
+        calls.append(self)
+        if len(calls) <= after:
+            return real(self, content, *args, **kwargs)
+        real(self, content[: len(content) // 2], *args, **kwargs)
+        raise OSError(errno.ENOSPC, "No space left on device")
+    monkeypatch.setattr(Path, method, write)
+    return calls
+
+
+def test_a_failed_save_html_keeps_the_previous_page_whole(stepper, tmp_path, monkeypatch):
+    path = stepper.save_html(tmp_path / "t.html")
+    good = path.read_bytes()
+    calls = half_then_full_disk(monkeypatch, "write_text")
+    with pytest.raises(OSError, match=r"^save_html: cannot write .*t\.html: No space left on device\.$"):
+        stepper.save_html(path)
+    assert calls and calls[0] != path                   # the half-written file was not the page
+    assert path.read_bytes() == good
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["t.html"]   # no temporary file left
+
+
+def test_a_rename_that_fails_keeps_the_previous_page_and_leaves_no_temporary_file(stepper, tmp_path, monkeypatch):
+    path = stepper.save_html(tmp_path / "t.html")
+    good = path.read_bytes()
+
+    def refuse(src, dst):
+        raise OSError(18, "Invalid cross-device link")
+    monkeypatch.setattr(os, "replace", refuse)
+    with pytest.raises(OSError, match="save_html: cannot write"):
+        stepper.save_html(path)
+    assert path.read_bytes() == good and os.listdir(tmp_path) == ["t.html"]
+
+
+def test_an_interrupted_save_html_leaves_no_temporary_file(stepper, tmp_path, monkeypatch):
+    def interrupt(self, *args, **kwargs):
+        raise KeyboardInterrupt
+    monkeypatch.setattr(Path, "write_text", interrupt)
+    with pytest.raises(KeyboardInterrupt):
+        stepper.save_html(tmp_path / "t.html")
+    assert os.listdir(tmp_path) == []
+
+
+def test_a_rewritten_page_keeps_its_permissions_and_a_new_one_gets_the_usual_ones(stepper, tmp_path):
+    path = stepper.save_html(tmp_path / "t.html")
+    usual = tmp_path / "usual.txt"
+    usual.write_text("a file made the usual way")
+    assert stat.S_IMODE(path.stat().st_mode) == stat.S_IMODE(usual.stat().st_mode)  # not a temporary's 0600
+    path.chmod(0o640)
+    stepper.save_html(path)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o640
+
+
+def test_a_failed_save_frames_keeps_the_previous_frames_whole(stepper, tmp_path, monkeypatch):
+    folder = tmp_path / "frames"
+    paths = stepper.save_frames(folder, format="svg")
+    good = {p.name: p.read_bytes() for p in paths}
+    half_then_full_disk(monkeypatch, "write_text", after=2)
+    with pytest.raises(OSError, match=r"^save_frames: cannot write .*step-002\.svg: No space left on device\.$"):
+        stepper.save_frames(folder, format="svg")
+    assert {p.name: p.read_bytes() for p in folder.iterdir()} == good
+
+
+def test_frames_of_a_longer_earlier_export_are_removed(stepper, tmp_path):
+    folder = tmp_path / "frames"
+    long = stepper.save_frames(folder, format="svg")
+    (folder / "notes.txt").write_text("mine")
+    x = Tensor(2.0, name="x")
+    short = BackwardStepper(x * x, forward=True).save_frames(folder, format="svg")
+    assert len(short) < len(long)
+    assert sorted(p.name for p in folder.iterdir()) == sorted([p.name for p in short] + ["notes.txt"])
+
+
+@pytest.mark.parametrize("name, found", [("t.txt", "ends in .txt"), ("t", "has no extension")])
+def test_save_html_into_a_file_that_is_not_a_page_is_refused(stepper, tmp_path, name, found):
+    with pytest.raises(ValueError, match=rf"^save_html: .*{name} {found}, but the page is HTML: give a file name "
+                                         r"ending in \.html or \.htm"):
+        stepper.save_html(tmp_path / name)
+    assert os.listdir(tmp_path) == []
+    assert stepper.save_html(tmp_path / "T.HTM").exists()
+
+
+def test_a_missing_folder_is_named_as_given(stepper, tmp_path, monkeypatch):
+    monkeypatch.setenv("HOME", str(tmp_path))
+    with pytest.raises(FileNotFoundError, match=r"^save_html: the folder ~/away does not exist; create it first\.$"):
+        stepper.save_html("~/away/t.html")
+    with pytest.raises(FileNotFoundError, match=r"^save_frames: the folder ~/away does not exist"):
+        stepper.save_frames("~/away/frames")
+    assert stepper.save_html("~/t.html") == tmp_path / "t.html"
+
+
+def test_a_page_behind_a_symbolic_link_is_rewritten_and_the_link_kept(stepper, tmp_path):
+    site = tmp_path / "site"
+    site.mkdir()
+    real = stepper.save_html(site / "page.html")
+    link = tmp_path / "link.html"
+    link.symlink_to(real)
+    real.write_text("old page")
+    stepper.save_html(link)
+    assert link.is_symlink() and real.read_text(encoding="utf-8").startswith("<!DOCTYPE html>")
+    assert sorted(os.listdir(site)) == ["page.html"]

@@ -125,3 +125,78 @@ def test_forward_of_a_node_with_parents_but_no_rule_is_refused():
     out._function, out._parents = "square", {a}  # no _backward: nothing says how to recompute it
     with pytest.raises(ValueError, match="'square' was made by a hand-written operation"):
         (out * 2).forward()
+
+
+# ------------------------------------------------------------------ constants change too
+
+def test_replay_uses_a_constants_new_data_as_a_rebuild_does():
+    x = Tensor(2.0)
+    c = Tensor(3.0, requires_grad=False)
+    y = x * (c * 0.5) + c            # c * 0.5 needs no gradient, but depends on c
+    assert y.item() == 6.0
+    c.data = 1.0
+    y.forward().backward()
+    rebuilt_x = Tensor(2.0)
+    rebuilt = rebuilt_x * (Tensor(1.0, requires_grad=False) * 0.5) + Tensor(1.0, requires_grad=False)
+    rebuilt.backward()
+    assert y.item() == rebuilt.item() == 2.0
+    assert float(x.grad) == float(rebuilt_x.grad) == 0.5
+    assert c.grad is None                       # a constant still gets no gradient
+
+
+def test_a_new_mini_batch_is_replayed_through_the_constant_part_of_the_graph():
+    rng = np.random.default_rng(3)
+    X = Tensor(rng.standard_normal((6, 2)), requires_grad=False)
+    Y = Tensor(rng.standard_normal((6, 1)), requires_grad=False)
+    mean, std = X.mean(axis=0), (((X - X.mean(axis=0)) ** 2).mean(axis=0)) ** 0.5
+    model = MLP([2, 4, 1], seed=0)
+    loss = mse_loss(model((X - mean) / std), Y)    # standardised with the batch's own statistics
+    X.data, Y.data = rng.standard_normal((6, 2)) * 5 + 1, rng.standard_normal((6, 1))
+    loss.forward().backward()
+    replayed = [p.grad.copy() for p in model.parameters()]
+    X2, Y2 = Tensor(X.data, requires_grad=False), Tensor(Y.data, requires_grad=False)
+    mean2, std2 = X2.mean(axis=0), (((X2 - X2.mean(axis=0)) ** 2).mean(axis=0)) ** 0.5
+    rebuilt = mse_loss(model((X2 - mean2) / std2), Y2)
+    rebuilt.backward()
+    assert loss.item() == pytest.approx(rebuilt.item(), rel=1e-12)
+    for g, p in zip(replayed, model.parameters()):
+        np.testing.assert_allclose(g, p.grad, rtol=1e-12)
+
+
+def test_a_constant_that_changed_shape_is_a_clear_error_and_nothing_changes():
+    x = Tensor([1.0, 2.0])
+    c = Tensor([3.0, 4.0], requires_grad=False)
+    y = (x * (c + 1)).sum()
+    c.data = np.array([1.0, 2.0, 3.0])
+    with pytest.raises(ValueError, match=r"forward: add would change shape from \(2,\) to \(3,\)"):
+        y.forward()
+    assert y.item() == 14.0
+
+
+def test_a_parameter_that_changed_shape_is_a_clear_error_and_nothing_changes():
+    x = Tensor(3.0)
+    loss = (x - 1) ** 2
+    x.data = [5.0, 6.0]
+    with pytest.raises(ValueError, match=r"forward: sub would change shape from \(\) to \(2,\).*rebuild the graph"):
+        loss.forward()
+    assert loss.item() == 4.0
+
+
+def test_no_grad_still_records_nothing():
+    from ad_magic import no_grad
+    c = Tensor(2.0, requires_grad=False)
+    x = Tensor(1.0)
+    with no_grad():
+        d = x * c
+    assert d.is_leaf and not d.requires_grad and d.parents == ()
+
+
+def test_forward_steps_include_the_constant_nodes_in_order():
+    x = Tensor(1.0, name="x")
+    c = Tensor(2.0, requires_grad=False, name="c")
+    k = c * c
+    y = x * k
+    c.data = 3.0
+    steps = list(y.forward_steps())
+    assert [s.node for s in steps] == [k, y] and [float(s.value) for s in steps] == [9.0, 9.0]
+    assert not k.requires_grad and k.parents == (c, c)
