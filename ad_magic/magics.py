@@ -39,6 +39,7 @@ from IPython.core.magic_arguments import MagicHelpFormatter, argument, kwds, mag
 from IPython.display import display
 
 from .cell import OUTPUT_FALLBACK, Cell, CellSyntaxError, UserCodeError
+from .display_names import complete_names
 from .engine import Tensor, topological_order
 from .formatting import format_number
 from .gradcheck import gradcheck
@@ -280,10 +281,13 @@ class _Run:
         graph_ids = {id(t) for t in topological_order(output)}
         self.named = namespace_names(self.ns, graph_ids, self.cell.bound)
         self.output_label = self._output_label(output)
+        # One name per tensor for everything the cell shows (table, picture, stepper).
+        self.names = complete_names(output, {**{n.tensor: n.label for n in self.named.values()},
+                                             output: self.output_label})
         if self.args.wrt is not None:
             self.targets = resolve_wrt(self.args.wrt, self.ns, graph_ids, self.named)
         else:
-            self.targets = leaves(output, self.named)
+            self.targets = leaves(output, self.named, self.names)
         self._require_scalar(output)
         if self.args.descent:
             self._descent()
@@ -302,9 +306,7 @@ class _Run:
         return name or "output"
 
     def _graph_names(self):
-        names = {n.tensor: n.label for n in self.named.values()}
-        names[self.output] = self.output_label
-        return names
+        return dict(self.names)
 
     def _require_scalar(self, output):
         if output.size != 1:

@@ -111,16 +111,18 @@ def resolve_wrt(spec, ns, graph_ids, named):
     return list(unique.values())
 
 
-def leaves(output, named):
-    """The leaves backward() differentiates with respect to, labelled."""
+def leaves(output, named, names=None):
+    """The leaves backward() differentiates with respect to, labelled: by their variable,
+    else by ``names`` ({tensor: name}: the name the picture and the stepper give them)."""
     rows, unnamed = [], 0
+    names = {id(t): n for t, n in (names or {}).items()}
     for t in topological_order(output, only_grad=True):
         if t.is_leaf:
             if id(t) in named:
                 rows.append(named[id(t)])
             else:
                 unnamed += 1
-                rows.append(Named(t, t.name or f"(unnamed leaf {unnamed})", None))
+                rows.append(Named(t, names.get(id(t)) or t.name or f"(unnamed leaf {unnamed})", None))
     return rows
 
 

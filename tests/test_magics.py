@@ -265,7 +265,7 @@ def test_arrays_and_unnamed_leaves(ip):
     ran = run_ok(ip, "%%autodiff\nw = Tensor([1.0, -2.0, 3.0])\nloss = (w * Tensor([2.0, 2.0, 2.0])).sum()\n")
     grads = ip.user_ns["_autodiff_grads"]
     np.testing.assert_allclose(grads["w"], [2.0, 2.0, 2.0])
-    np.testing.assert_allclose(grads["(unnamed leaf 1)"], [1.0, -2.0, 3.0])
+    np.testing.assert_allclose(grads["leaf₁"], [1.0, -2.0, 3.0])     # named as in the picture and stepper
     assert "(3,)" in ran.texts
 
 

@@ -164,12 +164,12 @@ def test_caption_numbers_for_a_product(xy):
     assert "∂L/∂y += ∂L/∂L · x = 1.0 · 2.0 = 2.0" in text
 
 
-def test_caption_names_intermediate_values_by_their_rule_letters():
+def test_caption_names_intermediate_values_after_their_op_not_by_rule_letters():
     x = Tensor(2.0, name="x")
     h = x * 3.0
     s = BackwardStepper(h.tanh())
-    assert "∂L/∂a += ∂L/∂L · (1 - L²)" in s.caption_text(1)
-    assert "∂L/∂x += ∂L/∂out · 3.0" in s.caption_text(2)
+    assert "∂L/∂mul₁ += ∂L/∂L · (1 - L²)" in s.caption_text(1)
+    assert "∂L/∂x += ∂L/∂mul₁ · 3.0" in s.caption_text(2)
 
 
 def test_caption_uses_the_names_dict_in_either_direction():
