@@ -12,6 +12,7 @@ import numpy as np
 from IPython.core.error import UsageError
 
 from .engine import Tensor, topological_order
+from .formatting import a_type
 
 __all__ = ["Named", "namespace_names", "resolve_wrt", "leaves", "SavedVariables", "SavedGraph"]
 
@@ -104,7 +105,7 @@ def resolve_wrt(spec, ns, graph_ids, named):
                 label = named[id(p)].label if mine else f"{name}.{p.name or 'parameter'}"
                 chosen.append(Named(p, label, name))
         else:
-            raise UsageError(f"--wrt: {name!r} is a {type(value).__name__}, not a Tensor.")
+            raise UsageError(f"--wrt: {name!r} is {a_type(value)}, not a Tensor.")
     unique = {}
     for item in chosen:
         unique.setdefault(id(item.tensor), item)

@@ -662,7 +662,7 @@ def test_line_magic_options_and_expressions_that_look_like_options(ip):
     ("%%autodiff\nv = Tensor([1.0, 2.0])\nv * v\n", "reduce it with .sum()"),
     ("%%autodiff --descent\nv = Tensor([1.0, 2.0])\nloss = v * v\n", "the loss 'loss' has shape (2,)"),
     ("%%autodiff --wrt nope\nx = Tensor(1.0)\nx * x\n", "no variable named 'nope'"),
-    ("%%autodiff --wrt n\nn = 3\nx = Tensor(1.0)\nx * x\n", "'n' is a int, not a Tensor"),
+    ("%%autodiff --wrt n\nn = 3\nx = Tensor(1.0)\nx * x\n", "'n' is an int, not a Tensor"),
     ("%%autodiff --wrt z\nz = Tensor(1.0)\nx = Tensor(1.0)\nx * x\n", "does not depend on 'z'"),
     ("%%autodiff --wrt x.data\nx = Tensor(1.0)\nx * x\n", "'x.data' is not a variable name"),
     ("%%autodiff --wrt c\nc = Tensor(1.0, requires_grad=False)\nx = Tensor(1.0)\nx * c\n",
@@ -680,12 +680,12 @@ def test_line_magic_options_and_expressions_that_look_like_options(ip):
     ("%%autodiff --descent --optimizer rmsprop\nx = Tensor(1.0)\nx * x\n", "unknown optimizer 'rmsprop'"),
     ("%%autodiff --lr 0.1\nx = Tensor(1.0)\nx * x\n", "--lr only apply with --descent"),
     ("%%autodiff out\nx = Tensor(1.0)\nx * x\n", "did not define 'out'"),
-    ("%%autodiff n\nn = 3\nx = Tensor(1.0)\n", "'n' is a int, not a Tensor"),
+    ("%%autodiff n\nn = 3\nx = Tensor(1.0)\n", "'n' is an int, not a Tensor"),
     ("%%autodiff --descent\nloss = Tensor(2.0) * Tensor(3.0)\n", "no parameters to descend on"),
     ("%%autodiff\nloss = Tensor(2.0, requires_grad=False) * 3\n",
      "does not depend on any tensor that needs a gradient"),
     ("%autodiff --check", "give an expression"),
-    ("%autodiff 3 + 4", "the expression is a int, not a Tensor"),
+    ("%autodiff 3 + 4", "the expression is an int, not a Tensor"),
 ])
 def test_mistakes_are_usage_errors(ip, cell, message):
     text = usage_error(ip, cell)
