@@ -33,6 +33,7 @@ LOSS = "L"                    # what the captions call the output: ∂L/∂x
 _LOSS_ELSEWHERE = "ℒ"         # ... when a tensor other than the output is called L
 _SUBSCRIPTS = str.maketrans("0123456789", "₀₁₂₃₄₅₆₇₈₉")
 _NOT_A_WORD = re.compile(r"\W+")
+_BACKWARD = re.compile(r"Backward\d*$")
 # A name that reads as one term inside a formula: a Python name, dotted or indexed
 # (model.W, parameters()[0]), a number, a generated name (mul₁). Anything else
 # (an expression such as "a * b + c") is bracketed where a formula uses it.
@@ -72,9 +73,13 @@ def _is_constant(t) -> bool:
 
 def _operation(t) -> str:
     """The word a generated name starts with: the operation's registry name when known
-    (a foreign node's ``*`` is ``mul``), else its function's name, else ``op``."""
+    (a foreign node's ``*`` is ``mul``), else its function's name (PyTorch's
+    ``MulBackward0``: ``mul``), else ``op``."""
     word = getattr(t, "kind", None) or t._function or ""
-    word = _NOT_A_WORD.sub("", str(word))
+    word = _BACKWARD.sub("", str(word))              # PyTorch's MulBackward0 is a mul
+    word = _NOT_A_WORD.sub("", word)
+    if word[:1].isupper() and word[1:2].islower():
+        word = word[0].lower() + word[1:]
     return word if word and not word[0].isdigit() else "op"
 
 

@@ -251,7 +251,7 @@ class DescentExplorer(HyperparameterControls, widgets.VBox):
         pictures = [self.image] + ([self.view_box] if view is not None else [])
         body = widgets.HBox(pictures + [self.table],
                             layout=widgets.Layout(align_items="flex-start", flex_flow="row wrap"))
-        children = [self.header, controls_row]
+        children = [controls_row, self.header]     # the header right above the sliders that change it
         self.hyperparameters = {}      # optimizer name -> {"lr": slider, "momentum"/"beta1"/"beta2": slider}
         self.start_inputs = []
         self.reset_button = None

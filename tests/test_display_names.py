@@ -44,6 +44,11 @@ def check_one_name_per_tensor(tl: Timeline, users: dict = ()):
         owners = [t for t, n in zip(nodes, names) if n == variable]
         assert all(t is tensor or getattr(t, "source", None) is tensor for t in owners), \
             f"{variable!r} names another tensor than the user's {variable}"
+    # the picture writes the same name in each box (a constant is drawn by its value)
+    drawn = tl.view.plan.names
+    for i, t in enumerate(nodes):
+        if not _constant(t):
+            assert drawn[i] == names[i], f"the picture calls {names[i]!r} {drawn[i]!r}"
     position = {id(t): i for i, t in enumerate(nodes)}
     children = {i: [] for i in range(len(nodes))}
     for j, t in enumerate(nodes):
@@ -202,6 +207,16 @@ def test_a_micrograd_value_has_one_name_per_node(ip):
     check_one_name_per_tensor(tl, {"a": ip.user_ns["a"], "b": ip.user_ns["b"]})
     # micrograd keeps the exponent of a ** 2 outside its graph: it is written as a number
     assert any(s.rule.startswith("pow₁ = a ** 2.0") for s in tl.states), [s.rule for s in tl.states]
+
+
+def test_a_torch_tensor_has_one_name_per_node(ip):
+    pytest.importorskip("torch")
+    ip.run_cell("import torch")
+    _magic(ip, "%%autodiff\na = torch.tensor(-2.0, requires_grad=True)\nb = torch.tensor(3.0, requires_grad=True)\n"
+               "loss = (a * b + a.tanh()) * 2\n")
+    tl = ip.user_ns["_autodiff"].timeline
+    check_one_name_per_tensor(tl, {"a": ip.user_ns["a"], "b": ip.user_ns["b"]})
+    assert {"mul₁", "tanh₁", "add₁"} <= {tl.namer(t) for t in tl.view.nodes}   # not MulBackward0₁
 
 
 # --------------------------------------------------------------------------- the naming itself
