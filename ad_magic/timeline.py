@@ -41,14 +41,19 @@ CAPTION_CHARS = 140      # a picture's caption is cut here (the widget shows it 
 
 # The registry's letters: operands a, b, c, the result out, and mean's count n.
 _LETTER = re.compile(r"(?<![A-Za-z0-9_])(out|a|b|c|n)(?![A-Za-z0-9_])")
+_QUOTED = re.compile(r"((?<![A-Za-z0-9_])'[^']*')")   # 'name', not the apostrophe of a's
 _DOUBLE_BRACKETS = re.compile(r"\(\((-[^()]*)\)\)")
 KIND_WORDS = {"leaf": "input (leaf)", "const": "constant", "value": "intermediate value", "output": "output"}
 
 
 def _substitute(text: str, names: dict) -> str:
     """``text`` with the registry's letters replaced by ``names`` (a letter missing
-    from ``names`` is left as it is: ``n`` in a text that is not mean's)."""
-    return _LETTER.sub(lambda m: names.get(m.group(1)) or m.group(1), text)
+    from ``names`` is left as it is: ``n`` in a text that is not mean's). A quoted name
+    (``your rule for 'a'``) is a function's name, left as written."""
+    parts = _QUOTED.split(text)
+    for i in range(0, len(parts), 2):
+        parts[i] = _LETTER.sub(lambda m: names.get(m.group(1)) or m.group(1), parts[i])
+    return "".join(parts)
 
 
 def _bracket(text: str) -> str:
