@@ -18,12 +18,14 @@ from __future__ import annotations
 
 import ast
 import copy
+import os
 
 from IPython.core.compilerop import PyCF_MASK
 from IPython.core.error import UsageError
 from IPython.utils.capture import capture_output
 
 from .engine import Tensor
+from .formatting import a_type
 
 __all__ = ["Cell", "CellSyntaxError", "UserCodeError", "OUTPUT_FALLBACK"]
 
@@ -114,8 +116,9 @@ class Cell:
             exec(body, shell.user_global_ns, shell.user_ns)
             return _MISSING if expression is None else eval(expression, shell.user_global_ns, shell.user_ns)
         except Exception as exc:
-            # Keep the traceback from the user's first frame on (drop this one).
-            raise UserCodeError(exc, exc.__traceback__.tb_next) from None
+            # Keep the traceback from the user's first frame on (drop this one), and end it
+            # at the user's line when ad_magic refused their input in one sentence.
+            raise UserCodeError(exc, _users_frames(exc, exc.__traceback__.tb_next)) from None
 
     def _code(self, skip):
         if skip not in self._compiled:
@@ -152,8 +155,40 @@ class Cell:
 
     def _require_tensor(self, value, what):
         if not _is_output(value):
-            raise UsageError(f"{self.magic}: {what} is a {type(value).__name__}, not a Tensor.")
+            raise UsageError(f"{self.magic}: {what} is {a_type(value)}, not a Tensor.")
         return value
+
+
+_PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
+# What ad_magic raises for a caller's bad input, as one sentence ("add: cannot broadcast ...").
+_REFUSALS = (ValueError, TypeError, IndexError)
+
+
+def _inside_package(tb) -> bool:
+    return os.path.abspath(tb.tb_frame.f_code.co_filename).startswith(_PACKAGE_DIR + os.sep)
+
+
+def _users_frames(exc, tb):
+    """The traceback ``tb`` ending at the user's last frame, when ``exc`` is ad_magic's
+    refusal of their input (raised inside the package): its frames would only push the
+    sentence down the page. Any other error keeps every frame."""
+    if tb is None or not isinstance(exc, _REFUSALS):
+        return tb
+    frames = []
+    while tb is not None:
+        frames.append(tb)
+        tb = tb.tb_next
+    if not _inside_package(frames[-1]):
+        return frames[0]
+    last_user = None
+    for frame in frames:
+        if _inside_package(frame):
+            break
+        last_user = frame
+    if last_user is None:
+        return frames[0]
+    last_user.tb_next = None
+    return frames[0]
 
 
 def _is_output(value) -> bool:

@@ -55,7 +55,7 @@ from .formatting import escape, format_number, format_value, html_table
 from .graph_view import GraphView, graph_html, inline_svg, message_svg
 from .hyperparameters import HyperparameterControls
 from .plots import RUN_COLOURS, DescentPlot, PlotRun, figure_png
-from .race import Run, make_runs
+from .race import Run, make_runs, summary_lines
 from .render import RenderError
 
 __all__ = ["DescentExplorer"]
@@ -261,6 +261,8 @@ class DescentExplorer(HyperparameterControls, widgets.VBox):
                                  description="Play", disabled=last == 0)
         widgets.link((self.play, "value"), (self.slider, "value"))
         self.label = widgets.HTML()
+        self.header = widgets.HTML()     # how the runs went: redrawn by _show, so after a live change too
+        self.header.add_class("ad-descent-header")
         self.status = widgets.HTML(self._status_html())
         self.image = widgets.Image(format="png", layout=widgets.Layout(max_width="100%"))
         self.table = widgets.HTML()
@@ -273,7 +275,7 @@ class DescentExplorer(HyperparameterControls, widgets.VBox):
         pictures = [self.image] + ([self.view_box] if view is not None else [])
         body = widgets.HBox(pictures + [self.table],
                             layout=widgets.Layout(align_items="flex-start", flex_flow="row wrap"))
-        children = [controls_row]
+        children = [controls_row, self.header]     # the header right above the sliders that change it
         self.hyperparameters = {}      # optimizer name -> {"lr": slider, "momentum"/"beta1"/"beta2": slider}
         self.start_inputs = []
         self.reset_button = None
@@ -538,9 +540,11 @@ class DescentExplorer(HyperparameterControls, widgets.VBox):
         state = run.states.get(min(self._check(k), len(run.history) - 1))
         return self._layouts.view(0 if state is None else state[0])
 
-    def svg(self, k=None, optimizer=None) -> str:
+    def svg(self, k=None, optimizer=None, *, caption=True) -> str:
         """The graph of iteration ``k`` with its values and grads, as inline SVG (in a
-        race: of ``optimizer``, default the one chosen under "graph of")."""
+        race: of ``optimizer``, default the one chosen under "graph of"). The caption
+        says which iteration and loss; with ``caption=False`` (the widget, whose slider
+        row says it already) only a run that stopped before ``k`` is captioned."""
         k = self._check(k)
         run = self._run(optimizer)
         j = min(k, len(run.history) - 1)
@@ -549,8 +553,10 @@ class DescentExplorer(HyperparameterControls, widgets.VBox):
             return message_svg(f"The graph of iteration {k} was not recorded.")
         structure, values, grads = state
         who = f"{run.name}, " if len(self.runs) > 1 else ""
-        caption = f"{who}iteration {j} / {self.n_iterations}: loss = {format_number(run.history.losses[j])}"
-        return inline_svg(self._layouts.view(structure).svg(values=values, grads=grads, caption=caption))
+        text = f"{who}iteration {j} / {self.n_iterations}: loss = {format_number(run.history.losses[j])}"
+        if not caption:
+            text = f"{run.name} stopped at iteration {j}: its graph then" if j < k else None
+        return inline_svg(self._layouts.view(structure).svg(values=values, grads=grads, caption=text))
 
     def figure(self, k=None):
         """A new matplotlib Figure of iteration ``k``: the loss curve(s), and the loss
@@ -592,6 +598,31 @@ class DescentExplorer(HyperparameterControls, widgets.VBox):
     def iteration(self, k) -> None:
         self.slider.value = self._check(k)
 
+    def summary_lines(self) -> list:
+        """How the runs went, now: ``[(text, stopped)]`` (see :func:`ad_magic.race.summary_lines`),
+        then why each stopped run stopped."""
+        lines = summary_lines(self.runs, list(zip(self.param_names, (p.data for p in self.params))))
+        for run in self.runs:
+            if run.history.stopped is not None:
+                who = f"{run.name} stopped" if len(self.runs) > 1 else "Stopped"
+                lines.append((f"{who}: {run.history.stopped}", True))
+        return lines
+
+    def _header_html(self) -> str:
+        lines = summary_lines(self.runs, list(zip(self.param_names, (p.data for p in self.params))))
+        return "<br>".join(f'<span style="color:{"#b91c1c" if stopped else "#334155"}">{escape(text)}</span>'
+                           for text, stopped in lines)
+
+    def _repr_mimebundle_(self, **kwargs):
+        bundle = super()._repr_mimebundle_(**kwargs)
+        data = bundle[0] if isinstance(bundle, tuple) else bundle
+        if data is not None:
+            try:   # a text frontend (or nbconvert to text) keeps how the runs went
+                data["text/plain"] = "\n".join(text for text, _ in self.summary_lines())
+            except Exception:   # a repr never raises
+                pass
+        return bundle
+
     def _status_html(self, problem=None) -> str:
         lines = []
         for run in self.runs:
@@ -615,6 +646,7 @@ class DescentExplorer(HyperparameterControls, widgets.VBox):
                     f"{escape(type(exc).__name__)}: {escape(str(exc))}</div>")
 
     def _show(self, k: int) -> None:
+        self.header.value = self._header_html()
         if len(self.runs) == 1:
             mark = " (stopped here)" if k == self.stopped_at else ""
             self.label.value = (f"<b>iteration {k} / {self.n_iterations}</b> &nbsp; "
@@ -628,6 +660,6 @@ class DescentExplorer(HyperparameterControls, widgets.VBox):
         if self.view_fn is not None:
             self.view_box.value = self.view_html(k)
         try:
-            self.graph.value = graph_html(self.svg(k), len(self.graph_view(k).nodes))
+            self.graph.value = graph_html(self.svg(k, caption=False), len(self.graph_view(k).nodes))
         except RenderError as exc:   # a later layout could not be drawn: say so, keep the rest
             self.graph.value = message_svg(f"Graph not drawn: {exc}")

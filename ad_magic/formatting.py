@@ -23,7 +23,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
-__all__ = ["format_number", "format_value", "format_array", "escape", "html_table", "text_table"]
+__all__ = ["format_number", "format_value", "format_array", "escape", "html_table", "text_table", "with_article",
+           "a_type"]
 
 SIGNIFICANT_DIGITS = 4
 ARRAY_THRESHOLD = 12     # arrays with more elements are summarised by their edges
@@ -191,3 +192,42 @@ def text_table(header: Sequence, rows: Sequence[Sequence]) -> str:
         if r == 0 and header:
             lines.append("  ".join("-" * w for w in widths))
     return "\n".join(lines)
+
+
+# ------------------------------------------------------------------ words in sentences
+
+# Words spelled with a vowel but said with a consonant (a uint8, a unicode, a one-hot, a Euler).
+_CONSONANT_SOUND = re.compile(r"^(?:uni|use|usu|uint|ufunc|uti|one|once|eu)", re.I)
+# Words spelled with a consonant but said with a vowel (an hour, an honest, an xarray).
+_VOWEL_SOUND = re.compile(r"^(?:hour|honest|honou?r|heir|x(?!y))", re.I)
+# Acronyms read letter by letter: an MLP, an RNN, an SVG, but a GPU.
+_VOWEL_LETTERS = set("AEFHILMNORSX")
+# How a word may start with two consonants and be read as one syllable (a float, a str);
+# other pairs are read letter by letter (an ndarray, an mse_loss).
+_ONSETS = ("sc", "sh", "sk", "sl", "sm", "sn", "sp", "sq", "st", "sw", "fl", "fr", "fj", "rh", "sr")
+
+
+def with_article(word: str) -> str:
+    """``word`` with "a" or "an" as it is read: ``an int``, ``a float``, ``an ndarray``,
+    ``a uint8``, ``an MLP``, ``a Tensor``."""
+    word = str(word)
+    letters = word.lstrip("_")
+    if not letters:
+        return f"a {word}"
+    if letters.isupper() and 1 < len(letters) <= 5 and letters.isalpha():
+        vowel = letters[0] in _VOWEL_LETTERS
+    elif _CONSONANT_SOUND.match(letters):
+        vowel = False
+    elif _VOWEL_SOUND.match(letters):
+        vowel = True
+    elif (letters[0].upper() in _VOWEL_LETTERS and letters[1:2].isalpha() and letters[1].lower() not in "aeiouy"
+          and letters[:2].lower() not in _ONSETS):
+        vowel = True      # the first letter is read as a letter: "en-dee-array"
+    else:
+        vowel = letters[0].lower() in "aeio" or (letters[0].lower() == "u" and len(letters) > 1)
+    return f"{'an' if vowel else 'a'} {word}"
+
+
+def a_type(value) -> str:
+    """The type of ``value`` with its article, for a sentence: ``an int``, ``a list``."""
+    return with_article(type(value).__name__)

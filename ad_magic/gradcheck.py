@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .formatting import escape, html_table, text_table
+from .formatting import a_type, escape, html_table, text_table
 from .tensor import Tensor, enable_grad, no_grad
 
 __all__ = ["gradcheck", "GradcheckReport", "numerical_gradient"]
@@ -99,7 +99,7 @@ def gradcheck(f, *tensors, eps=1e-6, atol=1e-5, rtol=1e-3, seed=0):
         raise TypeError("gradcheck: give at least one Tensor to check")
     for i, t in enumerate(tensors):
         if not isinstance(t, Tensor):
-            raise TypeError(f"gradcheck: input {i} is a {type(t).__name__}, not a Tensor")
+            raise TypeError(f"gradcheck: input {i} is {a_type(t)}, not a Tensor")
         if not t.requires_grad:
             raise ValueError(f"gradcheck: input {i} has requires_grad=False, so it has no gradient to check")
     with enable_grad():  # the graph is needed even when called inside no_grad()

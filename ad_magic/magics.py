@@ -44,11 +44,11 @@ from IPython.display import display
 from IPython.utils.process import arg_split
 
 from .cell import OUTPUT_FALLBACK, Cell, CellSyntaxError, UserCodeError
+from .display_names import complete_names
 from .engine import Tensor, topological_order
-from .formatting import format_number
 from .gradcheck import gradcheck
 from .render import RenderError
-from .report import GradientTable, descent_summary, grad_of, show_descent_pictures, show_graph, show_message, show_table
+from .report import GradientTable, grad_of, show_descent_pictures, show_graph, show_message, show_table
 from .variables import SavedGraph, SavedVariables, leaves, namespace_names, resolve_wrt
 
 __all__ = ["AutodiffMagics", "CellSyntaxError", "GradientTable", "load_ipython_extension", "unload_ipython_extension"]
@@ -330,10 +330,13 @@ class _Run:
         graph_ids = {id(t) for t in topological_order(output)}
         self.named = namespace_names(self.ns, graph_ids, self.cell.bound)
         self.output_label = self._output_label(output)
+        # One name per tensor for everything the cell shows (table, picture, stepper).
+        self.names = complete_names(output, {**{n.tensor: n.label for n in self.named.values()},
+                                             output: self.output_label})
         if self.args.wrt is not None:
             self.targets = resolve_wrt(self.args.wrt, self.ns, graph_ids, self.named)
         else:
-            self.targets = leaves(output, self.named)
+            self.targets = leaves(output, self.named, self.names)
         self._require_scalar(output)
         if self.args.descent:
             self._descent()
@@ -352,9 +355,7 @@ class _Run:
         return name or "output"
 
     def _graph_names(self):
-        names = {n.tensor: n.label for n in self.named.values()}
-        names[self.output] = self.output_label
-        return names
+        return dict(self.names)
 
     def _require_scalar(self, output):
         if output.size != 1:
@@ -535,14 +536,11 @@ class _Run:
         self._store(explorer, output, {p.label: grad_of(p.tensor) for p in params})
 
     def _show_descent(self, explorer, params):
-        if len(self.optimizers) > 1:
-            _show_race_summary(explorer, self.lr, params)
-        else:
-            show_message(descent_summary(explorer, optimizer=self.optimizer, lr=self.lr, params=params,
-                                         final_loss=self.output.item()))
-            if explorer.stopped:
-                show_message(str(explorer.stopped), warning=True)
+        """The explorer: its header says how the runs went and follows its live sliders.
+        With --static (no widget, nothing moves), the same lines as text, then pictures."""
         if self.args.static:
+            for text, stopped in explorer.summary_lines():
+                show_message(text, warning=stopped)
             show_descent_pictures(explorer, len(explorer.losses) - 1)
         else:
             display(explorer)
@@ -579,24 +577,6 @@ def _race(output, params, optimizers, *, lr, steps, names):
     from .widgets import DescentExplorer
 
     return DescentExplorer.compare(output, params, optimizers=optimizers, lr=lr, steps=steps, names=names)
-
-
-def _show_race_summary(explorer, lr, params):
-    """One line per optimizer of the race (a run that stopped says why); the parameters
-    end at the first optimizer's values."""
-    lines = []
-    for name, history in explorer.histories.items():
-        last = len(history) - 1
-        if history.stopped:
-            lines.append((f"{name}: stopped at iteration {last}: {history.stopped}", True))
-        else:
-            lines.append((f"{name}: loss {format_number(history.losses[0])} → {format_number(history.losses[-1])} "
-                         f"in {last} iterations", False))
-    first = next(iter(explorer.histories))
-    show_message(f"Race of {', '.join(explorer.histories)} (lr={format_number(lr)}) from the same start; "
-                 f"the parameters end at {first}'s values.")
-    for line, stopped in lines:
-        show_message(line, warning=stopped)
 
 
 # ------------------------------------------------------------------ the extension

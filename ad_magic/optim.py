@@ -14,7 +14,7 @@ import numbers
 import numpy as np
 
 from .backprop import replay_order, topological_order
-from .formatting import format_number
+from .formatting import a_type, format_number
 from .tensor import Tensor
 
 __all__ = ["Optimizer", "SGD", "Momentum", "Adam", "OPTIMIZERS", "descend", "check_descent",
@@ -55,7 +55,7 @@ class Optimizer:
             raise ValueError(f"{type(self).__name__}: got an empty list of parameters")
         for i, p in enumerate(params):
             if not isinstance(p, Tensor):
-                raise TypeError(f"{type(self).__name__}: parameter {i} is a {type(p).__name__}, not a Tensor")
+                raise TypeError(f"{type(self).__name__}: parameter {i} is {a_type(p)}, not a Tensor")
         _refuse_repeats(params, type(self).__name__, "parameter {}")
         self.params, self.lr = params, _check_lr(lr, type(self).__name__)
 
@@ -285,7 +285,7 @@ def check_descent(loss, params, optimizer="sgd", lr=0.1, steps=50, *, callback=N
         raise ValueError("descend: params is empty; pass the leaf Tensors gradient descent should update")
     for i, p in enumerate(params):
         if not isinstance(p, Tensor):
-            raise TypeError(f"descend: params[{i}] is a {type(p).__name__}, not a Tensor")
+            raise TypeError(f"descend: params[{i}] is {a_type(p)}, not a Tensor")
         if not p.is_leaf or not p.requires_grad:
             raise ValueError(f"descend: params[{i}] must be a leaf Tensor that requires a gradient "
                              "(a value you created, not the result of an operation)")
@@ -338,7 +338,8 @@ def descend(loss, params, optimizer="sgd", lr=0.1, steps=50, *, callback=None, *
         if k == 0 and not math.isfinite(history.losses[0]):  # no step was taken: not the learning rate's fault
             history.stopped = f"{what}, before any step: the loss is not finite at the starting point"
         else:
-            history.stopped = f"{what}; try a smaller learning rate, e.g. lr={history.lr / 10:g}"
+            # three significant digits: a slider's 0.00281838 suggests 0.000282, not 0.000281838
+            history.stopped = f"{what}; try a smaller learning rate, e.g. lr={history.lr / 10:.3g}"
 
     with np.errstate(all="ignore"):
         for k in range(steps + 1):

@@ -24,8 +24,9 @@ from collections import OrderedDict
 from collections.abc import Sequence
 
 import numpy as np
+from matplotlib import patheffects
 from matplotlib.backends.backend_agg import FigureCanvasAgg
-from matplotlib.colors import BoundaryNorm
+from matplotlib.colors import BoundaryNorm, ListedColormap, to_rgb
 from matplotlib.figure import Figure
 
 from .formatting import format_number
@@ -43,20 +44,80 @@ RUN_COLOURS = ("#0072b2", "#d55e00", "#009e73", "#cc79a7", "#e69f00", "#56b4e9",
 PANEL_SIZE = (4.4, 3.1)     # inches per panel
 DPI = 80
 CONTOUR_LEVELS = 14
+LEGEND_ROOM = 0.3           # inches under the axes for the legend: it never covers a path or a minimum
+LEGEND_FONT = 8
+# The loss landscape in light greys, lighter towards the minimum, so a path stands out on
+# every band (see _outlined).
+LANDSCAPE = ListedColormap([(1 - 0.25 * t,) * 3 for t in np.linspace(0.05, 1.0, 256) ** 0.8],
+                           name="ad_magic_landscape")
+CONTOUR_LINE = "#64748b"
+OUTLINE_DARK = "#1f2937"
+MIN_CONTRAST = 3.0          # WCAG's contrast for graphics: a path against any band of the landscape
 
 
-def _new_figure(panels: int = 1) -> tuple:
-    fig = Figure(figsize=(PANEL_SIZE[0] * panels, PANEL_SIZE[1]), dpi=DPI)
+def _luminance(colour) -> float:
+    """Relative luminance (WCAG 2) of a matplotlib colour."""
+    rgb = np.array(to_rgb(colour))
+    rgb = np.where(rgb <= 0.03928, rgb / 12.92, ((rgb + 0.055) / 1.055) ** 2.4)
+    return float(rgb @ np.array([0.2126, 0.7152, 0.0722]))
+
+
+def contrast(a, b) -> float:
+    """The WCAG contrast ratio of two colours (1 to 21)."""
+    low, high = sorted((_luminance(a), _luminance(b)))
+    return (high + 0.05) / (low + 0.05)
+
+
+def outline(colour) -> str:
+    """The outline drawn around a path of ``colour``: white when the colour itself stands
+    out against every band of the landscape, else dark (light colours: orange, sky blue)."""
+    darkest = LANDSCAPE(LANDSCAPE.N - 1)[:3]
+    return "white" if contrast(colour, darkest) >= MIN_CONTRAST else OUTLINE_DARK
+
+
+def _outlined(colour, width) -> list:
+    """Path effects: a line of ``width`` over an outline that keeps it visible everywhere."""
+    edge = outline(colour)
+    return [patheffects.Stroke(linewidth=width + (1.0 if edge == OUTLINE_DARK else 1.6), foreground=edge),
+            patheffects.Normal()]
+
+
+def _new_figure(panels: int = 1, *, legend: bool = False) -> tuple:
+    """A figure of ``panels`` axes side by side; with ``legend``, room under them for a
+    legend of one row (see :func:`_figure_legend`)."""
+    height = PANEL_SIZE[1] + (LEGEND_ROOM if legend else 0.0)
+    fig = Figure(figsize=(PANEL_SIZE[0] * panels, height), dpi=DPI)
     FigureCanvasAgg(fig)
     # Fixed margins rather than a layout engine: the same room for tick labels every
     # time, and no layout pass (a constrained layout costs ~0.3 s per new figure).
     width = PANEL_SIZE[0] * panels
     left, right, gap = 0.8, 0.15, 0.9          # inches
+    bottom, top = 0.5 + (LEGEND_ROOM if legend else 0.0), 0.31
     axis = (width - left - right - gap * (panels - 1)) / panels
-    fig.subplots_adjust(left=left / width, right=1 - right / width, bottom=0.16, top=0.9,
-                        wspace=gap / axis)
+    fig.subplots_adjust(left=left / width, right=1 - right / width, bottom=bottom / height,
+                        top=1 - top / height, wspace=gap / axis)
     axes = [fig.add_subplot(1, panels, i + 1) for i in range(panels)]
     return fig, axes
+
+
+def _figure_legend(fig, panels):
+    """One legend for the whole figure, under the axes (outside them: it covers no path,
+    no minimum, no curve's end), from the panels' ``legend`` handles, each label once."""
+    handles, labels = [], []
+    for panel in panels:
+        for handle in panel.legend:
+            label = handle.get_label()
+            if label and not label.startswith("_") and label not in labels:
+                handles.append(handle)
+                labels.append(label)
+    if not handles:
+        return None
+    return fig.legend(handles, labels, loc="lower center", bbox_to_anchor=(0.5, 0.0), ncol=len(handles),
+                      fontsize=LEGEND_FONT, frameon=False, handlelength=1.8, columnspacing=1.4)
+
+
+def _wants_legend(panels) -> bool:
+    return any(panel.legend for panel in panels)
 
 
 def figure_png(fig: Figure, dpi: float | None = None) -> bytes:
@@ -140,6 +201,13 @@ def _colours(runs) -> list:
             for i, r in enumerate(runs)]
 
 
+def _relabel(lines, runs):
+    """Each run's line labelled with its name now (a re-run may have stopped)."""
+    for line, run in zip(lines, runs):
+        if run.name is not None:
+            line.set_label(_text(run.name))
+
+
 # --------------------------------------------------------------------------- panels
 # Each panel draws its static part once; set_runs() gives it new runs (same number),
 # set_iteration(k) moves the iteration-dependent artists, listed in .moving.
@@ -159,14 +227,14 @@ class _LossPanel:
         self.dots = [ax.plot([], [], "o", color=CURRENT if len(runs) == 1 else c, ms=6, zorder=5)[0]
                      for c in colours]
         self.marks = []
-        if len(runs) > 1:
-            ax.legend(handles=self.lines, loc="upper right", fontsize=7, framealpha=0.7)
+        self.legend = self.lines if len(runs) > 1 else []    # the figure's legend names the runs
         self.moving = [self.cursor, *self.dots]
         self.set_runs(runs)
 
     def set_runs(self, runs):
         ax = self.ax
         self.runs = runs
+        _relabel(self.lines, runs)
         self.shown = [_plottable(r.losses) for r in runs]
         for line, shown in zip(self.lines, self.shown):
             line.set_data(np.arange(len(shown)), shown)
@@ -214,19 +282,21 @@ class _SlicePanel:
         ax.grid(True, alpha=0.3)
         colours = _colours(runs)
         single = len(runs) == 1
-        self.trails = [ax.plot([], [], "o-", color=c, ms=3, lw=0.8, alpha=0.6,
+        self.trails = [ax.plot([], [], "o-", color=c, ms=3.2, lw=1.4, path_effects=_outlined(c, 1.4),
                                label="path" if single else _text(r.name))[0] for r, c in zip(runs, colours)]
-        self.tangents = [ax.plot([], [], "-", color=CURRENT if single else c, lw=1.2,
+        self.tangents = [ax.plot([], [], "-", color=CURRENT if single else c, lw=1.4,
                                  label="tangent (slope = grad)" if single else None)[0] for c in colours]
-        self.dots = [ax.plot([], [], "o", color=CURRENT if single else c, ms=7, zorder=5)[0] for c in colours]
-        handles = [ax.get_lines()[0], *self.trails] + ([self.tangents[0]] if single else [])
-        ax.legend(handles=handles, loc="upper center", fontsize=7, framealpha=0.7)
+        self.dots = [ax.plot([], [], "o", color=CURRENT if single else c, ms=7, mec="white", mew=0.8,
+                             zorder=5)[0] for c in colours]
+        self.legend = [ax.get_lines()[0], *self.trails] + ([self.tangents[0]] if single else [])
         self.half = 0.18 * (self.xlim[1] - self.xlim[0])
         self.moving = [*self.trails, *self.tangents, *self.dots]
         self.set_runs(runs)
 
     def set_runs(self, runs):
         self.runs = runs
+        if len(runs) > 1:
+            _relabel(self.trails, runs)
         xlim = self.xlim
         path_loss = [_plottable(r.losses) for r in runs]
         with np.errstate(invalid="ignore"):   # iterates off the chart do not stretch it
@@ -261,13 +331,11 @@ class _ContourPanel:
         grid_ok = np.all(np.isfinite(xs)) and np.all(np.isfinite(ys))
         self.labelled = []
         if grid_ok and len(levels) > 1:
-            import matplotlib
-
-            cmap = matplotlib.colormaps["Blues_r"]
+            cmap = LANDSCAPE
             norm = BoundaryNorm(levels, ncolors=cmap.N, extend="max")   # one shade per band, log levels too
-            ax.contourf(xs, ys, z, levels=levels, cmap=cmap, norm=norm, alpha=0.55, extend="max")
-            lines = ax.contour(xs, ys, z, levels=levels, colors=CURVE, linewidths=0.5, alpha=0.6)
-            self.labelled = ax.clabel(lines, lines.levels[1::2], inline=True, fontsize=6,
+            ax.contourf(xs, ys, z, levels=levels, cmap=cmap, norm=norm, extend="max")
+            lines = ax.contour(xs, ys, z, levels=levels, colors=CONTOUR_LINE, linewidths=0.6, alpha=0.8)
+            self.labelled = ax.clabel(lines, lines.levels[1::2], inline=True, fontsize=6, colors=CURVE,
                                       fmt=lambda v: format_number(v, 7))
         self.xlim, self.ylim = _limits(xs, pad=0), _limits(ys, pad=0)
         ax.set_xlim(*self.xlim)
@@ -276,23 +344,28 @@ class _ContourPanel:
         ax.set_ylabel(_text(names[1]))
         ax.set_title("loss contours and the path" if len(runs) == 1 else "loss contours and the paths",
                      fontsize=10)
-        self.minima = [ax.plot([m[0]], [m[1]], "*", color=MINIMUM, mec=CURVE, mew=0.7, ms=11, zorder=4,
+        # A minimum is drawn over the paths (a path ending on it leaves it visible), under
+        # the current points.
+        self.minima = [ax.plot([m[0]], [m[1]], "*", color=MINIMUM, mec="#111827", mew=0.9, ms=14, zorder=4,
                                label="minimum" if i == 0 else None)[0] for i, m in enumerate(minima)]
         colours = _colours(runs)
         single = len(runs) == 1
-        self.ghosts = [ax.plot([], [], "-", color=c, lw=0.8, alpha=0.25)[0] for c in colours]
-        self.trails = [ax.plot([], [], "o-", color=c, ms=3, lw=1.0,
-                               label=None if single else _text(r.name))[0] for r, c in zip(runs, colours)]
-        self.dots = [ax.plot([], [], "o", color=CURRENT if single else c, ms=7, mec="white", mew=0.6,
-                             zorder=5)[0] for c in colours]
-        (self.start,) = ax.plot([], [], "s", color=PATH if single else CURVE, ms=5, zorder=5, label="start")
-        handles = ([] if single else self.trails) + [self.start] + self.minima[:1]
-        ax.legend(handles=handles, loc="upper right", fontsize=7, framealpha=0.7)
+        # Where each path goes over the whole run (the trail draws it up to the slider's iteration).
+        self.ghosts = [ax.plot([], [], "-", color=c, lw=1.0, alpha=0.4, zorder=2)[0] for c in colours]
+        self.trails = [ax.plot([], [], "o-", color=c, ms=3.2, lw=1.6, zorder=3,
+                               path_effects=_outlined(c, 1.6), label="path" if single else _text(r.name))[0]
+                       for r, c in zip(runs, colours)]
+        self.dots = [ax.plot([], [], "o", color=CURRENT if single else c, ms=8, mec="white", mew=1.0,
+                             zorder=6)[0] for c in colours]
+        (self.start,) = ax.plot([], [], "s", color=CURVE, ms=7, mec="white", mew=1.0, zorder=5, label="start")
+        self.legend = [*self.trails, self.start] + self.minima[:1]
         self.moving = [*self.trails, *self.dots]
         self.set_runs(runs)
 
     def set_runs(self, runs):
         self.runs = runs
+        if len(runs) > 1:
+            _relabel(self.trails, runs)
         for ghost, run in zip(self.ghosts, runs):
             ghost.set_data(run.path[:, 0], run.path[:, 1])
         self.start.set_data(runs[0].path[:1, 0], runs[0].path[:1, 1])
@@ -319,9 +392,10 @@ def loss_slice(xs, ys, *, path_x, path_loss, slopes, k: int | None = None, name=
     """L(θ) for one scalar parameter θ: the curve ``ys`` over ``xs``, the iterates
     ``path_x`` (with losses ``path_loss``) up to ``k`` and, at iterate ``k``, the tangent
     line L(θₖ) + gₖ·(θ − θₖ) whose slope gₖ = ∂L/∂θ is the gradient descent follows."""
-    fig, (ax,) = _new_figure(1)
+    fig, (ax,) = _new_figure(1, legend=True)
     run = PlotRun(path_loss, path=np.reshape(path_x, (-1, 1)), slopes=slopes)
     panel = _SlicePanel(ax, [run], xs, ys, name=name)
+    _figure_legend(fig, [panel])
     panel.set_iteration(len(run.losses) - 1 if k is None else k)
     return fig
 
@@ -330,10 +404,11 @@ def loss_contour(xs, ys, zs, *, path, k: int | None = None, names=("θ₁", "θ�
     """Contours of the loss over two scalar parameters (``zs[i, j]`` is the loss at
     ``(xs[j], ys[i])``), the ``minima`` marked, and the path of the iterates ``path``
     (shape (n, 2)) up to ``k``."""
-    fig, (ax,) = _new_figure(1)
+    fig, (ax,) = _new_figure(1, legend=True)
     path = np.reshape(path, (-1, 2))
     run = PlotRun(np.zeros(len(path)), path=path)
     panel = _ContourPanel(ax, [run], xs, ys, zs, names=names, minima=minima)
+    _figure_legend(fig, [panel])
     panel.set_iteration(len(path) - 1 if k is None else k)
     return fig
 
@@ -366,12 +441,18 @@ class DescentPlot:
         return self.runs[0].losses
 
     @property
+    def _has_legend(self) -> bool:
+        """A race names its runs; a slice or a contour names the path, start and minimum."""
+        return len(self.runs) > 1 or self.slice is not None or self.contour is not None
+
+    @property
     def panels(self) -> int:
         return 1 + (self.slice is not None or self.contour is not None)
 
     def _build(self) -> tuple:
         """A new figure and its panels."""
-        fig, axes = _new_figure(self.panels)
+        legend = self._has_legend
+        fig, axes = _new_figure(self.panels, legend=legend)
         panels = [_LossPanel(axes[0], self.runs, title="loss" if len(self.runs) == 1 else "loss per optimizer")]
         if self.slice is not None:
             s = self.slice
@@ -380,6 +461,8 @@ class DescentPlot:
             c = self.contour
             panels.append(_ContourPanel(axes[1], self.runs, c["xs"], c["ys"], c["zs"],
                                         names=c.get("names", ("θ₁", "θ₂")), minima=self.minima))
+        if legend:
+            _figure_legend(fig, panels)
         return fig, panels
 
     def figure(self, k: int) -> Figure:
@@ -401,6 +484,10 @@ class DescentPlot:
             fig, panels, moving, _ = self._live
             for panel in panels:
                 panel.set_runs(runs)
+            for legend in list(fig.legends):    # a run's label says where it stopped: write it anew
+                legend.remove()
+            if self._has_legend:
+                _figure_legend(fig, panels)
             self._live = (fig, panels, moving, None)
 
     def png(self, k: int) -> bytes:

@@ -5,15 +5,19 @@ is (a name, an Optimizer class or instance), its hyperparameters now and as firs
 (for Reset), its :class:`~ad_magic.optim.DescentHistory` and the graph's state at each
 iteration. :func:`make_runs` checks a race's list (known names, each once, a learning
 rate for each) and routes keyword options (``momentum=``, ``betas=``, ``eps=``) to the
-optimizers that take them.
+optimizers that take them. :func:`summary_lines` says how the runs went, in words: the
+explorer's header (redrawn after every live change) and the magic's text.
 """
 from __future__ import annotations
 
 import inspect
 
-from . import optim
+import numpy as np
 
-__all__ = ["Run", "make_runs", "optimizer_name"]
+from . import optim
+from .formatting import format_array, format_number
+
+__all__ = ["Run", "make_runs", "optimizer_name", "format_lr", "summary_lines", "parameter_summary"]
 
 
 def optimizer_name(spec) -> str:
@@ -102,3 +106,54 @@ def make_runs(optimizer, optimizers, lr, opts) -> list:
     return [Run(name, spec, lrs[name],
                  {k: v for k, v in opts.items() if cls is not None and takes(cls, k)})
             for name, spec, cls in zip(names, specs, classes)]
+
+
+# ------------------------------------------------------------------ how the runs went, in words
+
+def format_lr(lr) -> str:
+    """A learning rate as a learner reads it: three significant digits (``0.000282``,
+    ``0.1``, ``1e-05``), not the slider's ``0.000281838``."""
+    return f"{float(lr):.3g}"
+
+
+def parameter_summary(named, small=4, listed=6) -> str:
+    """Where the parameters ended, from ``(name, data)`` pairs: the values of the small
+    ones, the names of the rest."""
+    shown, rest = [], []
+    for name, data in named:
+        data = np.asarray(data)
+        if data.size <= small:
+            shown.append(f"{name} = {' '.join(format_array(data).split())}")
+        else:
+            rest.append(name)
+    if rest:
+        shown.append(f"updated in place: {', '.join(rest) if len(rest) <= listed else f'{len(rest)} tensors'}")
+    return "; ".join(shown)
+
+
+def summary_lines(runs, named) -> list:
+    """How the runs went, now: ``[(text, stopped)]``, one line for a single run, a head
+    line and one line per optimizer for a race. ``named`` pairs each parameter's name
+    with its data now (the first run's last values)."""
+    if len(runs) == 1:
+        run = runs[0]
+        h = run.history
+        last = len(h.losses) - 1
+        how = f"{run.name}, lr={format_lr(run.lr)}"
+        head = (f"Gradient descent ({how}) stopped at iteration {last}" if h.stopped
+                else f"Gradient descent ({how}), {last} iterations")
+        where = parameter_summary(named)
+        text = f"{head}: loss {format_number(h.losses[0])} → {format_number(h.losses[-1])}" + (
+            f"; {where}." if where else ".")
+        return [(text, bool(h.stopped))]
+    lines = [(f"Race of {', '.join(r.name for r in runs)} from the same start; the parameters end at "
+              f"{runs[0].name}'s values.", False)]
+    for run in runs:
+        h = run.history
+        last = len(h.losses) - 1
+        if h.stopped:
+            lines.append((f"{run.name}: stopped at iteration {last} (lr={format_lr(run.lr)})", True))
+        else:
+            lines.append((f"{run.name}: loss {format_number(h.losses[0])} → {format_number(h.losses[-1])} "
+                          f"in {last} iterations (lr={format_lr(run.lr)})", False))
+    return lines

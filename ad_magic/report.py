@@ -13,6 +13,7 @@ import numpy as np
 from IPython.display import display
 
 from .formatting import escape, format_array, format_number, html_table, text_table
+from .race import format_lr, parameter_summary
 from .render import RenderError
 
 __all__ = ["GradientTable", "descent_summary", "grad_of", "show_table", "show_message", "show_graph",
@@ -64,26 +65,17 @@ class GradientTable:
 
 def descent_summary(history, *, optimizer, lr, params, final_loss):
     """One line on a descent: how it ran, the loss from start to end, where the
-    parameters ended. `history` is the explorer (``losses``, ``stopped``)."""
+    parameters ended. `history` is the explorer (``losses``, ``stopped``); `params` the
+    magic's labelled parameters. (The explorer's own header, which follows its live
+    sliders, is :func:`ad_magic.race.summary_lines`, written the same way.)"""
     last = len(history.losses) - 1
-    how = f"{optimizer}, lr={format_number(lr)}"
+    how = f"{optimizer}, lr={format_lr(lr)}"
     if history.stopped:
         head = f"Gradient descent ({how}) stopped at iteration {last}"
     else:
         head = f"Gradient descent ({how}), {last} iterations"
-    return (f"{head}: loss {format_number(history.losses[0])} → {format_number(final_loss)}; "
-            f"{_parameter_summary(params)}.")
-
-
-def _parameter_summary(params, small=4, listed=6):
-    """Where the parameters ended: values of the small ones, names of the rest."""
-    shown = [f"{p.label} = {' '.join(format_array(p.tensor.data).split())}"
-             for p in params if p.tensor.size <= small]
-    rest = [p.label for p in params if p.tensor.size > small]
-    if rest:
-        names = ", ".join(rest) if len(rest) <= listed else f"{len(rest)} tensors"
-        shown.append(f"updated in place: {names}")
-    return "; ".join(shown)
+    where = parameter_summary([(p.label, p.tensor.data) for p in params])
+    return f"{head}: loss {format_number(history.losses[0])} → {format_number(final_loss)}; {where}."
 
 
 # ------------------------------------------------------------------ displaying

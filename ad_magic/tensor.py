@@ -395,7 +395,12 @@ class Tensor:
     def __rmatmul__(self, other): return _ops.matmul(other, self)
     def __neg__(self): return _ops.neg(self)
     def __pos__(self): return self
-    def __getitem__(self, index): return _ops.getitem(self, index)
+
+    def __getitem__(self, index):
+        try:
+            return _ops.getitem(self, index)
+        except IndexError as exc:   # a bad index is the caller's: raised here, the sentence alone
+            raise IndexError(str(exc)) from None
 
     # -- methods --------------------------------------------------------------------
     def exp(self): return _ops.exp(self)

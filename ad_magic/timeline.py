@@ -14,7 +14,11 @@ received (with their sum when it is used several times). A card line has the int
 states in which it is shown, so the browser (:mod:`ad_magic.stepper`, the exported page)
 and Python (:meth:`Timeline.card_text`) show the same text.
 
-All names are the user's (``names``, else ``tensor.name``), also in the rule line.
+All names are the user's (``names``, else ``tensor.name``); every other tensor gets one
+name that cannot clash with them (``mul₁``, ``leaf₁``: :mod:`ad_magic.display_names`),
+the same in the picture, the captions, the rule lines and the cards. The registry's
+letters (``a``, ``b``, ``out``) are never shown: each is replaced by the name of the
+tensor it stands for.
 """
 from __future__ import annotations
 
@@ -35,13 +39,21 @@ __all__ = ["Timeline", "State"]
 
 CAPTION_CHARS = 140      # a picture's caption is cut here (the widget shows it whole)
 
-_LETTER = re.compile(r"(?<![A-Za-z0-9_])(out|a|b|c)(?![A-Za-z0-9_])")
+# The registry's letters: operands a, b, c, the result out, and mean's count n.
+_LETTER = re.compile(r"(?<![A-Za-z0-9_])(out|a|b|c|n)(?![A-Za-z0-9_])")
+_QUOTED = re.compile(r"((?<![A-Za-z0-9_])'[^']*')")   # 'name', not the apostrophe of a's
+_DOUBLE_BRACKETS = re.compile(r"\(\((-[^()]*)\)\)")
 KIND_WORDS = {"leaf": "input (leaf)", "const": "constant", "value": "intermediate value", "output": "output"}
 
 
 def _substitute(text: str, names: dict) -> str:
-    """``text`` with its letters a, b, c, out replaced by the tensors' names (when known)."""
-    return _LETTER.sub(lambda m: names.get(m.group(1)) or m.group(1), text)
+    """``text`` with the registry's letters replaced by ``names`` (a letter missing
+    from ``names`` is left as it is: ``n`` in a text that is not mean's). A quoted name
+    (``your rule for 'a'``) is a function's name, left as written."""
+    parts = _QUOTED.split(text)
+    for i in range(0, len(parts), 2):
+        parts[i] = _LETTER.sub(lambda m: names.get(m.group(1)) or m.group(1), parts[i])
+    return "".join(parts)
 
 
 def _bracket(text: str) -> str:
@@ -54,9 +66,21 @@ def _number(x) -> str:
     return f"({text})" if text.startswith("-") else text
 
 
+def _plus(addends) -> str:
+    """``5.0 + (-3.0)``: a sum written out, negative terms bracketed."""
+    return " + ".join(_number(a) if np.size(a) == 1 else format_value(a) for a in addends)
+
+
+def _close(expected, got) -> bool:
+    """A grad is what the chain rule says, up to rounding (float32 grads too)."""
+    with np.errstate(all="ignore"):
+        return bool(np.allclose(np.asarray(got, dtype=float), np.asarray(expected, dtype=float), rtol=1e-5,
+                                atol=1e-9, equal_nan=True))
+
+
 def _formula(t) -> str:
     """A node's forward formula from the op registry (``out = a · b``)."""
-    op = OPS.get(t._function)
+    op = OPS.get(getattr(t, "kind", None) or t._function)
     return getattr(op, "formula", None) or f"out = {t._function}(…)"
 
 
@@ -104,7 +128,11 @@ class Timeline:
         tensor.backward_steps(grad)            # the engine's errors (non-scalar, ...) surface here, first
         self.output = tensor
         self.forward = bool(forward)
-        self.namer = DisplayNames(names)
+        # One name per tensor (the user's, else a generated one), in every text and the picture.
+        self.namer = DisplayNames(names, output=tensor)
+        names = self.namer.names
+        adapt_names(tensor, names)             # an adapted graph's step notes use the same names
+        self._operands_of = {}
         self.forward_steps = self._replay() if forward else []
         self.view = GraphView(tensor, names=names, max_nodes=max_nodes)
         nodes = self.view.nodes
@@ -136,27 +164,70 @@ class Timeline:
                 order = topological_order(output, only_grad=True)
         return [_Replayed(t, np.array(t.data), _formula(t)) for t in order if t._function is not None]
 
-    def _letters(self, node, out_default=None):
-        name = self.namer
-        letters = {"out": name(node) or out_default}
-        for i, operand in enumerate(node.parents[:3]):
-            letters["abc"[i]] = name(operand)
+    def _operands(self, node) -> list:
+        """The node's operands in the registry's order (a, b, c): its parents, and the
+        constants an adapted node keeps outside its graph (micrograd's 2 in ``x**2``)."""
+        key = id(node)
+        if key not in self._operands_of:
+            operands = list(node.parents)
+            op = OPS.get(getattr(node, "kind", None) or node._function)
+            constants = getattr(getattr(getattr(node, "graph", None), "adapter", None), "constants", None)
+            if isinstance(node, ForeignNode) and op is not None and constants is not None \
+                    and len(operands) < len(op.inputs):
+                operands += [c for c in constants(node)]
+            self._operands_of[key] = operands
+        return self._operands_of[key]
+
+    def _letters(self, node) -> dict:
+        """The registry's letters of ``node``'s rule, each replaced by the name of what it
+        stands for (bracketed where it is an expression); an operand that cannot be placed
+        reads ``?``, never a letter that could be taken for one of the user's names."""
+        namer = self.namer
+        letters = {"out": namer.ref(node) or "?"}
+        operands = self._operands(node)
+        for letter, operand in zip("abc", operands):
+            if isinstance(operand, (Tensor, ForeignNode)):
+                letters[letter] = namer.ref(operand) or "?"
+            else:
+                letters[letter] = _number(operand)
+        op = OPS.get(getattr(node, "kind", None) or node._function)
+        for letter in getattr(op, "inputs", ())[len(operands):]:
+            letters.setdefault(letter, "?")
+        if (getattr(node, "kind", None) or node._function) == "mean" and operands and np.size(node.data):
+            letters["n"] = format_number(np.size(operands[0].data) / np.size(node.data))   # elements averaged
         return letters
+
+    def _text(self, node, text) -> str:
+        """A rule's text (an expression, a derivative) in the names of ``node``'s tensors."""
+        text = text.replace("∂L/∂", f"∂{self.namer.loss}/∂")
+        return _substitute(text, self._letters(node))
+
+    def _named_formula(self, node, formula) -> str:
+        """``mul₁ = x · y``: the registry's formula with names (the result's unbracketed)."""
+        head, _, rest = formula.partition(" = ")
+        head = _substitute(head, {"out": self.namer(node) or "?"})
+        return f"{head} = {self._text(node, rest)}" if rest else head
 
     def forward_text(self, node, formula, value) -> str:
         """``h = x · y = 2.0 · 3.0 = 6.0``: the formula in names, then in numbers, then the value."""
-        letters = self._letters(node, "out")
         parts = formula.split(" = ")
-        named = " = ".join(_substitute(p, letters) for p in parts)
-        parents = node.parents
-        if parts[1:] and parents and all(np.size(p.data) == 1 for p in parents) and np.size(value) == 1:
-            numbers_ = {letter: _number(p.data) for letter, p in zip("abc", parents)}
-            numbers_["out"] = None
-            with_numbers = _substitute(parts[1], numbers_)
+        named = self._named_formula(node, formula)
+        operands = self._operands(node)
+        if parts[1:] and operands and all(np.size(getattr(p, "data", p)) == 1 for p in operands) \
+                and np.size(value) == 1:
+            numbers_ = {letter: _number(getattr(p, "data", p)) for letter, p in zip("abc", operands)}
+            numbers_["out"] = "?"
+            with_numbers = _DOUBLE_BRACKETS.sub(r"(\1)", _substitute(parts[1], numbers_))   # tanh(-2.0)
             if with_numbers != parts[1]:
                 return f"{named} = {with_numbers} = {format_number(value)}"
             return f"{named} = {format_number(value)}"
         return f"{named} → {format_value(value)}"
+
+    def _rule_line(self, node, formula, terms=()) -> str:
+        """The rule line of a step: the formula and each term's chain rule, in names."""
+        parts = [self._named_formula(node, formula)]
+        parts += [f"{self.namer.grad(t.parent)} += {self._text(node, t.expression)}" for t in terms]
+        return ";  ".join(parts)
 
     def _forward_states(self):
         nodes = self.view.nodes
@@ -177,7 +248,7 @@ class Timeline:
             if position is not None:
                 self.appears[position] = j
                 self._formulas[position] = text
-            rule = _substitute(step.formula, self._letters(node, "out"))
+            rule = self._rule_line(node, step.formula)
             self.states.append(State("forward", j, position, (), f"{node._function}: {text}", rule, node._function))
 
     # ------------------------------------------------------------------ backward
@@ -220,7 +291,8 @@ class Timeline:
                     self._received[p].append((k, info))
             if position is not None:
                 self._own[position] = (k, self._own_rule(step, node_grad))
-            rule = _substitute(step.rule, self._letters(step.node, "out"))
+            formula = getattr(step.op, "formula", None) or f"out = {step.function}(…)"
+            rule = self._rule_line(step.node, formula, step.terms)
             note = getattr(step, "note", None)   # an adapted graph's step whose rule went wrong, or raised
             if note and getattr(step, "error", None) is not None:
                 caption = note
@@ -232,23 +304,26 @@ class Timeline:
 
     def _seed_caption(self) -> str:
         seed = format_value(self._seed)
-        out = self.namer(self.output) or "L"
+        symbol = self.namer.grad(self.output)
+        loss = self.namer.loss
         rest = " Every other grad is blank until backprop reaches it." if self.steps else ""
         if self._seed.size == 1:
-            return f"Seed: ∂L/∂{out} = {seed} (the output's own gradient).{rest}"
-        return f"Seed: ∂L/∂{out} = grad {seed}.{rest}"
+            who = "" if self.namer(self.output) == loss else f": {loss} is {self.namer(self.output)}"
+            return f"Seed: {symbol} = {seed} (the output's own gradient{who}).{rest}"
+        return f"Seed: {symbol} = grad {seed}.{rest}"
 
     def _describe(self, step, node_grad, changes):
         """The chain rule applied at ``step``, with numbers, and per changed parent what it
         received: ``(clause, contributions, delta)``.
 
-        One clause per term (``∂L/∂x += ∂L/∂out · y = 1.0 · 3.0 = 3.0``); when a grad
+        One clause per term (``∂L/∂x += ∂L/∂mul₁ · y = 1.0 · 3.0 = 3.0``); when a grad
         already held contributions (the node is reused) or gets several in this step,
-        the clause shows them summing (``so ∂L/∂x = 4.0 + 2.0 = 6.0``).
+        the clause shows them summing (``so ∂L/∂x = 4.0 + 2.0 = 6.0``). When a rule (a
+        student's own ``_backward``) changed a grad by something else than the chain
+        rule's numbers, the clause says what the grad should be and what it is.
         """
         node = step.node
-        name = self.namer
-        letters = self._letters(node, "L" if node is self.output else None)
+        namer = self.namer
         g = np.asarray(node_grad)
         terms_by_parent = {}
         for term in step.terms:
@@ -256,8 +331,7 @@ class Timeline:
         parts, per_parent = [], []
         for (_, after, before), parent in zip(changes, step.parents):
             terms = terms_by_parent.get(id(parent), [])
-            symbol = "∂L/∂" + (name(parent) or (letters.get(terms[0].operand) if terms else None)
-                               or (terms[0].operand if terms else "a"))
+            symbol = namer.grad(parent)
             scalar = after.size == 1
             contributions, clauses = [], []
             for term in terms:
@@ -266,13 +340,13 @@ class Timeline:
                 text = term.factor_text   # ∂L/∂out · (local derivative), bracketed once
                 if text is not None and f"({text})" not in expression:
                     expression = expression.replace(text, _bracket(text), 1)
-                expression = _substitute(expression, letters)
+                expression = self._text(node, expression)
                 value = None
                 if scalar and factor is not None:
                     with np.errstate(all="ignore"):
                         value = float(np.sum(g * factor))
                     if g.size == 1 and np.size(factor) == 1:
-                        expression += f" = {format_number(g)} · {format_number(factor)}"
+                        expression += f" = {_number(g)} · {_number(factor)}"
                     expression += f" = {format_number(value)}"
                 contributions.append(value)
                 clauses.append(f"{symbol} += {expression}")
@@ -280,24 +354,34 @@ class Timeline:
             with np.errstate(all="ignore"):
                 delta = after if before is None else after - before
             full = clause
+            known = scalar and bool(contributions) and None not in contributions
+            old = [] if before is None else [before.reshape(-1)[0]]
+            # Only a step judged wrong (a student's rule: step.ok False) is compared with the
+            # chain rule; the engine's own steps are the chain rule.
+            wrong = (known and getattr(step, "ok", True) is False
+                     and not _close(sum(old + contributions), after.reshape(-1)[0]))
             if scalar:
-                known = None not in contributions and contributions
-                if before is not None or len(terms) > 1:
-                    addends = ([] if before is None else [before.reshape(-1)[0]])
-                    addends += contributions if known else [delta.reshape(-1)[0]]
-                    full += (f", so {symbol} = {' + '.join(format_number(a) for a in addends)}"
+                if wrong:    # the rule did something else than the chain rule
+                    should = old + contributions
+                    total = f"{_plus(should)} = " if len(should) > 1 else ""
+                    full += (f", so {symbol} should be {total}{format_number(sum(should))}"
+                             f", but it is {format_number(after)}")
+                elif known and (before is not None or len(terms) > 1):
+                    full += (f", so {symbol} = {_plus(old + contributions)}"
                              f" = {format_number(after)}")
                 elif not known:
-                    full += f" = {format_number(after)}"
+                    added = old + [delta.reshape(-1)[0]]
+                    sum_text = f"{_plus(added)} = " if len(added) > 1 else ""
+                    full += f", so {symbol} = {sum_text}{format_number(after)}"
             elif before is None:
                 full += f" → {format_value(after)}"
             else:
                 full += (f"; {symbol}: {format_value(before)} → {format_value(after)}"
                          f" (+ {format_value(delta)})")
             parts.append(full)
-            values = contributions if scalar and None not in contributions and contributions else None
+            values = contributions if known and not wrong else None
             per_parent.append({"symbol": symbol, "clauses": clauses, "values": values, "delta": delta,
-                               "from": f"{node._function} → {name(node) or ('L' if node is self.output else 'out')}"})
+                               "wrong": wrong, "from": f"{node._function} → {namer(node) or '?'}"})
         if not parts:
             parts.append("no input needs a gradient")
         return "; ".join(parts), per_parent
@@ -305,15 +389,15 @@ class Timeline:
     def _own_rule(self, step, node_grad) -> list:
         """A node's own backward step, for its card: upstream grad, local derivatives."""
         node = step.node
-        letters = self._letters(node, "out")
-        me = letters["out"]
-        lines = [f"upstream grad ∂L/∂{me} = {format_value(node_grad)}"]
+        namer = self.namer
+        me = namer.ref(node) or "?"
+        lines = [f"upstream grad {namer.grad(node)} = {format_value(node_grad)}"]
         for term in step.terms:
-            parent = self.namer(term.parent) or term.operand
+            parent = namer.ref(term.parent) or "?"
             if term.factor_text is None:
-                lines.append(f"local rule: ∂L/∂{parent} += {_substitute(term.expression, letters)}")
+                lines.append(f"local rule: {namer.grad(term.parent)} += {self._text(node, term.expression)}")
                 continue
-            local = _substitute(term.factor_text, letters)
+            local = self._text(node, term.factor_text)
             lines.append(f"local derivative ∂{me}/∂{parent} = {local} = {format_value(term.factor)}")
         return lines
 
@@ -384,7 +468,7 @@ class Timeline:
         i = self._index(i)
         t = self.view.nodes[i]
         kind = self.view.plan.kinds[i]
-        name = self.namer(t) or "unnamed"
+        name = self.namer(t) or "?"
         lines = [(f"{name} — {KIND_WORDS.get(kind, kind)}", 0, None),
                  (f"shape {tuple(t.shape)}" if t.ndim else "shape () (a scalar)", 0, None)]
         appear = self.appears[i]
@@ -407,7 +491,9 @@ class Timeline:
         for start, info in received:
             clauses = info["clauses"] or [f"{info['symbol']} changed"]
             for n, clause in enumerate(clauses):
-                if info["values"] is None and n == len(clauses) - 1:   # an array: what this step added
+                if info["wrong"] and n == len(clauses) - 1:   # a rule that broke the chain rule
+                    clause += f"; the rule added {format_value(info['delta'])} ✗"
+                elif info["values"] is None and n == len(clauses) - 1:   # an array: what this step added
                     clause += f" (adds {format_value(info['delta'])})"
                 lines.append((f"from {info['from']} (step {start}): {clause}", start, None))
         uses = sum(max(1, len(info["clauses"])) for _, info in received)
@@ -415,10 +501,9 @@ class Timeline:
             symbol = received[0][1]["symbol"]
             total = self.grad_changes[i][-1][1]
             if all(info["values"] is not None for _, info in received):
-                addends = [format_number(v) for _, info in received for v in info["values"]]
-                text = f"{' + '.join(addends)} = {format_number(total)}"
+                text = f"{_plus([v for _, info in received for v in info['values']])} = {format_number(total)}"
             elif len(received) > 1:
-                text = f"{' + '.join(format_value(info['delta']) for _, info in received)} = {format_value(total)}"
+                text = f"{_plus([info['delta'] for _, info in received])} = {format_value(total)}"
             else:
                 text = format_value(total)
             lines.append((f"used {uses} times; sum: {symbol} = {text}", received[-1][0], None))

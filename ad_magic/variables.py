@@ -12,6 +12,7 @@ import numpy as np
 from IPython.core.error import UsageError
 
 from .engine import Tensor, topological_order
+from .formatting import a_type
 
 __all__ = ["Named", "namespace_names", "resolve_wrt", "leaves", "SavedVariables", "SavedGraph"]
 
@@ -104,23 +105,25 @@ def resolve_wrt(spec, ns, graph_ids, named):
                 label = named[id(p)].label if mine else f"{name}.{p.name or 'parameter'}"
                 chosen.append(Named(p, label, name))
         else:
-            raise UsageError(f"--wrt: {name!r} is a {type(value).__name__}, not a Tensor.")
+            raise UsageError(f"--wrt: {name!r} is {a_type(value)}, not a Tensor.")
     unique = {}
     for item in chosen:
         unique.setdefault(id(item.tensor), item)
     return list(unique.values())
 
 
-def leaves(output, named):
-    """The leaves backward() differentiates with respect to, labelled."""
+def leaves(output, named, names=None):
+    """The leaves backward() differentiates with respect to, labelled: by their variable,
+    else by ``names`` ({tensor: name}: the name the picture and the stepper give them)."""
     rows, unnamed = [], 0
+    names = {id(t): n for t, n in (names or {}).items()}
     for t in topological_order(output, only_grad=True):
         if t.is_leaf:
             if id(t) in named:
                 rows.append(named[id(t)])
             else:
                 unnamed += 1
-                rows.append(Named(t, t.name or f"(unnamed leaf {unnamed})", None))
+                rows.append(Named(t, names.get(id(t)) or t.name or f"(unnamed leaf {unnamed})", None))
     return rows
 
 

@@ -370,7 +370,7 @@ def test_other_mistakes_get_one_clear_sentence():
         x.item()
     with pytest.raises(TypeError, match="gradcheck: the first argument must be a function, got int"):
         gradcheck(3, x)
-    with pytest.raises(TypeError, match="gradcheck: input 0 is a ndarray, not a Tensor"):
+    with pytest.raises(TypeError, match="gradcheck: input 0 is an ndarray, not a Tensor"):
         gradcheck(lambda a: a, np.ones(2))
     with pytest.raises(ValueError, match="gradcheck: input 0 has requires_grad=False"):
         gradcheck(lambda a: a, Tensor(1.0, requires_grad=False))

@@ -390,7 +390,7 @@ def test_a_race_draws_one_picture_with_every_path_and_a_table_per_optimizer():
     a, b, loss = bowl()
     e = DescentExplorer.compare(loss, [a, b], optimizers=("sgd", "adam"), lr=0.05, steps=30, minima=[(1, -0.5)])
     fig = e.figure(12)
-    legend = [t.get_text() for t in fig.axes[1].get_legend().get_texts()]
+    legend = [t.get_text() for t in fig.legends[0].get_texts()]     # under the axes, for both panels
     assert legend[:2] == ["sgd", "adam"] and "minimum" in legend
     trails = [line for line in fig.axes[1].get_lines() if line.get_label() in ("sgd", "adam")]
     assert [len(t.get_xdata()) for t in trails] == [13, 13]
@@ -413,7 +413,7 @@ def test_a_diverging_optimizer_stops_with_the_reason_while_the_others_go_on():
     assert "sgd stopped" in e.status.value and "smaller learning rate" in e.status.value
     e.slider.value = 200
     assert e.slider.max == 200 and f"{sgd.stopped_at} (stopped)" in e.table.value
-    legend = [t.get_text() for t in e.figure(200).axes[1].get_legend().get_texts()]
+    legend = [t.get_text() for t in e.figure(200).legends[0].get_texts()]
     assert f"sgd (stopped at {sgd.stopped_at})" in legend
     assert np.isfinite(a.data) and np.isfinite(b.data)
 

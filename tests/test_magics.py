@@ -207,6 +207,80 @@ def test_static_shows_svg_and_no_widget(ip):
     assert float(ip.user_ns["x"].grad) == 4.0
 
 
+def pictures(ran) -> int:
+    """How many graphs a cell displayed: an SVG image, a widget (the stepper and the
+    explorer draw the graph inside; a widget's static fallback is the same picture), or
+    an SVG inline in HTML. Plots (PNG) are not graphs."""
+    count = 0
+    for bundle in ran.outputs:
+        if SVG in bundle or WIDGET in bundle:
+            count += 1
+        else:
+            count += bundle.get("text/html", "").count("<svg")
+    return count
+
+
+_QUADRATIC = "x = Tensor(2.0)\ny = Tensor(-1.0)\nloss = (x - 1) ** 2 + 2 * (y + 0.5) ** 2\n"
+
+
+@pytest.mark.parametrize("line", [
+    "%%autodiff", "%%autodiff --static", "%%autodiff --check", "%%autodiff --wrt x",
+    "%%autodiff --descent --steps 5", "%%autodiff --descent --steps 5 --static",
+    "%%autodiff --descent --steps 5 --check",
+    "%%autodiff --descent --steps 5 --optimizer sgd,momentum,adam",
+    "%%autodiff --descent --steps 5 --optimizer sgd,adam --static",
+    "%%autodiff --export {tmp}/steps.html", "%%autodiff --static --export {tmp}/steps.html",
+])
+def test_one_picture_per_cell(ip, line, tmp_path):
+    ran = run_ok(ip, line.format(tmp=tmp_path) + "\n" + _QUADRATIC)
+    assert pictures(ran) == 1, [sorted(o) for o in ran.outputs]
+
+
+@pytest.mark.parametrize("source", ["%autodiff x * x + 1", "%autodiff --static x * x + 1",
+                                    "%autodiff --descent --steps 3 x * x + 1"])
+def test_one_picture_per_line_magic(ip, source):
+    run_ok(ip, "x = Tensor(2.0)")
+    ran = run_ok(ip, source)
+    assert pictures(ran) == 1, [sorted(o) for o in ran.outputs]
+
+
+@pytest.mark.parametrize("options", ["", "--static", "--wrt x"])
+def test_one_picture_for_a_student_s_tensor(ip, options):
+    from practical_solutions import namespace
+
+    ip.user_ns.update(namespace())
+    ran = run_ok(ip, f"%%autodiff y {options}\nx = Tensor(2.0)\ny = x * x + 5 * x + -1\n")
+    assert pictures(ran) == 1, [sorted(o) for o in ran.outputs]
+    table = ran.outputs[0]["text/plain"]
+    # The constants 5 and -1 of the code are not rows of the table (the stepper shows them).
+    assert "(5.0)" not in table and "(-1.0)" not in table and re.search(r"^x\s", table, re.M)
+
+
+def test_one_picture_for_a_wrong_student_rule(ip):
+    from practical_solutions import namespace
+    from practical_solutions.mistakes import MISTAKES
+
+    section, code = next((m[1], m[2]) for m in MISTAKES if m[0] == "mul's rule uses its own operand")
+    ip.user_ns.update(namespace((section, code)))
+    ran = run_ok(ip, "%%autodiff y\nx = Tensor(2.0)\ny = x * x + 5 * x + -1\n")
+    assert pictures(ran) == 1
+    assert "but the chain rule gives" in ran.texts
+
+
+def test_one_picture_for_a_micrograd_value(ip):
+    pytest.importorskip("micrograd")
+    run_ok(ip, "from micrograd.engine import Value")
+    ran = run_ok(ip, "%%autodiff\na = Value(2.0)\nb = Value(-3.0)\n(a * b + a).relu() + a ** 2\n")
+    assert pictures(ran) == 1
+
+
+def test_one_picture_for_a_torch_tensor(ip):
+    pytest.importorskip("torch")
+    run_ok(ip, "import torch")
+    ran = run_ok(ip, "%%autodiff\nx = torch.tensor(2.0, requires_grad=True)\nloss = x * x + 3 * x\n")
+    assert pictures(ran) == 1
+
+
 def test_cell_variables_stay_like_a_normal_cell(ip):
     run_ok(ip, "%%autodiff\nx = Tensor(2.0)\nh = x * 3\nn = 7\nloss = h + 1\n")
     ns = ip.user_ns
@@ -265,7 +339,7 @@ def test_arrays_and_unnamed_leaves(ip):
     ran = run_ok(ip, "%%autodiff\nw = Tensor([1.0, -2.0, 3.0])\nloss = (w * Tensor([2.0, 2.0, 2.0])).sum()\n")
     grads = ip.user_ns["_autodiff_grads"]
     np.testing.assert_allclose(grads["w"], [2.0, 2.0, 2.0])
-    np.testing.assert_allclose(grads["(unnamed leaf 1)"], [1.0, -2.0, 3.0])
+    np.testing.assert_allclose(grads["leaf₁"], [1.0, -2.0, 3.0])     # named as in the picture and stepper
     assert "(3,)" in ran.texts
 
 
@@ -588,7 +662,7 @@ def test_line_magic_options_and_expressions_that_look_like_options(ip):
     ("%%autodiff\nv = Tensor([1.0, 2.0])\nv * v\n", "reduce it with .sum()"),
     ("%%autodiff --descent\nv = Tensor([1.0, 2.0])\nloss = v * v\n", "the loss 'loss' has shape (2,)"),
     ("%%autodiff --wrt nope\nx = Tensor(1.0)\nx * x\n", "no variable named 'nope'"),
-    ("%%autodiff --wrt n\nn = 3\nx = Tensor(1.0)\nx * x\n", "'n' is a int, not a Tensor"),
+    ("%%autodiff --wrt n\nn = 3\nx = Tensor(1.0)\nx * x\n", "'n' is an int, not a Tensor"),
     ("%%autodiff --wrt z\nz = Tensor(1.0)\nx = Tensor(1.0)\nx * x\n", "does not depend on 'z'"),
     ("%%autodiff --wrt x.data\nx = Tensor(1.0)\nx * x\n", "'x.data' is not a variable name"),
     ("%%autodiff --wrt c\nc = Tensor(1.0, requires_grad=False)\nx = Tensor(1.0)\nx * c\n",
@@ -606,12 +680,12 @@ def test_line_magic_options_and_expressions_that_look_like_options(ip):
     ("%%autodiff --descent --optimizer rmsprop\nx = Tensor(1.0)\nx * x\n", "unknown optimizer 'rmsprop'"),
     ("%%autodiff --lr 0.1\nx = Tensor(1.0)\nx * x\n", "--lr only apply with --descent"),
     ("%%autodiff out\nx = Tensor(1.0)\nx * x\n", "did not define 'out'"),
-    ("%%autodiff n\nn = 3\nx = Tensor(1.0)\n", "'n' is a int, not a Tensor"),
+    ("%%autodiff n\nn = 3\nx = Tensor(1.0)\n", "'n' is an int, not a Tensor"),
     ("%%autodiff --descent\nloss = Tensor(2.0) * Tensor(3.0)\n", "no parameters to descend on"),
     ("%%autodiff\nloss = Tensor(2.0, requires_grad=False) * 3\n",
      "does not depend on any tensor that needs a gradient"),
     ("%autodiff --check", "give an expression"),
-    ("%autodiff 3 + 4", "the expression is a int, not a Tensor"),
+    ("%autodiff 3 + 4", "the expression is an int, not a Tensor"),
 ])
 def test_mistakes_are_usage_errors(ip, cell, message):
     text = usage_error(ip, cell)

@@ -13,16 +13,21 @@ from matplotlib.contour import ContourSet
 from matplotlib.figure import Figure
 
 from ad_magic.plots import (
+    LANDSCAPE,
+    MIN_CONTRAST,
+    PATH,
     RUN_COLOURS,
     DescentPlot,
     FitPlot,
     PlotRun,
     SurfacePlot,
     contour_levels,
+    contrast,
     figure_png,
     loss_contour,
     loss_curve,
     loss_slice,
+    outline,
 )
 
 PNG = b"\x89PNG\r\n\x1a\n"
@@ -164,9 +169,10 @@ def test_a_race_draws_one_coloured_path_and_loss_curve_per_run_with_a_legend():
     plot = DescentPlot(race_runs(), contour=dict(xs=xs, ys=ys, zs=zs, names=("x", "y")), minima=[(1.0, -0.5)])
     fig = plot.figure(10)
     loss_ax, contour_ax = fig.axes
-    legend = [t.get_text() for t in contour_ax.get_legend().get_texts()]
+    # One legend for both panels, under them: it covers no path, no minimum, no curve's end.
+    assert contour_ax.get_legend() is None and loss_ax.get_legend() is None
+    legend = [t.get_text() for t in fig.legends[0].get_texts()]
     assert legend == ["run0", "run1", "run2", "start", "minimum"]
-    assert [t.get_text() for t in loss_ax.get_legend().get_texts()] == ["run0", "run1", "run2"]
     trails = [line for line in contour_ax.get_lines() if line.get_label() in ("run0", "run1", "run2")]
     assert [line.get_color() for line in trails] == list(RUN_COLOURS[:3])
     assert all(len(line.get_xdata()) == 11 for line in trails)
@@ -257,3 +263,66 @@ def test_surface_plot_draws_a_decision_surface_without_pyplot():
     assert len(fig.axes[0].collections) == 3                                       # + the points, once
     assert first.startswith(PNG) and plot.png(np.zeros_like(gx), "flat") != first
     assert plt.get_fignums() == []
+
+
+# --------------------------------------------------------------- readable on every band
+
+def _overlaps(a, b) -> bool:
+    return a.x0 < b.x1 and b.x0 < a.x1 and a.y0 < b.y1 and b.y0 < a.y1
+
+
+@pytest.mark.parametrize("make", ["race", "single contour", "slice"])
+def test_the_legend_lies_outside_every_axes(make):
+    xs, ys, zs = bowl_grid()
+    if make == "race":
+        plot = DescentPlot(race_runs(), contour=dict(xs=xs, ys=ys, zs=zs), minima=[(1.0, -0.5)])
+    elif make == "single contour":
+        first = race_runs()[0]
+        plot = DescentPlot([PlotRun(first.losses, path=first.path)], contour=dict(xs=xs, ys=ys, zs=zs),
+                           minima=[(1.0, -0.5)])
+    else:
+        x, losses, slopes = one_param_run()
+        grid = np.linspace(0, 3.5, 50)
+        plot = DescentPlot([PlotRun(losses, path=x.reshape(-1, 1), slopes=slopes)],
+                           slice=dict(xs=grid, ys=(grid - 1) ** 2, name="x"))
+    fig = plot.figure(10)
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
+    (legend,) = fig.legends
+    box = legend.get_window_extent(renderer)
+    assert all(not _overlaps(box, ax.get_window_extent(renderer)) for ax in fig.axes)
+    assert box.y0 >= 0 and box.x0 >= 0 and box.x1 <= fig.bbox.x1    # inside the picture
+    assert all(ax.get_legend() is None for ax in fig.axes)
+
+
+@pytest.mark.parametrize("colour", [PATH, *RUN_COLOURS])
+def test_every_path_colour_stands_out_on_every_band_of_the_landscape(colour):
+    bands = [LANDSCAPE(i)[:3] for i in range(LANDSCAPE.N)]
+    edge = outline(colour)
+    # the line itself, or the outline drawn around it, has a contrast of 3:1 with every band
+    assert min(max(contrast(colour, band), contrast(edge, band)) for band in bands) >= MIN_CONTRAST
+
+
+def test_paths_are_drawn_outlined_and_under_the_minimum_and_the_current_points():
+    xs, ys, zs = bowl_grid()
+    fig = DescentPlot(race_runs(), contour=dict(xs=xs, ys=ys, zs=zs), minima=[(1.0, -0.5)]).figure(10)
+    ax = fig.axes[1]
+    trails = [line for line in ax.get_lines() if line.get_label() in ("run0", "run1", "run2")]
+    star = next(line for line in ax.get_lines() if line.get_label() == "minimum")
+    assert all(line.get_path_effects() and line.get_linewidth() >= 1.5 for line in trails)
+    assert all(star.get_zorder() > line.get_zorder() for line in trails)
+    dots = [line for line in ax.get_lines() if line.get_marker() == "o" and line.get_linestyle() == "None"]
+    assert dots and all(d.get_zorder() > star.get_zorder() for d in dots)
+
+
+def test_a_re_run_that_stops_renames_its_legend_entry():
+    xs, ys, zs = bowl_grid()
+    plot = DescentPlot(race_runs(), contour=dict(xs=xs, ys=ys, zs=zs))
+    plot.png(5)
+    stopped = race_runs(stop_second=True)
+    stopped[1] = PlotRun(stopped[1].losses, name="run1 (stopped at 7)", path=stopped[1].path, stopped_at=7,
+                         colour=RUN_COLOURS[1])
+    plot.set_runs(stopped)
+    plot.png(5)
+    fig = plot._live[0]
+    assert [t.get_text() for t in fig.legends[0].get_texts()][:3] == ["run0", "run1 (stopped at 7)", "run2"]

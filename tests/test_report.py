@@ -58,6 +58,9 @@ def test_descent_summary_says_how_it_ran_and_where_it_ended():
     History.stopped = "loss became nan at iteration 2; try a smaller learning rate"
     assert "stopped at iteration 2" in descent_summary(History(), optimizer="sgd", lr=1.0, final_loss=0.25,
                                                        params=[Named(x, "x", "x")])
+    # a learning rate from a log slider reads in three digits
+    text = descent_summary(History(), optimizer="sgd", lr=0.000281838, final_loss=0.25, params=[Named(x, "x", "x")])
+    assert "lr=0.000282" in text and "0.000281838" not in text
 
 
 def test_grad_of_copies_and_fills_zeros():

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import random
+import re
 import xml.etree.ElementTree as ET
 
 import numpy as np
@@ -164,12 +165,12 @@ def test_caption_numbers_for_a_product(xy):
     assert "∂L/∂y += ∂L/∂L · x = 1.0 · 2.0 = 2.0" in text
 
 
-def test_caption_names_intermediate_values_by_their_rule_letters():
+def test_caption_names_intermediate_values_after_their_op_not_by_rule_letters():
     x = Tensor(2.0, name="x")
     h = x * 3.0
     s = BackwardStepper(h.tanh())
-    assert "∂L/∂a += ∂L/∂L · (1 - L²)" in s.caption_text(1)
-    assert "∂L/∂x += ∂L/∂out · 3.0" in s.caption_text(2)
+    assert "∂L/∂mul₁ += ∂L/∂L · (1 - L²)" in s.caption_text(1)
+    assert "∂L/∂x += ∂L/∂mul₁ · 3.0" in s.caption_text(2)
 
 
 def test_caption_uses_the_names_dict_in_either_direction():
@@ -363,3 +364,55 @@ def test_a_long_name_is_cut_on_a_whole_token_and_shown_whole_in_its_card():
     drawn = s.view._plan.names[s.view.index(x)]
     assert drawn == "model.layers[0].attention…"
     assert s.card_text(x, 0).startswith("model.layers[0].attention.query.weight — input (leaf)")
+
+
+# ------------------------------------------------------------- a student's wrong rule
+
+def _student_nine(mistake):
+    from practical_solutions import namespace
+    from practical_solutions.mistakes import MISTAKES
+
+    ns = namespace(next((m[1], m[2]) for m in MISTAKES if m[0] == mistake))
+    T, add, mul = ns["Tensor"], ns["add"], ns["mul"]
+    x = T(2.0)
+    return x, add(add(mul(x, x), mul(T(5.0), x)), T(-1.0))
+
+
+_REPEATED = re.compile(r"= (\(?-?\d[\d.e+-]*\)?) = \1(?![\d.])")    # "= 2.0 = 2.0"
+
+
+@pytest.mark.parametrize("mistake", ["grads overwritten instead of accumulated", "mul's rule uses its own operand"])
+def test_a_wrong_student_rule_shows_each_term_s_numbers_and_what_the_grad_should_be(mistake):
+    x, y = _student_nine(mistake)
+    s = BackwardStepper(y, names={x: "x", y: "y"})
+    captions = [s.caption_text(k) for k in range(s.n_steps + 1)]
+    assert not [c for c in captions if _REPEATED.search(c)], captions
+    wrong = [c for c in captions if "✗" in c]
+    assert wrong, captions
+    for caption in wrong:
+        clauses = re.findall(r"∂L/∂\S+ \+= [^;]*", caption.split(" ✗ ")[0])
+        assert clauses
+        for clause in clauses:     # the chain rule's numbers behind every term: upstream · local = value
+            assert re.search(r"= \(?-?[\d.]+\)? · \(?-?[\d.]+\)? = -?[\d.]+", clause), clause
+        assert ", but it is " in caption and " should be " in caption
+
+
+def test_the_overwritten_grad_says_what_it_should_be_and_what_it_is():
+    x, y = _student_nine("grads overwritten instead of accumulated")
+    s = BackwardStepper(y, names={x: "x", y: "y"})
+    tl = s.timeline
+    i_x = next(i for i, t in enumerate(tl.view.nodes) if tl.namer(t) == "x")
+    checked = 0
+    for k in range(1, s.n_steps + 1):
+        text = s.caption_text(k)
+        for addends, total, actual in re.findall(r"∂L/∂x should be (?:(.*?) = )?(\S+), but it is (\S+?)[ ;]", text):
+            if addends:
+                terms = [float(a.strip("()")) for a in addends.split(" + ")]
+                assert sum(terms) == pytest.approx(float(total)), text
+            assert float(actual) == pytest.approx(float(tl.grads_at(tl.seed_state + k)[i_x]))
+            assert float(actual) != pytest.approx(float(total))
+            checked += 1
+    assert checked >= 1
+    card = tl.card_text(i_x, tl.last)
+    assert re.search(r"; the rule added \(?-?[\d.]+\)? ✗", card), card
+    assert "used 3 times; sum: ∂L/∂x = " in card and "+ -" not in card, card

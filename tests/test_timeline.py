@@ -94,9 +94,9 @@ def test_rule_line_uses_the_users_names():
     out = x * 5
     tl = Timeline(out, forward=True)
     rules = [s.rule for s in tl.states if s.phase == "backward"]
-    assert rules == ["out = x · 5.0;  ∂L/∂x += ∂L/∂out · 5.0"]
-    assert [s.rule for s in tl.states if s.phase == "forward"] == ["out = x · 5.0"]
-    assert tl.states[1].caption == "mul: out = x · 5.0 = 2.0 · 5.0 = 10.0"
+    assert rules == ["L = x · 5.0;  ∂L/∂x += ∂L/∂L · 5.0"]     # the unnamed output is L
+    assert [s.rule for s in tl.states if s.phase == "forward"] == ["L = x · 5.0"]
+    assert tl.states[1].caption == "mul: L = x · 5.0 = 2.0 · 5.0 = 10.0"
 
 
 def test_forward_caption_of_arrays_gives_shape_and_summary():

@@ -50,7 +50,7 @@ def test_wrt_names_tensors_and_modules():
     ids = {id(t) for t in topological_order(out)}
     ns = {"x": x, "h": h, "n": 3, "looping": Looping()}
     assert [n.label for n in resolve_wrt("x, h", ns, ids, {})] == ["x", "h"]
-    for spec, message in [("nope", "no variable named 'nope'"), ("n", "'n' is a int"),
+    for spec, message in [("nope", "no variable named 'nope'"), ("n", "'n' is an int"),
                           ("looping", "looping.parameters() raised"), ("x.data", "not a variable name")]:
         with pytest.raises(UsageError, match=message.replace("(", r"\(").replace(")", r"\)")):
             resolve_wrt(spec, ns, ids, {})

@@ -11,10 +11,10 @@ import numpy as np
 from IPython.core.error import UsageError
 from IPython.display import display
 
-from ..formatting import format_number
+from ..display_names import DisplayNames, complete_names
 from ..render import RenderError
 from ..report import GradientTable, show_graph, show_message, show_table
-from . import AdapterError, adapt
+from . import AdapterError, adapt, adapt_names
 
 __all__ = ["run_foreign"]
 
@@ -30,11 +30,6 @@ def _names(ns, graph, preferred):
             continue
         found.setdefault(node, name)
     return found
-
-
-def _unnamed(node, i):
-    """An unnamed leaf by its value (a constant such as the 5 of 5 * x), else by position."""
-    return f"({format_number(node.item())})" if node.size == 1 else f"leaf {i}"
 
 
 def run_foreign(run, output):
@@ -66,6 +61,12 @@ def run_foreign(run, output):
         rows_of = [by_name[w] for w in wanted]
     else:
         rows_of = [n for n in node.graph.order_from(node) if n.is_leaf]
+        # A one-number leaf bound to no variable is a constant of the code (the 5 of 5 * x):
+        # listed only when no leaf has a name. The stepper's cards show its grad.
+        if any(n in names for n in rows_of):
+            rows_of = [n for n in rows_of if n in names or n.size != 1]
+    names = complete_names(node, names)        # one name per node: table, picture, stepper, notes
+    adapt_names(node, names)
     widget, steps = None, None
     try:
         if not args.static:
@@ -81,15 +82,17 @@ def run_foreign(run, output):
     except AdapterError as exc:
         raise UsageError(f"{magic}: {exc}") from None
     wrong = [s for s in steps if not s.ok]
-    rows = [{"label": names.get(n) or n.name or _unnamed(n, i), "shape": n.shape, "value": np.array(n.data),
-             "grad": n.grad} for i, n in enumerate(rows_of, 1)]
+    name = DisplayNames(names)
+    rows = [{"label": name(n), "shape": n.shape, "value": np.array(n.data), "grad": n.grad} for n in rows_of]
     table = GradientTable(label, rows)
-    show_graph(node, names, label)
+    # One picture: the stepper's graph, or (--static, or no widget) the graph alone.
     show_table(table)
     for step in wrong[:1]:
         show_message(f"Step {step.index} ({step.function}): {step.note}", warning=True)
     if widget is not None:
         display(widget)
+    else:
+        show_graph(node, names, label)
     run.ns["_autodiff"] = widget
     run.ns["_autodiff_output"] = output
     run.ns["_autodiff_grads"] = table.grads

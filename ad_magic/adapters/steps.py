@@ -76,8 +76,9 @@ class ForeignStep:
             if not isinstance(operand, ForeignNode) or not operand.requires_grad:
                 continue
             text = op.derivatives[i] if op.elementwise else None
-            # The stepper multiplies the factor out: given only when the student's rule agrees.
-            factor = expected.locals[i] if op.elementwise and expected.agrees(operand) else None
+            # The chain rule's local derivative, also when the student's rule disagrees: the
+            # stepper shows the numbers the rule should have used beside what it did.
+            factor = expected.locals[i] if op.elementwise else None
             terms.append(ForeignTerm(operand, op.inputs[i], text, op.expression(i), factor))
         return tuple(terms)
 
