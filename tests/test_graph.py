@@ -238,7 +238,7 @@ def test_repr_svg_never_raises_with_a_broken_renderer(monkeypatch, tmp_path):
 def test_repr_svg_never_raises_on_unexpected_errors(monkeypatch):
     def broken(*args, **kwargs):
         raise ValueError("bad <data> & more")
-    monkeypatch.setattr(graph, "draw_computation_graph", broken)
+    monkeypatch.setattr(graph, "_laid_out_svg", broken)
     svg = quadratic()[1]._repr_svg_()
     root = ET.fromstring(svg)
     assert [t.text for t in root.iter(SVG + "text")] == ["Graph not drawn: ValueError: bad <data> & more"]
@@ -261,8 +261,8 @@ def test_view_nodes_in_topological_order_and_index(renderer):
 
 def test_view_lays_out_once(monkeypatch):
     calls = []
-    real = graph_view.render_svg
-    monkeypatch.setattr(graph_view, "render_svg", lambda *a, **k: calls.append(1) or real(*a, **k))
+    real = dot.render_svg
+    monkeypatch.setattr(dot, "render_svg", lambda *a, **k: calls.append(1) or real(*a, **k))
     if SYSTEM_DOT is None and PURE_DOT is None:
         pytest.skip("no dot renderer")
     x, y = quadratic()
@@ -300,18 +300,43 @@ def test_caption_is_shown_below_and_escaped(renderer):
     assert float(root.get("viewBox").split()[3]) > float(plain.get("viewBox").split()[3])
 
 
-def test_reserved_room_fits_any_number():
+def test_numbers_in_nodes_are_bounded():
     @given(st.floats(allow_nan=True, allow_infinity=True))
+    @settings(max_examples=60, deadline=None)
     def check(v):
         assert len(dot.scalar_text(v)) <= graph.SCALAR_CHARS
-        assert len(dot.grad_line(np.array(v), 0, placeholder=False)) <= len(
-            dot.grad_line(None, 0, placeholder=True))
-        summary = dot.grad_line(np.array([v, -v, 1e-300]), 1, placeholder=False)
-        assert len(summary) <= len(dot.grad_line(None, 1, placeholder=True))
-        data = dot.value_lines(np.array([v, 2.0]), False, placeholder=False)
-        room = dot.value_lines(np.array([v, 2.0]), False, placeholder=True)
-        assert [len(t) for t in data] <= [len(t) for t in room]
+        assert len(dot.grad_line(np.array(v))) <= len("grad ") + graph.SCALAR_CHARS
+        whole = dot.summary_text(np.array([v, -v, 1e-300]))       # three entries: shown whole
+        assert whole.startswith("[") and len(whole) <= 3 * (dot.ENTRY_CHARS + 2)
+        summary = dot.summary_text(np.full(10, v))                  # ten: a summary
+        assert len(summary) <= len("mean [, ]") + 3 * graph.STAT_CHARS
     check()
+
+
+def test_boxes_are_sized_by_their_text_and_a_longer_text_is_squeezed(renderer):
+    # The room a box gets is its own text's, not the widest number's: 3.0 makes a small box.
+    w = Tensor(3.0, name="w")
+    out = w * w
+    out.backward()
+    view = GraphView(out)
+    box = view._slots[0][2]
+    assert box.data_room == [len("data 3.0")]
+    wide = svg_nodes(view.svg(values=[np.array(-1.234567e-7), out.data], grads=[None, None]))
+    text = [t for t in wide["v0"].iter(SVG + "text") if t.text and t.text.startswith("data")][0]
+    assert text.get("textLength") and text.get("lengthAdjust") == "spacingAndGlyphs"
+    fits = svg_nodes(view.svg())
+    text = [t for t in fits["v0"].iter(SVG + "text") if t.text and t.text.startswith("data")][0]
+    assert text.get("textLength") is None
+
+
+def test_a_view_reserves_room_for_every_value_it_will_show(renderer):
+    w = Tensor(3.0, name="w")
+    out = w * w
+    view = GraphView(out, layout=False)
+    view.lay_out(values=[[w.data, np.array(-1.234567e-7)], [out.data]], grads=[[None], [None]])
+    assert view._slots[0][2].data_room == [len("data " + dot.scalar_text(-1.234567e-7))]
+    with pytest.raises(RuntimeError, match="laid out already"):
+        view.lay_out()
 
 
 def test_align_maps_another_iteration_and_values_follow(renderer):
