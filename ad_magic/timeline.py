@@ -106,7 +106,8 @@ class Timeline:
         self.forward = bool(forward)
         self.namer = DisplayNames(names)
         self.forward_steps = self._replay() if forward else []
-        self.view = GraphView(tensor, names=names, max_nodes=max_nodes)
+        # Laid out once every state is known, so each box has room for what it will show.
+        self.view = GraphView(tensor, names=names, max_nodes=max_nodes, layout=False)
         nodes = self.view.nodes
         self._position = {id(t): i for i, t in enumerate(nodes)}
         self.values = [np.array(t.data) for t in nodes]
@@ -120,6 +121,8 @@ class Timeline:
         self._formulas = [None] * len(nodes)   # the forward formula with numbers
         self._forward_states()
         self._backward_states(tensor.backward_steps(grad))
+        self.view.lay_out(values=[[v] for v in self.values],
+                          grads=[[after for _, after in changes] or [None] for changes in self.grad_changes])
 
     # ------------------------------------------------------------------ forward
     def _replay(self):

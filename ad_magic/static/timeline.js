@@ -7,7 +7,7 @@
 // (anywidget: `export default {render}`) and in the page written by save_html (mount()).
 
 const PLAY_INTERVAL_MS = 700;
-const MIN_SCALE = 0.7;      // fitting the width by itself never shrinks labels below 70 % (10 px): it scrolls
+const MIN_SCALE = 0.6;      // fitting the width never shrinks labels below 60 % (8.8 px): it scrolls (dot.MIN_SCALE)
 const MAX_SCALE = 4;
 
 function h(tag, attrs, ...children) {
@@ -59,6 +59,9 @@ export function mount(el, data, model) {
   const zoomFit = h("button", {type: "button", class: "ad-zoom-fit", title: "Show the whole graph", text: "Fit"});
   const zoomIn = h("button", {type: "button", class: "ad-zoom-in", title: "Zoom in", text: "+"});
   const zoom = h("div", {class: "ad-zoom"}, zoomOut, zoomFit, zoomIn);
+  const hint = h("div", {class: "ad-hint", hidden: "",
+                         text: "At a readable size this graph is wider than the output: scroll sideways (or drag) "
+                               + "for the rest, or press Fit to see it whole."});
   const viewport = h("div", {class: "ad-viewport"});
   viewport.innerHTML = data.svg;
   const legend = h("div", {class: "ad-legend"});
@@ -66,7 +69,7 @@ export function mount(el, data, model) {
     legend.append(h("span", {class: `ad-key ad-key-${kind}`}, h("i", {}), words));
   }
   const card = h("div", {class: "ad-card", hidden: ""});
-  const stage = h("div", {class: "ad-stage"}, zoom, viewport, card);
+  const stage = h("div", {class: "ad-stage"}, zoom, viewport, card, hint);
   root.append(controls, caption, rule, stage, legend);
   el.append(root);
 
@@ -199,6 +202,7 @@ export function mount(el, data, model) {
     svg.setAttribute("width", `${(width * scale).toFixed(1)}px`);
     svg.setAttribute("height", `${(height * scale).toFixed(1)}px`);
     root.dataset.scale = scale.toFixed(3);
+    hint.hidden = !(width * scale > viewport.clientWidth + 1);
   }
   function fitWidth() {
     const room = viewport.clientWidth - 4;
