@@ -247,6 +247,7 @@ class GraphPlan:
         self.collapsed = set()           # indices of collapsed calls
         self._call_index = {}
         self._hidden, self._box_of, self._box_inputs = set(), {}, {}
+        self.in_box = {}                 # id(tensor) -> the collapsed call it is made in
         self._scopes = {}
         if modules == "flat":
             return
@@ -304,6 +305,7 @@ class GraphPlan:
         # An enclosing collapsed call hides its inner calls: keep the outermost.
         self.collapsed = {k for k in chosen if not self._inside(k, chosen)}
         self._hidden = hidden_by(self.collapsed)
+        self.in_box = {id(t): k for k in self.collapsed for t in members[k]}
         for k in self.collapsed:
             inside = {id(t) for t in members[k]}
             inputs, seen = [], set()
@@ -318,6 +320,11 @@ class GraphPlan:
             out = outputs[k][0]
             self._box_of[id(out)] = self.calls[k]
             self._box_inputs[id(self.calls[k])] = tuple(inputs)
+
+    def box_of(self, tensor):
+        """``(call index, title)`` of the collapsed module box ``tensor`` was made in, or None."""
+        k = self.in_box.get(id(tensor))
+        return None if k is None else (k, call_title(self.calls[k]))
 
     def _inside(self, k, chosen) -> bool:
         parent = self.call_parent[k]
@@ -449,6 +456,15 @@ def _html_label(lines: list) -> str:
     return "<" + "<br/>".join(parts) + ">"
 
 
+def _margin(lines: list, horizontal: float = 0.12, vertical: float = 0.06) -> str:
+    """A node's margin (inches), wider for longer lines: dot measures text with its own
+    font metrics, and a browser's sans-serif (DejaVu Sans where Helvetica and Arial are
+    missing; bold above all) is wider, so each line gets room for ten percent more (a bold
+    name: fifteen)."""
+    extra = max((len(text) * (0.15 if role == "name" else 0.10) for role, text in lines), default=0.0)
+    return f"{horizontal + extra * 0.6 * FONT_SIZE / 2 / 72:.3f},{vertical:g}"
+
+
 _CONST_ATTRS = {"style": "filled,dashed", "fontsize": "9", "margin": "0.06,0.03", "height": "0.3"}
 CLUSTER_STYLE = {"style": "rounded,dashed", "color": "#7c3aed", "fontcolor": "#5b21b6", "fontsize": "10",
                  "labeljust": "l", "margin": "8"}
@@ -505,11 +521,11 @@ def build_dot(plan: GraphPlan, *, show_grad: bool, room=None, rankdir: str = "LR
         lines = room[i] if room is not None and room[i] is not None else \
             plan.node_lines(i, t.data, t.grad, show_grad=show_grad)
         attrs = {"shape": "box", "fillcolor": fill, "color": border,
-                 "penwidth": f"{KIND_PENWIDTH[kind]:g}"}
+                 "penwidth": f"{KIND_PENWIDTH[kind]:g}", "margin": _margin(lines)}
         if kind == "leaf":
             attrs["style"] = "filled,rounded"
         elif kind == "const":
-            attrs.update(_CONST_ATTRS)
+            attrs.update(_CONST_ATTRS, margin=_margin(lines, 0.06, 0.03))
         graph = body(plan.cluster[i])
         graph.node(f"v{i}", _html_label(lines), **attrs)
         if not plan.operands[i]:
@@ -530,7 +546,8 @@ def build_dot(plan: GraphPlan, *, show_grad: bool, room=None, rankdir: str = "LR
                     source = f"c{j}_{i}_{k}"
                     lines = plan.node_lines(j, p.data, None, show_grad=False)
                     graph.node(source, _html_label(lines), shape="box", fillcolor=const_fill, color=const_border,
-                               penwidth=f"{KIND_PENWIDTH['const']:g}", **_CONST_ATTRS)
+                               penwidth=f"{KIND_PENWIDTH['const']:g}",
+                               **dict(_CONST_ATTRS, margin=_margin(lines, 0.06, 0.03)))
                 edges.append((source, f"f{i}", {"label": label} if label else {}))
             elif not fed_by_more:
                 edges.append(("more", f"f{i}", {"style": "dashed"}))
@@ -562,6 +579,7 @@ def _depth(plan, k) -> int:
 FIT_WIDTH_PT = 705.0     # the width a picture is fitted to: 940 px, a notebook output of 1,000 px
 FIT_HEIGHT_PT = 900.0    # taller than this, a picture reads worse than a wider one
 MIN_SCALE = 0.6          # fitting never shrinks labels below 60 % (11 pt -> 8.8 px): it scrolls
+KEEP_LR = 0.8            # left to right stays while it is shown at 80 % or more
 RANKDIRS = ("auto", "LR", "TB")
 _SVG_SIZE_ATTRS = re.compile(r'<svg width="([\d.]+)pt" height="([\d.]+)pt"')
 
@@ -592,10 +610,10 @@ def lay_out(plan: GraphPlan, *, show_grad: bool = True, room=None, rankdir: str 
     """Lay ``plan`` out: ``(digraph, svg, rankdir)``.
 
     With ``rankdir="auto"`` the graph is laid out left to right (inputs on the left, as
-    in the practical) and, when that is wider than the room, top to bottom too; the
-    orientation shown larger once fitted into FIT_WIDTH_PT x FIT_HEIGHT_PT wins (left to
-    right unless top to bottom is clearly better): a long chain stays a row and a deep,
-    narrow graph such as an MLP's stands up.
+    in the practical) and, when fitting that into FIT_WIDTH_PT x FIT_HEIGHT_PT would
+    shrink it below KEEP_LR, top to bottom too; the orientation shown larger wins (left
+    to right unless top to bottom is clearly better): a short chain stays a row and a
+    deep, narrow graph such as an MLP's stands up.
     """
     if rankdir not in RANKDIRS:
         raise ValueError(f"rankdir must be one of {', '.join(RANKDIRS)}; got {rankdir!r}")
@@ -605,11 +623,12 @@ def lay_out(plan: GraphPlan, *, show_grad: bool = True, room=None, rankdir: str 
     if rankdir != "auto":
         return dot, svg, first
     width, height = svg_size(svg)
-    if width <= FIT_WIDTH_PT:
+    wide = _readability(width, height)
+    if wide >= KEEP_LR:
         return dot, svg, "LR"
     tall = build_dot(plan, show_grad=show_grad, room=room, rankdir="TB")
     tall_svg = render_svg(tall.source, timeout=timeout)
-    if _readability(*svg_size(tall_svg)) > 1.1 * _readability(width, height):
+    if _readability(*svg_size(tall_svg)) > 1.1 * wide:
         return tall, tall_svg, "TB"
     return dot, svg, "LR"
 

@@ -127,7 +127,8 @@ class _ValueSlot:
         if self.grad_head is not None:
             texts += self.grad_head.replace("<text ", '<text class="ad-grad" ', 1) + "</text>\n"
         return (f'{head}<rect class="ad-box" fill="{fill}" stroke="{stroke}" '
-                f'stroke-width="{KIND_PENWIDTH[self.kind]}"{dash}{self.box}{self.name}{texts}</g>')
+                f'stroke-width="{KIND_PENWIDTH[self.kind]}"{dash}{self.box}'
+                f'{self.name.replace("<text ", """<text class="ad-name" """, 1)}{texts}</g>')
 
 
 class _OpSlot:

@@ -106,8 +106,10 @@ class BackwardStepper(anywidget.AnyWidget):
     blank) and step k the state after the k-th ``_backward``. With it, step 0 shows the
     inputs, the next steps compute each value in topological order, then come the seed
     and the backward steps. ``names`` maps tensors to display names; ``grad`` seeds a
-    non-scalar output (as in ``backward(grad)``). Afterwards every grad holds its final
-    ``backward()`` value.
+    non-scalar output (as in ``backward(grad)``). Nodes made by an ``nn.Module`` are boxed
+    by module; ``modules="collapsed"`` draws each innermost module as one box, stepped
+    through as one step (``"auto"``: only in big models; see :class:`ad_magic.dot.GraphPlan`).
+    Afterwards every grad holds its final ``backward()`` value.
     """
 
     _esm = _static("timeline.js")
@@ -115,8 +117,9 @@ class BackwardStepper(anywidget.AnyWidget):
     data = traitlets.Dict().tag(sync=True)
     position = traitlets.Int(0).tag(sync=True)
 
-    def __init__(self, tensor, *, names=None, grad=None, forward=False, max_nodes=DEFAULT_MAX_NODES, **kwargs):
-        timeline = Timeline(tensor, names=names, grad=grad, forward=forward, max_nodes=max_nodes)
+    def __init__(self, tensor, *, names=None, grad=None, forward=False, max_nodes=DEFAULT_MAX_NODES,
+                 modules="auto", **kwargs):
+        timeline = Timeline(tensor, names=names, grad=grad, forward=forward, max_nodes=max_nodes, modules=modules)
         self.timeline = timeline
         self.output = tensor
         self.view = timeline.view

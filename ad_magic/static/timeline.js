@@ -268,6 +268,8 @@ export function mount(el, data, model) {
     const all = [];
     values.forEach((g, i) => {
       if (!g) return;
+      const name = g.querySelector("text.ad-name");
+      if (name) all.push([name, i]);
       for (const t of dataTexts[i]) all.push([t, i]);
       if (gradTexts[i]) all.push([gradTexts[i], i]);
     });
