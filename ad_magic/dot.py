@@ -306,6 +306,11 @@ class GraphPlan:
         self.collapsed = {k for k in chosen if not self._inside(k, chosen)}
         self._hidden = hidden_by(self.collapsed)
         self.in_box = {id(t): k for k in self.collapsed for t in members[k]}
+        # A number only a box's ops use (the 2 of x ** 2 inside it) goes with them.
+        for t in order:
+            if t._function is None and not t.requires_grad and t.ndim == 0 and id(t) in consumers and \
+                    all(id(c) in self.in_box for c in consumers[id(t)]):
+                self._hidden.add(id(t))
         for k in self.collapsed:
             inside = {id(t) for t in members[k]}
             inputs, seen = [], set()
