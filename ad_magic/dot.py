@@ -463,16 +463,24 @@ def _html_label(lines: list) -> str:
 
 def _margin(lines: list, horizontal: float = 0.12, vertical: float = 0.06) -> str:
     """A node's margin (inches), wider for longer lines: dot measures text with its own
-    font metrics, and a browser's sans-serif (DejaVu Sans where Helvetica and Arial are
-    missing; bold above all) is wider, so each line gets room for ten percent more (a bold
-    name: fifteen)."""
-    extra = max((len(text) * (0.15 if role == "name" else 0.10) for role, text in lines), default=0.0)
+    font metrics (narrow, Times-like, for graphviz-pure's static dot), and a browser's
+    sans-serif is wider (Helvetica by about a tenth, DejaVu Sans, where Helvetica and Arial
+    are missing, by a quarter; bold more), so each line gets that room, centred."""
+    extra = max((len(text) * (0.33 if role == "name" else 0.22) for role, text in lines), default=0.0)
     return f"{horizontal + extra * 0.6 * FONT_SIZE / 2 / 72:.3f},{vertical:g}"
 
 
 _CONST_ATTRS = {"style": "filled,dashed", "fontsize": "9", "margin": "0.06,0.03", "height": "0.3"}
 CLUSTER_STYLE = {"style": "rounded,dashed", "color": "#7c3aed", "fontcolor": "#5b21b6", "fontsize": "10",
                  "labeljust": "l", "margin": "8"}
+
+
+class ComputationGraph(graphviz.Digraph):
+    """The Digraph :func:`draw_computation_graph` returns: a ``graphviz.Digraph`` whose
+    Jupyter picture has its node labels centred (see :func:`centred_labels`)."""
+
+    def _repr_image_svg_xml(self) -> str:
+        return centred_labels(super()._repr_image_svg_xml())
 
 
 def build_dot(plan: GraphPlan, *, show_grad: bool, room=None, rankdir: str = "LR") -> graphviz.Digraph:
@@ -493,7 +501,7 @@ def build_dot(plan: GraphPlan, *, show_grad: bool, room=None, rankdir: str = "LR
         # Edges spanning many ranks make thousands of virtual nodes, and routing splines
         # around them takes seconds: straight lines keep the layout time bounded.
         graph_attr["splines"] = "line"
-    dot = graphviz.Digraph(
+    dot = ComputationGraph(
         "computation_graph",
         graph_attr=graph_attr,
         node_attr={"fontname": FONT, "fontsize": f"{FONT_SIZE:g}", "fontcolor": TEXT,
@@ -538,14 +546,18 @@ def build_dot(plan: GraphPlan, *, show_grad: bool, room=None, rankdir: str = "LR
         fill, border = KIND_STYLE["op"]
         if plan.boxes[i] is not None:   # a collapsed module: one box computes its output
             graph.node(f"f{i}", f"<<b>{label_escape(plan.boxes[i])}</b>>", shape="box", style="filled,rounded",
-                       fillcolor=fill, color=border, penwidth="2", peripheries="2", margin="0.12,0.06")
+                       fillcolor=fill, color=border, penwidth="2", peripheries="2",
+                       margin=_margin([("name", plan.boxes[i])]))
         else:
             graph.node(f"f{i}", f"<{label_escape(str(t._function))}>", shape="ellipse", fillcolor=fill,
                        color=border, height="0.3", margin="0.04,0.02")
         fed_by_more = False
+        labelled = set()
         for k, (p, j) in enumerate(zip(plan.operands[i], plan.parents[i])):
             if j >= 0:
-                label = str(tuple(p.shape)) if p.ndim else None
+                # one shape per pair of nodes: x * x draws two edges, labelled once
+                label = str(tuple(p.shape)) if p.ndim and j not in labelled else None
+                labelled.add(j)
                 source = f"v{j}"
                 if plan.drawn_per_use(j):
                     source = f"c{j}_{i}_{k}"
@@ -624,7 +636,7 @@ def lay_out(plan: GraphPlan, *, show_grad: bool = True, room=None, rankdir: str 
         raise ValueError(f"rankdir must be one of {', '.join(RANKDIRS)}; got {rankdir!r}")
     first = "TB" if rankdir == "TB" else "LR"
     dot = build_dot(plan, show_grad=show_grad, room=room, rankdir=first)
-    svg = render_svg(dot.source, timeout=timeout)
+    svg = centred_labels(render_svg(dot.source, timeout=timeout))
     if rankdir != "auto":
         return dot, svg, first
     width, height = svg_size(svg)
@@ -632,10 +644,37 @@ def lay_out(plan: GraphPlan, *, show_grad: bool = True, room=None, rankdir: str 
     if wide >= KEEP_LR:
         return dot, svg, "LR"
     tall = build_dot(plan, show_grad=show_grad, room=room, rankdir="TB")
-    tall_svg = render_svg(tall.source, timeout=timeout)
+    tall_svg = centred_labels(render_svg(tall.source, timeout=timeout))
     if _readability(*svg_size(tall_svg)) > 1.1 * wide:
         return tall, tall_svg, "TB"
     return dot, svg, "LR"
+
+
+_NODE_GROUP = re.compile(r'(<g id="[^"]*" class="node">.*?</g>)', re.S)
+_STARTED_TEXT = re.compile(r'text-anchor="start" x="(-?[\d.]+)"')
+_X_NUMBERS = re.compile(r'\b(?:points|d)="([^"]*)"|\bcx="(-?[\d.]+)"')
+_PAIR = re.compile(r'(-?[\d.]+),(-?[\d.]+)')
+
+
+def centred_labels(svg: str) -> str:
+    """Dot's SVG with every node's text lines centred on the node (dot starts them where
+    its own font metrics say; a browser's wider font then runs off the right edge)."""
+    def centre(match):
+        group = match.group(1)
+        if 'text-anchor="start"' not in group:
+            return group
+        shape = _X_NUMBERS.search(group)
+        if shape is None:
+            return group
+        if shape.group(2) is not None:
+            cx = float(shape.group(2))
+        else:
+            xs = [float(x) for x, _ in _PAIR.findall(shape.group(1))]
+            if not xs:
+                return group
+            cx = (min(xs) + max(xs)) / 2
+        return _STARTED_TEXT.sub(f'text-anchor="middle" x="{cx:.2f}"', group)
+    return _NODE_GROUP.sub(centre, svg)
 
 
 def fitted_svg(svg: str, room: float = FIT_WIDTH_PT) -> str:
