@@ -477,10 +477,20 @@ CLUSTER_STYLE = {"style": "rounded,dashed", "color": "#7c3aed", "fontcolor": "#5
 
 class ComputationGraph(graphviz.Digraph):
     """The Digraph :func:`draw_computation_graph` returns: a ``graphviz.Digraph`` whose
-    Jupyter picture has its node labels centred (see :func:`centred_labels`)."""
+    Jupyter picture has its node labels centred (see :func:`centred_labels`) and, in
+    HTML, the fit-and-zoom frame every ad_magic graph has."""
 
     def _repr_image_svg_xml(self) -> str:
         return centred_labels(super()._repr_image_svg_xml())
+
+    def _repr_mimebundle_(self, include=None, exclude=None, **kwargs):
+        bundle = super()._repr_mimebundle_(include, exclude, **kwargs)
+        svg = bundle.get("image/svg+xml")
+        if svg and (not include or "text/html" in include) and "text/html" not in (exclude or ()):
+            from .graph_view import graph_html  # the frame lives with the other HTML helpers
+
+            bundle["text/html"] = graph_html(svg)
+        return bundle
 
 
 def build_dot(plan: GraphPlan, *, show_grad: bool, room=None, rankdir: str = "LR") -> graphviz.Digraph:

@@ -156,7 +156,7 @@ def _look_at_notebook(page, lab, name: str) -> tuple:
     e2e.run_all_cells(page, timeout_s=400)
     width = _fit_output_width(page, OUTPUT_WIDTH)
     assert abs(width - OUTPUT_WIDTH) <= 4, f"{name}: outputs are {width} px wide"
-    problems, graphs_seen = [], 0
+    problems, graphs_seen, zoomed = [], 0, 0
     cells = page.locator(".jp-Notebook .jp-Cell")
     stem = name.rsplit(".", 1)[0]
     for index in range(cells.count()):
@@ -174,7 +174,30 @@ def _look_at_notebook(page, lab, name: str) -> tuple:
         graphs_seen += len(graphs)
         problems += check_graphs(graphs, f"{name} cell {index}")
         area.screenshot(path=str(SCREENSHOTS / f"{stem}-cell{index:02d}.png"))
+        frame = area.locator(".ad-graph")
+        if frame.count():
+            zoomed += 1
+            problems += _zoom_buttons_work(frame.first, f"{name} cell {index}")
+    if zoomed == 0:
+        problems.append(f"{name}: no graph with zoom buttons")
     return graphs_seen, problems
+
+
+def _zoom_buttons_work(frame, where: str) -> list:
+    """+ enlarges the picture, Fit shows it whole in the width it gets."""
+    width = "(el) => el.querySelector('.ad-graph-viewport svg').getBoundingClientRect().width"
+    room = "(el) => el.querySelector('.ad-graph-viewport').clientWidth"
+    before = frame.evaluate(width)
+    frame.locator(".ad-graph-in").click()
+    bigger = frame.evaluate(width)
+    frame.locator(".ad-graph-fit").click()
+    fitted = frame.evaluate(width)
+    problems = []
+    if not bigger > before * 1.2:
+        problems.append(f"{where}: + did not enlarge the graph ({before:.0f} -> {bigger:.0f} px)")
+    if not fitted <= frame.evaluate(room) + 1:
+        problems.append(f"{where}: Fit left the graph {fitted:.0f} px wide in {frame.evaluate(room)} px")
+    return problems
 
 
 @pytest.fixture(scope="module")
