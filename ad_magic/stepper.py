@@ -116,15 +116,19 @@ class BackwardStepper(anywidget.AnyWidget):
     _css = _static("timeline.css")
     data = traitlets.Dict().tag(sync=True)
     position = traitlets.Int(0).tag(sync=True)
+    # "collapsed" / "expanded" from the browser's module button (or Python): the timeline
+    # is computed again with the module boxes closed or open.
+    modules = traitlets.Unicode("auto").tag(sync=True)
 
     def __init__(self, tensor, *, names=None, grad=None, forward=False, max_nodes=DEFAULT_MAX_NODES,
                  modules="auto", **kwargs):
         timeline = Timeline(tensor, names=names, grad=grad, forward=forward, max_nodes=max_nodes, modules=modules)
+        self._options = {"names": names, "grad": grad, "forward": forward, "max_nodes": max_nodes}
         self.timeline = timeline
         self.output = tensor
         self.view = timeline.view
         self.steps = timeline.steps
-        super().__init__(data=timeline.payload(), position=0, **kwargs)
+        super().__init__(data=timeline.payload(), position=0, modules=modules, **kwargs)
         self.add_class("ad-backward-stepper")
         self.slider = _Slider(self)
         self.play = _Play(self)
@@ -133,6 +137,16 @@ class BackwardStepper(anywidget.AnyWidget):
         self.label = _Shown(self, lambda k: f"<b>{escape(timeline.label(k))}</b>")
         self.caption = _Shown(self, self._caption_html)
         self.graph = _Shown(self, lambda k: graph_html(self.svg(k), len(self.view.nodes)))
+
+    @traitlets.observe("modules")
+    def _modules_changed(self, change):
+        """Lay the timeline out again with the module boxes collapsed or expanded."""
+        timeline = Timeline(self.output, modules=change["new"], **self._options)
+        self.timeline = timeline
+        self.view = timeline.view
+        self.steps = timeline.steps
+        self.position = min(self.position, timeline.last)
+        self.data = timeline.payload()
 
     @traitlets.validate("position")
     def _valid_position(self, proposal):

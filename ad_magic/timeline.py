@@ -525,4 +525,6 @@ class Timeline:
             "grads": grad_events,
             "cards": [[[text, start, end] for text, start, end in self.card_lines(i)] for i in range(len(nodes))],
             "truncated": self.view.truncated,
+            # module boxes: how many calls are drawn, and whether any is collapsed
+            "modules": {"calls": len(self.view.plan.calls), "collapsed": len(self.view.plan.collapsed)},
         }

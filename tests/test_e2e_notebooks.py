@@ -314,3 +314,58 @@ def test_overlap_and_visibility_checks_can_fail():
     assert any("overlap" in p and "'v0', 'v1'" in p for p in problems), problems
     graph["nodes"] = graph["nodes"][:1] + [dict(graph["nodes"][2], l=60, r=99)]
     assert check_graphs([graph], "made up") == []
+
+
+MODULE_CELLS = [
+    "%load_ext ad_magic\nimport numpy as np\nfrom ad_magic import Tensor\n"
+    "from ad_magic.nn import MLP, mse_loss\nfrom ad_magic.widgets import BackwardStepper\n",
+    "rng = np.random.default_rng(0)\nX = rng.uniform(-2, 2, (4, 1))\nnet = MLP([1, 3, 1], seed=1)\n"
+    "loss = mse_loss(net(X), np.sin(X))\nBackwardStepper(loss, names={loss: 'loss'}, forward=True, "
+    "modules='expanded')\n",
+]
+
+
+def test_the_stepper_s_module_button_collapses_the_model_in_the_browser(lab):
+    """Part D's model in the stepper: its modules boxed; the Collapse button redraws it
+    with each Linear as one box, and the output node stays in view."""
+    from playwright.sync_api import sync_playwright
+
+    e2e.write_notebook(lab.root_dir / "_e2e_modules.ipynb", MODULE_CELLS)
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    guard = e2e.NetworkGuard()
+    with e2e.Watchdog(300, lab) as dog, sync_playwright() as pw:
+        browser = e2e.launch_browser(pw)
+        context = browser.new_context(viewport={"width": 1400, "height": 1600})
+        context.set_default_timeout(60_000)
+        guard.install(context)
+        page = context.new_page()
+        try:
+            e2e.open_notebook(page, lab, "_e2e_modules.ipynb")
+            e2e.run_all_cells(page)
+            _fit_output_width(page, OUTPUT_WIDTH)
+            timeline = page.locator(".ad-backward-stepper .ad-timeline").first
+            timeline.wait_for(state="visible")
+            svg = "(el) => el.querySelector('.ad-viewport svg').outerHTML"
+            before = timeline.evaluate(svg)
+            assert "cluster" in before and "layers.0: Linear(1→3)" in before
+            button = timeline.locator(".ad-modules")
+            assert button.inner_text() == "Collapse modules"
+            button.click()
+            page.wait_for_function("(el) => { const b = el.querySelector('.ad-modules');"
+                                   " return b && b.textContent === 'Expand modules'; }",
+                                   arg=page.locator(".ad-backward-stepper").first.element_handle(),
+                                   timeout=30_000)
+            timeline = page.locator(".ad-backward-stepper .ad-timeline").first
+            after = timeline.evaluate(svg)
+            # the layers' `linear` ops are gone: each layer is one box now
+            assert ">linear<" in before and ">linear<" not in after and "layers.1: Linear(3→1)" in after
+            area = e2e.cell_locator(page, 1).locator(".jp-OutputArea").first
+            page.wait_for_timeout(300)
+            problems = check_graphs(area.evaluate(_GRAPHS_JS), "the collapsed stepper")
+            area.screenshot(path=str(SCREENSHOTS / "modules-collapsed-stepper.png"))
+        finally:
+            lab.record_children()
+            context.close()
+            browser.close()
+    assert not dog.fired and not guard.blocked
+    assert not problems, "\n".join(problems)
