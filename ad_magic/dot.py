@@ -426,6 +426,7 @@ class GraphPlan:
 
 
 def _owns(module, tensor) -> bool:
+    tensor = getattr(tensor, "source", tensor)     # another library's node: its own tensor
     try:
         return any(p is tensor for p in module.parameters())
     except Exception:

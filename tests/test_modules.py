@@ -178,3 +178,28 @@ def test_the_stepper_collapses_and_expands_its_modules():
     assert "Squash" in html.unescape(s.data["svg"])
     s.modules = "expanded"
     assert s.n_steps == expanded_states
+
+
+def test_a_torch_model_is_drawn_by_its_modules_once_tracked():
+    torch = pytest.importorskip("torch")
+    from ad_magic.adapters import adapt
+    from ad_magic.adapters.torch import track_modules
+
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Linear(1, 3), torch.nn.ReLU(), torch.nn.Linear(3, 1))
+    X = torch.randn(4, 1)
+    untracked = ((model(X) - X) ** 2).mean()
+    assert "cluster" not in draw_computation_graph(untracked).source     # nothing recorded yet
+    handles = track_modules(model)
+    loss = ((model(X) - X) ** 2).mean()
+    source = html.unescape(draw_computation_graph(loss).source)
+    for title in ("label=<Sequential>", "label=<0: Linear(1→3)>", "label=<1: ReLU>", "label=<2: Linear(3→1)>"):
+        assert title in source
+    plan = GraphPlan(adapt(loss, "test"), None, 300, "collapsed")
+    assert [b for b in plan.boxes if b] == ["0: Linear(1→3)", "1: ReLU", "2: Linear(3→1)"]
+    weight = next(i for i, t in enumerate(plan.tensors) if getattr(t, "source", None) is model[0].weight)
+    assert plan.cluster[weight] == 0                   # a parameter sits in its model's box
+    for handle in handles:
+        handle.remove()
+    with pytest.raises(TypeError, match="track_modules needs a torch.nn.Module"):
+        track_modules(X)
