@@ -24,7 +24,7 @@ from pathlib import Path
 import anywidget
 import traitlets
 
-from .dot import DEFAULT_MAX_NODES
+from .dot import DEFAULT_MAX_NODES, fitted_svg
 from .formatting import escape
 from .graph_view import graph_html
 from .timeline import CAPTION_CHARS, Timeline
@@ -216,7 +216,7 @@ class BackwardStepper(anywidget.AnyWidget):
             return None
         data, metadata = bundle
         try:   # the final state: what GitHub, nbviewer and nbconvert show instead of the widget
-            data["image/svg+xml"] = self.svg(self.n_steps, caption=False)
+            data["image/svg+xml"] = fitted_svg(self.svg(self.n_steps, caption=False))
         except Exception:   # a repr never raises
             pass
         data["text/plain"] = f"<BackwardStepper: {self.n_steps} steps>"
