@@ -19,7 +19,7 @@ SVG), so a name such as ``<script>`` prints literally and never reaches the page
 from __future__ import annotations
 
 import re
-from collections import deque
+from collections import Counter, deque
 
 import graphviz
 import numpy as np
@@ -398,6 +398,20 @@ class GraphPlan:
                 total += sum(r - start - 1 for r in ranks)
         return total
 
+    def estimated_rankdir(self) -> str:
+        """The orientation :func:`lay_out` would choose, estimated from the graph's ranks
+        without laying it out (for big graphs, where a second layout costs seconds):
+        ranks run along the width left to right, the widest rank along it top to bottom."""
+        rank = [0] * len(self.tensors)
+        for i, parents in enumerate(self.parents):
+            if parents:
+                rank[i] = 2 + max((rank[j] for j in parents if j >= 0), default=0)
+        ranks = max(rank, default=0) + 1
+        breadth = max(Counter(rank).values(), default=1)
+        wide = _readability(ranks * 112.0, breadth * 58.0)
+        tall = _readability(breadth * 138.0, ranks * 55.0)
+        return "TB" if wide < KEEP_LR and tall > 1.1 * wide else "LR"
+
     def signature(self) -> tuple:
         """What must match for another graph to reuse this layout."""
         return tuple(
@@ -646,6 +660,8 @@ def lay_out(plan: GraphPlan, *, show_grad: bool = True, room=None, rankdir: str 
     """
     if rankdir not in RANKDIRS:
         raise ValueError(f"rankdir must be one of {', '.join(RANKDIRS)}; got {rankdir!r}")
+    if rankdir == "auto" and len(plan.tensors) >= LARGE_GRAPH:
+        rankdir = plan.estimated_rankdir()     # one layout, not two, for a big graph
     first = "TB" if rankdir == "TB" else "LR"
     dot = build_dot(plan, show_grad=show_grad, room=room, rankdir=first)
     svg = centred_labels(render_svg(dot.source, timeout=timeout))

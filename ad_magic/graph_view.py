@@ -269,7 +269,7 @@ class GraphView:
             return list(self.nodes)
         if not isinstance(other, Tensor):
             return None
-        plan = GraphPlan(other, None, self._plan.max_nodes)
+        plan = GraphPlan(other, None, self._plan.max_nodes, self._plan.modules)
         return list(plan.tensors) if plan.signature() == self.signature() else None
 
     def _position(self, item) -> int:

@@ -141,6 +141,8 @@ class BackwardStepper(anywidget.AnyWidget):
     @traitlets.observe("modules")
     def _modules_changed(self, change):
         """Lay the timeline out again with the module boxes collapsed or expanded."""
+        if change["new"] == self.timeline.view.plan.modules:
+            return       # the value given at construction: laid out already
         timeline = Timeline(self.output, modules=change["new"], **self._options)
         self.timeline = timeline
         self.view = timeline.view
