@@ -203,3 +203,16 @@ def test_a_torch_model_is_drawn_by_its_modules_once_tracked():
         handle.remove()
     with pytest.raises(TypeError, match="track_modules needs a torch.nn.Module"):
         track_modules(X)
+
+
+@needs_dot
+def test_a_stepper_lays_its_graph_out_once(monkeypatch):
+    from ad_magic import dot
+    from ad_magic.stepper import BackwardStepper
+
+    calls = []
+    real = dot.render_svg
+    monkeypatch.setattr(dot, "render_svg", lambda *a, **k: calls.append(1) or real(*a, **k))
+    x = Tensor(2.0, name="x")
+    BackwardStepper(x * 3, forward=True)       # a short row: left to right fits, one layout
+    assert len(calls) == 1
