@@ -162,6 +162,11 @@ class GraphView:
     output last); ``svg()`` draws them with any values, grads, highlight and marks,
     always in the same positions. ``align()`` maps another graph of the same structure
     (the next gradient-descent iteration) onto these nodes, so one layout serves all.
+
+    ``modules`` boxes the nodes of each module call (see :class:`~ad_magic.dot.GraphPlan`),
+    ``rankdir`` picks the orientation (``"auto"``: see :func:`~ad_magic.dot.lay_out`).
+    With ``layout=False`` the layout waits for :meth:`lay_out`, which can be told every
+    value the view will show, so each box is as wide as its widest text.
     """
 
     def __init__(self, tensor, *, names=None, max_nodes=DEFAULT_MAX_NODES, modules="auto", rankdir="auto",
