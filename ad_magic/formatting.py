@@ -6,8 +6,9 @@ value reads the same in a node label, a caption and a gradient table.
 - :func:`format_number` — one number as a learner reads it: ``3.0``, ``0.25``,
   ``-1.5e-07``, ``1.235e+05``, ``inf``, ``nan`` (four significant digits, whole numbers
   keep their ``.0`` so they read as floats); with ``width``, at most that many characters.
-- :func:`format_value` — a scalar as a number; an array as its shape and
-  ``mean m [min, max]`` (``all v`` when constant, ``empty`` when empty).
+- :func:`format_value` — a scalar as a number; a small array (up to six entries) whole,
+  ``[1.0, -2.0, 3.0]``; a larger one as its shape and ``mean m [min, max]`` (``all v``
+  when constant, ``empty`` when empty).
 - :func:`format_array` — the full text of an array for a table, bounded in size.
 - :func:`escape` — text made safe for HTML and SVG, control characters shown as escapes.
 - :func:`html_table` and :func:`text_table` — the same table as HTML or aligned text.
@@ -23,10 +24,11 @@ from collections.abc import Sequence
 
 import numpy as np
 
-__all__ = ["format_number", "format_value", "format_array", "escape", "html_table", "text_table", "with_article",
-           "a_type"]
+__all__ = ["format_number", "format_value", "format_array", "whole_array", "escape", "html_table", "text_table",
+           "with_article", "a_type"]
 
 SIGNIFICANT_DIGITS = 4
+WHOLE_ARRAY = 6         # arrays of up to this many entries are shown whole by format_value
 ARRAY_THRESHOLD = 12     # arrays with more elements are summarised by their edges
 ARRAY_EDGE_ITEMS = 2
 ARRAY_LINE_WIDTH = 60
@@ -87,11 +89,13 @@ def format_number(x, width: int | None = None) -> str:
 
 
 def format_value(array, width: int | None = None, *, shape: bool = True) -> str:
-    """A scalar (or one-element array) as a number; an array as its shape and a summary.
+    """A scalar (or one-element array) as a number; a small array whole; a larger one as
+    its shape and a summary.
 
-    ``(2, 3) mean 0.5 [0.1, 0.9]``, ``(3,) all 1.0`` when every element is equal,
-    ``(0,) empty`` when it has none. ``width`` bounds each number (see
-    :func:`format_number`); ``shape=False`` leaves the shape out.
+    ``[1.0, -2.0, 3.0]`` and ``[[1.0, 2.0], [3.0, 4.0]]`` for up to WHOLE_ARRAY entries
+    (the brackets show the shape); ``(2, 4) mean 0.5 [0.1, 0.9]``, ``(8,) all 1.0`` when
+    every element is equal, ``(0,) empty`` when it has none. ``width`` bounds each number
+    (see :func:`format_number`); ``shape=False`` leaves the shape out of a summary.
     """
     try:
         array = np.asarray(array)
@@ -99,6 +103,8 @@ def format_value(array, width: int | None = None, *, shape: bool = True) -> str:
         return UNKNOWN
     if array.size == 1:
         return format_number(array, width)
+    if 0 < array.size <= WHOLE_ARRAY:
+        return whole_array(array, width)
     prefix = f"{tuple(array.shape)} " if shape else ""
     if array.size == 0:
         return prefix + "empty"
@@ -111,6 +117,18 @@ def format_value(array, width: int | None = None, *, shape: bool = True) -> str:
         return f"{prefix}all {format_number(low, width)}"
     return (f"{prefix}mean {format_number(mean, width)} "
             f"[{format_number(low, width)}, {format_number(high, width)}]")
+
+
+def whole_array(array, width: int | None = None) -> str:
+    """Every entry of ``array`` on one line, nested as its shape: ``[[1.0, 2.0], [3.0, 4.0]]``
+    (each number as :func:`format_number` writes it, at most ``width`` characters)."""
+    try:
+        array = np.asarray(array)
+        if array.ndim == 0:
+            return format_number(array, width)
+        return "[" + ", ".join(whole_array(row, width) for row in array) + "]"
+    except Exception:
+        return UNKNOWN
 
 
 def format_array(array) -> str:

@@ -26,22 +26,24 @@ from .adapters import adapt, adapt_names
 from .dot import (
     CHANGED,
     DEFAULT_MAX_NODES,
+    FIT_WIDTH_PT,
     FONT_SIZE,
     GRAD_TEXT,
     HIGHLIGHT,
     KIND_PENWIDTH,
     KIND_STYLE,
+    MIN_SCALE,
     SVG_FONT,
     TEXT,
     GraphPlan,
-    build_dot,
+    lay_out,
     scalar_text,
     summary_text,
+    svg_size,
     value_lines,
 )
 from .engine import Tensor
 from .formatting import escape
-from .render import render_svg
 
 __all__ = ["GraphView", "inline_svg", "graph_html", "message_svg"]
 
@@ -59,7 +61,7 @@ def _data_texts(data, const: bool) -> list:
     if type(data) is np.ndarray and data.ndim == 0 or isinstance(data, float):
         number = scalar_text(data)
         return [number if const else "data " + number]
-    return value_lines(np.asarray(data), const, placeholder=False)
+    return value_lines(np.asarray(data), const)
 
 
 def _grad_text(grad) -> str:
@@ -77,7 +79,7 @@ class _ValueSlot:
     """
 
     __slots__ = ("name", "data_heads", "grad_head", "grad_marked", "const", "plain", "lit", "marked", "head",
-                 "box", "width", "kind")
+                 "box", "width", "kind", "data_room", "grad_room")
 
     def __init__(self, head: str, points: str, text_ys: list, lines: list, kind: str):
         pairs = _POINT.findall(points)
@@ -96,6 +98,8 @@ class _ValueSlot:
         if roles[0] == "name":
             self.name = f'{heads[0]} font-weight="bold" fill="{TEXT}">{escape(lines[0][1])}</text>\n'
         self.data_heads = [h + f' fill="{TEXT}">' for h, role in zip(heads, roles) if role == "data"]
+        self.data_room = [len(text) for role, text in lines if role == "data"]
+        self.grad_room = len(lines[-1][1]) if roles[-1] == "grad" else 0
         self.grad_head = self.grad_marked = None
         if roles[-1] == "grad":
             self.grad_head = f'{heads[-1]} fill="{GRAD_TEXT}">'
@@ -108,6 +112,11 @@ class _ValueSlot:
         self.marked = draw(KIND_STYLE[kind][0], CHANGED, 2.5)
         self.head, self.box, self.width, self.kind = head, box, x1 - x0, kind
 
+    def squeezed(self, head: str) -> str:
+        """``head`` of a text wider than the room it was laid out with: squeezed into the box."""
+        return head.replace("<text ", f'<text textLength="{max(self.width - 8, 1):.1f}" '
+                            'lengthAdjust="spacingAndGlyphs" ', 1)
+
     def skeleton(self, i: int) -> str:
         """The node for a browser to restyle: classes instead of state, empty texts."""
         fill, stroke = KIND_STYLE[self.kind]
@@ -118,7 +127,8 @@ class _ValueSlot:
         if self.grad_head is not None:
             texts += self.grad_head.replace("<text ", '<text class="ad-grad" ', 1) + "</text>\n"
         return (f'{head}<rect class="ad-box" fill="{fill}" stroke="{stroke}" '
-                f'stroke-width="{KIND_PENWIDTH[self.kind]}"{dash}{self.box}{self.name}{texts}</g>')
+                f'stroke-width="{KIND_PENWIDTH[self.kind]}"{dash}{self.box}'
+                f'{self.name.replace("<text ", """<text class="ad-name" """, 1)}{texts}</g>')
 
 
 class _OpSlot:
@@ -152,18 +162,27 @@ class GraphView:
     output last); ``svg()`` draws them with any values, grads, highlight and marks,
     always in the same positions. ``align()`` maps another graph of the same structure
     (the next gradient-descent iteration) onto these nodes, so one layout serves all.
+
+    ``modules`` boxes the nodes of each module call (see :class:`~ad_magic.dot.GraphPlan`),
+    ``rankdir`` picks the orientation (``"auto"``: see :func:`~ad_magic.dot.lay_out`).
+    With ``layout=False`` the layout waits for :meth:`lay_out`, which can be told every
+    value the view will show, so each box is as wide as its widest text.
     """
 
-    def __init__(self, tensor, *, names=None, max_nodes=DEFAULT_MAX_NODES):
+    def __init__(self, tensor, *, names=None, max_nodes=DEFAULT_MAX_NODES, modules="auto", rankdir="auto",
+                 layout=True):
         tensor = adapt(tensor, "GraphView")     # another library's graph: through its adapter
         names = adapt_names(tensor, names)
-        self._plan = GraphPlan(tensor, names, max_nodes)
+        self._plan = GraphPlan(tensor, names, max_nodes, modules)
         self.output = tensor
         self.nodes = list(self._plan.tensors)
         self.truncated = self._plan.truncated
-        self.source = build_dot(self._plan, show_grad=True, placeholder=True).source
+        self._rankdir = rankdir
         self._signature = None
-        self._parse(render_svg(self.source))
+        self.source = None
+        self.rankdir = None
+        if layout:
+            self.lay_out()
 
     @property
     def plan(self):
@@ -171,6 +190,34 @@ class GraphView:
         return self._plan
 
     # -- layout, once
+    def lay_out(self, values=None, grads=None) -> None:
+        """Lay the graph out (once): each value node gets room for the widest text it will
+        show. ``values[i]`` / ``grads[i]`` list what node ``i`` will show (default: its
+        data and grad now); a grad line always has room, as wide as the data while the
+        node has no grad. A text wider than its room later is squeezed into it."""
+        if self.source is not None:
+            raise RuntimeError("GraphView.lay_out: this view is laid out already")
+        plan = self._plan
+        room = []
+        for i, t in enumerate(self.nodes):
+            candidates_v = values[i] if values is not None else [t.data]
+            candidates_g = grads[i] if grads is not None else [t.grad]
+            best = None
+            for v in candidates_v or [t.data]:
+                for g in candidates_g or [None]:
+                    lines = plan.node_lines(i, v, g, show_grad=True, placeholder=True)
+                    best = lines if best is None else [max(a, b, key=lambda line: len(line[1]))
+                                                       for a, b in zip(best, lines)]
+            room.append(best)
+        self._room = room
+        dot, svg, self.rankdir = lay_out(plan, show_grad=True, room=room, rankdir=self._rankdir)
+        self.source = dot.source
+        self._parse(svg)
+
+    def _laid_out(self) -> None:
+        if self.source is None:
+            self.lay_out()
+
     def _parse(self, svg: str) -> None:
         plan = self._plan
         self._pieces = []         # fixed strings; None marks where a node is drawn
@@ -185,7 +232,7 @@ class GraphView:
                 text_ys = _TEXT_Y.findall(body)
                 if title[0] == "v":
                     points = _OUTLINE.search(body)
-                    expected = plan.node_lines(i, plan.tensors[i].data, None, show_grad=True, placeholder=True)
+                    expected = self._room[i]
                     if points and len(text_ys) == len(expected):
                         slot = ("v", i, _ValueSlot(head, points.group(1), text_ys, expected, plan.kinds[i]))
                 else:
@@ -227,7 +274,7 @@ class GraphView:
             return list(self.nodes)
         if not isinstance(other, Tensor):
             return None
-        plan = GraphPlan(other, None, self._plan.max_nodes)
+        plan = GraphPlan(other, None, self._plan.max_nodes, self._plan.modules)
         return list(plan.tensors) if plan.signature() == self.signature() else None
 
     def _position(self, item) -> int:
@@ -250,6 +297,7 @@ class GraphView:
         room for a caption of that many characters, so pictures of captions of different
         lengths all have the same size. A None value is drawn blank (not computed yet).
         """
+        self._laid_out()
         n = len(self.nodes)
         if values is None:
             values = [t.data for t in self.nodes]
@@ -273,11 +321,14 @@ class GraphView:
             out.append(slot.lit if i == lit else slot.marked if i in marked else slot.plain)
             # Numbers, shapes and summaries are made of safe characters: no escaping needed.
             if values[i] is not None:
-                for text_head, text in zip(slot.data_heads, _data_texts(values[i], slot.const)):
-                    out.append(f"{text_head}{text}</text>\n")
+                for text_head, text, room in zip(slot.data_heads, _data_texts(values[i], slot.const),
+                                                 slot.data_room):
+                    out.append(f"{text_head if len(text) <= room else slot.squeezed(text_head)}{text}</text>\n")
             grad = grads[i]
             if slot.grad_head is not None and grad is not None:
-                out.append(f"{slot.grad_marked if i in marked else slot.grad_head}{_grad_text(grad)}</text>\n")
+                head = slot.grad_marked if i in marked else slot.grad_head
+                text = _grad_text(grad)
+                out.append(f"{head if len(text) <= slot.grad_room else slot.squeezed(head)}{text}</text>\n")
             out.append("</g>")
         if caption is not None:
             out[0], caption_group = self._caption(out[0], str(caption), caption_chars)
@@ -290,6 +341,7 @@ class GraphView:
         ``<g class="node ad-KIND" data-v="i">`` holding a ``rect.ad-box``, its name and empty
         ``text.ad-data`` / ``text.ad-grad`` lines; each op a ``<g class="node ad-op" data-f="i">``.
         Highlight and marks are left to CSS classes (``ad-current``, ``ad-changed``)."""
+        self._laid_out()
         out = []
         slots = iter(self._slots)
         for piece in self._pieces:
@@ -341,7 +393,7 @@ def message_svg(message: str) -> str:
 # --------------------------------------------------------------------------- in HTML
 
 _PROLOG = re.compile(r"^.*?(?=<svg\b)", re.S)
-FIT_WIDTH_NODES = 60   # graphs up to this many nodes shrink to the output's width
+FIT_WIDTH_NODES = 60   # (kept for imports: every graph now fits the output's width, see graph_html)
 
 
 def inline_svg(svg: str) -> str:
@@ -350,10 +402,41 @@ def inline_svg(svg: str) -> str:
     return _PROLOG.sub("", svg, count=1)
 
 
-def graph_html(svg: str, nodes: int) -> str:
-    """The inline SVG for an HTML widget: a small graph shrinks to fit the output's
-    width (as Jupyter shows SVG images); a big one keeps its size and scrolls, so its
-    labels stay readable."""
-    if nodes <= FIT_WIDTH_NODES:
-        svg = svg.replace("<svg ", '<svg style="max-width:100%;height:auto" ', 1)
-    return svg
+# The zoom buttons are inline handlers (no <script>): they work wherever the HTML is
+# shown, in a notebook output, an ipywidgets HTML and a page alike.
+_SVG_OF = "var s=this.closest('.ad-graph').querySelector('.ad-graph-viewport svg');"
+_ZOOM = (_SVG_OF + "var w=s.getBoundingClientRect().width*{factor};"
+         "s.style.minWidth='0';s.style.maxWidth='none';s.style.width=w+'px';"
+         "this.closest('.ad-graph').dataset.fit='manual';")
+_FIT = (_SVG_OF + "s.style.minWidth='0';s.style.maxWidth='{width:.0f}px';s.style.width='100%';"
+        "this.closest('.ad-graph').dataset.fit='whole';")
+_BUTTON = ('<button type="button" class="{cls}" title="{title}" onclick="{js}" style="font:12px sans-serif;'
+           'padding:0 8px;border:1px solid #9ca3af;border-radius:2px;background:#f3f4f6;color:#111827;'
+           'cursor:pointer">{text}</button>')
+
+
+def graph_html(svg: str, nodes: int | None = None) -> str:
+    """The SVG inline in HTML, fitted to the width it gets: shrunk to fit the output
+    (never enlarged), but never below MIN_SCALE (readable labels); beyond that it scrolls
+    sideways, and a hint says so. Buttons zoom out, fit the whole graph (however small)
+    and zoom in."""
+    svg = inline_svg(svg)
+    width_pt, height_pt = svg_size(svg)
+    if width_pt <= 0:
+        return svg
+    width = width_pt * 4 / 3
+    svg = svg.replace("<svg ", f'<svg style="display:block;width:100%;max-width:{width:.0f}px;'
+                      f'min-width:{min(width, width * MIN_SCALE):.0f}px;height:auto" ', 1)
+    scrolls = width * MIN_SCALE > FIT_WIDTH_PT * 4 / 3
+    hint = ('<span class="ad-graph-hint" style="margin-right:auto;color:#b45309">At a readable size this graph '
+            'is wider than the output: scroll sideways for the rest, or press Fit to see it whole.</span>'
+            if scrolls else "")
+    buttons = "".join(_BUTTON.format(cls=cls, title=title, js=html.escape(js, quote=True), text=text)
+                      for cls, title, js, text in (
+                          ("ad-graph-out", "Zoom out", _ZOOM.format(factor=0.8), "−"),
+                          ("ad-graph-fit", "Show the whole graph", _FIT.format(width=width), "Fit"),
+                          ("ad-graph-in", "Zoom in", _ZOOM.format(factor=1.25), "+")))
+    return (f'<div class="ad-graph" data-fit="auto" data-width="{width:.0f}" style="max-width:100%">'
+            f'<div class="ad-graph-tools" style="display:flex;gap:2px;align-items:center;justify-content:flex-end;'
+            f'font:12px sans-serif;margin:0 0 2px">{hint}{buttons}</div>'
+            f'<div class="ad-graph-viewport" style="overflow:auto;max-width:100%">{svg}</div></div>')

@@ -1,4 +1,14 @@
-"""Neural-network building blocks on top of the engine: Module, Linear, MLP, mse_loss."""
+"""Neural-network building blocks on top of the engine: Module, Linear, MLP, mse_loss.
+
+Calling a module records which nodes the call made, so a drawing can show the model by
+its modules (a labelled box per call, collapsible to one box such as ``Linear(1→3)``):
+after ``forward`` returns, :meth:`Module.__call__` walks back from the outputs to the
+call's own inputs and stamps each node it made with the call, as the tuple
+:func:`module_scope` reads (outermost call first). Only the nodes a call made are touched,
+by the thread running that call, so nested calls (an MLP calling its Linear layers),
+threads and re-entrant calls need no flag and no shared state: an inner call stamps its
+nodes first, and the enclosing call then puts itself in front.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +16,82 @@ import numpy as np
 
 from .engine import Tensor, linear
 
-__all__ = ["Module", "Linear", "MLP", "mse_loss"]
+__all__ = ["Module", "Linear", "MLP", "mse_loss", "ModuleCall", "module_scope"]
+
+
+class ModuleCall:
+    """One call of a module: ``module`` and the ``name`` it has in the module that called
+    it (``layers.0``; None for a call from outside any module). The nodes the call made
+    carry it in their scope; it holds no tensor, so it keeps no graph alive."""
+
+    __slots__ = ("module", "name")
+
+    def __init__(self, module, name=None):
+        self.module, self.name = module, name
+
+    def __repr__(self):
+        return f"ModuleCall({self.name or '-'}: {self.module!r})"
+
+
+def module_scope(tensor) -> tuple:
+    """The module calls that made ``tensor``, outermost first (``()`` for a node made
+    outside any module, a leaf or a parameter)."""
+    return getattr(tensor, "_scope", None) or ()
+
+
+def _tensors_in(value, found):
+    """The Tensors in ``value`` (a Tensor, or lists, tuples and dicts of them)."""
+    stack = [value]
+    while stack:
+        v = stack.pop()
+        if isinstance(v, Tensor):
+            found.append(v)
+        elif isinstance(v, (list, tuple)):
+            stack.extend(v)
+        elif isinstance(v, dict):
+            stack.extend(v.values())
+    return found
+
+
+def _child_name(parent, child) -> str | None:
+    """The attribute path of ``child`` in ``parent`` (``head``, ``layers.0``), or None."""
+    for attribute, value in vars(parent).items():
+        if value is child:
+            return attribute
+        if isinstance(value, (list, tuple)):
+            for k, item in enumerate(value):
+                if item is child:
+                    return f"{attribute}.{k}"
+        elif isinstance(value, dict):
+            for key, item in value.items():
+                if item is child:
+                    return f"{attribute}.{key}"
+    return None
+
+
+def record_call(module, inputs, outputs) -> None:
+    """Stamp every node made by this call of ``module`` (reachable from ``outputs``
+    without passing through ``inputs``) with the call, in front of the calls already
+    stamped on it by inner modules.
+
+    A node the forward reads that existed before the call without being passed in (a
+    tensor computed earlier and kept on the module) is counted as the call's own: pass
+    such a tensor as an argument to keep it outside the module's box.
+    """
+    call = ModuleCall(module)
+    stop = {id(t) for t in _tensors_in(inputs, [])}
+    stack = _tensors_in(outputs, [])
+    seen = set()
+    while stack:
+        t = stack.pop()
+        if id(t) in seen or id(t) in stop or t._function is None:
+            continue
+        seen.add(id(t))
+        scope = module_scope(t)
+        if scope and scope[0].name is None:
+            scope[0].name = _child_name(module, scope[0].module)
+        t._scope = (call,) + scope
+        stack.extend(t.parents)
 
 
 def _rng(seed):
@@ -49,8 +134,16 @@ class Module:
     def forward(self, x):
         raise NotImplementedError(f"{type(self).__name__} must define forward(x)")
 
-    def __call__(self, x):
-        return self.forward(x)
+    def __call__(self, *args, **kwargs):
+        """``forward(*args, **kwargs)``, with the nodes it made recorded as this call's
+        (see :func:`record_call`), so a drawing can box them as the module."""
+        out = self.forward(*args, **kwargs)
+        record_call(self, (args, kwargs), out)
+        return out
+
+    def label(self) -> str:
+        """How a drawing names this module's box: its class, and its sizes when known."""
+        return type(self).__name__
 
 
 class Linear(Module):
@@ -80,6 +173,9 @@ class Linear(Module):
     def __repr__(self):
         return f"Linear({self.n_in}, {self.n_out})"
 
+    def label(self) -> str:
+        return f"Linear({self.n_in}→{self.n_out})"
+
 
 class MLP(Module):
     """A multilayer perceptron: MLP([n_in, hidden…, n_out]) with ReLU between layers
@@ -105,6 +201,9 @@ class MLP(Module):
 
     def __repr__(self):
         return f"MLP({self.sizes})"
+
+    def label(self) -> str:
+        return f"MLP({'→'.join(str(n) for n in self.sizes)})"
 
 
 def mse_loss(prediction, target):

@@ -24,7 +24,7 @@ from pathlib import Path
 import anywidget
 import traitlets
 
-from .dot import DEFAULT_MAX_NODES
+from .dot import DEFAULT_MAX_NODES, fitted_svg
 from .formatting import escape
 from .graph_view import graph_html
 from .timeline import CAPTION_CHARS, Timeline
@@ -106,22 +106,29 @@ class BackwardStepper(anywidget.AnyWidget):
     blank) and step k the state after the k-th ``_backward``. With it, step 0 shows the
     inputs, the next steps compute each value in topological order, then come the seed
     and the backward steps. ``names`` maps tensors to display names; ``grad`` seeds a
-    non-scalar output (as in ``backward(grad)``). Afterwards every grad holds its final
-    ``backward()`` value.
+    non-scalar output (as in ``backward(grad)``). Nodes made by an ``nn.Module`` are boxed
+    by module; ``modules="collapsed"`` draws each innermost module as one box, stepped
+    through as one step (``"auto"``: only in big models; see :class:`ad_magic.dot.GraphPlan`).
+    Afterwards every grad holds its final ``backward()`` value.
     """
 
     _esm = _static("timeline.js")
     _css = _static("timeline.css")
     data = traitlets.Dict().tag(sync=True)
     position = traitlets.Int(0).tag(sync=True)
+    # "collapsed" / "expanded" from the browser's module button (or Python): the timeline
+    # is computed again with the module boxes closed or open.
+    modules = traitlets.Unicode("auto").tag(sync=True)
 
-    def __init__(self, tensor, *, names=None, grad=None, forward=False, max_nodes=DEFAULT_MAX_NODES, **kwargs):
-        timeline = Timeline(tensor, names=names, grad=grad, forward=forward, max_nodes=max_nodes)
+    def __init__(self, tensor, *, names=None, grad=None, forward=False, max_nodes=DEFAULT_MAX_NODES,
+                 modules="auto", **kwargs):
+        timeline = Timeline(tensor, names=names, grad=grad, forward=forward, max_nodes=max_nodes, modules=modules)
+        self._options = {"names": names, "grad": grad, "forward": forward, "max_nodes": max_nodes}
         self.timeline = timeline
         self.output = tensor
         self.view = timeline.view
         self.steps = timeline.steps
-        super().__init__(data=timeline.payload(), position=0, **kwargs)
+        super().__init__(data=timeline.payload(), position=0, modules=modules, **kwargs)
         self.add_class("ad-backward-stepper")
         self.slider = _Slider(self)
         self.play = _Play(self)
@@ -130,6 +137,18 @@ class BackwardStepper(anywidget.AnyWidget):
         self.label = _Shown(self, lambda k: f"<b>{escape(timeline.label(k))}</b>")
         self.caption = _Shown(self, self._caption_html)
         self.graph = _Shown(self, lambda k: graph_html(self.svg(k), len(self.view.nodes)))
+
+    @traitlets.observe("modules")
+    def _modules_changed(self, change):
+        """Lay the timeline out again with the module boxes collapsed or expanded."""
+        if change["new"] == self.timeline.view.plan.modules:
+            return       # the value given at construction: laid out already
+        timeline = Timeline(self.output, modules=change["new"], **self._options)
+        self.timeline = timeline
+        self.view = timeline.view
+        self.steps = timeline.steps
+        self.position = min(self.position, timeline.last)
+        self.data = timeline.payload()
 
     @traitlets.validate("position")
     def _valid_position(self, proposal):
@@ -199,7 +218,7 @@ class BackwardStepper(anywidget.AnyWidget):
             return None
         data, metadata = bundle
         try:   # the final state: what GitHub, nbviewer and nbconvert show instead of the widget
-            data["image/svg+xml"] = self.svg(self.n_steps, caption=False)
+            data["image/svg+xml"] = fitted_svg(self.svg(self.n_steps, caption=False))
         except Exception:   # a repr never raises
             pass
         data["text/plain"] = f"<BackwardStepper: {self.n_steps} steps>"

@@ -173,9 +173,10 @@ class Tensor:
     """
 
     __slots__ = ("_data", "_grad", "_gstate", "_a", "_b", "_rest", "_function", "_op", "_args",
-                 "name", "requires_grad", "_mark", "_landscape")
+                 "name", "requires_grad", "_mark", "_landscape", "_scope")
     # _landscape: set only on a tensor a loss landscape returned (landscapes.landscape_of
-    # reads it with a default); unset everywhere else, at no cost.
+    # reads it with a default); _scope: the module calls that made the node (nn.Module.__call__),
+    # set only on nodes a module call made. Unset everywhere else, at no cost.
 
     # Let NumPy defer to Tensor's reflected operators: array * tensor -> Tensor.
     __array_ufunc__ = None
@@ -379,6 +380,13 @@ class Tensor:
         from .graph import repr_svg  # rendering sits above the engine: imported on use
 
         return repr_svg(self)
+
+    def _repr_mimebundle_(self, include=None, exclude=None):
+        """Jupyter's display of a tensor, from one layout: the graph fitted to the output
+        with zoom buttons (HTML), the same as an SVG picture, and the text repr."""
+        from .graph import repr_mimebundle
+
+        return repr_mimebundle(self)
 
     # -- operators ------------------------------------------------------------------
     def __add__(self, other): return _ops.add(self, other)

@@ -122,7 +122,8 @@ class Timeline:
     forward value and its final ``backward()`` grad.
     """
 
-    def __init__(self, tensor, *, names=None, grad=None, forward=False, max_nodes=DEFAULT_MAX_NODES):
+    def __init__(self, tensor, *, names=None, grad=None, forward=False, max_nodes=DEFAULT_MAX_NODES,
+                 modules="auto"):
         tensor = adapt(tensor, "BackwardStepper")   # another library's graph: through its adapter
         names = normalize_names(adapt_names(tensor, names))
         tensor.backward_steps(grad)            # the engine's errors (non-scalar, ...) surface here, first
@@ -134,7 +135,8 @@ class Timeline:
         adapt_names(tensor, names)             # an adapted graph's step notes use the same names
         self._operands_of = {}
         self.forward_steps = self._replay() if forward else []
-        self.view = GraphView(tensor, names=names, max_nodes=max_nodes)
+        # Laid out once every state is known, so each box has room for what it will show.
+        self.view = GraphView(tensor, names=names, max_nodes=max_nodes, modules=modules, layout=False)
         nodes = self.view.nodes
         self._position = {id(t): i for i, t in enumerate(nodes)}
         self.values = [np.array(t.data) for t in nodes]
@@ -148,6 +150,8 @@ class Timeline:
         self._formulas = [None] * len(nodes)   # the forward formula with numbers
         self._forward_states()
         self._backward_states(tensor.backward_steps(grad))
+        self.view.lay_out(values=[[v] for v in self.values],
+                          grads=[[after for _, after in changes] or [None] for changes in self.grad_changes])
 
     # ------------------------------------------------------------------ forward
     def _replay(self):
@@ -241,12 +245,31 @@ class Timeline:
         caption = "Inputs: " + (", ".join(named) if named else f"{len(leaves)} leaves")
         self.states.append(State("inputs", 0, None, (), caption + ". Next: the forward pass computes each "
                                  "value from its inputs, in order."))
+        box = None
         for j, step in enumerate(self.forward_steps, start=1):
             node = step.node
             text = self.forward_text(node, step.formula, step.value)
             position = self._position.get(id(node))
+            inside = self.view.plan.box_of(node)
+            if inside is not None:     # a collapsed module: its ops are one state
+                k = len(self.states) - 1 if box is not None and box[0] == inside[0] else len(self.states)
+                if k == len(self.states):
+                    self.states.append(State("forward", j, None, (), "", "", inside[1]))
+                    box = (inside[0], [])
+                box[1].append(node._function)
+                state = self.states[k]
+                if position is not None:
+                    self.appears[position] = k
+                    self._formulas[position] = text
+                    state.highlight = position
+                state.caption = (f"{inside[1]}: forward through the module ({len(box[1])} ops: "
+                                 f"{', '.join(box[1])})"
+                                 + (f" → {format_value(step.value)}" if position is not None else ""))
+                continue
+            box = None
+            k = len(self.states)
             if position is not None:
-                self.appears[position] = j
+                self.appears[position] = k
                 self._formulas[position] = text
             rule = self._rule_line(node, step.formula)
             self.states.append(State("forward", j, position, (), f"{node._function}: {text}", rule, node._function))
@@ -281,8 +304,15 @@ class Timeline:
             self.grad_changes[seed_position].append((seed_state, self._seed))
         self.states.append(State("seed", 0, None, [] if seed_position is None else [seed_position],
                                  self._seed_caption()))
+        box = None
         for j, (step, node_grad, changes) in enumerate(steps_done, start=1):
-            k = seed_state + j
+            inside = self.view.plan.box_of(step.node)
+            if inside is not None:     # a collapsed module: its backward steps are one state
+                self._box_step(j, step, node_grad, changes, inside, box)
+                box = inside
+                continue
+            box = None
+            k = len(self.states)
             caption, per_parent = self._describe(step, node_grad, changes)
             position = self._position.get(id(step.node))
             for (p, after, _), info in zip(changes, per_parent):
@@ -301,6 +331,31 @@ class Timeline:
             self.states.append(State("backward", j, position, [p for p, _, _ in changes if p >= 0],
                                      f"{step.function}: {caption}", rule, step.function))
         self.seed_state = seed_state
+
+    def _box_step(self, j, step, node_grad, changes, inside, previous) -> None:
+        """One backward step made inside a collapsed module: joined to the module's state
+        (one state per module, as long as its steps follow each other), which shows the
+        grads of the module's inputs and parameters once they are changed."""
+        if previous is None or previous[0] != inside[0]:
+            self.states.append(State("backward", j, None, [], "", "", inside[1]))
+            self._box_changed = {}
+        k = len(self.states) - 1
+        state = self.states[k]
+        _, per_parent = self._describe(step, node_grad, changes)
+        for (p, after, _), info in zip(changes, per_parent):
+            if p >= 0:
+                self.grad_changes[p].append((k, after))
+                self._received[p].append((k, info))
+                self._box_changed[p] = after
+        position = self._position.get(id(step.node))
+        if position is not None:
+            state.highlight = position
+            self._own[position] = (k, self._own_rule(step, node_grad))
+        state.changed = tuple(self._box_changed)
+        names = [f"∂L/∂{self.namer(self.view.nodes[p]) or self.view.plan.kinds[p]} → {format_value(after)}"
+                 for p, after in self._box_changed.items()]
+        state.caption = (f"{inside[1]}: backward through the module in one step"
+                         + (f"; {'; '.join(names)}" if names else ""))
 
     def _seed_caption(self) -> str:
         seed = format_value(self._seed)
@@ -555,4 +610,6 @@ class Timeline:
             "grads": grad_events,
             "cards": [[[text, start, end] for text, start, end in self.card_lines(i)] for i in range(len(nodes))],
             "truncated": self.view.truncated,
+            # module boxes: how many calls are drawn, and whether any is collapsed
+            "modules": {"calls": len(self.view.plan.calls), "collapsed": len(self.view.plan.collapsed)},
         }

@@ -49,11 +49,22 @@ def test_format_value_scalars_and_summaries():
     assert format_value(np.array(0.5)) == "0.5"
     assert format_value(np.array([7.0])) == "7.0"
     assert format_value(np.arange(12.0).reshape(3, 4)) == "(3, 4) mean 5.5 [0.0, 11.0]"
-    assert format_value(np.ones(3)) == "(3,) all 1.0"
+    assert format_value(np.ones(8)) == "(8,) all 1.0"
     assert format_value(np.zeros((0, 2))) == "(0, 2) empty"
-    assert format_value(np.arange(4.0), shape=False) == "mean 1.5 [0.0, 3.0]"
-    assert format_value(np.array([1.0, np.nan])) == "(2,) mean nan [nan, nan]"
-    assert format_value(np.array([123456.7, 0.0]), 5) == "(2,) mean 6.2e4 [0.0, 1.2e5]"
+    assert format_value(np.arange(8.0), shape=False) == "mean 3.5 [0.0, 7.0]"
+    assert format_value(np.array([1.0, np.nan] * 4)) == "(8,) mean nan [nan, nan]"
+    assert format_value(np.array([123456.7, 0.0] * 4), 5) == "(8,) mean 6.2e4 [0.0, 1.2e5]"
+
+
+def test_format_value_shows_small_arrays_whole():
+    # The case: a vector of three entries reads as itself, not as a summary.
+    assert format_value(np.array([1.0, -2.0, 3.0])) == "[1.0, -2.0, 3.0]"
+    assert format_value(np.array([1.0, -2.0, 3.0]), shape=False) == "[1.0, -2.0, 3.0]"
+    assert format_value(np.arange(4.0).reshape(2, 2)) == "[[0.0, 1.0], [2.0, 3.0]]"
+    assert format_value(np.arange(6.0)) == "[0.0, 1.0, 2.0, 3.0, 4.0, 5.0]"
+    assert format_value(np.arange(7.0)) == "(7,) mean 3.0 [0.0, 6.0]"
+    assert format_value(np.array([1.0, np.nan])) == "[1.0, nan]"
+    assert format_value(np.array([123456.7, 0.0]), 5) == "[1.2e5, 0.0]"
 
 
 def test_format_array_is_complete_for_small_and_bounded_for_big_arrays():

@@ -100,12 +100,20 @@ def test_rule_line_uses_the_users_names():
 
 
 def test_forward_caption_of_arrays_gives_shape_and_summary():
-    W = Tensor(np.arange(6.0).reshape(3, 2), name="W")
+    W = Tensor(np.arange(16.0).reshape(8, 2), name="W")
     v = Tensor([1.0, -1.0], name="v")
     h = W @ v
     tl = Timeline(h.sum(), names={h: "h"}, forward=True)
     caption = tl.states[1].caption
-    assert caption.startswith("matmul: h = W @ v → (3,)") and "[[" not in caption
+    assert caption.startswith("matmul: h = W @ v → (8,) all -1.0") and "[[" not in caption
+
+
+def test_forward_caption_of_a_small_array_shows_it_whole():
+    W = Tensor(np.arange(6.0).reshape(3, 2), name="W")
+    v = Tensor([1.0, -1.0], name="v")
+    h = W @ v
+    tl = Timeline(h.sum(), names={h: "h"}, forward=True)
+    assert tl.states[1].caption.startswith("matmul: h = W @ v → [-1.0, -1.0, -1.0]")
 
 
 def test_negative_numbers_are_bracketed_in_the_forward_formula():
@@ -263,6 +271,6 @@ def test_card_of_a_reused_array_shows_what_each_use_added_and_the_sum():
     v = Tensor([1.0, -1.0], name="v")
     tl = Timeline(((W @ v) * v).sum(), forward=True)
     card = tl.card_text(v, tl.last)
-    assert "(adds (2,) all -1.0)" in card and "(adds (2,) all -2.0)" in card
-    assert "used 2 times; sum: ∂L/∂v = (2,) all -1.0 + (2,) all -2.0 = (2,) all -3.0" in card
+    assert "(adds [-1.0, -1.0])" in card and "(adds [-2.0, -2.0])" in card
+    assert "used 2 times; sum: ∂L/∂v = [-1.0, -1.0] + [-2.0, -2.0] = [-3.0, -3.0]" in card
     assert "grad = [-3.0, -3.0]" in card

@@ -93,6 +93,13 @@ class ForeignNode:
         return not self.parents
 
     @property
+    def _scope(self) -> tuple:
+        """The module calls that made this node (outermost first), when the library says
+        (see :func:`ad_magic.nn.module_scope`; PyTorch: ``track_modules``)."""
+        scope = getattr(self.graph.adapter, "scope", None)
+        return scope(self) if scope is not None else ()
+
+    @property
     def _parents(self):
         return set(self.parents)
 

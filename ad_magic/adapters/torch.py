@@ -18,9 +18,56 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from ..nn import ModuleCall
 from .base import AdapterError, ForeignNode, numeric
 
-__all__ = ["TorchAdapter"]
+__all__ = ["TorchAdapter", "track_modules"]
+
+_SCOPE_KEY = "ad_magic_scope"
+
+
+def _torch_tensors(value, found):
+    stack = [value]
+    while stack:
+        v = stack.pop()
+        if isinstance(v, torch.Tensor):
+            found.append(v)
+        elif isinstance(v, (list, tuple)):
+            stack.extend(v)
+        elif isinstance(v, dict):
+            stack.extend(v.values())
+    return found
+
+
+def _stamp_call(module, args, kwargs, output) -> None:
+    """A forward hook: stamp every autograd node this call of ``module`` made (from its
+    outputs back to its inputs) with the call, in the node's own ``metadata``, in front of
+    the calls inner modules stamped (as :func:`ad_magic.nn.record_call` does for ours)."""
+    call = ModuleCall(module)
+    stop = {id(t.grad_fn) for t in _torch_tensors((args, kwargs), []) if t.grad_fn is not None}
+    stack = [t.grad_fn for t in _torch_tensors(output, []) if t.grad_fn is not None]
+    seen = set()
+    while stack:
+        fn = stack.pop()
+        if fn is None or id(fn) in seen or id(fn) in stop or not fn.next_functions and hasattr(fn, "variable"):
+            continue
+        seen.add(id(fn))
+        scope = fn.metadata.get(_SCOPE_KEY, ())
+        if scope and scope[0].name is None:
+            scope[0].name = next((name for name, child in module.named_children() if child is scope[0].module),
+                                 None)
+        fn.metadata[_SCOPE_KEY] = (call,) + scope
+        stack.extend(next_fn for next_fn, _ in fn.next_functions)
+
+
+def track_modules(model) -> list:
+    """Let ad_magic draw ``model`` (a ``torch.nn.Module``) by its modules: a forward hook on
+    ``model`` and each of its sub-modules records, on the autograd nodes a call makes,
+    which call made them. Only calls made afterwards are recorded. Returns the hooks'
+    handles (``handle.remove()`` stops it)."""
+    if not isinstance(model, torch.nn.Module):
+        raise TypeError(f"track_modules needs a torch.nn.Module, got {type(model).__name__}")
+    return [m.register_forward_hook(_stamp_call, with_kwargs=True) for m in model.modules()]
 
 _SAVED_FOR_INPUT = {0: ("_saved_self", "_saved_mat1", "_saved_input"),
                     1: ("_saved_other", "_saved_vec", "_saved_mat2", "_saved_weight")}
@@ -44,6 +91,12 @@ class TorchAdapter:
         self._values = {}
 
     # -- structure
+    def scope(self, node) -> tuple:
+        """The module calls recorded (by :func:`track_modules`) on this node's autograd node."""
+        fn = self._fn(node)
+        metadata = getattr(fn, "metadata", None)
+        return metadata.get(_SCOPE_KEY, ()) if metadata is not None else ()
+
     def _fn(self, node):
         src = node.source
         return src.grad_fn if isinstance(src, torch.Tensor) else src

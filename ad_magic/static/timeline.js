@@ -7,7 +7,7 @@
 // (anywidget: `export default {render}`) and in the page written by save_html (mount()).
 
 const PLAY_INTERVAL_MS = 700;
-const MIN_SCALE = 0.7;      // fitting the width by itself never shrinks labels below 70 % (10 px): it scrolls
+const MIN_SCALE = 0.6;      // fitting the width never shrinks labels below 60 % (8.8 px): it scrolls (dot.MIN_SCALE)
 const MAX_SCALE = 4;
 
 function h(tag, attrs, ...children) {
@@ -59,6 +59,24 @@ export function mount(el, data, model) {
   const zoomFit = h("button", {type: "button", class: "ad-zoom-fit", title: "Show the whole graph", text: "Fit"});
   const zoomIn = h("button", {type: "button", class: "ad-zoom-in", title: "Zoom in", text: "+"});
   const zoom = h("div", {class: "ad-zoom"}, zoomOut, zoomFit, zoomIn);
+  // Module boxes: collapse or expand them (the kernel computes the other timeline).
+  const modules = data.modules || {calls: 0, collapsed: 0};
+  if (model && modules.calls > 0) {
+    const collapsed = modules.collapsed > 0;
+    const toggle = h("button", {type: "button", class: "ad-modules",
+                                title: collapsed ? "Draw every module's ops" : "Draw each module as one box",
+                                text: collapsed ? "Expand modules" : "Collapse modules"});
+    toggle.onclick = () => {
+      if (!kernelAlive()) { toggle.disabled = true; toggle.title = "needs the kernel"; return; }
+      toggle.disabled = true;
+      model.set("modules", collapsed ? "expanded" : "collapsed");
+      model.save_changes();
+    };
+    zoom.prepend(toggle);
+  }
+  const hint = h("div", {class: "ad-hint", hidden: "",
+                         text: "At a readable size this graph is wider than the output: scroll sideways (or drag) "
+                               + "for the rest, or press Fit to see it whole."});
   const viewport = h("div", {class: "ad-viewport"});
   viewport.innerHTML = data.svg;
   const legend = h("div", {class: "ad-legend"});
@@ -66,7 +84,7 @@ export function mount(el, data, model) {
     legend.append(h("span", {class: `ad-key ad-key-${kind}`}, h("i", {}), words));
   }
   const card = h("div", {class: "ad-card", hidden: ""});
-  const stage = h("div", {class: "ad-stage"}, zoom, viewport, card);
+  const stage = h("div", {class: "ad-stage"}, zoom, viewport, card, hint);
   root.append(controls, caption, rule, stage, legend);
   el.append(root);
 
@@ -199,6 +217,7 @@ export function mount(el, data, model) {
     svg.setAttribute("width", `${(width * scale).toFixed(1)}px`);
     svg.setAttribute("height", `${(height * scale).toFixed(1)}px`);
     root.dataset.scale = scale.toFixed(3);
+    hint.hidden = !(width * scale > viewport.clientWidth + 1);
   }
   function fitWidth() {
     const room = viewport.clientWidth - 4;
@@ -221,15 +240,16 @@ export function mount(el, data, model) {
     drag = {x: event.clientX, y: event.clientY, left: viewport.scrollLeft, top: viewport.scrollTop};
     viewport.classList.add("ad-panning");
   });
-  window.addEventListener("mousemove", (event) => {
+  const onMove = (event) => {
     if (!drag) return;
     viewport.scrollLeft = drag.left - (event.clientX - drag.x);
     viewport.scrollTop = drag.top - (event.clientY - drag.y);
-  });
-  window.addEventListener("mouseup", () => { drag = null; viewport.classList.remove("ad-panning"); });
-  if (typeof ResizeObserver !== "undefined") {
-    new ResizeObserver(() => fitWidth()).observe(viewport);
-  }
+  };
+  const onUp = () => { drag = null; viewport.classList.remove("ad-panning"); };
+  window.addEventListener("mousemove", onMove);
+  window.addEventListener("mouseup", onUp);
+  const resizing = typeof ResizeObserver !== "undefined" ? new ResizeObserver(() => fitWidth()) : null;
+  if (resizing) resizing.observe(viewport);
 
   // -- stepping
   function stop() { if (timer !== null) { clearInterval(timer); timer = null; } play.textContent = "▶ Play"; }
@@ -264,6 +284,8 @@ export function mount(el, data, model) {
     const all = [];
     values.forEach((g, i) => {
       if (!g) return;
+      const name = g.querySelector("text.ad-name");
+      if (name) all.push([name, i]);
       for (const t of dataTexts[i]) all.push([t, i]);
       if (gradTexts[i]) all.push([gradTexts[i], i]);
     });
@@ -278,12 +300,22 @@ export function mount(el, data, model) {
   return () => {
     stop();
     window.removeEventListener("keydown", onKey, true);
+    window.removeEventListener("mousemove", onMove);
+    window.removeEventListener("mouseup", onUp);
+    if (resizing) resizing.disconnect();
     if (model && onModel) model.off("change:position", onModel);
   };
 }
 
 function render({model, el}) {
-  return mount(el, model.get("data"), model);
+  let unmount = mount(el, model.get("data"), model);
+  const remount = () => {      // a new timeline (modules collapsed or expanded)
+    unmount();
+    el.replaceChildren();
+    unmount = mount(el, model.get("data"), model);
+  };
+  model.on("change:data", remount);
+  return () => { model.off("change:data", remount); unmount(); };
 }
 
 export default {render};
