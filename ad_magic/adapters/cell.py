@@ -68,21 +68,22 @@ def run_foreign(run, output):
         rows_of = [n for n in node.graph.order_from(node) if n.is_leaf]
     widget, steps = None, None
     try:
+        # The magic runs backward, as it does on ad_magic's Tensor: the grads keep the result
+        # (a rule that raises puts every grad back); the stepper then only looks.
+        steps = list(node.backward_steps())
+        final = {n: n.grad for n in node.graph.order_from(node)}
         if not args.static:
             from ..stepper import BackwardStepper
 
             try:
                 widget = BackwardStepper(node, names=names)    # runs the graph's own rules, step by step
-                steps = widget.steps
             except RenderError as exc:
                 show_message(f"BackwardStepper not shown: {exc}", warning=True)
-        if steps is None:
-            steps = list(node.backward_steps())
     except AdapterError as exc:
         raise UsageError(f"{magic}: {exc}") from None
     wrong = [s for s in steps if not s.ok]
     rows = [{"label": names.get(n) or n.name or _unnamed(n, i), "shape": n.shape, "value": np.array(n.data),
-             "grad": n.grad} for i, n in enumerate(rows_of, 1)]
+             "grad": final.get(n)} for i, n in enumerate(rows_of, 1)]
     table = GradientTable(label, rows)
     show_graph(node, names, label)
     show_table(table)
