@@ -18,8 +18,9 @@ same lists.
 * grad: :data:`GRAD` (None, a number or an array); written back in the data's own kind
   (a float for a scalar ``Value``, an array for an array);
 * rule: :data:`RULES` — a callable taking nothing (it adds into its parents' grads) or
-  one argument (the node's grad); if it *returns* the parents' grads instead (a tuple in
-  parents' order, or one value for one parent), they are added for it;
+  one argument (the node's grad); else a holder's ``backward(grad)`` method. If it
+  *returns* the parents' grads instead of adding them (a tuple in parents' order, or one
+  value for one parent), they are added for it;
 * name: :data:`NAMES`; requires_grad: :data:`REQUIRES` (default True).
 
 An object is read as a node when it has a data spelling and at least one of the others.
@@ -96,6 +97,14 @@ def _rule_field(obj):
             if isinstance(value, type):
                 continue
             return name, value
+    for name in HOLDERS:          # a context object (grad_fn, _ctx) whose backward(grad) returns the grads
+        try:
+            holder = getattr(obj, name)
+            rule = getattr(holder, "backward", None)
+        except Exception:
+            continue
+        if holder is not None and callable(rule) and not isinstance(holder, type):
+            return f"{name}.backward", rule
     return None, None
 
 
@@ -352,7 +361,7 @@ class StudentAdapter:
         if (isinstance(raw, (numbers.Real, np.generic)) and not isinstance(raw, np.ndarray)) and value.size == 1:
             written = float(value.reshape(-1)[0])      # a scalar Value keeps a float grad
         else:
-            dtype = np.result_type(np.asarray(raw).dtype, np.float32) if isinstance(raw, np.ndarray) else np.float64
+            dtype = np.result_type(raw.dtype, np.float32) if isinstance(raw, np.ndarray) else np.dtype(np.float64)
             written = np.array(value, dtype=dtype if dtype.kind == "f" else np.float64)
         setattr(obj, name, written)
 
