@@ -63,7 +63,8 @@ ALIASES = {
     "relu": "relu",
     "@": "matmul", "matmul": "matmul", "rmatmul": "matmul", "matvec": "matmul", "mv": "matmul", "mm": "matmul",
     "dot": "matmul",
-    "sum": "sum", "mean": "mean",
+    "sum": "sum", "mean": "mean", "linear": "linear", "transpose": "transpose", "reshape": "reshape",
+    "view": "reshape", "getitem": "getitem", "index": "getitem",
 }
 _BACKWARD_WORDS = re.compile(r"(backward|backprop|grad_fn|gradfn|_bwd|bwd|_grad|closure)", re.I)
 _RULE_NAMES = {"", "lambda", "<lambda>", "backward", "backprop", "grad", "fn", "rule", "step", "b", "func", "f"}
