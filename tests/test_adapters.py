@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from IPython.core.error import UsageError
-from IPython.testing.globalipapp import start_ipython
+from IPython.testing import globalipapp
 from IPython.utils.capture import capture_output
 from practical_solutions import namespace, sections
 from practical_solutions.mistakes import MISTAKES
@@ -321,7 +321,8 @@ def test_a_wrong_micrograd_rule_is_flagged(micrograd):
 
 @pytest.fixture(scope="module")
 def ip():
-    shell = start_ipython()
+    globalipapp.start_ipython()
+    shell = globalipapp.get_ipython()
     shell.run_line_magic("load_ext", "ad_magic")
     return shell
 

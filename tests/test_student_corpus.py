@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from IPython.testing.globalipapp import start_ipython
+from IPython.testing import globalipapp
 from IPython.utils.capture import capture_output
 from student_corpus import MODULES, STAGES, fields, load, own_grads, run
 
@@ -42,7 +42,8 @@ def test_own_backward_then_stepping_leaves_the_own_grads(name):
 
 @pytest.fixture(scope="module")
 def ip():
-    shell = start_ipython()
+    globalipapp.start_ipython()
+    shell = globalipapp.get_ipython()
     shell.run_line_magic("load_ext", "ad_magic")
     return shell
 

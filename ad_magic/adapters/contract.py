@@ -167,7 +167,7 @@ def canonical_op(text, n_operands=2):
     if not isinstance(text, str):
         return None
     raw = text.strip()
-    if raw.startswith("**") and raw[2:].strip():
+    if (raw.startswith("**") and raw[2:].strip()) or (raw.startswith("^") and raw[1:].strip()):
         return "pow"
     if raw == "-" and n_operands == 1:
         return "neg"
@@ -329,9 +329,10 @@ class StudentAdapter:
             return "?", None, (), inferred
         kind = canonical_op(claimed, n_operands)
         constants = ()
-        if kind == "pow" and claimed.strip().startswith("**"):
+        exponent = claimed.strip().lstrip("*^").strip()
+        if kind == "pow" and exponent and n_operands == 1:
             try:
-                constants = (np.float64(float(claimed.strip()[2:])),)
+                constants = (np.float64(float(exponent)),)
             except ValueError:
                 kind = None
         return claimed, kind, constants, (canonical_op(inferred, n_operands) if inferred else None)
@@ -364,7 +365,15 @@ class StudentAdapter:
         else:
             dtype = np.result_type(raw.dtype, np.float32) if isinstance(raw, np.ndarray) else np.dtype(np.float64)
             written = np.array(value, dtype=dtype if dtype.kind == "f" else np.float64)
-        setattr(obj, name, written)
+        names = [name] + [n for n in GRAD if n != name and _field(obj, (n,))[0] is not None]
+        for attempt in names:
+            try:
+                setattr(obj, attempt, written)
+                return
+            except AttributeError:      # a read-only property: its stored spelling (e.g. _grad) may take it
+                continue
+        raise AdapterError(f"{type(obj).__name__}.{name} cannot be set (a read-only property?); stepping writes the "
+                           "grads it computes there.")
 
     # -- rules
     def has_backward(self, node):
