@@ -35,14 +35,16 @@ PARTS = {"A": [], "B": [], "C": [], "D": []}
 
 
 class Question:
-    def __init__(self, part, key, title, needs, function, on_error=""):
+    def __init__(self, part, key, title, needs, function, on_error="", on_recursion=""):
         self.part, self.key, self.title, self.needs = part, key, title, needs
-        self.function, self.on_error = function, on_error
+        self.function, self.on_error, self.on_recursion = function, on_error, on_recursion
 
 
-def question(part, key, title, needs, on_error=""):
+def question(part, key, title, needs, on_error="", on_recursion=""):
+    """Register a question; ``on_error`` is the hint for an exception it raises,
+    ``on_recursion`` the hint for a RecursionError (seen, with the function that recursed)."""
     def register(function):
-        PARTS[part].append(Question(part, key, title, needs, function, on_error))
+        PARTS[part].append(Question(part, key, title, needs, function, on_error, on_recursion))
         return function
     return register
 
@@ -412,8 +414,8 @@ def _order(ns):
 
 @question("B", "B7", f"a deep chain ({DEEP_CHAIN:,} nodes) does not hit the recursion limit",
           ["Tensor", "add"],
-          on_error="your topological sort is recursive: Python stops at about 1,000 nested calls "
-                   "(sys.getrecursionlimit()); walk the graph with an explicit stack (a list you push and pop)")
+          on_recursion="backward() walks the graph with a recursive function (a topological sort that calls "
+                       "itself per parent); walk it with an explicit stack (a list you push and pop) instead")
 def _deep(ns):
     T, add = ns["Tensor"], ns["add"]
     x = T(0.5)
