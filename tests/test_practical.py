@@ -48,8 +48,52 @@ def test_overwriting_grads_is_caught_by_the_nine_check_with_the_issue_s_hint():
     result = practical.check("B", namespace(grads_overwritten[1:3]))["B3"]
     assert result.status == "fail"
     assert result.message.startswith("x.grad is ") and result.message.endswith(", expected 9")
-    assert "x is used three times; does your _backward add (+=) into the parents' grads or overwrite them?" \
-        == result.hint
+    assert result.hint == ("x is used three times, so its grad is the sum of three contributions; mul's _backward "
+                           "overwrites the grads (=) instead of adding to them (+=): with p.grad = 10 beforehand it "
+                           "left p.grad = 3.0 where 10 + 3 = 13 was due")
+
+
+def test_a_wrong_nine_with_rules_that_add_gets_no_overwrite_hint():
+    halved = sections()["backward"].replace("self.grad = np.ones_like(self.data)",
+                                            "self.grad = np.ones_like(self.data) / 2")
+    result = practical.check("B", namespace(("backward", halved)))["B3"]
+    assert result.status == "fail" and result.message == "x.grad is 4.5, expected 9"
+    assert "overwrite" not in result.hint and "seeds the output's grad with ones" in result.hint
+
+
+def test_a3_says_the_class_has_no_function_attribute_when_it_has_none():
+    no_function = sections()["tensor"].replace("        self._function = _function\n", "")
+    graph_ops = sections()["graph_ops"].replace(', _function="add"', "").replace(', _function="mul"', "")
+    ns = namespace(("tensor", no_function))
+    exec(graph_ops, ns)
+    report = practical.check("A", ns)
+    assert report["A3"].message == "add(a, b) has no _function: your class has no `_function` attribute"
+    assert report["A1"].message == "Tensor(2.0) has no _function attribute: your class has no `_function` attribute"
+    assert "missing" not in str(report).replace("missing a name", "")
+
+
+def test_b7_names_recursion_only_on_a_recursion_error():
+    recursive = next(m for m in MISTAKES if m[0] == "recursive topological sort")
+    result = practical.check("B", namespace(recursive[1:3]))["B7"]
+    assert result.message.startswith("RecursionError: your function visit (line 8) calls itself once per node")
+    assert "recursive function" in result.hint
+    other = sections()["backward"].replace("    for node in reversed(order):\n",
+                                            "    if len(order) > 1000:\n        raise ValueError('too long')\n"
+                                            "    for node in reversed(order):\n")
+    result = practical.check("B", namespace(("backward", other)))["B7"]
+    assert result.message.startswith("your code raised ValueError: too long")
+    assert "recursi" not in result.hint
+
+
+def test_left_at_zero_only_when_the_rule_ran():
+    unattached = sections()["rules"].replace("    out._backward = _backward\n", "")
+    result = practical.check("B", namespace(("rules", unattached)))["B1"]
+    assert result.message == ("mul(p, q)._backward is still the one every new Tensor gets, which does nothing: "
+                              "mul does not attach its rule")
+    idle = sections()["rules"].replace("        t1.grad += out.grad * t2.data\n        t2.grad += out.grad * t1.data\n",
+                                       "        local = out.grad * t2.data\n")
+    result = practical.check("B", namespace(("rules", idle)))["B1"]
+    assert result.message == "mul's _backward ran but left p.grad and q.grad at 0 (mul(p, q) with out.grad = 1)"
 
 
 def test_an_empty_namespace_names_what_is_missing_and_never_raises():
