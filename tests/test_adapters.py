@@ -498,3 +498,16 @@ def test_the_line_magic_and_wrt_work_on_the_student_s_tensor(ip):
     assert ip.user_ns["_autodiff"] is None and float(ip.user_ns["x"].grad) == 2.0    # --static: no widget
     with pytest.raises(UsageError, match=r"^%autodiff: --wrt 'q' is not a variable holding a node of the output"):
         ip.run_line_magic("autodiff", "--wrt q x * w")
+
+
+def test_the_magic_on_a_rule_that_raises_names_it_and_leaves_the_grads(ip, micrograd):
+    ip.user_ns["Value"] = micrograd.Value
+    ip.run_cell("a = Value(2.0)\nb = Value(3.0)\nc = a * b\na.grad = 7.0\n"
+                "def bad():\n    raise RuntimeError('boom')\nc._backward = bad\n")
+    with capture_output() as cap:
+        result = ip.run_cell("%%autodiff c\nc = c\n")
+    assert result.success
+    messages = [o.data.get("text/plain", "") for o in cap.outputs]
+    assert any(m.startswith("Step 1 (*): your _backward raised RuntimeError: boom") for m in messages)
+    assert ip.user_ns["a"].grad == 7.0                                  # put back as it was
+    assert ip.user_ns["_autodiff_grads"] == {"a": None, "b": None}      # no grads to show

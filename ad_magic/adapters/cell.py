@@ -71,7 +71,8 @@ def run_foreign(run, output):
         # The magic runs backward, as it does on ad_magic's Tensor: the grads keep the result
         # (a rule that raises puts every grad back); the stepper then only looks.
         steps = list(node.backward_steps())
-        final = {n: n.grad for n in node.graph.order_from(node)}
+        failed = any(s.error is not None for s in steps)     # then the grads were put back: none to show
+        final = {} if failed else {n: n.grad for n in node.graph.order_from(node)}
         if not args.static:
             from ..stepper import BackwardStepper
 

@@ -121,7 +121,7 @@ def looks_like(obj) -> bool:
     try:
         if _field(obj, DATA)[0] is None:
             return False
-        return any(_field(obj, names)[0] is not None for names in (PARENTS, HOLDERS, GRAD, OP)) \
+        return any(_field(obj, names)[0] is not None for names in (PARENTS, HOLDERS, GRAD, OP, RULES)) \
             or _rule_field(obj)[0] is not None
     except Exception:
         return False
@@ -234,6 +234,7 @@ class StudentAdapter:
         spelling = _field(root, PARENTS)[0] if root is not None else None
         self.kind = {"_parents": "practical", "_prev": "micrograd"}.get(spelling) or (
             type(root).__name__ if root is not None else "student")
+        self.classes = {type(root)}     # a parent of a class already in the graph is a node, however bare
 
     # -- structure
     def node(self, graph, obj):
@@ -292,7 +293,8 @@ class StudentAdapter:
                 p = p[0]                          # (node, its local rule) pairs
             elif not looks_like(p) and hasattr(p, "tensor") and looks_like(p.tensor):
                 p = p.tensor                      # Dependency(tensor, grad_fn) records
-            if looks_like(p):
+            if looks_like(p) or (type(p) in self.classes and _field(p, DATA)[0] is not None):
+                self.classes.add(type(p))
                 operands.append(p)
             elif _is_number(p) or isinstance(p, list):
                 operands.append(numeric(p, f"a number in {cls}.{where}"))
