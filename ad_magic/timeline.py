@@ -226,10 +226,13 @@ class Timeline:
                 self._own[position] = (k, self._own_rule(step, node_grad))
             rule = _substitute(step.rule, self._letters(step.node, "out"))
             note = getattr(step, "note", None)   # an adapted graph's step whose rule went wrong, or raised
+            remark = getattr(step, "remark", None)   # a label that disagrees with the node: said, not a mistake
             if note and getattr(step, "error", None) is not None:
                 caption = note
             elif note:
                 caption = f"{caption} ✗ {note}"
+            elif remark:
+                caption = f"{caption} (note: {remark})"
             self.states.append(State("backward", j, position, [p for p, _, _ in changes if p >= 0],
                                      f"{step.function}: {caption}", rule, step.function))
         self.seed_state = seed_state

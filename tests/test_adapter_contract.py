@@ -338,7 +338,8 @@ def test_a_relabelled_op_whose_value_fits_by_coincidence_is_not_called_a_mistake
     assert step.ok and step.note is None
     assert "labelled '-', but this rule did add's chain rule" in step.remark
     stepper = BackwardStepper(out)
-    assert "✗" not in stepper.caption_text(1)
+    caption = stepper.caption_text(1)
+    assert "✗" not in caption and "(note: labelled '-', but this rule did add's" in caption
 
 
 def test_a_relabelled_op_is_stepped_as_what_its_value_and_rule_show():
