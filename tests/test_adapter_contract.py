@@ -365,3 +365,23 @@ def test_a_wrong_rule_is_still_a_mistake_when_values_are_one():
 
 def test_names_in_names_and_holders_are_documented_lists():
     assert NAMES[:2] == ("name", "label") and "grad_fn" in HOLDERS and "_ctx" in HOLDERS
+
+
+def test_parents_kept_with_their_local_rules_as_pairs():
+    class Var:
+        def __init__(self, value, parents=()):
+            self.value, self.parents, self.grad = value, list(parents), None
+
+        def __mul__(self, other):
+            return Var(self.value * other.value, [(self, lambda g: g * other.value), (other, lambda g: g * self.value)])
+
+        def __add__(self, other):
+            return Var(self.value + other.value, [(self, lambda g: g), (other, lambda g: g)])
+
+    x, w = Var(3.0), Var(-2.0)
+    out = x * w + x
+    node = adapt(out)
+    assert [n.kind for n in node.graph.order if n.parents] == ["mul", "add"]
+    stepper = BackwardStepper(out, names={x: "x"})
+    assert all(s.ok for s in stepper.steps) and float(stepper.grads_at(stepper.n_steps, x)) == -1.0
+    assert x.grad is None

@@ -18,7 +18,9 @@ same lists.
 * grad: :data:`GRAD` (None, a number or an array); written back in the data's own kind
   (a float for a scalar ``Value``, an array for an array);
 * rule: :data:`RULES` — a callable taking nothing (it adds into its parents' grads) or
-  one argument (the node's grad); else a holder's ``backward(grad)`` method. If it
+  one argument (the node's grad); else the local rules kept beside the parents
+  (``depends_on = [Dependency(tensor, grad_fn)]``, ``[(node, fn), …]``: each gives its
+  input's grad from the node's); else a holder's ``backward(grad)`` method. If it
   *returns* the parents' grads instead of adding them (a tuple in parents' order, or one
   value for one parent), they are added for it;
 * name: :data:`NAMES`; requires_grad: :data:`REQUIRES` (default True).
@@ -98,6 +100,13 @@ def _rule_field(obj):
             if isinstance(value, type):
                 continue
             return name, value
+    records = _records(obj)
+    if records:                   # parents kept with their own local rules: Dependency(tensor, grad_fn), (node, fn)
+        def from_records(grad):
+            return tuple(fn(np.asarray(grad)) for fn in records)
+        # named as the first local rule, so its name tells the op (Tensor.__mul__.<locals>.<lambda> -> mul)
+        from_records.__qualname__ = getattr(records[0], "__qualname__", "grad_fn")
+        return "grad_fn of each input", from_records
     for name in HOLDERS:          # a context object (grad_fn, _ctx) whose backward(grad) returns the grads
         try:
             holder = getattr(obj, name)
@@ -107,6 +116,23 @@ def _rule_field(obj):
         if holder is not None and callable(rule) and not isinstance(holder, type):
             return f"{name}.backward", rule
     return None, None
+
+
+def _records(obj):
+    """The local rules kept beside the parents (``depends_on = [Dependency(tensor, grad_fn)]``
+    or ``_parents = [(node, fn)]``), in order, or None."""
+    name, parents = _field(obj, PARENTS)
+    if name is None or not isinstance(parents, (list, tuple)) or not parents:
+        return None
+    rules = []
+    for p in parents:
+        fn = getattr(p, "grad_fn", None)
+        if fn is None and isinstance(p, tuple) and len(p) == 2:
+            fn = p[1]
+        if not callable(fn):
+            return None
+        rules.append(fn)
+    return rules
 
 
 def _is_number(value) -> bool:

@@ -34,9 +34,11 @@ def own_grads(module):
     """The grads the class's own backward() gives its inputs."""
     out, inputs = module.build()
     out.backward()
-    from ad_magic.adapters.contract import GRAD, _field
+    from ad_magic.adapters.contract import DATA, GRAD, _field, looks_like
 
-    return {name: np.asarray(_field(obj, GRAD)[1], dtype=float) for name, obj in inputs.items()}
+    def value(grad):          # a grad kept as a node of the class (a Tensor) is read through its data
+        return _field(grad, DATA)[1] if looks_like(grad) else grad
+    return {name: np.asarray(value(_field(obj, GRAD)[1]), dtype=float) for name, obj in inputs.items()}
 
 
 def run(module, folder):
