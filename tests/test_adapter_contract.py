@@ -3,6 +3,8 @@ parents, op, data, grad and rule is read; an object that fits none is one senten
 student's graph is left as it was; cycles and relabelled ops are reported honestly."""
 from __future__ import annotations
 
+import enum
+
 import numpy as np
 import pytest
 
@@ -385,3 +387,17 @@ def test_parents_kept_with_their_local_rules_as_pairs():
     stepper = BackwardStepper(out, names={x: "x"})
     assert all(s.ok for s in stepper.steps) and float(stepper.grads_at(stepper.n_steps, x)) == -1.0
     assert x.grad is None
+
+
+Ops = enum.Enum("Ops", "ADD MUL")
+
+
+@pytest.mark.parametrize("op_value", ["mul", np.multiply, type("Mul", (), {}), type("MulBackward0", (), {})(), Ops.MUL],
+                         ids=["string", "ufunc", "class", "object", "enum"])
+def test_an_op_given_as_a_function_class_enum_or_object_is_named(op_value):
+    Node = make_class(op="op")
+    x, y = nine(Node)
+    for n in adapt(y).graph.order:
+        if n.kind == "mul":
+            n.source.op = op_value
+    assert [n.kind for n in adapt(y).graph.order if n.parents].count("mul") == 2

@@ -210,28 +210,25 @@ def _name_of_callable(fn):
     was defined in (``Tensor.__mul__.<locals>._backward`` -> ``mul``)."""
     qualname = getattr(fn, "__qualname__", None) or getattr(fn, "__name__", None)
     if not isinstance(qualname, str):
-        func = getattr(fn, "__func__", None)
-        qualname = getattr(func, "__qualname__", None)
+        qualname = getattr(getattr(fn, "__func__", None), "__qualname__", None)
         if not isinstance(qualname, str):
             return None
-    parts = [p for p in qualname.split(".")]
+    parts = qualname.split(".")
     own = _clean(parts[-1].strip("<>"))
     if own not in _RULE_NAMES and "lambda" not in own:
         return own
     if "<locals>" in parts:
-        enclosing = parts[parts.index("<locals>") - 1] if parts.index("<locals>") > 0 else ""
-        # the innermost enclosing function: the last "<locals>" has it before it
-        last = len(parts) - 1 - parts[::-1].index("<locals>")
-        enclosing = parts[last - 1] if last > 0 else enclosing
-        cleaned = _clean(enclosing.strip("<>"))
-        if cleaned and cleaned not in _RULE_NAMES:
-            return cleaned
+        last = len(parts) - 1 - parts[::-1].index("<locals>")     # the innermost enclosing function
+        enclosing = _clean(parts[last - 1].strip("<>")) if last > 0 else ""
+        if enclosing and enclosing not in _RULE_NAMES:
+            return enclosing
     return None
 
 
 def _op_text(value, *, objects=True):
-    """An op name from a field's value: a string as it is; a function by its name; an
-    object by its class's name (only when it names a known op)."""
+    """An op name from a field's value: a string as it is; a function by its name (or the
+    function it was defined in); a class, enum member or ufunc by its name; another object
+    by its class's name — those only when they name a known op."""
     if value is None or isinstance(value, bool):
         return None
     if isinstance(value, str):
@@ -242,8 +239,10 @@ def _op_text(value, *, objects=True):
         return _name_of_callable(value)
     if not objects:
         return None
-    name = type(value).__name__
-    return name if canonical_op(name) is not None else None
+    for name in (getattr(value, "__name__", None), getattr(value, "name", None), type(value).__name__):
+        if isinstance(name, str) and canonical_op(name) is not None:
+            return name
+    return None
 
 
 # --------------------------------------------------------------------------- the adapter
