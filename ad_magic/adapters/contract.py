@@ -279,6 +279,7 @@ class StudentAdapter:
         obj = node.source
         cls = type(obj).__name__
         where, parents = _field(obj, PARENTS)
+        owner, attribute = obj, where
         if where is None:
             for holder_name in HOLDERS:
                 try:
@@ -291,6 +292,7 @@ class StudentAdapter:
                 inner, value = _field(holder, HOLDER_PARENTS)
                 if inner is not None:
                     where, parents = f"{holder_name}.{inner}", value
+                    owner, attribute = holder, inner
                     break
         node.ordered = True
         if where is None or parents is None:
@@ -306,8 +308,8 @@ class StudentAdapter:
         if iter(parents) is parents:      # a one-shot iterator (a generator): read it, and leave an equal one
             items = tuple(parents)
             try:
-                setattr(obj, where, iter(items))
-            except Exception:
+                setattr(owner, attribute, iter(items))
+            except Exception:     # a property making a new generator each time: nothing was used up
                 pass
             parents = items
         else:
