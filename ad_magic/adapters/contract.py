@@ -16,7 +16,7 @@ same lists.
   ``Value._tanh_backward`` -> ``tanh``); a computed node with none of these is drawn as
   ``?``, edges and all;
 * grad: :data:`GRAD` (None, a number or an array); written back in the data's own kind
-  (a float for a scalar ``Value``, an array for an array);
+  (a float when the data is a Python number, else an array like ``np.zeros_like(data)``);
 * rule: :data:`RULES` — a callable taking nothing (it adds into its parents' grads) or
   one argument (the node's grad); else the local rules kept beside the parents
   (``depends_on = [Dependency(tensor, grad_fn)]``, ``[(node, fn), …]``: each gives its
@@ -389,10 +389,11 @@ class StudentAdapter:
         name = _field(obj, GRAD)[0] or "grad"
         raw = _field(obj, DATA)[1]
         value = np.asarray(value, dtype=np.float64)
-        if (isinstance(raw, (numbers.Real, np.generic)) and not isinstance(raw, np.ndarray)) and value.size == 1:
-            written = float(value.reshape(-1)[0])      # a scalar Value keeps a float grad
-        else:
-            dtype = np.result_type(raw.dtype, np.float32) if isinstance(raw, np.ndarray) else np.dtype(np.float64)
+        if isinstance(raw, numbers.Real) and not isinstance(raw, (np.generic, np.ndarray)) and value.size == 1:
+            written = float(value.reshape(-1)[0])      # a Python number's Value keeps a float grad
+        else:   # NumPy data (a scalar too): an array, as np.zeros_like(data) would give
+            dtype = np.result_type(raw.dtype, np.float32) if isinstance(raw, (np.ndarray, np.generic)) \
+                else np.dtype(np.float64)
             written = np.array(value, dtype=dtype if dtype.kind == "f" else np.float64)
         names = [name] + [n for n in GRAD if n != name and _field(obj, (n,))[0] is not None]
         for attempt in names:
