@@ -199,8 +199,8 @@ def _builtins_changed():
     current = builtins.__dict__
     changed = []
     for name, value in _BUILTINS.items():
-        if not isinstance(value, (types.BuiltinFunctionType, type)):
-            continue       # exit, quit, copyright…: sites and IPython replace those
+        if not isinstance(value, (types.BuiltinFunctionType, type)) or name in _SWAPPED:
+            continue       # exit, quit, input…: site, IPython and ipykernel replace those themselves
         if current.get(name, _MISSING) is not value:
             changed.append((name, name in current))
     current.update({name: _BUILTINS[name] for name, _ in changed})
@@ -208,6 +208,7 @@ def _builtins_changed():
 
 
 _MISSING = object()
+_SWAPPED = {"input", "raw_input", "breakpoint", "help", "exit", "quit", "display", "get_ipython"}
 
 
 def _builtins_result(q, changed):
