@@ -515,7 +515,12 @@ def _descent_minimum(ns):
     losses = ns["gradient_descent"](_parabola(ns), x, lr=0.1, steps=100)
     value = float(_num(x.data, "x.data"))
     if value == 0.0:
-        raise Wrong("x.data is still 0 after 100 steps",
+        g = getattr(x, "grad", None)
+        if g is None or _close(_num(g, "x.grad"), np.zeros(np.shape(g))):
+            raise Wrong(f"x.data is still 0 after 100 steps, and x.grad is {_short(g)}: no gradient reached x",
+                        "each step builds the loss from x (loss = f(x)) and calls loss.backward() before updating")
+        raise Wrong(f"x.data is still 0 after 100 steps although x.grad is {_f(g)}: the steps did not change the "
+                    "x you were given",
                     "update the tensor you were given in place: x.data = x.data - lr * x.grad "
                     "(rebinding x to a new Tensor changes nothing outside the function)")
     if abs(value - 3.0) > abs(0.0 - 3.0):
@@ -644,8 +649,13 @@ def _mlp_layer(ns):
     _call_backward(out, "relu(matvec(W, v))")
     want_W = _numeric_grad(lambda w: float(np.sum(np.asarray(relu(matvec(T(w), T(_V))).data))), _W)
     want_v = _numeric_grad(lambda x: float(np.sum(np.asarray(relu(matvec(T(_W), T(x))).data))), _V)
-    hint = ("backward() seeds the output with np.ones_like(self.data) (an array, not the number 1) and runs "
-            "each rule from the output back")
+    seed = getattr(out, "grad", None)
+    if seed is not None and np.shape(seed) != np.shape(out.data):
+        hint = (f"after backward(), the output's grad has shape {np.shape(seed)} but its data {np.shape(out.data)}: "
+                "seed it with np.ones_like(self.data) (an array, not the number 1)")
+    else:
+        hint = ("backward() must run relu's rule, then matvec's, from the output back (D2 and D3 check each rule "
+                "on its own)")
     _check_grad(_grad(W, "W"), want_W, "W.grad", hint, hint)
     _check_grad(_grad(v, "v"), want_v, "v.grad", hint, hint)
 

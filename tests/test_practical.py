@@ -256,3 +256,22 @@ def test_a_bad_timeout_is_one_sentence():
 def test_report_lookup_of_an_unknown_question():
     with pytest.raises(KeyError, match="part A has no question 'B1'"):
         practical.check("A", {})["B1"]
+
+
+def test_c2_tells_no_gradient_from_a_rebinding():
+    copy = '''
+def gradient_descent(f, x, lr=0.1, steps=100):
+    losses = []
+    for _ in range(steps):
+        loss = f(Tensor(x.data))
+        loss.backward()
+        x.data = x.data - lr * (x.grad if x.grad is not None else 0)
+        losses.append(float(loss.data))
+    return losses
+'''
+    result = practical.check("C", namespace(("descent", copy)))["C2"]
+    assert result.message == "x.data is still 0 after 100 steps, and x.grad is None: no gradient reached x"
+    rebinding = next(m for m in MISTAKES if m[0] == "descent rebinds x instead of updating it")
+    result = practical.check("C", namespace(rebinding[1:3]))["C2"]
+    assert result.message.startswith("x.data is still 0 after 100 steps although x.grad is -6")
+    assert "rebinding" in result.hint
