@@ -15,10 +15,13 @@ from ad_magic.stepper import BackwardStepper
 
 
 def make_class(parents="_parents", op="_function", data="data", grad="grad", rule="_backward", name="Node",
-               store=tuple, grad_start=None):
-    """A minimal autodiff class using the given spellings (op=None: no op field)."""
+               store=tuple, grad_start=None, extra=None):
+    """A minimal autodiff class using the given spellings (op=None: no op field; ``extra``:
+    more attributes every node gets)."""
 
     def __init__(self, value, inputs=(), op_name=None):
+        for key, default in (extra or {}).items():
+            setattr(self, key, default())
         setattr(self, data, value)
         setattr(self, grad, grad_start)
         setattr(self, parents, store(inputs))
@@ -401,3 +404,33 @@ def test_an_op_given_as_a_function_class_enum_or_object_is_named(op_value):
         if n.kind == "mul":
             n.source.op = op_value
     assert [n.kind for n in adapt(y).graph.order if n.parents].count("mul") == 2
+
+
+def test_a_class_keeping_its_consumers_in_children_is_read_by_its_parents():
+    class Var:
+        def __init__(self, data, parents=()):
+            self.data, self.grad, self.parents, self.children = data, 0.0, list(parents), []
+            for p in parents:
+                p.children.append(self)          # the consumers, kept too
+            self._backward = lambda: None
+
+        def __mul__(self, other):
+            out = Var(self.data * other.data, (self, other))
+
+            def _backward():
+                self.grad += other.data * out.grad
+                other.grad += self.data * out.grad
+            out._backward = _backward
+            return out
+
+    x, w = Var(3.0), Var(2.0)
+    out = x * w
+    node = adapt(out)
+    assert [p.source for p in node.parents] == [x, w] and node.kind == "mul"
+    assert float(BackwardStepper(out).grads_at(1, x)) == 2.0
+
+
+def test_an_empty_spelling_does_not_hide_the_one_holding_the_inputs():
+    Node = make_class(parents="children", extra={"parents": list})    # `parents` on every node, always empty
+    x, y, stepper = check_nine(Node)
+    assert x.parents == [] and adapt(y).parents

@@ -7,7 +7,8 @@ same lists.
 
 * data: :data:`DATA` — a Python number, a NumPy scalar, a 0-d array, a vector, a
   matrix or a nested list;
-* parents: :data:`PARENTS` — a set, list, tuple, dict's keys, generator or any iterable
+* parents: :data:`PARENTS` (per class, the first spelling holding something on the first
+  node met, the output) — a set, list, tuple, dict's keys, generator or any iterable
   of nodes; plain numbers (and arrays) among them are constants of the operation, and a
   ``(node, anything)`` pair counts as its node. Without one of those, the parents of an
   object held in :data:`HOLDERS` (``grad_fn``, ``_ctx``, …) under :data:`HOLDER_PARENTS`;
@@ -260,6 +261,7 @@ class StudentAdapter:
         self.kind = {"_parents": "practical", "_prev": "micrograd"}.get(spelling) or (
             type(root).__name__ if root is not None else "student")
         self.classes = {type(root)}     # a parent of a class already in the graph is a node, however bare
+        self.spellings = {}             # class -> the parents' spelling chosen for it
 
     # -- structure
     def node(self, graph, obj):
@@ -278,7 +280,7 @@ class StudentAdapter:
         """The node's inputs in stored order: nodes (to wrap) and constants (numbers, arrays)."""
         obj = node.source
         cls = type(obj).__name__
-        where, parents = _field(obj, PARENTS)
+        where, parents = self._parents_field(obj)
         owner, attribute = obj, where
         if where is None:
             for holder_name in HOLDERS:
@@ -331,6 +333,32 @@ class StudentAdapter:
                 raise AdapterError(f"{cls}.{where} holds {_short(p)} ({type(p).__name__}), which is neither a node "
                                    f"(it has no {'/'.join(DATA[:3])} with parents, grad or rule) nor a number.")
         return tuple(operands)
+
+    def _parents_field(self, obj):
+        """(spelling, value) of the parents, chosen once per class: the first spelling that
+        holds something on the first node of the class met (the output, which nobody
+        consumes yet: a class keeping both ``parents`` and its consumers in ``children``
+        is read by its parents), else the first one it has."""
+        cls = type(obj)
+        chosen = self.spellings.get(cls)
+        if chosen is not None:
+            return (chosen, getattr(obj, chosen, None)) if hasattr(obj, chosen) else _field(obj, PARENTS)
+        present = []
+        for name in PARENTS:
+            found, value = _field(obj, (name,))
+            if found is None:
+                continue
+            if hasattr(value, "__next__"):
+                return found, value           # a one-shot generator: not looked into twice
+            present.append((found, value))
+            try:
+                if value is not None and len(value) > 0:
+                    self.spellings[cls] = found
+                    return found, value
+            except TypeError:
+                self.spellings[cls] = found
+                return found, value
+        return present[0] if present else (None, None)
 
     def label_of(self, node, n_operands):
         """(what the op node shows, the registry's name or None, constants from the label)."""
