@@ -66,6 +66,9 @@ ALIASES = {
     "relu": "relu",
     "@": "matmul", "matmul": "matmul", "rmatmul": "matmul", "matvec": "matmul", "mv": "matmul", "mm": "matmul",
     "dot": "matmul",
+    "addition": "add", "multiplication": "mul", "product": "mul", "subtraction": "sub", "difference": "sub",
+    "division": "div", "quotient": "div", "negation": "neg", "exponential": "exp", "logarithm": "log",
+    "sig": "sigmoid", "matrix_vector": "matmul", "matrix_product": "matmul",
     "sum": "sum", "mean": "mean", "linear": "linear", "transpose": "transpose", "reshape": "reshape",
     "view": "reshape", "getitem": "getitem", "index": "getitem",
 }
@@ -185,7 +188,7 @@ def _clean(name: str) -> str:
     text = name.strip().lower()
     text = _BACKWARD_WORDS.sub("", text)
     text = re.sub(r"\d+$", "", text)           # MulBackward0
-    return text.strip("_ .")
+    return text.strip("_ .()")
 
 
 def canonical_op(text, n_operands=2):
