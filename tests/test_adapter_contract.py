@@ -196,15 +196,16 @@ def test_a_computed_node_with_no_op_anywhere_is_drawn_as_a_question_mark_with_it
 def test_nothing_fits_is_one_sentence_naming_class_spellings_and_attributes():
     class Tensor:
         def __init__(self):
-            self.values = [1.0]
+            self.numbers = [1.0]
             self.history = ()
 
     with pytest.raises(AdapterError) as info:
         BackwardStepper(Tensor())
     text = str(info.value)
     assert text.startswith("BackwardStepper cannot read a Tensor as a node of a computation graph: it looks for "
-                           "its data in data/_data/value/_value/val and for its parents in _parents/_prev/")
-    assert text.endswith("this Tensor has history, values.") and "\n" not in text
+                           "its data in data/_data/value/_value/val/values/_values and for its parents in "
+                           "_parents/_prev/")
+    assert text.endswith("this Tensor has history, numbers.") and "\n" not in text
     assert "wrap a value in Tensor" not in text
 
 
@@ -434,3 +435,31 @@ def test_an_empty_spelling_does_not_hide_the_one_holding_the_inputs():
     Node = make_class(parents="children", extra={"parents": list})    # `parents` on every node, always empty
     x, y, stepper = check_nine(Node)
     assert x.parents == [] and adapt(y).parents
+
+
+def test_a_grad_fn_record_holding_inputs_a_rule_and_a_name():
+    class GradFn:
+        def __init__(self, inputs, backward_fn, name):
+            self.inputs, self.backward_fn, self.name = inputs, backward_fn, name
+
+    class T:
+        def __init__(self, data):
+            self.data, self.grad, self._grad_fn, self.requires_grad = np.asarray(data, float), None, None, True
+
+        def __truediv__(self, other):
+            out = T(self.data / other.data)
+            a, b = self.data, other.data
+            out._grad_fn = GradFn([self, other], lambda g: [g / b, -g * a / b ** 2], "DivBackward")
+            return out
+
+    x, y = T(3.0), T(4.0)
+    out = x / y
+    node = adapt(out)
+    assert node._function == "DivBackward" and node.kind == "div" and [p.source for p in node.parents] == [x, y]
+    stepper = BackwardStepper(out)
+    assert stepper.steps[0].ok and np.isclose(float(stepper.grads_at(1, y)), -3 / 16)
+
+
+def test_args_and_a_backward_fn_taking_the_grad():
+    Node = make_class(parents="args", rule="backward_fn", op=None)
+    check_nine(Node)

@@ -41,11 +41,13 @@ from .base import AdapterError, ForeignNode, _short, numeric
 __all__ = ["StudentAdapter", "looks_like", "not_a_node", "DATA", "PARENTS", "HOLDERS", "HOLDER_PARENTS", "OP",
            "GRAD", "RULES", "NAMES", "REQUIRES", "canonical_op"]
 
-DATA = ("data", "_data", "value", "_value", "val")
+DATA = ("data", "_data", "value", "_value", "val", "values", "_values")
 PARENTS = ("_parents", "_prev", "prev", "parents", "_children", "children", "_inputs", "inputs", "_previous",
-           "previous", "_operands", "operands", "_src", "src", "_deps", "deps", "depends_on")
-HOLDERS = ("grad_fn", "_grad_fn", "_ctx", "ctx", "creator", "_creator")
-HOLDER_PARENTS = ("parents", "_parents", "inputs", "_inputs", "prev", "_prev", "children", "_children", "tensors")
+           "previous", "_operands", "operands", "args", "_src", "src", "_deps", "deps", "depends_on", "dependency",
+           "dependencies")
+HOLDERS = ("grad_fn", "_grad_fn", "_ctx", "ctx", "creator", "_creator", "node", "_node")
+HOLDER_PARENTS = ("parents", "_parents", "inputs", "_inputs", "prev", "_prev", "children", "_children", "tensors",
+                  "args")
 OP = ("_function", "_op", "op", "_operation", "operation", "_op_name", "op_name", "_opname", "opname", "function",
       "_fn", "fn")
 GRAD = ("grad", "_grad", "gradient", "_gradient")
@@ -86,7 +88,7 @@ def _field(obj, names):
             value = getattr(obj, name)
         except Exception:        # absent, or a property that raises: not this spelling
             continue
-        if inspect.ismethod(value) and getattr(value, "__self__", None) is obj:
+        if (inspect.ismethod(value) or inspect.isbuiltin(value)) and getattr(value, "__self__", None) is obj:
             continue             # `def parents(self)`, `def grad(self)`: a method, not a field
         return name, value
     return None, None
@@ -111,14 +113,21 @@ def _rule_field(obj):
         # named as the first local rule, so its name tells the op (Tensor.__mul__.<locals>.<lambda> -> mul)
         from_records.__qualname__ = getattr(records[0], "__qualname__", "grad_fn")
         return "grad_fn of each input", from_records
-    for name in HOLDERS:          # a context object (grad_fn, _ctx) whose backward(grad) returns the grads
+    for name in HOLDERS:          # a context object (grad_fn, _ctx, node) whose rule gives the inputs' grads
         try:
             holder = getattr(obj, name)
-            rule = getattr(holder, "backward", None)
         except Exception:
             continue
-        if holder is not None and callable(rule) and not isinstance(holder, type):
-            return f"{name}.backward", rule
+        if holder is None or isinstance(holder, (type, str, bytes)) or _is_number(holder) \
+                or inspect.isfunction(holder) or inspect.ismethod(holder):
+            continue
+        for inner in RULES + ("backward",):
+            try:
+                rule = getattr(holder, inner)
+            except Exception:
+                continue
+            if callable(rule) and not isinstance(rule, type):
+                return f"{name}.{inner}", rule
     return None, None
 
 
@@ -130,7 +139,10 @@ def _records(obj):
         return None
     rules = []
     for p in parents:
-        fn = getattr(p, "grad_fn", None)
+        if isinstance(p, dict):
+            fn = p.get("grad_fn", p.get("grad_func"))
+        else:
+            fn = getattr(p, "grad_fn", None) or getattr(p, "grad_func", None)
         if fn is None and isinstance(p, tuple) and len(p) == 2:
             fn = p[1]
         if not callable(fn):
@@ -323,6 +335,8 @@ class StudentAdapter:
         for p in parents:
             if isinstance(p, tuple) and p and looks_like(p[0]):
                 p = p[0]                          # (node, its local rule) pairs
+            elif isinstance(p, dict) and looks_like(p.get("tensor")):
+                p = p["tensor"]                   # {"tensor": t, "grad_func": f} records
             elif not looks_like(p) and hasattr(p, "tensor") and looks_like(p.tensor):
                 p = p.tensor                      # Dependency(tensor, grad_fn) records
             if looks_like(p) or (type(p) in self.classes and _field(p, DATA)[0] is not None):
@@ -367,7 +381,7 @@ class StudentAdapter:
         """(what the op node shows, the registry's name or None, constants from the label)."""
         obj = node.source
         text = None
-        for names, objects in ((OP, True), (HOLDERS, True)):
+        for names in (OP, HOLDERS):
             for name in names:
                 try:
                     value = getattr(obj, name)
@@ -375,7 +389,10 @@ class StudentAdapter:
                     continue
                 if inspect.ismethod(value) and getattr(value, "__self__", None) is obj:
                     continue
-                text = _op_text(value, objects=objects)
+                text = _op_text(value)
+                if not text and names is HOLDERS and value is not None and not isinstance(value, (str, type)):
+                    inner = _field(value, OP + ("name", "_name"))[1]      # node.op, grad_fn.name …
+                    text = inner.strip() if isinstance(inner, str) and inner.strip() else None
                 if text:
                     break
             if text:

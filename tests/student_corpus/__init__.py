@@ -68,7 +68,8 @@ def run(module, folder):
         mistake = getattr(module, "MISTAKE", None)
         positions = 0
         for forward in (False, True):
-            stepper = BackwardStepper(out, names={v: k for k, v in inputs.items()}, forward=forward)
+            stepper = BackwardStepper(out, names={v: k for k, v in inputs.items()}, forward=forward,
+                                      grad=getattr(module, "SEED", None))
             for k in range(stepper.n_steps + 1):
                 stepper.step = k
                 assert stepper.svg(k) and stepper.caption_text(k)
