@@ -463,3 +463,14 @@ def test_a_grad_fn_record_holding_inputs_a_rule_and_a_name():
 def test_args_and_a_backward_fn_taking_the_grad():
     Node = make_class(parents="args", rule="backward_fn", op=None)
     check_nine(Node)
+
+
+def test_the_readme_documents_every_spelling():
+    from pathlib import Path
+
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text(encoding="utf-8")
+    table = readme[readme.index("The contract: which attributes are read"):]
+    table = table[:table.index("An object is read as a node")]
+    for names in (DATA, PARENTS, HOLDERS, OP, GRAD, RULES, NAMES):
+        for name in names:
+            assert f"`{name}`" in table, name
