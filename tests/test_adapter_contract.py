@@ -474,3 +474,31 @@ def test_the_readme_documents_every_spelling():
     for names in (DATA, PARENTS, HOLDERS, OP, GRAD, RULES, NAMES):
         for name in names:
             assert f"`{name}`" in table, name
+
+
+def test_a_single_parent_kept_as_itself_even_when_the_class_is_iterable():
+    class Vec:
+        def __init__(self, data, prev=None, op=None):
+            self.data, self.grad, self._prev, self._op = np.asarray(data, float), None, prev, op
+            self._backward = lambda: None
+
+        def __iter__(self):                     # iterating a Vec gives its numbers, not its parents
+            return iter(self.data)
+
+        def __len__(self):
+            return len(self.data)
+
+        def exp(self):
+            out = Vec(np.exp(self.data), self, "exp")
+
+            def _backward():
+                self.grad += out.grad * out.data
+            out._backward = _backward
+            return out
+
+    x = Vec([0.0, 1.0])
+    out = x.exp()
+    node = adapt(out)
+    assert node.parents[0].source is x and node.kind == "exp"
+    stepper = BackwardStepper(out, grad=np.ones(2))
+    assert stepper.steps[0].ok and np.allclose(stepper.grads_at(1, x), np.exp([0.0, 1.0]))

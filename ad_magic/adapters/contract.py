@@ -314,6 +314,8 @@ class StudentAdapter:
         node.ordered = True
         if where is None or parents is None:
             return ()
+        if looks_like(parents) or type(parents) in self.classes:
+            parents = (parents,)                 # one parent kept as itself, not in a collection
         if isinstance(parents, (str, bytes)) or _is_number(parents) or not hasattr(parents, "__iter__"):
             raise AdapterError(f"{cls}.{where} is {_short(parents)} ({type(parents).__name__}), which is not a set, "
                                "list or tuple of nodes.")
