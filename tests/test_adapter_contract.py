@@ -502,3 +502,27 @@ def test_a_single_parent_kept_as_itself_even_when_the_class_is_iterable():
     assert node.parents[0].source is x and node.kind == "exp"
     stepper = BackwardStepper(out, grad=np.ones(2))
     assert stepper.steps[0].ok and np.allclose(stepper.grads_at(1, x), np.exp([0.0, 1.0]))
+
+
+def test_a_callable_function_object_in_grad_fn_is_a_holder_not_a_rule():
+    class Mul:
+        def __call__(self, a, b):               # the forward, called by the op
+            self.parents = (a, b)
+            out = T(a.data * b.data)
+            out.grad_fn = self
+            return out
+
+        def backward(self, grad):
+            a, b = self.parents
+            return grad * b.data, grad * a.data
+
+    class T:
+        def __init__(self, data):
+            self.data, self.grad, self.grad_fn = float(data), 0.0, None
+
+    x, y = T(3.0), T(-2.0)
+    out = Mul()(x, y)
+    node = adapt(out)
+    assert node.kind == "mul" and [p.source for p in node.parents] == [x, y]
+    stepper = BackwardStepper(out)
+    assert stepper.steps[0].ok and float(stepper.grads_at(1, x)) == -2.0 and x.grad == 0.0

@@ -30,6 +30,7 @@ An object is read as a node when it has a data spelling and at least one of the 
 """
 from __future__ import annotations
 
+import functools
 import inspect
 import numbers
 import re
@@ -102,9 +103,7 @@ def _rule_field(obj):
             value = getattr(obj, name)
         except Exception:
             continue
-        if callable(value) and not isinstance(value, (str, bytes)):
-            if isinstance(value, type):
-                continue
+        if _is_function(value):    # a callable object in grad_fn (a Function with __call__) is a holder
             return name, value
     records = _records(obj)
     if records:                   # parents kept with their own local rules: Dependency(tensor, grad_fn), (node, fn)
@@ -129,6 +128,12 @@ def _rule_field(obj):
             if callable(rule) and not isinstance(rule, type):
                 return f"{name}.{inner}", rule
     return None, None
+
+
+def _is_function(value) -> bool:
+    """A function, lambda, bound method or partial: something written to be called as a rule."""
+    return (inspect.isfunction(value) or inspect.ismethod(value) or inspect.isbuiltin(value)
+            or isinstance(value, functools.partial))
 
 
 def _records(obj):
