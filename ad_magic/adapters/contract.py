@@ -44,8 +44,8 @@ __all__ = ["StudentAdapter", "looks_like", "not_a_node", "DATA", "PARENTS", "HOL
 
 DATA = ("data", "_data", "value", "_value", "val", "values", "_values")
 PARENTS = ("_parents", "_prev", "prev", "parents", "_children", "children", "_inputs", "inputs", "_previous",
-           "previous", "_operands", "operands", "args", "_src", "src", "_deps", "deps", "depends_on", "dependency",
-           "dependencies")
+           "previous", "_operands", "operands", "args", "_src", "src", "_sources", "sources", "_predecessors",
+           "predecessors", "_deps", "deps", "depends_on", "dependency", "dependencies")
 HOLDERS = ("grad_fn", "_grad_fn", "_ctx", "ctx", "creator", "_creator", "node", "_node")
 HOLDER_PARENTS = ("parents", "_parents", "inputs", "_inputs", "prev", "_prev", "children", "_children", "tensors",
                   "args")
@@ -53,7 +53,7 @@ OP = ("_function", "_op", "op", "_operation", "operation", "_op_name", "op_name"
       "_fn", "fn")
 GRAD = ("grad", "_grad", "gradient", "_gradient")
 RULES = ("_backward", "_backward_fn", "backward_fn", "_backward_function", "backward_function", "_grad_fn", "grad_fn",
-         "_backprop", "backprop")
+         "_grad_func", "grad_func", "_gradient_fn", "gradient_fn", "_backprop", "backprop", "_back")
 NAMES = ("name", "label", "_name", "_label")
 REQUIRES = ("requires_grad", "_requires_grad")
 
