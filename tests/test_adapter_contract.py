@@ -526,3 +526,34 @@ def test_a_callable_function_object_in_grad_fn_is_a_holder_not_a_rule():
     assert node.kind == "mul" and [p.source for p in node.parents] == [x, y]
     stepper = BackwardStepper(out)
     assert stepper.steps[0].ok and float(stepper.grads_at(1, x)) == -2.0 and x.grad == 0.0
+
+
+def test_a_constant_kept_only_in_the_rule_is_found_for_the_check():
+    class V:
+        def __init__(self, data, prev=(), op=""):
+            self.data, self.grad, self._prev, self._op = data, 0.0, tuple(prev), op
+            self._backward = lambda: None
+
+        def __pow__(self, k):
+            out = V(self.data ** k, (self,), "**")      # the exponent is not in the label, nor a parent
+
+            def _backward():
+                self.grad += k * self.data ** (k - 1) * out.grad
+            out._backward = _backward
+            return out
+
+        def scale(self, c):
+            out = V(self.data * c, (self,), "*")
+
+            def _backward():
+                self.grad += c * out.grad
+            out._backward = _backward
+            return out
+
+    x = V(3.0)
+    out = (x ** 3).scale(0.5)
+    node = adapt(out)
+    assert [n.kind for n in node.graph.order if n.parents] == ["pow", "mul"]
+    stepper = BackwardStepper(out)
+    assert all(s.ok for s in stepper.steps) and float(stepper.grads_at(2, x)) == 13.5
+    assert "b·a^(b-1)" in stepper.rule_text(2) or "b·a^(b-1)" in stepper.rule_text(1)

@@ -216,8 +216,18 @@ class ForeignGraph:
         from .rules import arrange
 
         fits = {}
-        for kind in dict.fromkeys(k for k in (claimed, inferred) if k in OPS):
-            arranged = arrange(OPS[kind], node, operands)
+        hidden = getattr(adapter, "hidden_constants", None)
+        for kind in (k for k in dict.fromkeys((claimed, inferred)) if k in OPS):
+            arranged = None
+            if hidden is not None and len(OPS[kind].inputs) == len(operands) + 1:
+                # a constant kept only by the rule (x ** 3 with _prev = (x,)) comes before reading
+                # the one parent as both operands (x ** x, which coincides with it at x = 3)
+                for constant in hidden(node):
+                    arranged = arrange(OPS[kind], node, operands + (constant,))
+                    if arranged is not None:
+                        break
+            if arranged is None:
+                arranged = arrange(OPS[kind], node, operands)
             if arranged is not None:
                 fits[kind] = arranged
         if claimed in fits:

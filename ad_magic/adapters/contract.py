@@ -421,6 +421,21 @@ class StudentAdapter:
                 kind = None
         return claimed, kind, constants, (canonical_op(inferred, n_operands) if inferred else None)
 
+    def hidden_constants(self, node):
+        """Numbers the node's rule closes over (the 2 of ``x ** 2`` when only x is stored as
+        a parent), as candidate constant operands."""
+        rule = _rule_field(node.source)[1]
+        fn = getattr(rule, "__func__", rule)
+        found = []
+        for cell in getattr(fn, "__closure__", None) or ():
+            try:
+                value = cell.cell_contents
+            except ValueError:       # an empty cell
+                continue
+            if _is_number(value) and np.size(value) == 1:
+                found.append(np.asarray(value, dtype=np.float64))
+        return found
+
     # -- values
     def data(self, node):
         obj = node.source
