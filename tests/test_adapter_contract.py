@@ -557,3 +557,22 @@ def test_a_constant_kept_only_in_the_rule_is_found_for_the_check():
     stepper = BackwardStepper(out)
     assert all(s.ok for s in stepper.steps) and float(stepper.grads_at(2, x)) == 13.5
     assert "b·a^(b-1)" in stepper.rule_text(2) or "b·a^(b-1)" in stepper.rule_text(1)
+
+
+def test_no_false_mistake_when_one_parent_read_as_both_operands_fits_by_coincidence():
+    Node = make_class(op="_op")
+    x = Node(np.array(3.0))
+    out = Node(x.data ** 3, (x,), "**")            # 27 = x ** x at x = 3: a coincidence
+
+    def _backward():
+        x.grad = x.grad + 3 * x.data ** 2 * out.grad
+    out._backward = _backward
+    step = next(adapt(out).backward_steps())
+    assert step.ok, step.note
+    wrong = Node(x.data ** 3, (x,), "**")
+
+    def _wrong_backward():
+        x.grad = x.grad + 2 * x.data * wrong.grad   # the derivative of x ** 2: wrong on every reading
+    wrong._backward = _wrong_backward
+    step = next(adapt(wrong).backward_steps())
+    assert not step.ok and "but the chain rule gives" in step.note

@@ -73,7 +73,7 @@ class ForeignNode:
     """
 
     __slots__ = ("source", "graph", "parents", "_function", "kind", "name", "requires_grad", "_index",
-                 "operands", "ordered", "expanded", "remark", "inferred")
+                 "operands", "ordered", "expanded", "remark", "inferred", "stored")
 
     def __init__(self, graph, source, function, name, requires_grad=True):
         self.graph, self.source = graph, source
@@ -87,6 +87,7 @@ class ForeignNode:
         self.expanded = False
         self.remark = None          # the op its label claims and the one its value and rule show differ
         self.inferred = None        # the op the rule's own name tells (``__mul__`` -> mul)
+        self.stored = ()            # its inputs as stored (with constants from its label), before ordering
 
     # -- the Tensor surface the renderer reads
     @property
@@ -212,7 +213,7 @@ class ForeignGraph:
         shown, claimed, constants, inferred = adapter.label_of(node, len(operands))
         node._function, node.inferred = shown, inferred
         operands = operands + tuple(constants)
-        node.operands = operands
+        node.operands = node.stored = operands
         from .rules import arrange
 
         fits = {}

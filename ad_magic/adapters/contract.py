@@ -423,7 +423,7 @@ class StudentAdapter:
 
     def hidden_constants(self, node):
         """Numbers the node's rule closes over (the 2 of ``x ** 2`` when only x is stored as
-        a parent), as candidate constant operands."""
+        a parent), then those written in its code, as candidate constant operands."""
         rule = _rule_field(node.source)[1]
         fn = getattr(rule, "__func__", rule)
         found = []
@@ -433,6 +433,10 @@ class StudentAdapter:
             except ValueError:       # an empty cell
                 continue
             if _is_number(value) and np.size(value) == 1:
+                found.append(np.asarray(value, dtype=np.float64))
+        code = getattr(fn, "__code__", None)        # then the numbers written in it (3 * x ** 2)
+        for value in getattr(code, "co_consts", ()):
+            if _is_number(value) and not isinstance(value, complex):
                 found.append(np.asarray(value, dtype=np.float64))
         return found
 

@@ -73,15 +73,16 @@ class _Expected:
         return text + "."
 
 
-def expected(node, upstream, kind=None):
+def expected(node, upstream, kind=None, operands=None):
     """The chain rule's contribution to each parent, for ops the registry knows (the
-    node's own op, or ``kind``)."""
+    node's own op, or ``kind`` with ``operands`` in operand order)."""
     kind = node.kind if kind is None else kind
     op = OPS.get(kind) if kind else None
     if op is None or upstream is None or not node.parents:
         return None
-    operands = node.operands if kind == node.kind and _fits(op, node, node.operands) else arrange(
-        op, node, node.operands)
+    if operands is None:
+        operands = node.operands if kind == node.kind and _fits(op, node, node.operands) else arrange(
+            op, node, node.operands)
     if operands is None:
         return _Expected(node, upstream, None, {}, None)
     datas = [p.data if isinstance(p, ForeignNode) else p for p in operands]
@@ -112,13 +113,30 @@ def expected(node, upstream, kind=None):
 ALTERNATIVES = ("add", "sub", "mul", "div", "pow")
 
 
-def alternatives(node):
-    """Other registry ops that also give the node's value from its inputs: the inferred op
-    (from the rule's own name) first."""
-    kinds = [node.inferred] if node.inferred else []
-    kinds += [k for k in ALTERNATIVES if len(OPS[k].inputs) == len(node.operands)]
-    return [k for k in dict.fromkeys(kinds) if k != node.kind and k in OPS
-            and arrange(OPS[k], node, node.operands) is not None]
+def readings(node):
+    """Every other way to read the node that gives its value: (op, operands in order) for
+    the inferred op, the node's own op and the ops whose values can coincide, over every
+    order of its inputs, each one used as both operands, and constants its rule closes over."""
+    kinds = [k for k in dict.fromkeys([node.inferred, node.kind, *ALTERNATIVES]) if k in OPS]
+    stored = tuple(node.stored)
+    hidden = getattr(node.graph.adapter, "hidden_constants", None)
+    extra = hidden(node) if hidden is not None else []
+    seen = {(node.kind, tuple(id(o) for o in node.operands))}
+    for kind in kinds:
+        op = OPS[kind]
+        n = len(op.inputs)
+        bases = [stored] if len(stored) == n else []
+        if len(stored) + 1 == n:
+            bases += [stored + (c,) for c in extra]
+            bases += [stored + (p,) for p in stored if isinstance(p, ForeignNode)]
+        for base in bases:
+            for order in itertools.permutations(base):
+                key = (kind, tuple(id(o) for o in order))
+                if key in seen:
+                    continue
+                seen.add(key)
+                if _computes(op, order, node.data):
+                    yield kind, order
 
 
 def _fits(op, node, operands) -> bool:

@@ -11,7 +11,7 @@ import numpy as np
 
 from ..engine import OPS, ChainTerm
 from .base import ForeignNode, label
-from .rules import alternatives, expected
+from .rules import expected, readings
 
 __all__ = ["ForeignStep", "ForeignTerm"]
 
@@ -64,21 +64,26 @@ class ForeignStep:
         self.ok = self.note is None
 
     def _second_opinion(self, upstream, before):
-        """Before a rule is called wrong: when the node's value is also what another op
-        gives from the same inputs (a + 0 = a - 0, a · 1 = a / 1, 2 + 2 = 2 · 2) and the
-        rule did exactly that op's chain rule, the label, not the rule, is in doubt."""
+        """Before a rule is called wrong: when the node's value can also be read another way
+        — another op of the same inputs (a + 0 = a - 0, a · 1 = a / 1, 2 + 2 = 2 · 2), or
+        its inputs in another order or with a constant its rule keeps (x ** 3 = 3 ** x at
+        x = 3) — and the rule did exactly that reading's chain rule, the rule is not wrong:
+        the reading was ambiguous."""
         node = self.node
-        for kind in alternatives(node):
-            other = expected(node, upstream, kind)
+        if any(n not in self.parents for n in self.changes):
+            return                    # it changed a grad that is not its inputs': wrong on any reading
+        for kind, operands in readings(node):
+            other = expected(node, upstream, kind, operands)
             if other is None or other.operands is None:
                 continue
             other.bind(self.changes, before)
             if all(other.agrees(p) for p in self.parents):
                 claimed = node._function
                 self.note, self.expected, self.op = None, other, OPS[kind]
-                self.remark = (f"labelled {claimed!r}, but this rule did {kind}'s chain rule, and {kind} of these "
-                               f"inputs gives the same value here, so the rule is not called wrong; is the label "
-                               f"{claimed!r} the op it computes?")
+                if kind != node.kind:
+                    self.remark = (f"labelled {claimed!r}, but this rule did {kind}'s chain rule, and {kind} of "
+                                   "these inputs gives the same value here, so the rule is not called wrong; is the "
+                                   f"label {claimed!r} the op it computes?")
                 return
 
     @property
