@@ -1,6 +1,8 @@
 """The chain rule an adapted node should follow, from ad_magic's op registry: the operand
 order of a node whose parents are a set (the arrangement whose forward gives its data),
-and each parent's expected contribution at a step, compared with what the closure did."""
+each parent's expected contribution at a step, compared with what the closure did, and
+the other readings of a node that give its value (:func:`readings`), tried before a rule
+is called wrong."""
 from __future__ import annotations
 
 import itertools
@@ -11,7 +13,7 @@ from ..engine import OPS
 from ..formatting import format_value
 from .base import ForeignNode, label
 
-__all__ = ["arrange", "expected"]
+__all__ = ["arrange", "expected", "readings"]
 
 _SYMMETRIC = {"add", "mul"}
 
