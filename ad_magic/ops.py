@@ -544,7 +544,9 @@ def _pow_exponent(out, a, b):
 def _tanh_local(out, a):
     if type(out) is _ndarray:
         f = np.multiply(out, out)
-        return np.subtract(1, f, out=f)
+        if type(f) is _ndarray:     # a 0-d array's product is a NumPy scalar: no in-place
+            return np.subtract(1, f, out=f)
+        return 1 - f
     return 1 - out * out
 
 
@@ -552,7 +554,8 @@ def _sigmoid(x):
     if type(x) is not _ndarray or x.ndim == 0:
         # exp(-|x|) never overflows; split by sign for full precision on both tails.
         z = math.exp(-abs(float(x)))
-        return x.dtype.type(1 / (1 + z) if x >= 0 else z / (1 + z))
+        kind = x.dtype.type if hasattr(x, "dtype") else np.float64   # a Python number: float64
+        return kind(1 / (1 + z) if x >= 0 else z / (1 + z))
     # Arrays: 1 / (1 + exp(-x)) in place, one allocation. exp(-x) overflows to inf for
     # x < -709 (float64), giving exactly 0 where the true value is below 1e-308.
     out = np.negative(x)
@@ -565,7 +568,9 @@ def _sigmoid(x):
 def _sigmoid_local(out, a):
     if type(out) is _ndarray:
         f = np.subtract(1, out)
-        return np.multiply(f, out, out=f)
+        if type(f) is _ndarray:     # a 0-d array's difference is a NumPy scalar: no in-place
+            return np.multiply(f, out, out=f)
+        return f * out
     return out * (1 - out)
 
 

@@ -35,14 +35,16 @@ PARTS = {"A": [], "B": [], "C": [], "D": []}
 
 
 class Question:
-    def __init__(self, part, key, title, needs, function, on_error=""):
+    def __init__(self, part, key, title, needs, function, on_error="", on_recursion=""):
         self.part, self.key, self.title, self.needs = part, key, title, needs
-        self.function, self.on_error = function, on_error
+        self.function, self.on_error, self.on_recursion = function, on_error, on_recursion
 
 
-def question(part, key, title, needs, on_error=""):
+def question(part, key, title, needs, on_error="", on_recursion=""):
+    """Register a question; ``on_error`` is the hint for an exception it raises,
+    ``on_recursion`` the hint for a RecursionError (seen, with the function that recursed)."""
     def register(function):
-        PARTS[part].append(Question(part, key, title, needs, function, on_error))
+        PARTS[part].append(Question(part, key, title, needs, function, on_error, on_recursion))
         return function
     return register
 
@@ -137,19 +139,26 @@ def _fields(ns):
         raise Wrong(f"Tensor(2.0).data is {_short(a.data)}, expected 2.0")
     if np.shape(T([[1, 2], [3, 4]]).data) != (2, 2):
         raise Wrong("Tensor([[1, 2], [3, 4]]).data does not have shape (2, 2)", "np.asarray keeps the nesting")
-    if getattr(a, "grad", "missing") is not None:
-        raise Wrong(f"Tensor(2.0).grad is {_short(getattr(a, 'grad', 'missing'))}, expected None",
+    if not hasattr(a, "grad"):
+        raise Wrong("Tensor(2.0) has no grad attribute: your class has no `grad` attribute",
+                    "a new tensor has no gradient yet: self.grad = None in Tensor.__init__")
+    if a.grad is not None:
+        raise Wrong(f"Tensor(2.0).grad is {_short(a.grad)}, expected None",
                     "a new tensor has no gradient yet: self.grad = None")
     if not hasattr(a, "_parents"):
-        raise Wrong("Tensor(2.0) has no _parents attribute", "self._parents = set(_parents)")
+        raise Wrong("Tensor(2.0) has no _parents attribute: your class has no `_parents` attribute",
+                    "self._parents = set(_parents) in Tensor.__init__")
     if not isinstance(a._parents, (set, frozenset)):
         raise Wrong(f"Tensor(2.0)._parents is a {type(a._parents).__name__}, expected a set",
                     "self._parents = set(_parents): a tensor used twice is one parent")
     if a._parents:
         raise Wrong(f"Tensor(2.0)._parents is {_short(a._parents)}, expected an empty set",
                     "a tensor you create yourself is a leaf: no parents")
-    if getattr(a, "_function", "missing") is not None:
-        raise Wrong(f"Tensor(2.0)._function is {_short(getattr(a, '_function', 'missing'))}, expected None",
+    if not hasattr(a, "_function"):
+        raise Wrong("Tensor(2.0) has no _function attribute: your class has no `_function` attribute",
+                    "store it in Tensor.__init__: self._function = _function (None by default, for a leaf)")
+    if a._function is not None:
+        raise Wrong(f"Tensor(2.0)._function is {_short(a._function)}, expected None",
                     "a leaf was made by no function: self._function = None by default")
 
 
@@ -173,9 +182,16 @@ def _record(ns):
         if not _close(c.data, value):
             raise Wrong(f"{name}(a, b) with a = 2 and b = 3 has data {_f(c.data)}, expected {value}",
                         "compute the output's data from t1.data and t2.data")
-        if getattr(c, "_function", None) != name:
-            raise Wrong(f"{name}(a, b)._function is {_short(getattr(c, '_function', None))}, expected {name!r}",
+        if not hasattr(c, "_function"):
+            raise Wrong(f"{name}(a, b) has no _function: your class has no `_function` attribute",
+                        "store it in Tensor.__init__ (self._function = _function, None for a leaf) and create the "
+                        f"output with Tensor(..., _function={name!r})")
+        if c._function != name:
+            raise Wrong(f"{name}(a, b)._function is {_short(c._function)}, expected {name!r}",
                         f"create the output with Tensor(..., _function={name!r})")
+        if not hasattr(c, "_parents"):
+            raise Wrong(f"{name}(a, b) has no _parents: your class has no `_parents` attribute",
+                        "store them in Tensor.__init__: self._parents = set(_parents)")
         if sorted(_ids(c._parents, f"{name}(a, b)._parents")) != sorted([id(a), id(b)]):
             raise Wrong(f"{name}(a, b)._parents is {_short(c._parents)}, expected the set {{a, b}}",
                         "create the output with Tensor(..., _parents=(t1, t2))")
@@ -294,8 +310,18 @@ def _by_hand(ns, op, expect, name):
                         "write p.grad += ... (or p.grad = p.grad + ...): a tensor used twice gets two contributions")
         return
     if _close(got[0], 0) and _close(got[1], 0):
-        raise Wrong(f"out._backward() left p.grad and q.grad at 0 ({op}(p, q) with out.grad = 1)",
-                    f"in {op}, attach the rule to the output: out._backward = _backward")
+        if _same_rule(getattr(out, "_backward", None), getattr(T(0.0), "_backward", None)):
+            raise Wrong(f"{op}(p, q)._backward is still the one every new Tensor gets, which does nothing: "
+                        f"{op} does not attach its rule",
+                        f"in {op}, attach the rule to the output: out._backward = _backward")
+        parents = getattr(out, "_parents", None)
+        if parents is not None and sorted(_ids(parents, f"{op}(p, q)._parents")) != sorted([id(p), id(q)]):
+            raise Wrong(f"{op}'s _backward ran, but p.grad and q.grad stayed 0: {op}(p, q)._parents are not p "
+                        "and q themselves, so its rule updated other tensors",
+                        "keep the inputs themselves as parents (Tensor(..., _parents=(t1, t2))), not copies")
+        raise Wrong(f"{op}'s _backward ran but left p.grad and q.grad at 0 ({op}(p, q) with out.grad = 1)",
+                    "the rule must add into the inputs' own grads: t1.grad += ... and t2.grad += ... (not into "
+                    "a local variable or out.grad)")
     if op == "mul" and _close(got[0], 2.0) and _close(got[1], 3.0):
         raise Wrong("p.grad is 2.0 and q.grad is 3.0 after out._backward() for out = p·q, expected 3.0 and 2.0",
                     "mul's rule uses each operand's own value: for out = a·b, ∂L/∂a = ∂L/∂out · b, so "
@@ -322,7 +348,39 @@ def _nine(ns):
     return x, y
 
 
-_ACCUMULATE = ("x is used three times; does your _backward add (+=) into the parents' grads or overwrite them?")
+def _same_rule(a, b) -> bool:
+    """True when two rules are the same code (e.g. the default lambda every new Tensor gets)."""
+    if not (callable(a) and callable(b)):
+        return False
+    a, b = getattr(a, "__func__", a), getattr(b, "__func__", b)
+    return a is b or (getattr(a, "__code__", None) is not None and getattr(a, "__code__", None) is
+                      getattr(b, "__code__", None))
+
+
+def _overwriting(ns):
+    """Which of add's and mul's rules overwrites a grad that already holds something (seen
+    by running it with p.grad = q.grad = 10): "add's _backward left p.grad = 1 where 10 + 1
+    = 11 was due", or None when both add into the grads."""
+    T = ns["Tensor"]
+    for op, expect in (("mul", (3.0, 2.0)), ("add", (1.0, 1.0))):
+        if op not in ns:
+            continue
+        try:
+            p, q = T(2.0), T(3.0)
+            out = ns[op](p, q)
+            out.grad = np.ones_like(np.asarray(out.data, dtype=np.float64))
+            p.grad, q.grad = np.asarray(10.0), np.asarray(10.0)
+            out._backward()
+            got = np.asarray(p.grad, dtype=np.float64)
+        except Exception:
+            continue
+        if _close(got, expect[0]):
+            return (f"{op}'s _backward overwrites the grads (=) instead of adding to them (+=): with p.grad = 10 "
+                    f"beforehand it left p.grad = {_f(got)} where 10 + {expect[0]:g} = {10 + expect[0]:g} was due")
+    return None
+
+
+_ACCUMULATE = "x is used three times, so its grad is the sum of three contributions; "
 
 
 @question("B", "B3", "backward(): d(x·x + 5x − 1)/dx at 2 is 9", ["Tensor", "add", "mul"])
@@ -331,8 +389,8 @@ def _backward_nine(ns):
     _call_backward(y)
     g = _grad(x, "x")
     if not _close(g, 9.0):
-        partial = any(_close(g, v) for v in (2.0, 4.0, 5.0, 7.0, 6.0, 2.0 + 5.0))
-        raise Wrong(f"x.grad is {_f(g)}, expected 9", _ACCUMULATE if partial else
+        seen = _overwriting(ns)
+        raise Wrong(f"x.grad is {_f(g)}, expected 9", _ACCUMULATE + seen if seen else
                     "check that backward() seeds the output's grad with ones, zeroes the others, and runs every "
                     "node's _backward from the output back to the leaves")
     out = _grad(y, "y")
@@ -363,14 +421,16 @@ def _reused(ns):
     g = _grad(x, "x")
     if not _close(g, 2.0):
         raise Wrong(f"for y = x + x, x.grad is {_f(g)}, expected 2",
-                    "x receives one contribution per use: add (+=) into t.grad, never assign (=)")
+                    _overwriting(ns) or "x is both operands of add: its rule adds into t1.grad and t2.grad, "
+                                         "which are both x.grad, so x receives two contributions")
     x = T(3.0)
     z = mul(add(x, T(1.0)), x)
     _call_backward(z)
     g = _grad(x, "x")
     if not _close(g, 7.0):
         raise Wrong(f"for z = (x + 1)·x at x = 3, x.grad is {_f(g)}, expected 2x + 1 = 7",
-                    "x is used by two operations: both rules must add (+=) into x.grad")
+                    _overwriting(ns) or "x is used by two operations: both rules' contributions must reach "
+                                         "x.grad; check that each rule adds into its own inputs' grads")
 
 
 def _logged(rule, name, ran):
@@ -399,7 +459,7 @@ def _order(ns):
         return
     if in_order:
         raise Wrong(f"the rules ran in a right order (c, b, a), but x.grad is {_f(g)}, expected 8",
-                    "a is used by b and by c: both rules must add (+=) into a.grad, never assign (=)")
+                    _overwriting(ns) or "a is used by b and by c: both rules' contributions must reach a.grad")
     if ran[:3] == ["a", "b", "c"]:
         raise Wrong(f"for c = a + 3a with a = 2x, the rules ran in the order {', '.join(ran)}: parents first",
                     "the topological order lists parents before children; backward() runs it reversed "
@@ -412,8 +472,8 @@ def _order(ns):
 
 @question("B", "B7", f"a deep chain ({DEEP_CHAIN:,} nodes) does not hit the recursion limit",
           ["Tensor", "add"],
-          on_error="your topological sort is recursive: Python stops at about 1,000 nested calls "
-                   "(sys.getrecursionlimit()); walk the graph with an explicit stack (a list you push and pop)")
+          on_recursion="backward() walks the graph with a recursive function (a topological sort that calls "
+                       "itself per parent); walk it with an explicit stack (a list you push and pop) instead")
 def _deep(ns):
     T, add = ns["Tensor"], ns["add"]
     x = T(0.5)
@@ -455,7 +515,12 @@ def _descent_minimum(ns):
     losses = ns["gradient_descent"](_parabola(ns), x, lr=0.1, steps=100)
     value = float(_num(x.data, "x.data"))
     if value == 0.0:
-        raise Wrong("x.data is still 0 after 100 steps",
+        g = getattr(x, "grad", None)
+        if g is None or _close(_num(g, "x.grad"), np.zeros(np.shape(g))):
+            raise Wrong(f"x.data is still 0 after 100 steps, and x.grad is {_short(g)}: no gradient reached x",
+                        "each step builds the loss from x (loss = f(x)) and calls loss.backward() before updating")
+        raise Wrong(f"x.data is still 0 after 100 steps although x.grad is {_f(g)}: the steps did not change the "
+                    "x you were given",
                     "update the tensor you were given in place: x.data = x.data - lr * x.grad "
                     "(rebinding x to a new Tensor changes nothing outside the function)")
     if abs(value - 3.0) > abs(0.0 - 3.0):
@@ -518,8 +583,12 @@ def _matvec_forward(ns):
     out = _is_tensor(ns, ns["matvec"](W, v), "matvec(W, v)")
     if not _close(out.data, _W @ _V):
         raise Wrong(f"matvec(W, v) has data {_short(out.data)}, expected {_W @ _V}", "use W.data @ v.data")
-    if not isinstance(getattr(out, "_function", None), str):
-        raise Wrong("matvec(W, v)._function is not a string", "create the output with _function='matvec'")
+    if not hasattr(out, "_function"):
+        raise Wrong("matvec(W, v) has no _function: your class has no `_function` attribute",
+                    "store it in Tensor.__init__ and create the output with _function='matvec'")
+    if not isinstance(out._function, str):
+        raise Wrong(f"matvec(W, v)._function is {_short(out._function)}, not a string",
+                    "create the output with _function='matvec'")
     if sorted(_ids(out._parents, "matvec(W, v)._parents")) != sorted([id(W), id(v)]):
         raise Wrong(f"matvec(W, v)._parents is {_short(out._parents)}, expected {{W, v}}",
                     "create the output with _parents=(W, v)")
@@ -580,8 +649,13 @@ def _mlp_layer(ns):
     _call_backward(out, "relu(matvec(W, v))")
     want_W = _numeric_grad(lambda w: float(np.sum(np.asarray(relu(matvec(T(w), T(_V))).data))), _W)
     want_v = _numeric_grad(lambda x: float(np.sum(np.asarray(relu(matvec(T(_W), T(x))).data))), _V)
-    hint = ("backward() seeds the output with np.ones_like(self.data) (an array, not the number 1) and runs "
-            "each rule from the output back")
+    seed = getattr(out, "grad", None)
+    if seed is not None and np.shape(seed) != np.shape(out.data):
+        hint = (f"after backward(), the output's grad has shape {np.shape(seed)} but its data {np.shape(out.data)}: "
+                "seed it with np.ones_like(self.data) (an array, not the number 1)")
+    else:
+        hint = ("backward() must run relu's rule, then matvec's, from the output back (D2 and D3 check each rule "
+                "on its own)")
     _check_grad(_grad(W, "W"), want_W, "W.grad", hint, hint)
     _check_grad(_grad(v, "v"), want_v, "v.grad", hint, hint)
 

@@ -22,6 +22,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import anywidget
+import numpy as np
 import traitlets
 
 from .dot import DEFAULT_MAX_NODES, fitted_svg
@@ -172,13 +173,20 @@ class BackwardStepper(anywidget.AnyWidget):
     def _at(self, k) -> int:
         return self.step if k is None else self.timeline.check(k)
 
-    def grads_at(self, k=None) -> list:
-        """The grads of ``view.nodes`` after step ``k`` (None where not reached yet)."""
-        return self.timeline.grads_at(self._at(k))
+    def _step_and_node(self, k, node):
+        if node is None and k is not None and not isinstance(k, (int, np.integer)):
+            k, node = None, k          # grads_at(x): x's grad at the current step
+        return self._at(k), node
 
-    def values_at(self, k=None) -> list:
-        """The values of ``view.nodes`` at step ``k`` (None where not computed yet)."""
-        return self.timeline.values_at(self._at(k))
+    def grads_at(self, k=None, node=None):
+        """The grads of ``view.nodes`` after step ``k`` (None where not reached yet); with
+        ``node`` (a drawn tensor, the student's own object, or a position) its grad only."""
+        return self.timeline.grads_at(*self._step_and_node(k, node))
+
+    def values_at(self, k=None, node=None):
+        """The values of ``view.nodes`` at step ``k`` (None where not computed yet); with
+        ``node``, its value only."""
+        return self.timeline.values_at(*self._step_and_node(k, node))
 
     def caption_text(self, k=None) -> str:
         """What step ``k`` does (default: the current step), as plain text."""

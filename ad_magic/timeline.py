@@ -27,7 +27,7 @@ import re
 
 import numpy as np
 
-from .adapters import adapt, adapt_names
+from .adapters import adapt, adapt_names, preserved
 from .adapters.base import ForeignNode
 from .display_names import DisplayNames, normalize_names
 from .dot import DEFAULT_MAX_NODES
@@ -125,6 +125,10 @@ class Timeline:
     def __init__(self, tensor, *, names=None, grad=None, forward=False, max_nodes=DEFAULT_MAX_NODES,
                  modules="auto"):
         tensor = adapt(tensor, "BackwardStepper")   # another library's graph: through its adapter
+        with preserved(tensor):       # stepping a student's graph leaves every one of its fields as it was
+            self._build(tensor, names, grad, forward, max_nodes)
+
+    def _build(self, tensor, names, grad, forward, max_nodes):
         names = normalize_names(adapt_names(tensor, names))
         tensor.backward_steps(grad)            # the engine's errors (non-scalar, ...) surface here, first
         self.output = tensor
@@ -324,10 +328,13 @@ class Timeline:
             formula = getattr(step.op, "formula", None) or f"out = {step.function}(…)"
             rule = self._rule_line(step.node, formula, step.terms)
             note = getattr(step, "note", None)   # an adapted graph's step whose rule went wrong, or raised
+            remark = getattr(step, "remark", None)   # a label that disagrees with the node: said, not a mistake
             if note and getattr(step, "error", None) is not None:
                 caption = note
             elif note:
                 caption = f"{caption} ✗ {note}"
+            elif remark:
+                caption = f"{caption} (note: {remark})"
             self.states.append(State("backward", j, position, [p for p, _, _ in changes if p >= 0],
                                      f"{step.function}: {caption}", rule, step.function))
         self.seed_state = seed_state
@@ -473,14 +480,21 @@ class Timeline:
             raise ValueError(f"step must be between 0 and {self.last}, got {k}")
         return int(k)
 
-    def values_at(self, k) -> list:
-        """The values of ``view.nodes`` at state ``k`` (None: not computed yet)."""
+    def values_at(self, k, node=None):
+        """The values of ``view.nodes`` at state ``k`` (None: not computed yet); with
+        ``node`` (a drawn tensor, the student's own object, or a position) its value only."""
         k = self.check(k)
+        if node is not None:
+            i = self._index(node)
+            return self.values[i] if self.appears[i] <= k else None
         return [v if self.appears[i] <= k else None for i, v in enumerate(self.values)]
 
-    def grads_at(self, k) -> list:
-        """The grads of ``view.nodes`` at state ``k`` (None where backprop has not reached)."""
+    def grads_at(self, k, node=None):
+        """The grads of ``view.nodes`` at state ``k`` (None where backprop has not reached);
+        with ``node`` (a drawn tensor, the student's own object, or a position) its grad only."""
         k = self.check(k)
+        if node is not None:
+            return self.grads_at(k)[self._index(node)]
         out = []
         for changes in self.grad_changes:
             grad = None
@@ -576,6 +590,12 @@ class Timeline:
     def _index(self, i) -> int:
         if isinstance(i, Tensor):
             return self.view.index(i)
+        if isinstance(self.output, ForeignNode) and not isinstance(i, numbers.Integral):
+            try:   # the student's own object (or its wrapped node)
+                return self.view.index(self.output.graph.node(i))
+            except KeyError:
+                raise IndexError(f"{type(i).__name__} object is not one of the {len(self.view.nodes)} drawn "
+                                 "nodes of this graph") from None
         if isinstance(i, bool) or not isinstance(i, numbers.Integral) or not 0 <= i < len(self.view.nodes):
             raise IndexError(f"node {i!r} is not one of the {len(self.view.nodes)} drawn nodes")
         return int(i)

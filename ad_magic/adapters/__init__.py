@@ -1,25 +1,24 @@
 """Drawing and stepping graphs that other code built: :func:`adapt`.
 
 ``adapt(obj)`` returns an ad_magic ``Tensor`` unchanged and wraps anything else that
-looks like a node of a computation graph — a student's own ``Tensor`` from the practical
-(``practical.py``), micrograd's ``Value`` (``micrograd.py``), a PyTorch tensor
-(``torch.py``, when torch is imported) — in a :class:`~ad_magic.adapters.base.ForeignNode`
+looks like a node of a computation graph — a student's own ``Tensor`` from the practical,
+a micrograd-style ``Value``, any class spelled as the contract lists (``contract.py``), a
+PyTorch tensor (``torch.py``, when torch is imported) — in a :class:`~ad_magic.adapters.base.ForeignNode`
 of one :class:`~ad_magic.adapters.base.ForeignGraph`. The renderer, the stepper and the
 magic call it at their entry points and see one interface.
 """
 from __future__ import annotations
 
+import contextlib
 import sys
 
 from ..engine import Tensor
 from .base import AdapterError, ForeignGraph, ForeignNode
-from .micrograd import MicrogradAdapter
-from .micrograd import looks_like as _looks_micrograd
-from .practical import PracticalAdapter
-from .practical import looks_like as _looks_practical
+from .contract import StudentAdapter, looks_like, not_a_node
 from .steps import ForeignStep, ForeignTerm
 
-__all__ = ["adapt", "adaptable", "adapt_names", "AdapterError", "ForeignNode", "ForeignStep", "ForeignTerm"]
+__all__ = ["adapt", "adaptable", "adapt_names", "preserved", "AdapterError", "ForeignNode", "ForeignStep",
+           "ForeignTerm"]
 
 
 def _torch_tensor(obj) -> bool:
@@ -32,16 +31,17 @@ def _adapter_for(obj):
         from .torch import TorchAdapter
 
         return TorchAdapter()
-    if _looks_micrograd(obj):
-        return MicrogradAdapter()
-    if _looks_practical(obj):
-        return PracticalAdapter()
+    if looks_like(obj):
+        return StudentAdapter(obj)
     return None
 
 
 def adaptable(obj) -> bool:
     """True for a Tensor, an adapted node, or an object an adapter understands."""
     return isinstance(obj, (Tensor, ForeignNode)) or _adapter_for(obj) is not None
+
+
+_PLAIN = (int, float, complex, bool, str, bytes, list, tuple, dict, set, frozenset, type(None))
 
 
 def adapt(obj, what: str = "this"):
@@ -52,9 +52,19 @@ def adapt(obj, what: str = "this"):
         return obj
     adapter = _adapter_for(obj)
     if adapter is None:
-        raise TypeError(f"{what} needs a Tensor (the result of a computation), got {type(obj).__name__}; "
-                        "wrap a value in Tensor(...) first.")
+        if isinstance(obj, _PLAIN) or type(obj).__module__ in ("numpy", "builtins"):
+            raise TypeError(f"{what} needs a Tensor (the result of a computation), got {type(obj).__name__}; "
+                            "wrap a value in Tensor(...) first.")
+        raise AdapterError(not_a_node(obj, what))
     return ForeignGraph(adapter, obj).root
+
+
+def preserved(node):
+    """A context in which ``node``'s graph may be stepped: when it ends, every field of
+    the student's objects is as it was (for ad_magic's own Tensor: nothing to do)."""
+    if isinstance(node, ForeignNode):
+        return node.graph.preserved()
+    return contextlib.nullcontext()
 
 
 def adapt_names(node, names):

@@ -1,20 +1,28 @@
 """One interface for graphs built by other code: :class:`ForeignNode` and its steps.
 
-An adapter (``practical.py``, ``micrograd.py``, ``torch.py``) wraps each node of someone
-else's graph in a :class:`ForeignNode`, which shows the public surface of ad_magic's
-``Tensor`` that the drawing and the stepper read (``data``, ``grad``, ``parents``,
-``_function``, ``name``, ``requires_grad``, ``is_leaf``, ``shape``, …), reading the wrapped
-object live: after the student's code changed a grad, the node shows the new one.
+An adapter (``contract.py`` for students' classes and micrograd-style values,
+``torch.py``) wraps each node of someone else's graph in a :class:`ForeignNode`, which
+shows the public surface of ad_magic's ``Tensor`` that the drawing and the stepper read
+(``data``, ``grad``, ``parents``, ``_function``, ``name``, ``requires_grad``, ``is_leaf``,
+``shape``, …), reading the wrapped object live: after the student's code changed a grad,
+the node shows the new one.
 
-:meth:`ForeignGraph.backward_steps` runs the graph's *own* ``_backward`` closures,
-children before parents, and yields a :class:`ForeignStep` per closure saying what it
-changed (``steps.py``). When the node's operation is one ad_magic knows (``add``, ``mul``,
-``relu``, ``matvec``, …), the step also compares each change with the chain rule computed
-from the same upstream grad (``rules.py``, from the op registry), so a wrong rule shows at
-the very step where it goes wrong (``step.note``); a closure that raises becomes a step
-with the exception and the line.
+:meth:`ForeignGraph.backward_steps` runs the graph's *own* rules (``_backward``
+closures), children before parents, and yields a :class:`ForeignStep` per rule saying
+what it changed (``steps.py``). When the node's operation is one ad_magic knows (``add``,
+``mul``, ``relu``, ``matvec``, …), the step also compares each change with the chain rule
+computed from the same upstream grad (``rules.py``, from the op registry), so a wrong rule
+shows at the very step where it goes wrong (``step.note``); a rule that raises becomes a
+step with the exception and the line.
+
+Looking never changes the student's graph: drawing only reads it, and
+:meth:`ForeignGraph.preserved` (used by the timeline) puts back every field of every
+node — grads included — when stepping ends, also when the student's code raised halfway.
+A graph whose parents loop back is one :class:`AdapterError` naming two nodes of the loop.
 """
 from __future__ import annotations
+
+import contextlib
 
 import numpy as np
 
@@ -23,13 +31,6 @@ from ..formatting import format_number, format_value
 
 __all__ = ["ForeignNode", "ForeignGraph", "AdapterError", "numeric", "label"]
 
-# The names other code gives operations, mapped to ad_magic's op registry.
-CANONICAL = {
-    "add": "add", "+": "add", "sub": "sub", "-": "sub", "mul": "mul", "*": "mul",
-    "div": "div", "/": "div", "truediv": "div", "pow": "pow", "**": "pow", "neg": "neg",
-    "exp": "exp", "log": "log", "tanh": "tanh", "sigmoid": "sigmoid", "relu": "relu",
-    "matmul": "matmul", "matvec": "matmul", "@": "matmul", "mm": "matmul", "mv": "matmul",
-}
 CHECK_ALL_NODES = 500        # up to this many nodes, every grad is compared after each closure
 
 
@@ -67,9 +68,12 @@ class ForeignNode:
 
     ``source`` is the wrapped object; ``graph`` the :class:`ForeignGraph` it belongs to.
     ``data`` and ``grad`` are read from ``source`` each time (as float arrays).
+    ``operands`` are its inputs in operand order (nodes, and constants such as the 2 of
+    ``x ** 2``); ``kind`` the op registry's name of its operation when known.
     """
 
-    __slots__ = ("source", "graph", "parents", "_function", "kind", "name", "requires_grad", "_index")
+    __slots__ = ("source", "graph", "parents", "_function", "kind", "name", "requires_grad", "_index",
+                 "operands", "ordered", "expanded", "remark", "inferred", "stored")
 
     def __init__(self, graph, source, function, name, requires_grad=True):
         self.graph, self.source = graph, source
@@ -78,6 +82,12 @@ class ForeignNode:
         self.name = name
         self.requires_grad = requires_grad
         self.parents = ()
+        self.operands = ()
+        self.ordered = True         # False when the parents were a set (no operand order)
+        self.expanded = False
+        self.remark = None          # the op its label claims and the one its value and rule show differ
+        self.inferred = None        # the op the rule's own name tells (``__mul__`` -> mul)
+        self.stored = ()            # its inputs as stored (with constants from its label), before ordering
 
     # -- the Tensor surface the renderer reads
     @property
@@ -123,12 +133,16 @@ class ForeignNode:
         return float(self.data.reshape(-1)[0])
 
     def backward_steps(self, grad=None):
-        """Run the graph's own ``_backward`` closures from this node (see ForeignGraph)."""
+        """Run the graph's own rules from this node (see ForeignGraph.backward_steps)."""
         return self.graph.backward_steps(self, grad)
 
     def backward(self, grad=None):
-        for _ in self.backward_steps(grad):
-            pass
+        """Run the graph's own rules to the end: the grads keep the result (as the
+        class's own backward() would leave them); a rule that raises puts every field
+        back as it was and raises."""
+        for step in self.backward_steps(grad):
+            if step.error is not None:
+                raise step.error
 
     def forward_steps(self):
         """Not available: replaying needs each op's forward rule, which only ad_magic's Tensor records."""
@@ -147,11 +161,22 @@ class ForeignNode:
             return f"<foreign node (repr failed: {type(exc).__name__})>"
 
 
+def describe(node) -> str:
+    """A node in an error message: its class, its name if any, its value."""
+    cls = type(node.source).__name__
+    try:
+        value = format_value(node.data)
+    except Exception:
+        value = "?"
+    name = f" {node.name!r}" if node.name else ""
+    return f"the {cls}{name} (data {value})"
+
+
 class ForeignGraph:
     """Every node reachable from a root, wrapped once, in topological order (iterative).
 
     ``order`` lists the nodes parents first, the root last; ``node(obj)`` finds the
-    node wrapping ``obj``.
+    node wrapping ``obj`` (the object itself, or the node).
     """
 
     def __init__(self, adapter, root_source):
@@ -173,6 +198,58 @@ class ForeignGraph:
             node._index = len(self._by_id)
         return node
 
+    def _expand(self, node):
+        """Read ``node``'s inputs once (a generator of parents can be read only once)."""
+        if node.expanded:
+            return
+        node.expanded = True
+        adapter = self.adapter
+        operands_of = getattr(adapter, "operands_of", None)
+        if operands_of is None:      # PyTorch: nodes only, in operand order
+            parents = tuple(self._wrap(p) for p in adapter.parents_of(node))
+            node.parents = adapter.arrange(node, parents)
+            node.operands = node.parents
+            node.kind = adapter.canonical(node)
+            return
+        operands = tuple(o if isinstance(o, np.ndarray) else self._wrap(o) for o in operands_of(node))
+        nodes = tuple(o for o in operands if isinstance(o, ForeignNode))
+        node.parents, node.operands = nodes, operands
+        if not nodes:
+            node._function = None
+            return
+        shown, claimed, constants, inferred = adapter.label_of(node, len(operands))
+        node._function, node.inferred = shown, inferred
+        operands = operands + tuple(constants)
+        node.operands = node.stored = operands
+        from .rules import arrange
+
+        fits = {}
+        hidden = getattr(adapter, "hidden_constants", None)
+        for kind in (k for k in dict.fromkeys((claimed, inferred)) if k in OPS):
+            arranged = None
+            if hidden is not None and len(OPS[kind].inputs) == len(operands) + 1:
+                # a constant kept only by the rule (x ** 3 with _prev = (x,)) comes before reading
+                # the one parent as both operands (x ** x, which coincides with it at x = 3)
+                for constant in hidden(node):
+                    arranged = arrange(OPS[kind], node, operands + (constant,))
+                    if arranged is not None:
+                        break
+            if arranged is None:
+                arranged = arrange(OPS[kind], node, operands)
+            if arranged is not None:
+                fits[kind] = arranged
+        if claimed in fits:
+            node.kind = claimed
+        elif inferred in fits:
+            node.kind = inferred
+            node.remark = (f"it is labelled {shown!r}, but its value is {inferred} of its inputs and its rule "
+                           f"was written for {inferred}: it is stepped as {inferred}")
+        else:
+            node.kind = claimed if claimed in OPS else None
+        if node.kind in fits:
+            node.operands = fits[node.kind]
+            node.parents = tuple(p for p in node.operands if isinstance(p, ForeignNode))
+
     def _topological(self, root):
         order, state = [], {}
         stack = [(root, False)]
@@ -185,19 +262,17 @@ class ForeignGraph:
                 continue
             if id(node) in state:
                 continue
-            state[id(node)] = "open"
+            state[id(node)] = "open"    # open nodes are the path from the root to here
             stack.append((node, True))
-            parents = tuple(self._wrap(p) for p in self.adapter.parents_of(node))
-            node.parents = self.adapter.arrange(node, parents)
-            node.kind = self.adapter.canonical(node)
-            if node.kind in OPS:   # operand order (a set has none): the order whose forward gives the data
-                from .rules import arrange
-
-                arranged = arrange(OPS[node.kind], node, self.adapter.constants(node))
-                if arranged is not None:
-                    node.parents = tuple(p for p in arranged if isinstance(p, ForeignNode))
+            self._expand(node)
             for p in reversed(node.parents):
-                if id(p) not in state:
+                seen = state.get(id(p))
+                if seen == "open":
+                    raise AdapterError(
+                        f"this graph has a cycle: {describe(p)} is a parent of {describe(node)}, which is itself "
+                        f"one of the inputs {describe(p)} was computed from; a computation graph cannot loop back "
+                        "(check which objects your operations store as parents).")
+                if seen is None:
                     stack.append((p, False))
         return order
 
@@ -208,8 +283,10 @@ class ForeignGraph:
     def node(self, obj):
         """The node wrapping ``obj`` (KeyError when ``obj`` is not in this graph). An adapter
         may know ``obj`` under another key (a PyTorch tensor is its grad_fn's node)."""
-        if isinstance(obj, ForeignNode) and obj.graph is self:
-            return obj
+        if isinstance(obj, ForeignNode):
+            if obj.graph is self:
+                return obj
+            obj = obj.source
         node = self._by_id.get(id(obj))
         if node is None:
             alias = getattr(self.adapter, "alias", None)
@@ -234,34 +311,66 @@ class ForeignGraph:
         self.display.update(out)
         return out
 
+    # -- leaving the student's objects as they were
+    @contextlib.contextmanager
+    def preserved(self):
+        """Put back every field of every node when the block ends, however it ends."""
+        saved = [_fields(n.source) for n in self.order]
+        try:
+            yield self
+        finally:
+            for node, fields in zip(self.order, saved):
+                _restore(node.source, fields)
+
     # -- backward, the graph's own way
     def backward_steps(self, root, grad=None):
         """Zero every grad, seed ``root``'s with ones (or ``grad``), and run each node's own
-        ``_backward``, children before parents, yielding a ForeignStep after each.
+        rule, children before parents, yielding a ForeignStep after each. Nothing changes
+        until the first step is asked for.
 
-        A closure that raises ends the pass with a step holding the exception."""
+        Afterwards the grads hold the result; a rule that raises ends the pass with a step
+        holding the exception, and every field of every node is put back as it was (also
+        when the steps are abandoned halfway)."""
         if root.graph is not self:
             raise ValueError("backward_steps: the node belongs to another graph")
         adapter = self.adapter
         order = self.order_from(root)
         runnable = [n for n in order if n.parents]
         if runnable and not any(adapter.has_backward(n) for n in runnable):
-            raise AdapterError(f"no node of this graph has a _backward rule yet ({adapter.kind}); "
-                               "give each operation's output a _backward closure first.")
+            from .contract import RULES
+
+            looked = "/".join(RULES) if getattr(adapter, "operands_of", None) else "_backward"
+            raise AdapterError(f"no node of this graph has a backward rule yet ({adapter.kind}; looked for "
+                               f"{looked}): give each operation's output a _backward closure first.")
         if grad is None and root.size != 1:
             raise ValueError(f"backward_steps: the output has shape {root.shape}, not a single value; "
                              "pass grad=… (an array of that shape)")
         seed = np.ones(root.shape) if grad is None else numeric(grad, "grad")
         if seed.shape != root.shape:
             raise ValueError(f"backward_steps: grad has shape {seed.shape} but the output has shape {root.shape}")
-        prepare = getattr(adapter, "prepare", None)   # e.g. PyTorch: run its engine once, recording each node
-        if prepare is not None:
-            prepare(root, order, seed)
-        for node in order:
-            adapter.set_grad(node, np.zeros(node.shape))
-        adapter.set_grad(root, seed)
-        watch_all = len(order) <= CHECK_ALL_NODES
-        return self._steps(reversed(runnable), order if watch_all else None)
+        return self._pass(root, order, runnable, seed)
+
+    def _pass(self, root, order, runnable, seed):
+        adapter = self.adapter
+        saved = [_fields(n.source) for n in order]
+        finished = False
+        try:
+            prepare = getattr(adapter, "prepare", None)   # e.g. PyTorch: run its engine once, recording each node
+            if prepare is not None:
+                prepare(root, order, seed)
+            for node in order:
+                adapter.set_grad(node, np.zeros(node.shape))
+            adapter.set_grad(root, seed)
+            watch_all = len(order) <= CHECK_ALL_NODES
+            for step in self._steps(reversed(runnable), order if watch_all else None):
+                yield step
+                if step.error is not None:
+                    return
+            finished = True
+        finally:
+            if not finished:      # the student's code raised, or the steps were abandoned: as it was
+                for node, fields in zip(order, saved):
+                    _restore(node.source, fields)
 
     def _steps(self, nodes, everything):
         from .steps import ForeignStep
@@ -283,6 +392,47 @@ class ForeignGraph:
                 return
             after = {id(n): _copy(n.grad) for n in watched}
             yield ForeignStep(index, node, before, after, upstream, watched=watched)
+
+
+def _fields(obj):
+    """Every field of ``obj`` (its ``__dict__`` and slots), to put back later."""
+    state = None
+    try:
+        state = dict(vars(obj))
+    except TypeError:
+        pass
+    slots = {}
+    for klass in type(obj).__mro__:
+        names = getattr(klass, "__slots__", ())
+        for name in (names,) if isinstance(names, str) else names:
+            if name in ("__dict__", "__weakref__") or name in slots:
+                continue
+            try:
+                slots[name] = (True, object.__getattribute__(obj, name))
+            except AttributeError:
+                slots[name] = (False, None)
+            except Exception:
+                continue
+    return state, slots
+
+
+def _restore(obj, fields):
+    state, slots = fields
+    if state is not None:
+        try:
+            current = vars(obj)
+            current.clear()
+            current.update(state)
+        except Exception:
+            pass
+    for name, (present, value) in slots.items():
+        try:
+            if present:
+                object.__setattr__(obj, name, value)
+            elif hasattr(obj, name):
+                object.__delattr__(obj, name)
+        except Exception:
+            pass
 
 
 def _copy(grad):

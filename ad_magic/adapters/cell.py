@@ -69,21 +69,23 @@ def run_foreign(run, output):
     adapt_names(node, names)
     widget, steps = None, None
     try:
+        # The magic runs backward, as it does on ad_magic's Tensor: the grads keep the result
+        # (a rule that raises puts every grad back); the stepper then only looks.
+        steps = list(node.backward_steps())
+        failed = any(s.error is not None for s in steps)     # then the grads were put back: none to show
+        final = {} if failed else {n: n.grad for n in node.graph.order_from(node)}
         if not args.static:
             from ..stepper import BackwardStepper
 
             try:
                 widget = BackwardStepper(node, names=names)    # runs the graph's own rules, step by step
-                steps = widget.steps
             except RenderError as exc:
                 show_message(f"BackwardStepper not shown: {exc}", warning=True)
-        if steps is None:
-            steps = list(node.backward_steps())
     except AdapterError as exc:
         raise UsageError(f"{magic}: {exc}") from None
     wrong = [s for s in steps if not s.ok]
     name = DisplayNames(names)
-    rows = [{"label": name(n), "shape": n.shape, "value": np.array(n.data), "grad": n.grad} for n in rows_of]
+    rows = [{"label": name(n), "shape": n.shape, "value": np.array(n.data), "grad": final.get(n)} for n in rows_of]
     table = GradientTable(label, rows)
     # One picture: the stepper's graph, or (--static, or no widget) the graph alone.
     show_table(table)

@@ -1,6 +1,8 @@
 """The chain rule an adapted node should follow, from ad_magic's op registry: the operand
 order of a node whose parents are a set (the arrangement whose forward gives its data),
-and each parent's expected contribution at a step, compared with what the closure did."""
+each parent's expected contribution at a step, compared with what the closure did, and
+the other readings of a node that give its value (:func:`readings`), tried before a rule
+is called wrong."""
 from __future__ import annotations
 
 import itertools
@@ -11,7 +13,7 @@ from ..engine import OPS
 from ..formatting import format_value
 from .base import ForeignNode, label
 
-__all__ = ["arrange", "expected"]
+__all__ = ["arrange", "expected", "readings"]
 
 _SYMMETRIC = {"add", "mul"}
 
@@ -73,13 +75,16 @@ class _Expected:
         return text + "."
 
 
-def expected(node, upstream):
-    """The chain rule's contribution to each parent, for ops the registry knows."""
-    op = OPS.get(node.kind) if node.kind else None
+def expected(node, upstream, kind=None, operands=None):
+    """The chain rule's contribution to each parent, for ops the registry knows (the
+    node's own op, or ``kind`` with ``operands`` in operand order)."""
+    kind = node.kind if kind is None else kind
+    op = OPS.get(kind) if kind else None
     if op is None or upstream is None or not node.parents:
         return None
-    params = node.graph.adapter.constants(node)          # e.g. micrograd's exponent in "**2"
-    operands = arrange(op, node, params)
+    if operands is None:
+        operands = node.operands if kind == node.kind and _fits(op, node, node.operands) else arrange(
+            op, node, node.operands)
     if operands is None:
         return _Expected(node, upstream, None, {}, None)
     datas = [p.data if isinstance(p, ForeignNode) else p for p in operands]
@@ -104,29 +109,79 @@ def expected(node, upstream):
     return expected
 
 
-def arrange(op, node, params):
-    """The node's parents (and constants) in operand order: the arrangement whose forward
-    gives the node's data (a set of parents has no order; ``x * x`` has one parent)."""
+# Ops whose values can coincide with another's for particular numbers (a + 0 = a - 0,
+# a · 1 = a / 1 = a ** 1, 2 + 2 = 2 · 2): a rule is judged against these too before it is
+# called wrong.
+ALTERNATIVES = ("add", "sub", "mul", "div", "pow")
+
+
+def readings(node):
+    """Every other way to read the node that gives its value: (op, operands in order) for
+    the inferred op, the node's own op and the ops whose values can coincide, over every
+    order of its inputs, each one used as both operands, and constants its rule closes over."""
+    kinds = [k for k in dict.fromkeys([node.inferred, node.kind, *ALTERNATIVES]) if k in OPS]
+    stored = tuple(node.stored)
+    hidden = getattr(node.graph.adapter, "hidden_constants", None)
+    extra = hidden(node) if hidden is not None else []
+    seen = {(node.kind, tuple(id(o) for o in node.operands))}
+    for kind in kinds:
+        op = OPS[kind]
+        n = len(op.inputs)
+        bases = [stored] if len(stored) == n else []
+        if len(stored) + 1 == n:
+            bases += [stored + (c,) for c in extra]
+            bases += [stored + (p,) for p in stored if isinstance(p, ForeignNode)]
+        for base in bases:
+            for order in itertools.permutations(base):
+                key = (kind, tuple(id(o) for o in order))
+                if key in seen:
+                    continue
+                seen.add(key)
+                if _computes(op, order, node.data):
+                    yield kind, order
+
+
+def _fits(op, node, operands) -> bool:
+    if len(operands) != len(op.inputs):
+        return False
+    return _computes(op, operands, node.data)
+
+
+def _computes(op, operands, out) -> bool:
+    datas = [p.data if isinstance(p, ForeignNode) else p for p in operands]
+    try:
+        with np.errstate(all="ignore"):
+            value = op.compute(datas, op.prepare(*datas) if op.prepare is not None and op.params else None)
+    except Exception:
+        return False
+    return bool(np.shape(value) == np.shape(out) and np.allclose(value, out, rtol=1e-6, atol=1e-9, equal_nan=True))
+
+
+def arrange(op, node, operands):
+    """The node's operands (parents and constants) in operand order: the arrangement whose
+    forward gives the node's data. A stored order (a tuple or list) is tried first and
+    trusted when it fits; a set has no order, so every order is tried and two that fit
+    with different rules (a - b with a == b) give None; ``x * x`` has one parent."""
     n = len(op.inputs)
-    parents = list(node.parents)
+    operands = list(operands)
     candidates = []
-    if len(parents) + len(params) == n:
-        candidates = [tuple(parents) + tuple(params)]
-        if node.graph.adapter.unordered and not params:
-            candidates += [c for c in itertools.permutations(parents) if c != candidates[0]]
-    elif len(parents) == 1 and n == 2 and not params:
-        candidates = [(parents[0], parents[0])]
+    if len(operands) == n:
+        seen, candidates = set(), []
+        for c in itertools.permutations(operands):       # the stored order first
+            key = tuple(id(p) for p in c)
+            if key not in seen:
+                seen.add(key)
+                candidates.append(c)
+    elif len(operands) == 1 and n == 2:
+        candidates = [(operands[0], operands[0])]
     out = node.data
-    matches = []
-    for c in candidates:
-        datas = [p.data if isinstance(p, ForeignNode) else p for p in c]
-        try:
-            with np.errstate(all="ignore"):
-                value = op.compute(datas, op.prepare(*datas) if op.prepare is not None and op.params else None)
-        except Exception:
-            continue
-        if np.shape(value) == np.shape(out) and np.allclose(value, out, rtol=1e-6, atol=1e-9, equal_nan=True):
-            matches.append(c)
-    if not matches or (len(matches) > 1 and op.name not in _SYMMETRIC):
-        return None      # nothing fits, or two orders fit with different rules (a - b with a == b)
+    if candidates and node.ordered and _computes(op, candidates[0], out):
+        return candidates[0]
+    matches = [c for c in candidates if _computes(op, c, out)]
+    if not matches:
+        return None
+    if len(matches) > 1 and op.name not in _SYMMETRIC:
+        distinct = {tuple(id(p) for p in c) for c in matches}
+        if len(distinct) > 1:
+            return None      # two orders fit with different rules
     return matches[0]

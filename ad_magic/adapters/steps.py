@@ -11,7 +11,7 @@ import numpy as np
 
 from ..engine import OPS, ChainTerm
 from .base import ForeignNode, label
-from .rules import expected
+from .rules import expected, readings
 
 __all__ = ["ForeignStep", "ForeignTerm"]
 
@@ -50,14 +50,41 @@ class ForeignStep:
         self.expected = expected(node, upstream) if judged and error is None and note is None else None
         if self.expected is not None:
             self.expected.bind(self.changes, before)
-        self.terms = self._terms()
+        self.remark = node.remark     # not a mistake: what the label claims and what the node did differ
         self.note = note
         if error is not None:
-            self.note = (f"your _backward raised {type(error).__name__}: {error}"
+            rule = getattr(node.graph.adapter, "rule_name", None)
+            self.note = (f"your {rule(node) if rule else '_backward'} raised {type(error).__name__}: {error}"
                          + (f" ({self.where})" if self.where else ""))
         elif note is None:
             self.note = self._judge()
+            if self.note is not None and self.expected is not None and self.expected.operands is not None:
+                self._second_opinion(upstream, before)
+        self.terms = self._terms()
         self.ok = self.note is None
+
+    def _second_opinion(self, upstream, before):
+        """Before a rule is called wrong: when the node's value can also be read another way
+        — another op of the same inputs (a + 0 = a - 0, a · 1 = a / 1, 2 + 2 = 2 · 2), or
+        its inputs in another order or with a constant its rule keeps (x ** 3 = 3 ** x at
+        x = 3) — and the rule did exactly that reading's chain rule, the rule is not wrong:
+        the reading was ambiguous."""
+        node = self.node
+        if any(n not in self.parents for n in self.changes):
+            return                    # it changed a grad that is not its inputs': wrong on any reading
+        for kind, operands in readings(node):
+            other = expected(node, upstream, kind, operands)
+            if other is None or other.operands is None:
+                continue
+            other.bind(self.changes, before)
+            if all(other.agrees(p) for p in self.parents):
+                claimed = node._function
+                self.note, self.expected, self.op = None, other, OPS[kind]
+                if kind != node.kind:
+                    self.remark = (f"labelled {claimed!r}, but this rule did {kind}'s chain rule, and {kind} of "
+                                   "these inputs gives the same value here, so the rule is not called wrong; is the "
+                                   f"label {claimed!r} the op it computes?")
+                return
 
     @property
     def rule(self):

@@ -1,0 +1,74 @@
+"""The corpus of student-style classes (tests/student_corpus): each one adapted, drawn with
+its edges and op nodes, stepped through every position (backward, and forward then
+backward), exported, and shown with the grads of the class's own backward()."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from IPython.testing import globalipapp
+from IPython.utils.capture import capture_output
+from student_corpus import MODULES, STAGES, fields, load, own_grads, run
+
+
+def test_the_corpus_has_at_least_twelve_styles():
+    assert len(MODULES) >= 12
+    styles = {load(m).STYLE for m in MODULES}
+    assert len(styles) == len(MODULES)
+
+
+@pytest.mark.parametrize("name", MODULES)
+def test_each_class_passes_end_to_end(name, tmp_path):
+    results = run(load(name), tmp_path)
+    failed = {stage: detail for stage, (ok, detail) in results.items() if not ok}
+    assert not failed, failed
+    assert list(results) == list(STAGES)
+
+
+@pytest.mark.parametrize("name", ["value_set", "tensor_practical", "tensor_grad_argument", "value_numpy"])
+def test_own_backward_then_stepping_leaves_the_own_grads(name):
+    module = load(name)
+    out, inputs = module.build()
+    out.backward()
+    before = {k: np.array(v.grad, dtype=float) for k, v in inputs.items()}
+    identity = {k: fields(v) for k, v in inputs.items()}
+    from ad_magic.stepper import BackwardStepper
+
+    stepper = BackwardStepper(out, forward=True)
+    assert stepper.n_steps > 2
+    assert {k: fields(v) for k, v in inputs.items()} == identity
+    for k, v in inputs.items():
+        assert np.array_equal(np.asarray(v.grad, dtype=float), before[k])
+
+
+@pytest.fixture(scope="module")
+def ip():
+    globalipapp.start_ipython()
+    shell = globalipapp.get_ipython()
+    shell.run_line_magic("load_ext", "ad_magic")
+    return shell
+
+
+@pytest.mark.parametrize("name, cell, wanted", [
+    ("value_set", "a = Value(2.0)\nb = Value(-3.0)\nout = (a * b + a).tanh() + a ** 2\n", ["a", "b"]),
+    ("value_numpy", "x = Value([1.0, -2.0])\nw = Value([0.5, 0.25])\nout = (x * w).relu().sum()\n", ["x", "w"]),
+    ("tensor_no_function", "W = Tensor([[1.0, 2.0], [0.5, -1.0]])\nv = Tensor([1.0, -1.0])\n"
+                           "out = total(matvec(W, v))\n", ["W", "v"]),
+])
+def test_the_magic_on_corpus_classes(ip, name, cell, wanted):
+    module = load(name)
+    ip.user_ns.update({k: getattr(module, k) for k in dir(module) if not k.startswith("_")})
+    with capture_output() as cap:
+        result = ip.run_cell("%%autodiff out\n" + cell)
+    assert result.success, result.error_in_exec
+    assert any("application/vnd.jupyter.widget-view+json" in o.data for o in cap.outputs)
+    grads = ip.user_ns["_autodiff_grads"]
+    ns = {}
+    exec(cell, {k: getattr(module, k) for k in dir(module) if not k.startswith("_")}, ns)
+    ns["out"].backward()
+    for var in wanted:
+        assert np.allclose(np.asarray(grads[var], dtype=float), np.asarray(ns[var].grad, dtype=float)), var
+
+
+def test_own_grads_are_what_the_class_computes():
+    grads = own_grads(load("tensor_grad_argument"))
+    assert float(grads["x"]) == 9.0                  # d(x·x + 5x − 1)/dx at 2
