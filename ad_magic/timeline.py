@@ -179,10 +179,9 @@ class Timeline:
         if key not in self._operands_of:
             operands = list(node.parents)
             op = OPS.get(getattr(node, "kind", None) or node._function)
-            constants = getattr(getattr(getattr(node, "graph", None), "adapter", None), "constants", None)
-            if isinstance(node, ForeignNode) and op is not None and constants is not None \
-                    and len(operands) < len(op.inputs):
-                operands += [c for c in constants(node)]
+            arranged = getattr(node, "operands", None) if isinstance(node, ForeignNode) else None
+            if op is not None and arranged is not None and len(arranged) == len(op.inputs):
+                operands = list(arranged)     # the adapter's reading: parents and constants in operand order
             self._operands_of[key] = operands
         return self._operands_of[key]
 
