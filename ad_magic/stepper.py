@@ -149,8 +149,8 @@ class BackwardStepper(anywidget.AnyWidget):
         self.data = timeline.payload()
 
     def _answer_browser(self, widget, content, buffers) -> None:
-        """The browser tells the step one message at a time: it sends the next once this
-        answer says the kernel has read the last (a shut-down kernel leaves one unanswered)."""
+        """Answer the browser's "heard?": it tells the step one message at a time, the next
+        once the kernel has answered the last (see ``linkToPython`` in timeline.js)."""
         if isinstance(content, dict) and content.get("kind") == "heard?":
             self.send({"kind": "heard", "id": content.get("id")})
 

@@ -158,7 +158,10 @@ def _run_timeline(page, lab, name, *, notebook7):
     told = e2e.cell_locator(page, 2).locator(".jp-OutputArea-output")
     told.filter(has_text="Python sees step 2").wait_for(timeout=30_000)
 
-    # Shut the kernel down: the slider, the buttons and the cards still work.
+    # Shut the kernel down: the slider, the buttons and the cards still work, and the
+    # widget sends nothing more (no failed sync message in the console).
+    failed_sends = []
+    page.on("console", lambda m: failed_sends.append(m.text) if "send" in m.text.lower() else None)
     kernel = page.evaluate("() => window.jupyterapp.shell.currentWidget.sessionContext.session.kernel.id")
     lab.shutdown_kernel(kernel)
     page.wait_for_function("(id) => { const s = window.jupyterapp.shell.currentWidget.sessionContext;"
@@ -175,6 +178,7 @@ def _run_timeline(page, lab, name, *, notebook7):
     assert previous["step"] == after["step"] - 1 and previous["current"] != after["current"]
     card = _open_card(timeline, "v0", "grad")
     assert "used 2 times" in card or "from " in card, card
+    assert failed_sends == [], failed_sends
     e2e.save_screenshot(page, f"e2e-timeline-{'notebook7' if notebook7 else 'lab'}.png")
 
 

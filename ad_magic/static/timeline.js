@@ -353,23 +353,30 @@ function attachKeys(ui, stepping, cards, signal) {
 
 // ------------------------------------------------------------------ Python, through the widget's model
 
-// Tells Python the step (the `position` trait), one message at a time: with it goes a
-// "heard?" message the kernel answers, and the next step is told only once the answer
-// came (the latest one, steps moved past meanwhile are skipped). While the kernel is busy
-// the step waits; after a shutdown one message goes unanswered and the widget steps on
-// its own, without a flood of failed messages.
+// Python hears the browser through the widget's model: a trait set and saved (`position`,
+// `modules`) goes with a "heard?" message the kernel answers. Sending that message first
+// tells whether a kernel can listen at all: once the comm is closed (the kernel shut down)
+// it throws, and the trait is not sent, so no failed sync piles up. The step is told one
+// message at a time: the next only once the kernel has answered the last (the latest
+// step then; those moved past meanwhile are skipped), so a busy kernel is not flooded.
 function linkToPython(model, signal) {
   const me = Math.random().toString(36).slice(2);
   let asked = null, waiting = null, n = 0;
+  function save(name, value) {
+    asked = `${me}:${++n}`;
+    try {
+      model.send({kind: "heard?", id: asked});
+    } catch (e) {
+      return false;        // no kernel: the widget stays local
+    }
+    model.set(name, value);
+    model.save_changes();
+    return true;
+  }
   function tell() {
     const k = waiting;
     waiting = null;
-    asked = `${me}:${++n}`;
-    try {
-      model.set("position", k);
-      model.save_changes();
-      model.send({kind: "heard?", id: asked});
-    } catch (e) { /* no kernel: the widget stays local */ }
+    save("position", k);
   }
   onModel(model, "msg:custom", (msg) => {
     if (!msg || msg.kind !== "heard" || msg.id !== asked) return;
@@ -381,12 +388,13 @@ function linkToPython(model, signal) {
       waiting = k;
       if (asked === null) tell();
     },
+    save,
   };
 }
 
 // Module boxes: the button asks Python for the other timeline (collapsed or expanded);
-// the new payload remounts the widget.
-function addModulesButton(ui, data, model, signal) {
+// the new payload mounts the widget again.
+function addModulesButton(ui, data, python, signal) {
   const modules = data.modules || {calls: 0, collapsed: 0};
   if (modules.calls <= 0) return;
   const collapsed = modules.collapsed > 0;
@@ -395,11 +403,8 @@ function addModulesButton(ui, data, model, signal) {
                               text: collapsed ? "Expand modules" : "Collapse modules"});
   toggle.addEventListener("click", () => {
     toggle.disabled = true;
-    toggle.title = "Waiting for the kernel to lay the graph out again";
-    try {
-      model.set("modules", collapsed ? "expanded" : "collapsed");
-      model.save_changes();
-    } catch (e) { toggle.title = "This needs the kernel"; }
+    toggle.title = python.save("modules", collapsed ? "expanded" : "collapsed")
+      ? "Waiting for the kernel to lay the graph out again" : "This needs the kernel";
   }, {signal});
   ui.zoom.prepend(toggle);
 }
@@ -424,7 +429,7 @@ export function mount(el, data, model) {
   const stepping = attachStepping(ui, data, steps, signal);
   attachKeys(ui, stepping, cards, signal);
   if (model) {
-    addModulesButton(ui, data, model, signal);
+    addModulesButton(ui, data, python, signal);
     onModel(model, "change:position", () => steps.show(model.get("position"), true), signal);
   }
 
