@@ -356,7 +356,7 @@ function attachKeys(ui, stepping, cards, signal) {
 // Python hears the browser through the widget's model: a trait set and saved (`position`,
 // `modules`) goes with a "heard?" message the kernel answers. Sending that message first
 // tells whether a kernel can listen at all: once the comm is closed (the kernel shut down)
-// it throws, and the trait is not sent, so no failed sync piles up. The step is told one
+// it throws, and the trait is not sent, so no failed sync is logged. The step is told one
 // message at a time: the next only once the kernel has answered the last (the latest
 // step then; those moved past meanwhile are skipped), so a busy kernel is not flooded.
 function linkToPython(model, signal) {
@@ -366,12 +366,12 @@ function linkToPython(model, signal) {
     asked = `${me}:${++n}`;
     try {
       model.send({kind: "heard?", id: asked});
+      model.set(name, value);
+      model.save_changes();
+      return true;
     } catch (e) {
-      return false;        // no kernel: the widget stays local
+      return false;        // no kernel (a closed comm, or a page with no comm at all): the widget stays local
     }
-    model.set(name, value);
-    model.save_changes();
-    return true;
   }
   function tell() {
     const k = waiting;
