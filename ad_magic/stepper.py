@@ -10,7 +10,8 @@ Every state is computed once in Python and sent to the browser with the widget; 
 slider, Previous/Next, Play and the ←/→ keys restyle the SVG there (``static/timeline.js``),
 with no round trip to the kernel, so the widget keeps working after the kernel is
 interrupted or shut down. Clicking or hovering a node opens its card. The widget tells
-Python where it is (``.step``) while a kernel listens.
+Python where it is (``.step``) while a kernel listens: one message at a time, the next
+once the kernel has answered the last.
 
 It works headless too: setting ``.step`` (or ``.slider.value``, ``.play.value``,
 ``.next.click()``) updates its state synchronously, and any step renders to SVG
@@ -28,17 +29,12 @@ import traitlets
 from .dot import DEFAULT_MAX_NODES, fitted_svg
 from .formatting import escape
 from .graph_view import graph_html
-from .timeline import CAPTION_CHARS, Timeline
+from .timeline import CAPTION_CHARS, PLAY_INTERVAL_MS, Timeline
 
 __all__ = ["BackwardStepper"]
 
-PLAY_INTERVAL_MS = 700       # also in static/timeline.js
 SVG_CAPTION_CHARS = CAPTION_CHARS
 STATIC = Path(__file__).parent / "static"
-
-
-def _static(name: str) -> str:
-    return (STATIC / name).read_text(encoding="utf-8")
 
 
 # ------------------------------------------------------------------ headless controls
@@ -113,8 +109,8 @@ class BackwardStepper(anywidget.AnyWidget):
     Afterwards every grad holds its final ``backward()`` value.
     """
 
-    _esm = _static("timeline.js")
-    _css = _static("timeline.css")
+    _esm = STATIC / "timeline.js"
+    _css = STATIC / "timeline.css"
     data = traitlets.Dict().tag(sync=True)
     position = traitlets.Int(0).tag(sync=True)
     # "collapsed" / "expanded" from the browser's module button (or Python): the timeline
@@ -131,6 +127,7 @@ class BackwardStepper(anywidget.AnyWidget):
         self.steps = timeline.steps
         super().__init__(data=timeline.payload(), position=0, modules=modules, **kwargs)
         self.add_class("ad-backward-stepper")
+        self.on_msg(self._answer_browser)
         self.slider = _Slider(self)
         self.play = _Play(self)
         self.previous = _Button(self, -1)
@@ -150,6 +147,12 @@ class BackwardStepper(anywidget.AnyWidget):
         self.steps = timeline.steps
         self.position = min(self.position, timeline.last)
         self.data = timeline.payload()
+
+    def _answer_browser(self, widget, content, buffers) -> None:
+        """Answer the browser's "heard?": it tells the step one message at a time, the next
+        once the kernel has answered the last (see ``linkToPython`` in timeline.js)."""
+        if isinstance(content, dict) and content.get("kind") == "heard?":
+            self.send({"kind": "heard", "id": content.get("id")})
 
     @traitlets.validate("position")
     def _valid_position(self, proposal):

@@ -38,6 +38,7 @@ from .graph_view import GraphView, _data_texts, _grad_text, inline_svg
 __all__ = ["Timeline", "State"]
 
 CAPTION_CHARS = 140      # a picture's caption is cut here (the widget shows it whole)
+PLAY_INTERVAL_MS = 700   # Play's pace in the browser: sent with the payload, one step per interval
 
 # The registry's letters: operands a, b, c, the result out, and mean's count n.
 _LETTER = re.compile(r"(?<![A-Za-z0-9_])(out|a|b|c|n)(?![A-Za-z0-9_])")
@@ -602,8 +603,8 @@ class Timeline:
     # ------------------------------------------------------------------ for a browser
     def payload(self) -> dict:
         """Everything a browser needs to step through the timeline with no kernel: the
-        laid-out SVG (restyled by class), each node's texts per state, the captions and
-        the cards (JSON-ready)."""
+        laid-out SVG (restyled by class), each node's texts per state, the captions, the
+        cards and Play's interval in milliseconds (JSON-ready)."""
         nodes = self.view.nodes
         kinds = self.view.plan.kinds
         data_events, grad_events = [], []
@@ -631,4 +632,5 @@ class Timeline:
             "truncated": self.view.truncated,
             # module boxes: how many calls are drawn, and whether any is collapsed
             "modules": {"calls": len(self.view.plan.calls), "collapsed": len(self.view.plan.collapsed)},
+            "play_interval_ms": PLAY_INTERVAL_MS,
         }

@@ -158,7 +158,10 @@ def _run_timeline(page, lab, name, *, notebook7):
     told = e2e.cell_locator(page, 2).locator(".jp-OutputArea-output")
     told.filter(has_text="Python sees step 2").wait_for(timeout=30_000)
 
-    # Shut the kernel down: the slider, the buttons and the cards still work.
+    # Shut the kernel down: the slider, the buttons and the cards still work, and the
+    # widget sends nothing more (no failed sync message in the console).
+    failed_sends = []
+    page.on("console", lambda m: failed_sends.append(m.text) if "send" in m.text.lower() else None)
     kernel = page.evaluate("() => window.jupyterapp.shell.currentWidget.sessionContext.session.kernel.id")
     lab.shutdown_kernel(kernel)
     page.wait_for_function("(id) => { const s = window.jupyterapp.shell.currentWidget.sessionContext;"
@@ -175,6 +178,7 @@ def _run_timeline(page, lab, name, *, notebook7):
     assert previous["step"] == after["step"] - 1 and previous["current"] != after["current"]
     card = _open_card(timeline, "v0", "grad")
     assert "used 2 times" in card or "from " in card, card
+    assert failed_sends == [], failed_sends
     e2e.save_screenshot(page, f"e2e-timeline-{'notebook7' if notebook7 else 'lab'}.png")
 
 
@@ -379,3 +383,160 @@ def test_lab_backward_stepper_and_descent(lab, page):
     it_b, it_a = pat.findall(before["text"]), pat.findall(after["text"])
     print(f"iteration shown: {it_b} -> {it_a}")
     assert it_a and it_b != it_a, f"the shown 'iteration N' went {it_b} -> {it_a}"
+
+
+# --- what a re-render leaves behind --------------------------------------------
+# Installed before Lab's own scripts: counts what the timeline's module (anywidget loads
+# it from a blob: URL, so its frames are known by their stack) adds and has not removed:
+# event listeners (by target: the window, any other), observed ResizeObserver targets,
+# intervals and pending animation frames. A listener added with a signal counts as removed
+# when the signal aborts. Listeners on AbortSignals themselves are left out: they live and
+# die with their controller.
+LISTENER_COUNTER_JS = """(() => {
+  const fromTimeline = () => /blob:/.test(new Error().stack || "");
+  const live = [];
+  const add = EventTarget.prototype.addEventListener, remove = EventTarget.prototype.removeEventListener;
+  const capture = (o) => typeof o === "boolean" ? o : !!(o && o.capture);
+  const drop = (rec) => { const i = live.indexOf(rec); if (i >= 0) live.splice(i, 1); };
+  const find = (target, type, fn, c) => live.find(r => r.target === target && r.type === type && r.fn === fn
+                                                        && r.c === c);
+  EventTarget.prototype.addEventListener = function (type, fn, options) {
+    if (fn && !(this instanceof AbortSignal) && fromTimeline()) {
+      const c = capture(options);
+      const signal = options && typeof options === "object" ? options.signal : null;
+      if (!(signal && signal.aborted) && !find(this, type, fn, c)) {
+        const rec = {target: this, type, fn, c};
+        live.push(rec);
+        if (signal) add.call(signal, "abort", () => drop(rec), {once: true});
+      }
+    }
+    return add.call(this, type, fn, options);
+  };
+  EventTarget.prototype.removeEventListener = function (type, fn, options) {
+    const c = capture(options);
+    const rec = find(this, type, fn, c);
+    if (rec) drop(rec);
+    return remove.call(this, type, fn, options);
+  };
+  const observed = new Map();   // observer -> Set of targets
+  const Native = window.ResizeObserver;
+  window.ResizeObserver = class extends Native {
+    constructor(cb) { super(cb); if (fromTimeline()) observed.set(this, new Set()); }
+    observe(t, o) { if (observed.has(this)) observed.get(this).add(t); return super.observe(t, o); }
+    unobserve(t) { if (observed.has(this)) observed.get(this).delete(t); return super.unobserve(t); }
+    disconnect() { if (observed.has(this)) observed.get(this).clear(); return super.disconnect(); }
+  };
+  const intervals = new Set(), frames = new Set();
+  const setI = window.setInterval, clearI = window.clearInterval;
+  window.setInterval = function (...a) {
+    const id = setI.apply(this, a);
+    if (fromTimeline()) intervals.add(id);
+    return id;
+  };
+  window.clearInterval = function (id) { intervals.delete(id); return clearI.call(this, id); };
+  const raf = window.requestAnimationFrame, caf = window.cancelAnimationFrame;
+  window.requestAnimationFrame = function (cb) {
+    if (!fromTimeline()) return raf.call(this, cb);
+    const id = raf.call(this, (t) => { frames.delete(id); cb(t); });
+    frames.add(id);
+    return id;
+  };
+  window.cancelAnimationFrame = function (id) { frames.delete(id); return caf.call(this, id); };
+  window.__adLive = () => ({
+    window: live.filter(r => r.target === window).length,
+    listeners: live.length,
+    observed: Array.from(observed.values()).reduce((n, s) => n + s.size, 0),
+    intervals: intervals.size,
+    frames: frames.size,
+  });
+})();"""
+
+# The handlers views registered on the model (anywidget's model.on passes the view as
+# context), counted on the Backbone model behind every stepper view in the notebook (Lab's
+# output area -> widget renderer -> view -> model), plus how many views. Handlers without
+# a context are left out: ipywidgets 8.1's DOMWidgetView adds one (msg:custom, for focus
+# and blur) per view and never removes it, whatever the widget does.
+MODEL_HANDLERS_JS = """() => {
+  const models = new Set();
+  for (const cell of window.jupyterapp.shell.currentWidget.content.widgets) {
+    for (const child of (cell.outputArea ? cell.outputArea.widgets : [])) {
+      for (const w of child.widgets || []) {
+        for (const v of w.widgets || []) {
+          if (v._view && v._view.el.querySelector('.ad-timeline')) models.add(v._view.model);
+        }
+      }
+    }
+  }
+  let handlers = 0;
+  for (const m of models) {
+    for (const list of Object.values(m._events || {})) handlers += list.filter(e => e.ctx !== m).length;
+  }
+  return {models: models.size, handlers,
+          timelines: document.querySelectorAll('.ad-backward-stepper .ad-timeline').length};
+}"""
+
+RERENDER_CELLS = [
+    "from ad_magic import Tensor\nfrom ad_magic.widgets import BackwardStepper\n"
+    "x = Tensor(2.0, name='x')\nstepper = BackwardStepper(x * x + 3 * x, forward=True)\n",
+    "stepper\n",
+    # a new payload (one more key, which the browser ignores): the view mounts the timeline again
+    "stepper.data = {**stepper.data, 'version': stepper.data.get('version', 0) + 1}\n",
+]
+RENDERS = 20
+
+
+def _run_cell(page, index: int) -> None:
+    """Run one cell and wait until it has run (its execution count changed, kernel idle)."""
+    before = e2e.notebook_state(page)["cells"][index]["count"]
+    page.evaluate("""(i) => { const w = window.jupyterapp.shell.currentWidget;
+                             w.content.activeCellIndex = i;
+                             return window.jupyterapp.commands.execute('notebook:run-cell'); }""", index)
+    page.wait_for_function("""([i, before]) => { const w = window.jupyterapp.shell.currentWidget;
+                                 const c = w.content.model.cells.get(i);
+                                 const k = w.sessionContext.session.kernel;
+                                 return c.executionCount !== before && k.status === 'idle'; }""",
+                           arg=[index, before], timeout=60_000)
+
+
+def _settled_counts(page) -> dict:
+    page.locator(".ad-backward-stepper .ad-timeline").first.wait_for(state="visible")
+    page.wait_for_timeout(300)          # the first frame (fit) has run
+    return {**page.evaluate("() => window.__adLive()"), **page.evaluate(MODEL_HANDLERS_JS)}
+
+
+def test_rerendering_the_stepper_20_times_leaves_no_listener_behind(lab, page):
+    """Lab: display the same stepper again (re-run its cell) 20 times, Play running in the
+    view being replaced, and give it a new payload (a remount) 20 times: the live window
+    listeners, all listeners, ResizeObserver targets, intervals, animation frames and the
+    model's handlers stay what one view has."""
+    page.add_init_script(LISTENER_COUNTER_JS)
+    e2e.write_notebook(lab.root_dir / "_e2e_rerender.ipynb", RERENDER_CELLS)
+    e2e.open_notebook(page, lab, "_e2e_rerender.ipynb")
+    _run_cell(page, 0)
+    _run_cell(page, 1)
+    one = _settled_counts(page)
+    print("one view:", one)
+    assert one["timelines"] == 1 and one["models"] == 1
+    # the counter sees the timeline's own listeners, observer and model handlers
+    assert one["window"] >= 3 and one["listeners"] > one["window"] and one["observed"] == 1, one
+    assert one["handlers"] >= 2, one
+
+    for _ in range(RENDERS):
+        page.locator(".ad-backward-stepper .ad-play").click()     # an interval running
+        _run_cell(page, 1)                                        # the view replaced by a new one
+    again = _settled_counts(page)
+    print(f"after {RENDERS} renders:", again)
+    page.locator(".ad-backward-stepper .ad-play").click()
+    page.evaluate("() => { document.querySelector('.ad-backward-stepper .ad-timeline').dataset.old = '1'; }")
+    for _ in range(RENDERS):
+        _run_cell(page, 2)                                        # a new payload: mounted again
+    remounted = _settled_counts(page)
+    assert page.locator(".ad-backward-stepper .ad-timeline[data-old]").count() == 0, "not mounted again"
+    print(f"after {RENDERS} remounts:", remounted)
+    e2e.save_screenshot(page, "e2e-rerendered-stepper.png")
+    assert again == one, f"after {RENDERS} renders {again}, with one view {one}"
+    assert remounted == one, f"after {RENDERS} remounts {remounted}, with one view {one}"
+    # and the last view still works
+    timeline = page.locator(".ad-backward-stepper .ad-timeline")
+    timeline.locator(".ad-next").click()
+    assert e2e.timeline_state(timeline)["step"] == 1

@@ -319,3 +319,15 @@ def test_a_page_behind_a_symbolic_link_is_rewritten_and_the_link_kept(stepper, t
     stepper.save_html(link)
     assert link.is_symlink() and real.read_text(encoding="utf-8").startswith("<!DOCTYPE html>")
     assert sorted(os.listdir(site)) == ["page.html"]
+
+
+def test_the_page_runs_the_widget_s_script_with_play_s_interval_from_the_payload():
+    from ad_magic.export import page_html
+    from ad_magic.timeline import PLAY_INTERVAL_MS
+
+    x = Tensor(2.0, name="x")
+    s = BackwardStepper(x * x + x)
+    page = page_html(s.timeline)
+    data = json.loads(re.search(r'id="ad-timeline-data">(.*?)</script>', page, re.S).group(1))
+    assert data["play_interval_ms"] == PLAY_INTERVAL_MS
+    assert s._esm in page             # the widget's own module, inlined whole

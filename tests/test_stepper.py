@@ -416,3 +416,37 @@ def test_the_overwritten_grad_says_what_it_should_be_and_what_it_is():
     card = tl.card_text(i_x, tl.last)
     assert re.search(r"; the rule added \(?-?[\d.]+\)? ✗", card), card
     assert "used 3 times; sum: ∂L/∂x = " in card and "+ -" not in card, card
+
+
+# --------------------------------------------------------------------------- the front end's inputs
+
+def test_play_s_interval_is_kept_once_in_python_and_sent_with_the_payload():
+    from ad_magic import widgets
+    from ad_magic.timeline import PLAY_INTERVAL_MS
+
+    s = BackwardStepper(Tensor(2.0, name="x") * 3.0)
+    assert s.data["play_interval_ms"] == PLAY_INTERVAL_MS == s.play.interval == widgets.PLAY_INTERVAL_MS
+    # the browser reads it from the payload: no interval of its own
+    js = s._esm
+    assert "data.play_interval_ms" in js and not re.search(r"\b700\b", js)
+
+
+def test_the_front_end_is_read_from_its_files_and_reads_no_kernel():
+    from ad_magic.stepper import STATIC
+
+    s = BackwardStepper(Tensor(2.0) * 3.0)
+    # given to anywidget as paths: it reads the files (and reloads them with ANYWIDGET_HMR=1)
+    assert s._esm == str(BackwardStepper._esm) == (STATIC / "timeline.js").read_text(encoding="utf-8")
+    assert s._css == str(BackwardStepper._css) == (STATIC / "timeline.css").read_text(encoding="utf-8")
+    # only what anywidget's model offers: get/set/save_changes/send/on/off
+    assert "widget_manager" not in s._esm and "kernel." not in s._esm
+
+
+def test_python_answers_the_browser_s_heard_question():
+    s = BackwardStepper(Tensor(2.0) * 3.0)
+    sent = []
+    s.send = lambda content, buffers=None: sent.append(content)
+    s._handle_custom_msg({"kind": "heard?", "id": "view:7"}, [])
+    s._handle_custom_msg({"kind": "something else"}, [])
+    s._handle_custom_msg("not a dict", [])
+    assert sent == [{"kind": "heard", "id": "view:7"}]

@@ -1,12 +1,17 @@
 // The timeline of a computation, stepped through in the browser (ad_magic).
 //
 // Every state was computed once in Python (ad_magic/timeline.py, Timeline.payload): the
-// laid-out SVG, each node's texts per state, the captions and the node cards. Moving the
-// slider only restyles that SVG here: no round trip to the kernel, so it keeps working
-// after the kernel is interrupted or shut down. The same module runs in the widget
-// (anywidget: `export default {render}`) and in the page written by save_html (mount()).
+// laid-out SVG, each node's texts per state, the captions, the node cards and the Play
+// interval. Moving the slider only restyles that SVG here: no round trip to the kernel, so
+// it keeps working after the kernel is interrupted or shut down. The same module runs in
+// the widget (anywidget: `export default {render}`) and in the page written by save_html
+// (mount()).
+//
+// mount() puts the parts together; each part below is one concern (the DOM, a step's
+// styling, the cards, zoom and pan, Play, the keys, the module button, telling Python the
+// step). Every listener, observer, timer and model handler a part adds is tied to one
+// AbortSignal: the cleanup mount() returns aborts it, and nothing is left behind.
 
-const PLAY_INTERVAL_MS = 700;
 const MIN_SCALE = 0.6;      // fitting the width never shrinks labels below 60 % (8.8 px): it scrolls (dot.MIN_SCALE)
 const MAX_SCALE = 4;
 
@@ -28,294 +33,430 @@ function at(events, k) {
   return found;
 }
 
+// A model handler that lives as long as the signal.
+function onModel(model, event, handler, signal) {
+  model.on(event, handler);
+  signal.addEventListener("abort", () => model.off(event, handler), {once: true});
+}
+
 const LEGEND = [
   ["leaf", "input (leaf)"], ["const", "constant"], ["value", "intermediate"],
   ["output", "output"], ["op", "operation"], ["current", "this step"], ["changed", "grad just changed"],
 ];
 
-// Tell Python where the widget is only while a kernel listens (after a shutdown the
-// widget keeps stepping on its own, without a flood of failed sync messages).
-function kernelAliveFor(model) {
-  const manager = model && model.widget_manager;
-  if (!manager || !("kernel" in manager)) return true;   // a front end that does not say: try
-  const kernel = manager.kernel;
-  return !!kernel && !kernel.isDisposed && kernel.status !== "dead" && kernel.connectionStatus !== "disconnected";
+// ------------------------------------------------------------------ the DOM
+
+function buildLegend() {
+  return h("div", {class: "ad-legend"},
+           ...LEGEND.map(([kind, words]) => h("span", {class: `ad-key ad-key-${kind}`}, h("i", {}), words)));
 }
 
-export function mount(el, data, model) {
-  const kernelAlive = () => { try { return kernelAliveFor(model); } catch (e) { return false; } };
-  const last = data.last;
-  const root = h("div", {class: "ad-timeline", tabindex: "0"});
-  const play = h("button", {class: "ad-play", type: "button", title: "Play / pause", text: "▶ Play"});
-  const prev = h("button", {class: "ad-prev", type: "button", title: "Previous step (←)", text: "◀ Previous"});
-  const next = h("button", {class: "ad-next", type: "button", title: "Next step (→)", text: "Next ▶"});
-  const range = h("input", {class: "ad-range", type: "range", min: "0", max: String(last), step: "1",
-                            value: "0", "aria-label": "step"});
-  const label = h("span", {class: "ad-label"});
-  const controls = h("div", {class: "ad-controls"}, play, prev, next, range, label);
-  const caption = h("div", {class: "ad-caption"});
-  const rule = h("div", {class: "ad-rule"});
-  const zoomOut = h("button", {type: "button", class: "ad-zoom-out", title: "Zoom out", text: "−"});
-  const zoomFit = h("button", {type: "button", class: "ad-zoom-fit", title: "Show the whole graph", text: "Fit"});
-  const zoomIn = h("button", {type: "button", class: "ad-zoom-in", title: "Zoom in", text: "+"});
-  const zoom = h("div", {class: "ad-zoom"}, zoomOut, zoomFit, zoomIn);
-  // Module boxes: collapse or expand them (the kernel computes the other timeline).
-  const modules = data.modules || {calls: 0, collapsed: 0};
-  if (model && modules.calls > 0) {
-    const collapsed = modules.collapsed > 0;
-    const toggle = h("button", {type: "button", class: "ad-modules",
-                                title: collapsed ? "Draw every module's ops" : "Draw each module as one box",
-                                text: collapsed ? "Expand modules" : "Collapse modules"});
-    toggle.onclick = () => {
-      if (!kernelAlive()) { toggle.disabled = true; toggle.title = "needs the kernel"; return; }
-      toggle.disabled = true;
-      model.set("modules", collapsed ? "expanded" : "collapsed");
-      model.save_changes();
-    };
-    zoom.prepend(toggle);
-  }
-  const hint = h("div", {class: "ad-hint", hidden: "",
-                         text: "At a readable size this graph is wider than the output: scroll sideways (or drag) "
-                               + "for the rest, or press Fit to see it whole."});
-  const viewport = h("div", {class: "ad-viewport"});
-  viewport.innerHTML = data.svg;
-  const legend = h("div", {class: "ad-legend"});
-  for (const [kind, words] of LEGEND) {
-    legend.append(h("span", {class: `ad-key ad-key-${kind}`}, h("i", {}), words));
-  }
-  const card = h("div", {class: "ad-card", hidden: ""});
-  const stage = h("div", {class: "ad-stage"}, zoom, viewport, card, hint);
-  root.append(controls, caption, rule, stage, legend);
-  el.append(root);
+// Every element of one timeline, appended to `el`; the SVG's node groups indexed.
+function buildDom(el, data) {
+  const ui = {
+    root: h("div", {class: "ad-timeline", tabindex: "0"}),
+    play: h("button", {class: "ad-play", type: "button", title: "Play / pause", text: "▶ Play"}),
+    prev: h("button", {class: "ad-prev", type: "button", title: "Previous step (←)", text: "◀ Previous"}),
+    next: h("button", {class: "ad-next", type: "button", title: "Next step (→)", text: "Next ▶"}),
+    range: h("input", {class: "ad-range", type: "range", min: "0", max: String(data.last), step: "1",
+                       value: "0", "aria-label": "step"}),
+    label: h("span", {class: "ad-label"}),
+    caption: h("div", {class: "ad-caption"}),
+    rule: h("div", {class: "ad-rule"}),
+    zoomOut: h("button", {type: "button", class: "ad-zoom-out", title: "Zoom out", text: "−"}),
+    zoomFit: h("button", {type: "button", class: "ad-zoom-fit", title: "Show the whole graph", text: "Fit"}),
+    zoomIn: h("button", {type: "button", class: "ad-zoom-in", title: "Zoom in", text: "+"}),
+    hint: h("div", {class: "ad-hint", hidden: "",
+                    text: "At a readable size this graph is wider than the output: scroll sideways (or drag) "
+                          + "for the rest, or press Fit to see it whole."}),
+    viewport: h("div", {class: "ad-viewport"}),
+    card: h("div", {class: "ad-card", hidden: ""}),
+  };
+  ui.zoom = h("div", {class: "ad-zoom"}, ui.zoomOut, ui.zoomFit, ui.zoomIn);
+  ui.viewport.innerHTML = data.svg;
+  ui.stage = h("div", {class: "ad-stage"}, ui.zoom, ui.viewport, ui.card, ui.hint);
+  ui.root.append(h("div", {class: "ad-controls"}, ui.play, ui.prev, ui.next, ui.range, ui.label),
+                 ui.caption, ui.rule, ui.stage, buildLegend());
+  el.append(ui.root);
 
-  const svg = viewport.querySelector("svg");
-  const values = [], ops = [];
-  for (const g of svg.querySelectorAll("g[data-v]")) values[+g.dataset.v] = g;
-  for (const g of svg.querySelectorAll("g[data-f]")) ops[+g.dataset.f] = g;
-  const dataTexts = values.map(g => g ? Array.from(g.querySelectorAll("text.ad-data")) : []);
-  const gradTexts = values.map(g => g ? g.querySelector("text.ad-grad") : null);
-  const shownData = values.map(() => null), shownGrad = values.map(() => null);
-  let k = -1, lit = [], marked = [], timer = null, pinned = null, hovered = null, fitted = false;
+  ui.svg = ui.viewport.querySelector("svg");
+  ui.values = [];
+  ui.ops = [];
+  for (const g of ui.svg.querySelectorAll("g[data-v]")) ui.values[+g.dataset.v] = g;
+  for (const g of ui.svg.querySelectorAll("g[data-f]")) ui.ops[+g.dataset.f] = g;
+  ui.dataTexts = ui.values.map(g => g ? Array.from(g.querySelectorAll("text.ad-data")) : []);
+  ui.gradTexts = ui.values.map(g => g ? g.querySelector("text.ad-grad") : null);
+  return ui;
+}
 
-  const fontSize = (text) => parseFloat(text.getAttribute("font-size")) || 11;
-  // A label wider than its box is squeezed into it, never cut. The texts changed by a
-  // move are measured together, after all are written: one layout per move, not one each.
-  function fitAll(texts) {
-    // Only texts that might be too wide are measured (a generous 0.62 em per character).
-    const changed = texts.filter(([text, i]) => text.textContent.length * 0.62 * fontSize(text)
-                                               > parseFloat(values[i].dataset.w) - 6 || text.hasAttribute("textLength"));
-    for (const [text] of changed) {
-      text.removeAttribute("textLength");
-      text.removeAttribute("lengthAdjust");
+// The node (its position in the payload) under an event's target, or null.
+function nodeOf(event) {
+  const g = event.target.closest && event.target.closest("g[data-v], g[data-f]");
+  if (!g) return null;
+  return g.dataset.v !== undefined ? +g.dataset.v : +g.dataset.f;
+}
+
+// ------------------------------------------------------------------ labels fitted to their boxes
+
+const fontSize = (text) => parseFloat(text.getAttribute("font-size")) || 11;
+
+// A label wider than its box is squeezed into it, never cut. The texts changed by a move
+// are measured together, after all are written: one layout per move, not one each.
+// `texts` holds [text element, node].
+function fitTexts(ui, texts) {
+  const room = (i) => parseFloat(ui.values[i].dataset.w) - 6;
+  // Only texts that might be too wide are measured (a generous 0.62 em per character).
+  const changed = texts.filter(([text, i]) => text.textContent.length * 0.62 * fontSize(text) > room(i)
+                                              || text.hasAttribute("textLength"));
+  for (const [text] of changed) {
+    text.removeAttribute("textLength");
+    text.removeAttribute("lengthAdjust");
+  }
+  const widths = changed.map(([text]) => (text.textContent ? text.getComputedTextLength() : 0));
+  changed.forEach(([text, i], n) => {
+    if (widths[n] > room(i) && room(i) > 0) {
+      text.setAttribute("textLength", room(i).toFixed(1));
+      text.setAttribute("lengthAdjust", "spacingAndGlyphs");
     }
-    const widths = changed.map(([text]) => (text.textContent ? text.getComputedTextLength() : 0));
-    changed.forEach(([text, i], n) => {
-      const room = parseFloat(values[i].dataset.w) - 6;
-      if (widths[n] > room && room > 0) {
-        text.setAttribute("textLength", room.toFixed(1));
-        text.setAttribute("lengthAdjust", "spacingAndGlyphs");
-      }
-    });
-  }
+  });
+}
 
-  function show(target, fromModel) {
-    target = Math.max(0, Math.min(last, target | 0));
-    if (target === k) return;
-    k = target;
+// Every label of the graph (names, values, grads), for the first fit.
+function allTexts(ui) {
+  const all = [];
+  ui.values.forEach((g, i) => {
+    if (!g) return;
+    const name = g.querySelector("text.ad-name");
+    if (name) all.push([name, i]);
+    for (const t of ui.dataTexts[i]) all.push([t, i]);
+    if (ui.gradTexts[i]) all.push([ui.gradTexts[i], i]);
+  });
+  return all;
+}
+
+// ------------------------------------------------------------------ one step's styling
+
+// Shows state k: highlight and marks, each node's texts, caption, rule, controls.
+// `onShown(k, fromModel)` runs after each change of step.
+function makeSteps(ui, data, onShown) {
+  const last = data.last;
+  const shownData = ui.values.map(() => null), shownGrad = ui.values.map(() => null);
+  let k = -1, lit = [], marked = [];
+  const steps = {fitted: false, get k() { return k; }, last};
+
+  function restyle() {
     for (const g of lit) g.classList.remove("ad-current");
     for (const g of marked) g.classList.remove("ad-changed");
     const hi = data.highlight[k];
-    lit = hi >= 0 ? [values[hi], ops[hi]].filter(Boolean) : [];
+    lit = hi >= 0 ? [ui.values[hi], ui.ops[hi]].filter(Boolean) : [];
     for (const g of lit) g.classList.add("ad-current");
-    marked = data.changed[k].map(i => values[i]).filter(Boolean);
+    marked = data.changed[k].map(i => ui.values[i]).filter(Boolean);
     for (const g of marked) g.classList.add("ad-changed");
+  }
+
+  function rewriteTexts() {
     const changedTexts = [];
-    for (let i = 0; i < values.length; i++) {
-      if (!values[i]) continue;
+    for (let i = 0; i < ui.values.length; i++) {
+      if (!ui.values[i]) continue;
       const texts = at(data.data[i], k);
       if (texts !== shownData[i]) {
         shownData[i] = texts;
-        dataTexts[i].forEach((t, j) => { t.textContent = texts[j] || ""; changedTexts.push([t, i]); });
+        ui.dataTexts[i].forEach((t, j) => { t.textContent = texts[j] || ""; changedTexts.push([t, i]); });
       }
       const grad = at(data.grads[i], k);
-      if (grad !== shownGrad[i] && gradTexts[i]) {
+      if (grad !== shownGrad[i] && ui.gradTexts[i]) {
         shownGrad[i] = grad;
-        gradTexts[i].textContent = grad;
-        changedTexts.push([gradTexts[i], i]);
+        ui.gradTexts[i].textContent = grad;
+        changedTexts.push([ui.gradTexts[i], i]);
       }
     }
-    if (fitted) fitAll(changedTexts);
-    label.textContent = data.labels[k];
-    caption.textContent = data.captions[k];
-    rule.textContent = data.rules[k];
-    rule.hidden = !data.rules[k];
-    range.value = String(k);
-    prev.disabled = k <= 0;
-    next.disabled = k >= last;
-    root.dataset.step = String(k);
-    if (pinned !== null || hovered !== null) openCard(pinned !== null ? pinned : hovered);
-    if (model && !fromModel && kernelAlive()) {
-      try { model.set("position", k); model.save_changes(); } catch (e) { /* no kernel: stay local */ }
-    }
+    if (steps.fitted) fitTexts(ui, changedTexts);
   }
 
-  function openCard(i) {
+  function rewriteControls() {
+    ui.label.textContent = data.labels[k];
+    ui.caption.textContent = data.captions[k];
+    ui.rule.textContent = data.rules[k];
+    ui.rule.hidden = !data.rules[k];
+    ui.range.value = String(k);
+    ui.prev.disabled = k <= 0;
+    ui.next.disabled = k >= last;
+    ui.root.dataset.step = String(k);
+  }
+
+  steps.show = (target, fromModel = false) => {
+    target = Math.max(0, Math.min(last, target | 0));
+    if (target === k) return;
+    k = target;
+    restyle();
+    rewriteTexts();
+    rewriteControls();
+    onShown(k, fromModel);
+  };
+  return steps;
+}
+
+// ------------------------------------------------------------------ node cards
+
+// A node's card opens on click (pinned) or hover, follows the step, closes with × or Esc.
+function attachCards(ui, data, steps, signal) {
+  const {card, stage, svg} = ui;
+  let pinned = null, hovered = null;
+
+  function open(i) {
+    const k = steps.k;
     const lines = data.cards[i].filter(([, start, end]) => start <= k && (end === null || k < end));
     card.replaceChildren(h("button", {type: "button", class: "ad-card-close", title: "Close", text: "×"}),
                          ...lines.map(([text], n) => h("div", {class: n === 0 ? "ad-card-title" : "ad-card-line",
                                                                text})));
     card.dataset.node = String(i);
     card.hidden = false;
-    const g = values[i] || ops[i];
-    if (g) {
-      stage.style.minHeight = "";
-      const box = g.getBoundingClientRect(), frame = stage.getBoundingClientRect();
-      const left = Math.min(box.right - frame.left + 8, Math.max(0, frame.width - card.offsetWidth - 4));
-      const top = Math.max(0, Math.min(box.top - frame.top, frame.height - card.offsetHeight));
-      card.style.left = `${Math.max(0, left)}px`;
-      card.style.top = `${top}px`;
-      // A card taller than the picture makes room for itself rather than being cut off.
-      if (top + card.offsetHeight > frame.height) stage.style.minHeight = `${top + card.offsetHeight + 4}px`;
-    }
+    const g = ui.values[i] || ui.ops[i];
+    if (!g) return;
+    stage.style.minHeight = "";
+    const box = g.getBoundingClientRect(), frame = stage.getBoundingClientRect();
+    const left = Math.min(box.right - frame.left + 8, Math.max(0, frame.width - card.offsetWidth - 4));
+    const top = Math.max(0, Math.min(box.top - frame.top, frame.height - card.offsetHeight));
+    card.style.left = `${Math.max(0, left)}px`;
+    card.style.top = `${top}px`;
+    // A card taller than the picture makes room for itself rather than being cut off.
+    if (top + card.offsetHeight > frame.height) stage.style.minHeight = `${top + card.offsetHeight + 4}px`;
   }
-  function closeCard() { pinned = hovered = null; card.hidden = true; stage.style.minHeight = ""; }
-  function nodeOf(event) {
-    const g = event.target.closest && event.target.closest("g[data-v], g[data-f]");
-    if (!g) return null;
-    return g.dataset.v !== undefined ? +g.dataset.v : +g.dataset.f;
-  }
+  function hide() { card.hidden = true; stage.style.minHeight = ""; }
+  function close() { pinned = hovered = null; hide(); }
+
   svg.addEventListener("click", (event) => {
     const i = nodeOf(event);
     if (i === null || !data.cards[i]) return;
     pinned = i;
-    openCard(i);
-  });
+    open(i);
+  }, {signal});
   svg.addEventListener("mouseover", (event) => {
     const i = nodeOf(event);
     if (i === null || pinned !== null || !data.cards[i]) return;
     hovered = i;
-    openCard(i);
-  });
+    open(i);
+  }, {signal});
   svg.addEventListener("mouseout", (event) => {
     if (pinned !== null || hovered === null) return;
     const to = event.relatedTarget;
     if (to && to.closest && nodeOf({target: to}) === hovered) return;   // still over the same node
     hovered = null;
-    card.hidden = true;
-    stage.style.minHeight = "";
-  });
-  card.addEventListener("click", (event) => { if (event.target.classList.contains("ad-card-close")) closeCard(); });
+    hide();
+  }, {signal});
+  card.addEventListener("click", (event) => {
+    if (event.target.classList.contains("ad-card-close")) close();
+  }, {signal});
+  return {
+    refresh() { if (pinned !== null || hovered !== null) open(pinned !== null ? pinned : hovered); },
+    close,
+  };
+}
 
-  // -- zoom and pan: fit the output's width, never below MIN_SCALE; scroll beyond.
-  const width = parseFloat(svg.getAttribute("width")) * (svg.getAttribute("width").endsWith("pt") ? 4 / 3 : 1);
-  const height = parseFloat(svg.getAttribute("height")) * (svg.getAttribute("height").endsWith("pt") ? 4 / 3 : 1);
-  // "auto" fits the width without going below MIN_SCALE (then it scrolls); the Fit
-  // button shows the whole graph however small; zooming by hand stops both.
-  let scale = 1, fitting = "auto";
-  function applyScale(s) {
+// ------------------------------------------------------------------ zoom and pan
+
+// Fit the output's width, never below MIN_SCALE; scroll (or drag) beyond. "auto" fits the
+// width without going below MIN_SCALE; the Fit button shows the whole graph however
+// small; zooming by hand stops both.
+function attachZoom(ui, signal) {
+  const {svg, viewport, root, hint} = ui;
+  const size = (name) => parseFloat(svg.getAttribute(name)) * (svg.getAttribute(name).endsWith("pt") ? 4 / 3 : 1);
+  const width = size("width"), height = size("height");
+  let scale = 1, fitting = "auto", drag = null;
+
+  function apply(s) {
     scale = Math.max(0.2, Math.min(MAX_SCALE, s));
     svg.setAttribute("width", `${(width * scale).toFixed(1)}px`);
     svg.setAttribute("height", `${(height * scale).toFixed(1)}px`);
     root.dataset.scale = scale.toFixed(3);
     hint.hidden = !(width * scale > viewport.clientWidth + 1);
   }
-  function fitWidth() {
+  function fit() {
     const room = viewport.clientWidth - 4;
     if (room <= 0 || !fitting) return;
     const whole = Math.min(1, room / width);
-    applyScale(fitting === "whole" ? whole : Math.max(MIN_SCALE, whole));
+    apply(fitting === "whole" ? whole : Math.max(MIN_SCALE, whole));
   }
-  zoomIn.onclick = () => { fitting = false; applyScale(scale * 1.25); };
-  zoomOut.onclick = () => { fitting = false; applyScale(scale / 1.25); };
-  zoomFit.onclick = () => { fitting = "whole"; fitWidth(); };
+
+  ui.zoomIn.addEventListener("click", () => { fitting = false; apply(scale * 1.25); }, {signal});
+  ui.zoomOut.addEventListener("click", () => { fitting = false; apply(scale / 1.25); }, {signal});
+  ui.zoomFit.addEventListener("click", () => { fitting = "whole"; fit(); }, {signal});
   viewport.addEventListener("wheel", (event) => {
     if (!event.ctrlKey) return;
     event.preventDefault();
     fitting = false;
-    applyScale(scale * (event.deltaY < 0 ? 1.1 : 1 / 1.1));
-  }, {passive: false});
-  let drag = null;
+    apply(scale * (event.deltaY < 0 ? 1.1 : 1 / 1.1));
+  }, {passive: false, signal});
   viewport.addEventListener("mousedown", (event) => {
     if (nodeOf(event) !== null || event.button !== 0) return;
     drag = {x: event.clientX, y: event.clientY, left: viewport.scrollLeft, top: viewport.scrollTop};
     viewport.classList.add("ad-panning");
-  });
-  const onMove = (event) => {
+  }, {signal});
+  // A drag may leave the viewport: followed on the window until the button is released.
+  window.addEventListener("mousemove", (event) => {
     if (!drag) return;
     viewport.scrollLeft = drag.left - (event.clientX - drag.x);
     viewport.scrollTop = drag.top - (event.clientY - drag.y);
-  };
-  const onUp = () => { drag = null; viewport.classList.remove("ad-panning"); };
-  window.addEventListener("mousemove", onMove);
-  window.addEventListener("mouseup", onUp);
-  const resizing = typeof ResizeObserver !== "undefined" ? new ResizeObserver(() => fitWidth()) : null;
-  if (resizing) resizing.observe(viewport);
+  }, {signal});
+  window.addEventListener("mouseup", () => { drag = null; viewport.classList.remove("ad-panning"); }, {signal});
+  if (typeof ResizeObserver !== "undefined") {
+    const resizing = new ResizeObserver(() => fit());
+    resizing.observe(viewport);
+    signal.addEventListener("abort", () => resizing.disconnect(), {once: true});
+  }
+  return {fit};
+}
 
-  // -- stepping
-  function stop() { if (timer !== null) { clearInterval(timer); timer = null; } play.textContent = "▶ Play"; }
-  function move(delta) { stop(); show(k + delta, false); }
-  play.onclick = () => {
+// ------------------------------------------------------------------ stepping: buttons, slider, Play
+
+function attachStepping(ui, data, steps, signal) {
+  const interval = data.play_interval_ms;
+  let timer = null;
+  function stop() {
+    if (timer !== null) { clearInterval(timer); timer = null; }
+    ui.play.textContent = "▶ Play";
+  }
+  function move(delta) { stop(); steps.show(steps.k + delta); }
+  ui.play.addEventListener("click", () => {
     if (timer !== null) { stop(); return; }
-    if (k >= last) show(0, false);
-    play.textContent = "❚❚ Pause";
-    timer = setInterval(() => { if (k >= last) stop(); else show(k + 1, false); }, PLAY_INTERVAL_MS);
-  };
-  prev.onclick = () => move(-1);
-  next.onclick = () => move(+1);
-  range.addEventListener("input", () => { stop(); show(+range.value, false); });
-  // Listened for on the window, before the notebook's own shortcuts (which listen on the
-  // document, capturing) can take the arrow keys: only when the focus is in this timeline.
-  const onKey = (event) => {
+    if (steps.k >= steps.last) steps.show(0);
+    ui.play.textContent = "❚❚ Pause";
+    timer = setInterval(() => { if (steps.k >= steps.last) stop(); else steps.show(steps.k + 1); }, interval);
+  }, {signal});
+  ui.prev.addEventListener("click", () => move(-1), {signal});
+  ui.next.addEventListener("click", () => move(+1), {signal});
+  ui.range.addEventListener("input", () => { stop(); steps.show(+ui.range.value); }, {signal});
+  signal.addEventListener("abort", stop, {once: true});
+  return {move, stop};
+}
+
+// ------------------------------------------------------------------ the keyboard
+
+// ←/→ step and Esc closes the card, only while the focus is in this timeline. Listened for
+// on the window, capturing, before the notebook's own shortcuts (which listen on the
+// document) can take the arrow keys.
+function attachKeys(ui, stepping, cards, signal) {
+  const {root, range} = ui;
+  window.addEventListener("keydown", (event) => {
     if (!(event.target instanceof Node) || !root.contains(event.target)) return;
-    if (event.key === "Escape") { closeCard(); event.stopPropagation(); return; }
+    if (event.key === "Escape") { cards.close(); event.stopPropagation(); return; }
     if (event.key !== "ArrowLeft" && event.key !== "ArrowRight") return;
     event.stopPropagation();
     event.preventDefault();
-    move(event.key === "ArrowRight" ? 1 : -1);
-  };
-  window.addEventListener("keydown", onKey, true);
+    stepping.move(event.key === "ArrowRight" ? 1 : -1);
+  }, {capture: true, signal});
+  // A click anywhere but the range or a button gives the timeline the keyboard.
   root.addEventListener("click", (event) => {
     if (event.target !== range && !(event.target.closest && event.target.closest("button"))) root.focus();
-  });
+  }, {signal});
+}
 
-  show(model ? model.get("position") : 0, true);
-  requestAnimationFrame(() => {   // once the SVG is in the page and can be measured
-    fitWidth();
-    const all = [];
-    values.forEach((g, i) => {
-      if (!g) return;
-      const name = g.querySelector("text.ad-name");
-      if (name) all.push([name, i]);
-      for (const t of dataTexts[i]) all.push([t, i]);
-      if (gradTexts[i]) all.push([gradTexts[i], i]);
-    });
-    fitAll(all);
-    fitted = true;
-  });
-  let onModel = null;
-  if (model) {
-    onModel = () => show(model.get("position"), true);
-    model.on("change:position", onModel);
+// ------------------------------------------------------------------ Python, through the widget's model
+
+// Python hears the browser through the widget's model: a trait set and saved (`position`,
+// `modules`) goes with a "heard?" message the kernel answers. Sending that message first
+// tells whether a kernel can listen at all: once the comm is closed (the kernel shut down)
+// it throws, and the trait is not sent, so no failed sync is logged. The step is told one
+// message at a time: the next only once the kernel has answered the last (the latest
+// step then; those moved past meanwhile are skipped), so a busy kernel is not flooded.
+function linkToPython(model, signal) {
+  const me = Math.random().toString(36).slice(2);
+  let asked = null, waiting = null, n = 0;
+  function save(name, value) {
+    asked = `${me}:${++n}`;
+    try {
+      model.send({kind: "heard?", id: asked});
+      model.set(name, value);
+      model.save_changes();
+      return true;
+    } catch (e) {
+      return false;        // no kernel (a closed comm, or a page with no comm at all): the widget stays local
+    }
   }
-  return () => {
-    stop();
-    window.removeEventListener("keydown", onKey, true);
-    window.removeEventListener("mousemove", onMove);
-    window.removeEventListener("mouseup", onUp);
-    if (resizing) resizing.disconnect();
-    if (model && onModel) model.off("change:position", onModel);
+  function tell() {
+    const k = waiting;
+    waiting = null;
+    save("position", k);
+  }
+  onModel(model, "msg:custom", (msg) => {
+    if (!msg || msg.kind !== "heard" || msg.id !== asked) return;
+    asked = null;
+    if (waiting !== null) tell();
+  }, signal);
+  return {
+    position(k) {
+      waiting = k;
+      if (asked === null) tell();
+    },
+    save,
   };
 }
 
+// Module boxes: the button asks Python for the other timeline (collapsed or expanded);
+// the new payload mounts the widget again.
+function addModulesButton(ui, data, python, signal) {
+  const modules = data.modules || {calls: 0, collapsed: 0};
+  if (modules.calls <= 0) return;
+  const collapsed = modules.collapsed > 0;
+  const toggle = h("button", {type: "button", class: "ad-modules",
+                              title: collapsed ? "Draw every module's ops" : "Draw each module as one box",
+                              text: collapsed ? "Expand modules" : "Collapse modules"});
+  toggle.addEventListener("click", () => {
+    toggle.disabled = true;
+    toggle.title = python.save("modules", collapsed ? "expanded" : "collapsed")
+      ? "Waiting for the kernel to lay the graph out again" : "This needs the kernel";
+  }, {signal});
+  ui.zoom.prepend(toggle);
+}
+
+// ------------------------------------------------------------------ the timeline
+
+// One timeline in `el`, driven by `data` (Timeline.payload); `model` is the widget's
+// model, or null on a page of its own. Returns the cleanup, which removes every listener,
+// observer, timer and model handler added here.
+export function mount(el, data, model) {
+  const controller = new AbortController();
+  const signal = controller.signal;
+  const ui = buildDom(el, data);
+  const python = model ? linkToPython(model, signal) : null;
+  let cards = null;
+  const steps = makeSteps(ui, data, (k, fromModel) => {
+    if (cards) cards.refresh();
+    if (python && !fromModel) python.position(k);
+  });
+  cards = attachCards(ui, data, steps, signal);
+  const zoom = attachZoom(ui, signal);
+  const stepping = attachStepping(ui, data, steps, signal);
+  attachKeys(ui, stepping, cards, signal);
+  if (model) {
+    addModulesButton(ui, data, python, signal);
+    onModel(model, "change:position", () => steps.show(model.get("position"), true), signal);
+  }
+
+  steps.show(model ? model.get("position") : 0, true);
+  const frame = requestAnimationFrame(() => {   // once the SVG is in the page and can be measured
+    zoom.fit();
+    fitTexts(ui, allTexts(ui));
+    steps.fitted = true;
+  });
+  signal.addEventListener("abort", () => cancelAnimationFrame(frame), {once: true});
+  return () => controller.abort();
+}
+
+// anywidget: one timeline per view, mounted again when Python sends a new one (modules
+// collapsed or expanded).
 function render({model, el}) {
   let unmount = mount(el, model.get("data"), model);
-  const remount = () => {      // a new timeline (modules collapsed or expanded)
+  const remount = () => {
     unmount();
     el.replaceChildren();
     unmount = mount(el, model.get("data"), model);
   };
   model.on("change:data", remount);
-  return () => { model.off("change:data", remount); unmount(); };
+  return () => {
+    model.off("change:data", remount);
+    unmount();
+  };
 }
 
 export default {render};
