@@ -59,10 +59,10 @@ from .display_names import DisplayNames, normalize_names
 from .dot import DEFAULT_MAX_NODES
 from .engine import Tensor
 from .formatting import escape, format_number, format_value, html_table
-from .graph_layouts import CACHED_LAYOUTS, GraphLayouts  # noqa: F401  (the names it has always offered)
+from .graph_layouts import GraphLayouts
 from .graph_view import GraphView, graph_html, inline_svg, message_svg
 from .hyperparameters import MAX_START_INPUTS, HyperparameterControls
-from .landscape_grid import CONTOUR_POINTS, CONTOUR_POINTS_POINTWISE, SLICE_POINTS  # noqa: F401
+from .landscape_grid import CONTOUR_POINTS, CONTOUR_POINTS_POINTWISE, SLICE_POINTS  # noqa: F401  (widgets.py offers them)
 from .plots import figure_png
 from .race import Run, summary_lines
 from .render import RenderError
