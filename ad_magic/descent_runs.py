@@ -222,16 +222,6 @@ class DescentRuns:
         finally:
             self.settle()
 
-    def paths(self) -> list:
-        """Each run's iterates, as :mod:`ad_magic.landscape_grid` takes them:
-        ``(points, losses)`` with one column per (scalar) parameter."""
-        out = []
-        for run in self.runs:
-            h = run.history
-            points = np.array([[float(np.asarray(v).reshape(-1)[0]) for v in values] for values in h.params])
-            out.append((points.reshape(len(h.params), len(self.params)), np.array(h.losses, dtype=float)))
-        return out
-
     def start_point(self) -> list:
         """The start as floats (scalar parameters)."""
         return [float(np.asarray(a).reshape(-1)[0]) for a in self.start]
