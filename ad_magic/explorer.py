@@ -35,99 +35,44 @@ first time it is shown.
 Headless: setting ``.slider.value`` (or ``.iteration``), a hyperparameter slider or a
 start box updates the state synchronously, and ``svg(k)``, ``figure(k)``, ``png(k)`` and
 ``table_html(k)`` render any iteration without a browser.
+
+The explorer is the box that puts four parts together, each with its own interface:
+
+- running the descents — :class:`ad_magic.descent_runs.DescentRuns` (``optim.descend``
+  for each run, its checks, and the one owner of the parameters' and graph's state);
+- sampling the loss landscape — :mod:`ad_magic.landscape_grid` (NumPy only);
+- the picture — :class:`ad_magic.descent_picture.DescentPicture` (and the graphs,
+  :class:`ad_magic.graph_layouts.GraphLayouts`);
+- the controls — :class:`ad_magic.hyperparameters.HyperparameterControls` (widgets
+  that report changes through callbacks).
 """
 from __future__ import annotations
 
 import base64
-import contextlib
-import math
 import numbers
-from collections import OrderedDict
 
 import ipywidgets as widgets
-import numpy as np
 
-from . import optim
+from .descent_picture import DescentPicture
+from .descent_runs import DescentRuns
 from .display_names import DisplayNames, normalize_names
-from .dot import DEFAULT_MAX_NODES, GraphPlan
-from .engine import Tensor, no_grad
+from .dot import DEFAULT_MAX_NODES
+from .engine import Tensor
 from .formatting import escape, format_number, format_value, html_table
+from .graph_layouts import GraphLayouts
 from .graph_view import GraphView, graph_html, inline_svg, message_svg
-from .hyperparameters import HyperparameterControls
-from .plots import RUN_COLOURS, DescentPlot, PlotRun, figure_png
-from .race import Run, make_runs, summary_lines
+from .hyperparameters import MAX_START_INPUTS, HyperparameterControls
+from .landscape_grid import CONTOUR_POINTS, CONTOUR_POINTS_POINTWISE, SLICE_POINTS  # noqa: F401  (widgets.py offers them)
+from .plots import figure_png
+from .race import Run, summary_lines
 from .render import RenderError
 
 __all__ = ["DescentExplorer"]
 
 PLAY_INTERVAL_MS = 350
-SLICE_POINTS = 161
-CONTOUR_POINTS = 41
-CONTOUR_POINTS_POINTWISE = 25   # when the loss must be evaluated once per grid point
-CACHED_LAYOUTS = 8              # layouts kept besides the first (a loss with many graph shapes)
 
 # Keyword arguments of the box itself (layout=...); every other one goes to the optimizer.
 _BOX_KEYWORDS = frozenset(widgets.VBox.class_trait_names())
-
-
-def _set_data(p: Tensor, value) -> None:
-    """``p.data = value``, written into p's own array when it can be (as the optimizers
-    do), so that a view of ``p.data`` sees it too."""
-    data = p.data
-    value = np.asarray(value)
-    if data.ndim and data.flags.writeable and data.shape == value.shape and data.dtype == value.dtype:
-        data[...] = value
-    else:
-        p.data = np.array(value)
-
-
-class _Layouts:
-    """The graphs seen during a run, one layout per distinct structure.
-
-    ``record(loss)`` returns ``(structure, tensors)``: which structure the graph has and
-    its tensors in that structure's node order. The first structure is laid out at once
-    (so a missing renderer shows at construction); the others when first shown.
-    """
-
-    def __init__(self, names: dict, max_nodes: int):
-        self.names, self.max_nodes = names, max_nodes
-        self.first = None                  # the GraphView of the first iteration's graph
-        self._known = {}                   # signature -> structure number
-        self._outputs = []                 # per structure: the first graph's output tensor
-        self._views = OrderedDict()        # structure number -> GraphView (1, 2, ...: cached)
-
-    @property
-    def count(self) -> int:
-        return len(self._outputs)
-
-    def record(self, loss: Tensor) -> tuple:
-        if self.first is None:
-            self.first = GraphView(loss, names=self.names, max_nodes=self.max_nodes)
-            self._known[self.first.signature()] = 0
-            self._outputs.append(loss)
-            return 0, self.first.nodes
-        if loss is self.first.output:      # a replayed Tensor loss: always the same graph
-            return 0, self.first.nodes
-        plan = GraphPlan(loss, None, self.max_nodes)
-        signature = plan.signature()
-        structure = self._known.get(signature)
-        if structure is None:
-            structure = self._known[signature] = len(self._outputs)
-            self._outputs.append(loss)
-        return structure, plan.tensors
-
-    def view(self, structure: int) -> GraphView:
-        if structure == 0:
-            return self.first
-        view = self._views.get(structure)
-        if view is None:
-            view = GraphView(self._outputs[structure], names=self.names, max_nodes=self.max_nodes)
-            self._views[structure] = view
-            if len(self._views) > CACHED_LAYOUTS:
-                self._views.popitem(last=False)
-        else:
-            self._views.move_to_end(structure)
-        return view
 
 
 def _picture_html(picture) -> str:
@@ -151,7 +96,7 @@ def _picture_html(picture) -> str:
     return f"<pre>{escape(repr(picture))}</pre>"
 
 
-class DescentExplorer(HyperparameterControls, widgets.VBox):
+class DescentExplorer(widgets.VBox):
     """Run gradient descent on ``loss`` and scrub through its iterations.
 
     ``loss`` is a scalar Tensor computed from ``params`` (its recorded graph is replayed
@@ -177,9 +122,9 @@ class DescentExplorer(HyperparameterControls, widgets.VBox):
     anything (``optim.check_descent``). Afterwards, and after every re-run, each
     parameter's data *and* grad are those of the first optimizer's last iteration (a
     Tensor loss's graph is replayed there too), whichever optimizer ran last; if a run
-    raises, the parameters are put back as they were. ``descent``, ``history``,
-    ``losses``, ``stopped``, ``optimizer`` and ``lr`` are the first optimizer's;
-    ``histories`` has them all.
+    raises, every tensor of the loss's graph is put back as it was. ``descent``,
+    ``history``, ``losses``, ``stopped``, ``optimizer`` and ``lr`` are the first
+    optimizer's; ``histories`` has them all.
     """
 
     def __init__(self, loss, params=None, *, lr=0.1, steps=50, optimizer="sgd", optimizers=None,
@@ -194,22 +139,17 @@ class DescentExplorer(HyperparameterControls, widgets.VBox):
                 params = list(loss.tensors())
             minima = minima or loss.minima
             loss = loss(*params)
-        if isinstance(loss, Tensor):
-            self.loss, self.loss_fn = loss, None
-        elif callable(loss):
-            self.loss, self.loss_fn = None, loss
-        else:
-            raise TypeError(f"loss must be a scalar Tensor or a function of no arguments returning one, "
-                            f"got {type(loss).__name__}.")
         self.model = params if isinstance(params, Module) else None
         if self.model is not None:
             params = self.model.parameters()
-        self.n_iterations = int(steps) if isinstance(steps, numbers.Integral) else steps
-        self.runs = make_runs(optimizer, optimizers, lr, opts)
-        # descend's own checks, for every run before the first one moves anything
-        for run in self.runs:
-            params, _ = optim.check_descent(self.loss if self.loss is not None else self.loss_fn, params,
-                                            run.spec, run.lr, steps, **run.opts)
+        self._names = normalize_names(names)
+        self._layouts = GraphLayouts(self._names, max_nodes)
+        # descend's own checks, for every optimizer, before anything moves
+        self.descents = DescentRuns(loss, params, optimizer=optimizer, optimizers=optimizers, lr=lr,
+                                    steps=steps, opts=opts, record=self._layouts.record)
+        params = self.descents.params
+        self.loss, self.loss_fn = (loss, None) if isinstance(loss, Tensor) else (None, loss)
+        self.n_iterations = self.descents.steps
         if view is not None and not callable(view):
             raise TypeError(f"view must be a function of the current DescentRecord, got {type(view).__name__}.")
         if data is not None:
@@ -229,30 +169,19 @@ class DescentExplorer(HyperparameterControls, widgets.VBox):
         self.params = params
         self.minima = tuple(tuple(float(v) for v in m) for m in minima)
         self.view_fn = view
-        self._names = normalize_names(names)
         self._namer = DisplayNames(self._names)
         self.param_names = [self._namer(p) or f"p{i}" for i, p in enumerate(params)]
-        self._layouts = _Layouts(self._names, max_nodes)
-        self.start = [np.array(p.data) for p in params]    # where every run starts
-        self._initial_start = [a.copy() for a in self.start]
 
-        grads = [None if p.grad is None else np.array(p.grad) for p in params]
-        try:
-            for i, run in enumerate(self.runs):
-                self._descend(run, replay=i > 0)
-        except BaseException:   # (an error in a loss function, an interrupt): as they were
-            for p, value in zip(params, self.start):
-                _set_data(p, value)
-            if self.loss is not None:
-                with np.errstate(all="ignore"), contextlib.suppress(Exception):   # (the error shown is the run's)
-                    self.loss.forward()
-            for p, grad in zip(params, grads):
-                p.grad = grad
-            raise
-        self._finish()
+        with self.descents.undo_on_error():    # an error or an interrupt: every tensor as it was
+            self.descents.run()
+            self._build(controls, view is not None, box)
+
+    def _build(self, controls, has_view, box) -> None:
+        """The picture and the widgets, showing iteration 0."""
+        params = self.params
         self.view = self._layouts.first
-        self._plot = self._new_plot()
-        self._holding = False       # True while Reset sets several controls at once
+        self.picture = DescentPicture(self.runs, self.descents.start, names=self.param_names,
+                                      minima=self.minima, sample=self.descents.sample)
 
         last = self._last_iteration()
         self.slider = widgets.IntSlider(value=0, min=0, max=last, step=1, description="",
@@ -272,15 +201,19 @@ class DescentExplorer(HyperparameterControls, widgets.VBox):
                                          description="graph of", layout=widgets.Layout(width="220px"))
         controls_row = widgets.HBox([self.play, self.slider, self.label],
                                     layout=widgets.Layout(align_items="center", flex_flow="row wrap"))
-        pictures = [self.image] + ([self.view_box] if view is not None else [])
+        pictures = [self.image] + ([self.view_box] if has_view else [])
         body = widgets.HBox(pictures + [self.table],
                             layout=widgets.Layout(align_items="flex-start", flex_flow="row wrap"))
         children = [controls_row, self.header]     # the header right above the sliders that change it
-        self.hyperparameters = {}      # optimizer name -> {"lr": slider, "momentum"/"beta1"/"beta2": slider}
-        self.start_inputs = []
-        self.reset_button = None
+        self.controls = None
         if controls and all(r.live for r in self.runs):
-            children.append(self._make_controls())
+            typed = self.descents.scalar and len(params) <= MAX_START_INPUTS
+            self.controls = HyperparameterControls(
+                [(run.name, run.history.optimizer) for run in self.runs],
+                self.descents.start_point() if typed else None, self.param_names,
+                on_hyperparameters=self._hyperparameters_changed, on_start=self._start_changed,
+                on_reset=self.reset, on_problem=self._problem)
+            children.append(self.controls)
         children += [self.status, body]
         if len(self.runs) > 1:
             children.append(self.graph_of)
@@ -299,43 +232,9 @@ class DescentExplorer(HyperparameterControls, widgets.VBox):
         take them. ``explorer.histories[name]`` is each optimizer's DescentHistory."""
         return cls(loss, params, optimizers=list(optimizers), **kwargs)
 
-    # -- the runs
-    def _descend(self, run: Run, *, replay: bool) -> None:
-        """Run ``descend`` for one optimizer from ``self.start`` (descend replays a
-        Tensor loss's graph from there, so every run starts from the same loss)."""
-        if replay:
-            for p, value in zip(self.params, self.start):
-                _set_data(p, value)
-        states = {}                      # kept only if the run completes
-        spec = run.spec
-        if isinstance(spec, optim.Optimizer):
-            if replay and run.history is not None:
-                raise ValueError(f"{run.name}: an Optimizer instance runs once; pass its name or class "
-                                 "to run it again.")
-            # an instance starts from the parameters it was made with: they are self.params
-        with np.errstate(all="ignore"):
-            history = optim.descend(self.loss if self.loss is not None else self.loss_fn, self.params,
-                                    spec, run.lr, self.n_iterations,
-                                    callback=lambda k, t: self._record(states, k, t), **run.opts)
-        run.history, run.states, run.lr = history, states, history.lr
-
-    def _finish(self) -> None:
-        """Leave one consistent state: every parameter's data and grad those of the first
-        run's last iteration (and a Tensor loss's graph replayed there, grads included),
-        whichever run went last."""
-        first = self.runs[0].history
-        for p, value in zip(self.params, first.params[-1]):
-            _set_data(p, value)
-        if self.loss is not None:
-            self._restore_graph()
-        else:
-            for p, grad in zip(self.params, first.grads[-1]):
-                p.grad = np.array(grad, dtype=p.dtype)
-
-    def _record(self, states: dict, k: int, loss: Tensor) -> None:
-        structure, tensors = self._layouts.record(loss)
-        states[k] = (structure, [np.array(t.data) for t in tensors],
-                     [None if t.grad is None else np.array(t.grad) for t in tensors])
+    # -- the runs (DescentRuns) and what the controls change
+    runs = property(lambda self: self.descents.runs, doc="The runs (race.Run), one per optimizer, in race order.")
+    start = property(lambda self: self.descents.start, doc="Where every run starts: one array per parameter.")
 
     @property
     def histories(self) -> dict:
@@ -351,7 +250,53 @@ class DescentExplorer(HyperparameterControls, widgets.VBox):
     stopped_at = property(lambda self: self.runs[0].history.stopped_at)
     optimizer = property(lambda self: self.runs[0].history.optimizer)
     lr = property(lambda self: self.runs[0].history.lr)
-    _states = property(lambda self: self.runs[0].states)
+
+    @property
+    def hyperparameters(self) -> dict:
+        """Optimizer name -> {"lr", "momentum", "beta1", "beta2": its slider} ({} without controls)."""
+        return {} if self.controls is None else self.controls.sliders
+
+    @property
+    def start_inputs(self) -> list:
+        """The typed start point's boxes ([] without them)."""
+        return [] if self.controls is None else self.controls.start_inputs
+
+    @property
+    def reset_button(self):
+        """Reset (None without controls)."""
+        return None if self.controls is None else self.controls.reset_button
+
+    def _hyperparameters_changed(self, name, lr, opts) -> None:
+        self._rerun([self.descents.set_hyperparameters(name, lr, opts)])
+
+    def _start_changed(self, values) -> None:
+        self.descents.set_start(values)
+        self._rerun(self.runs)
+
+    def _problem(self, text) -> None:
+        self.status.value = self._status_html(text)
+
+    def reset(self) -> None:
+        """Back to the start point and hyperparameters the explorer was made with."""
+        self.descents.reset()
+        if self.controls is not None:
+            self.controls.restore()
+        self._rerun(self.runs)
+
+    def _rerun(self, runs) -> None:
+        """Run these optimizers again (from ``start``, with their hyperparameters now)
+        and redraw: on the same landscape unless the start or a path left it."""
+        problem = self.descents.rerun(runs)
+        self.picture.update(self.runs, self.descents.start)
+        last = self._last_iteration()
+        k = min(self.slider.value, last)
+        self.slider.max = self.play.max = last
+        self.play.disabled = last == 0
+        self.status.value = self._status_html(problem)
+        if self.slider.value != k:
+            self.slider.value = k       # shows it
+        else:
+            self._show(k)
 
     @property
     def layouts(self) -> int:
@@ -365,157 +310,7 @@ class DescentExplorer(HyperparameterControls, widgets.VBox):
     def _run(self, name=None) -> Run:
         if name is None:
             name = self.graph_of.value if hasattr(self, "graph_of") else self.runs[0].name
-        for run in self.runs:
-            if run.name == name:
-                return run
-        raise KeyError(f"no optimizer {name!r} in this explorer; it has {', '.join(r.name for r in self.runs)}")
-
-    # -- the loss landscape around the paths (one or two scalar parameters)
-    def _evaluate(self, make_grids, fine: int, coarse: int) -> tuple:
-        """The loss over a grid of parameter values: ``(axes, z)``.
-
-        ``make_grids(n)`` gives the axes (n points each) and one grid array per
-        parameter. A Tensor loss is replayed point by point (``forward()`` keeps the
-        graph's shapes) on the coarse grid. A loss function is first called once with the
-        grids as the parameters' data (right when the loss is elementwise in them),
-        checked at a few points against single calls; otherwise point by point on the
-        coarse grid. The parameters, and a Tensor loss's graph, are restored afterwards.
-        """
-        params = self.params
-        saved = [np.array(p.data) for p in params]
-
-        def at(grids, point):
-            for p, g in zip(params, grids):
-                p.data = g[point]
-            try:
-                out = self.loss.forward() if self.loss is not None else self.loss_fn()
-                return float(np.asarray(out.data).reshape(-1)[0])
-            except Exception:   # e.g. a domain error far from the path: leave a hole
-                return math.nan
-
-        def pointwise(n):
-            axes, grids = make_grids(n)
-            z = np.empty(grids[0].shape)
-            for i in np.ndindex(z.shape):
-                z[i] = at(grids, i)
-            return axes, z
-        try:
-            if self.loss is not None:
-                with np.errstate(all="ignore"):
-                    return pointwise(coarse)
-            with no_grad(), np.errstate(all="ignore"):
-                axes, grids = make_grids(fine)
-                shape = grids[0].shape
-                try:
-                    for p, g in zip(params, grids):
-                        p.data = g
-                    z = np.asarray(self.loss_fn().data, dtype=float)
-                except Exception:
-                    z = None
-                if z is not None and z.shape == shape:
-                    probes = [np.unravel_index(i, shape) for i in (0, z.size // 3, z.size - 1)]
-                    if all(np.isclose(z[i], at(grids, i), rtol=1e-9, atol=1e-12, equal_nan=True)
-                           for i in probes):
-                        return axes, z
-                return pointwise(coarse)
-        finally:
-            for p, data in zip(params, saved):
-                p.data = data
-            if self.loss is not None:
-                self._restore_graph()
-
-    def _restore_graph(self) -> None:
-        """The Tensor loss's graph at the parameters' current values, grads included."""
-        try:
-            with np.errstate(all="ignore"):
-                self.loss.forward()
-                self.loss.backward()
-        except Exception:   # the run itself evaluated these values: nothing new can fail
-            pass
-
-    def _scalar_params(self) -> bool:
-        return all(p.size == 1 and p.ndim == 0 for p in self.params)
-
-    def _path(self, run: Run, i) -> np.ndarray:
-        return np.array([float(np.asarray(values[i]).reshape(-1)[0]) for values in run.history.params])
-
-    def _sane(self, run: Run) -> np.ndarray:
-        """The iterates worth framing: not those of a diverging run whose loss shot far
-        above the start (they would flatten the rest)."""
-        losses = np.array(run.history.losses)
-        with np.errstate(invalid="ignore", over="ignore"):
-            return (np.abs(losses) <= 1e4 * (abs(losses[0]) + 1)) | (np.arange(len(losses)) == 0)
-
-    def _around(self, i) -> tuple:
-        """A range of parameter i's values holding every run's path, the start and the
-        minima, with room on both sides (the start never sits on the edge)."""
-        values = [float(np.asarray(self.start[i]).reshape(-1)[0])]
-        values += [m[i] for m in self.minima if len(m) > i]
-        for run in self.runs:
-            path = self._path(run, i)
-            with np.errstate(invalid="ignore"):
-                values += list(path[self._sane(run) & (np.abs(path) <= 1e100)])
-        finite = np.array([v for v in values if math.isfinite(v)])
-        low, high = (float(finite.min()), float(finite.max())) if finite.size else (-1.0, 1.0)
-        span = high - low
-        pad = 0.15 * span if span > 0 else max(1.0, 0.5 * abs(low))
-        return low - pad, high + pad
-
-    def _frame_holds_paths(self) -> bool:
-        """Does the landscape drawn still hold the start well inside (not in its outer 5%)
-        and every run's path (all but the iterates of a diverging run)?"""
-        plot = self._plot
-        axes = ([plot.slice["xs"]] if plot.slice is not None else
-                [plot.contour["xs"], plot.contour["ys"]] if plot.contour is not None else [])
-        for i, axis in enumerate(axes):
-            low, high = float(axis[0]), float(axis[-1])
-            margin = 0.05 * (high - low)
-            if not low + margin <= float(self.start[i]) <= high - margin:
-                return False
-            for run in self.runs:
-                path = self._path(run, i)[self._sane(run)]
-                with np.errstate(invalid="ignore"):
-                    if np.any((path < low) | (path > high)):
-                        return False
-        return True
-
-    def _slice_data(self):
-        if len(self.params) != 1 or not self._scalar_params():
-            return None
-        span = self._around(0)
-        (xs,), ys = self._evaluate(lambda n: ((np.linspace(*span, n),), (np.linspace(*span, n),)),
-                                   SLICE_POINTS, SLICE_POINTS // 2)
-        return {"xs": xs, "ys": ys, "name": self.param_names[0]}
-
-    def _contour_data(self):
-        if len(self.params) != 2 or not self._scalar_params():
-            return None
-        x_span, y_span = self._around(0), self._around(1)
-
-        def grids(n):
-            xs, ys = np.linspace(*x_span, n), np.linspace(*y_span, n)
-            return (xs, ys), np.meshgrid(xs, ys)
-        (xs, ys), zs = self._evaluate(grids, CONTOUR_POINTS, CONTOUR_POINTS_POINTWISE)
-        return {"xs": xs, "ys": ys, "zs": zs, "names": tuple(self.param_names)}
-
-    def _plot_runs(self) -> list:
-        scalar = self._scalar_params() and len(self.params) <= 2
-        race = len(self.runs) > 1
-        plotted = []
-        for i, run in enumerate(self.runs):
-            h = run.history
-            path = (np.column_stack([self._path(run, j) for j in range(len(self.params))]) if scalar else None)
-            slopes = (np.array([float(np.asarray(g[0]).reshape(-1)[0]) for g in h.grads])
-                      if scalar and len(self.params) == 1 else None)
-            label = run.name if h.stopped is None else f"{run.name} (stopped at {h.stopped_at})"
-            plotted.append(PlotRun(h.losses, name=label if race else None, path=path, slopes=slopes,
-                                   stopped_at=h.stopped_at,
-                                   colour=RUN_COLOURS[i % len(RUN_COLOURS)] if race else None))
-        return plotted
-
-    def _new_plot(self) -> DescentPlot:
-        return DescentPlot(self._plot_runs(), slice=self._slice_data(), contour=self._contour_data(),
-                           minima=self.minima)
+        return self.descents.run_named(name)
 
     # -- any iteration
     def _check(self, k) -> int:
@@ -551,21 +346,20 @@ class DescentExplorer(HyperparameterControls, widgets.VBox):
         state = run.states.get(j)
         if state is None:   # descend() stopped before handing over this iteration's graph
             return message_svg(f"The graph of iteration {k} was not recorded.")
-        structure, values, grads = state
         who = f"{run.name}, " if len(self.runs) > 1 else ""
         text = f"{who}iteration {j} / {self.n_iterations}: loss = {format_number(run.history.losses[j])}"
         if not caption:
             text = f"{run.name} stopped at iteration {j}: its graph then" if j < k else None
-        return inline_svg(self._layouts.view(structure).svg(values=values, grads=grads, caption=text))
+        return inline_svg(self._layouts.svg(state, caption=text))
 
     def figure(self, k=None):
         """A new matplotlib Figure of iteration ``k``: the loss curve(s), and the loss
         slice (one scalar parameter) or contours (two)."""
-        return self._plot.figure(self._check(k))
+        return self.picture.figure(self._check(k))
 
     def png(self, k=None) -> bytes:
         """The figure of iteration ``k`` as PNG bytes (rendered once, then cached)."""
-        return self._plot.png(self._check(k))
+        return self.picture.png(self._check(k))
 
     def table_html(self, k=None) -> str:
         """The parameters' values and grads at iteration ``k`` (in a race, for each

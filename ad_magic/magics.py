@@ -49,7 +49,7 @@ from .engine import Tensor, topological_order
 from .gradcheck import gradcheck
 from .render import RenderError
 from .report import GradientTable, grad_of, show_descent_pictures, show_graph, show_message, show_table
-from .variables import SavedGraph, SavedVariables, leaves, namespace_names, resolve_wrt
+from .variables import SavedVariables, leaves, namespace_names, resolve_wrt
 
 __all__ = ["AutodiffMagics", "CellSyntaxError", "GradientTable", "load_ipython_extension", "unload_ipython_extension"]
 
@@ -510,9 +510,10 @@ class _Run:
             show_table(table)
         names = self._graph_names()
         names.update({p.tensor: p.label for p in params})
-        # The explorer updates the parameters and replays the graph in place; if anything
-        # fails (an error, an interrupt), every tensor of the graph is put back.
-        saved = SavedGraph(output)
+        # The explorer updates the parameters and replays the graph in place. It owns that
+        # state: afterwards the graph is at the final parameters, grads included (also after
+        # drawing the loss landscape away from the path), and if anything fails (an error,
+        # an interrupt) it puts every tensor of the graph back before the error goes on.
         try:
             with np.errstate(all="ignore"):
                 if len(self.optimizers) > 1:
@@ -521,17 +522,9 @@ class _Run:
                 else:
                     explorer = DescentExplorer(output, [p.tensor for p in params], lr=self.lr,
                                                steps=self.steps, optimizer=self.optimizer, names=names)
-                # The explorer also replayed the graph away from the path (to draw the loss
-                # landscape): once more at the final parameters, so the cell's tensors match them.
-                output.forward()
-                output.backward()
         except RenderError as exc:
-            saved.restore()
             show_message(f"Gradient descent not shown: {exc}", warning=True)
             return
-        except BaseException:
-            saved.restore()
-            raise
         self._show_descent(explorer, params)
         self._store(explorer, output, {p.label: grad_of(p.tensor) for p in params})
 

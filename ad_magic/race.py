@@ -48,16 +48,21 @@ def takes(cls, option: str) -> bool:
 
 
 class Run:
-    """One optimizer's descent in the explorer: what it is, its hyperparameters (now and
-    as first given, for Reset), its history and the graph's state at each iteration."""
+    """One optimizer's descent in the explorer, as data: what it is (``spec``), its
+    hyperparameters (``lr``, ``opts``: now, and ``initial``: as first given, for Reset),
+    its :class:`~ad_magic.optim.DescentHistory` and whatever was recorded of the graph
+    at each iteration (``states``). The widgets that change it live in
+    :class:`ad_magic.hyperparameters.HyperparameterControls`."""
 
     def __init__(self, name, spec, lr, opts):
         self.name, self.spec, self.lr, self.opts = name, spec, lr, dict(opts)
         self.initial = (lr, dict(opts))
         self.history = None
-        self.states = {}             # iteration -> (structure, values, grads)
-        self.controls = {}           # "lr", "momentum", "beta1", "beta2" -> slider
-        self.initial_controls = {}   # the same keys -> their first values
+        self.states = {}             # iteration -> what was recorded (the explorer: structure, values, grads)
+
+    def __repr__(self):
+        ran = "not run" if self.history is None else f"{len(self.history) - 1} steps"
+        return f"Run({self.name!r}, lr={self.lr!r}, {ran})"
 
     @property
     def live(self) -> bool:

@@ -139,7 +139,7 @@ def test_contours_for_a_non_vectorizable_loss():
         w = e1 * a + e2 * b
         return ((X @ w - Tensor([1.0, 2.0], requires_grad=False)) ** 2).mean()
     e = DescentExplorer(loss_fn, [a, b], lr=0.01, steps=5)
-    contour = e._plot.contour
+    contour = e.picture.plot.contour
     i, j = 7, 20
     a.data, b.data = contour["xs"][j], contour["ys"][i]
     expected = float(loss_fn().data)
@@ -238,7 +238,7 @@ def test_a_tensor_loss_is_replayed_and_left_at_the_last_parameters():
     # the landscape was drawn by moving x; afterwards the graph is back at the last iterate
     assert float(loss.data) == pytest.approx((float(x.data) - 1.0) ** 2 + 0.5)
     assert float(x.grad) == pytest.approx(2 * (float(x.data) - 1.0))
-    xs, ys = e._plot.slice["xs"], e._plot.slice["ys"]
+    xs, ys = e.picture.plot.slice["xs"], e.picture.plot.slice["ys"]
     assert np.allclose(ys, (xs - 1.0) ** 2 + 0.5)
 
 
@@ -246,7 +246,7 @@ def test_a_tensor_loss_of_two_parameters_has_its_contours():
     a, b = Tensor(2.0, name="a"), Tensor(-1.0, name="b")
     loss = (a - 1.0) ** 2 + 3.0 * (b + 2.0) ** 2
     e = DescentExplorer(loss, [a, b], lr=0.1, steps=20)
-    contour = e._plot.contour
+    contour = e.picture.plot.contour
     i, j = 5, 17
     expected = (contour["xs"][j] - 1.0) ** 2 + 3.0 * (contour["ys"][i] + 2.0) ** 2
     assert contour["zs"].shape == (25, 25) and contour["zs"][i, j] == pytest.approx(expected)
@@ -332,7 +332,7 @@ def test_a_layout_that_cannot_be_drawn_later_is_a_message_not_a_crash(monkeypatc
     f, start, lr = BRANCHING["sign branch"]
     x = Tensor(start, name="x")
     e = DescentExplorer(lambda: f(x), [x], lr=lr, steps=6)
-    other = next(k for k in range(len(e.history)) if e._states[k][0] != 0)   # first laid out when shown
+    other = next(k for k in range(len(e.history)) if e.runs[0].states[k][0] != 0)   # first laid out when shown
     monkeypatch.setenv("AD_MAGIC_DOT", str(tmp_path / "missing-dot"))
     e.slider.value = other
     assert f"iteration {other} / 6" in e.label.value
@@ -450,7 +450,7 @@ def test_a_landscape_races_from_its_start_with_its_minima_marked():
         assert tuple(float(v) for v in history.params[0]) == himmelblau.start
     stars = [line for line in e.figure(5).axes[1].get_lines() if line.get_marker() == "*"]
     assert len(stars) == 4
-    xs, ys = e._plot.contour["xs"], e._plot.contour["ys"]
+    xs, ys = e.picture.plot.contour["xs"], e.picture.plot.contour["ys"]
     assert all(xs[0] < m[0] < xs[-1] and ys[0] < m[1] < ys[-1] for m in himmelblau.minima)
 
 
@@ -492,15 +492,15 @@ def test_momentum_and_adam_beta_sliders_rerun_with_the_new_betas():
 def test_a_typed_start_reruns_every_optimizer_from_it_and_reset_goes_back():
     a, b, loss = bowl()
     e = DescentExplorer.compare(loss, [a, b], optimizers=["sgd", "momentum"], lr=0.02, steps=40)
-    frame = e._plot.contour["xs"].copy()
+    frame = e.picture.plot.contour["xs"].copy()
     assert [box.value for box in e.start_inputs] == [-1.5, 1.0]
     e.start_inputs[1].value = 0.5                  # inside the frame: the same landscape
-    assert np.array_equal(e._plot.contour["xs"], frame)
+    assert np.array_equal(e.picture.plot.contour["xs"], frame)
     for name, history in e.histories.items():
         assert [float(v) for v in history.params[0]] == [-1.5, 0.5]
         assert same_run(history, alone(name, 0.02, start=(-1.5, 0.5)))
     e.start_inputs[0].value = 9.0                  # outside: the landscape is redrawn around it
-    xs = e._plot.contour["xs"]
+    xs = e.picture.plot.contour["xs"]
     assert xs[0] < 9.0 < xs[-1] and not 9.0 > xs[-1] - 0.05 * (xs[-1] - xs[0])
     e.hyperparameters["sgd"]["lr"].value = 0.05
     e.reset_button.click()
@@ -688,10 +688,10 @@ def test_the_magics_optimizer_list_refuses_bad_names(ip, value, message):
 def test_a_path_leaving_the_frame_redraws_the_landscape_around_it():
     a, b, loss = bowl()
     e = DescentExplorer.compare(loss, [a, b], optimizers=["sgd", "adam"], lr=0.001, steps=40)
-    xs = e._plot.contour["xs"]
+    xs = e.picture.plot.contour["xs"]
     assert xs[-1] < 0                             # tiny steps: the frame hugs the start
     e.hyperparameters["sgd"]["lr"].value = 0.04   # now sgd reaches the minimum at a = 1
-    xs = e._plot.contour["xs"]
+    xs = e.picture.plot.contour["xs"]
     assert xs[0] < -1.5 < 1.0 < xs[-1]
     path = np.array([[float(v) for v in p] for p in e.histories["sgd"].params])
     assert (path[:, 0] >= xs[0]).all() and (path[:, 0] <= xs[-1]).all()
@@ -732,7 +732,7 @@ def test_every_landscape_race_frames_its_start_inside_and_its_minima(name):
     from ad_magic.landscapes import LANDSCAPES
     landscape = LANDSCAPES[name]
     e = DescentExplorer.compare(landscape, lr=landscape.lr, steps=30, controls=False)
-    xs, ys = e._plot.contour["xs"], e._plot.contour["ys"]
+    xs, ys = e.picture.plot.contour["xs"], e.picture.plot.contour["ys"]
     for axis, start in ((xs, landscape.start[0]), (ys, landscape.start[1])):
         margin = 0.05 * (axis[-1] - axis[0])
         assert axis[0] + margin <= start <= axis[-1] - margin

@@ -574,21 +574,35 @@ def test_descent_control_flow_is_fixed_by_the_first_run(ip):
     assert "fixed by that first run" in ip.find_cell_magic("autodiff").__doc__
 
 
-def test_descent_interrupted_puts_the_graph_back(ip, monkeypatch):
-    import ad_magic.widgets
+@pytest.mark.parametrize("where", ["in a run", "drawing the landscape"])
+def test_descent_interrupted_puts_the_graph_back(ip, monkeypatch, where):
+    # The explorer owns the graph's state: interrupted anywhere (here, midway through a
+    # run, or while it draws the loss away from the path), it puts every tensor back.
+    from ad_magic import landscape_grid, optim
+    real_descend = optim.descend
 
-    class Interrupted:
-        def __init__(self, loss, params, **options):
-            for p in params:
-                p.data = p.data + 100.0
-            loss.forward()
-            raise KeyboardInterrupt
+    def descend(*args, **kwargs):
+        record = kwargs["callback"]
 
-    monkeypatch.setattr(ad_magic.widgets, "DescentExplorer", Interrupted)
+        def callback(k, loss):
+            record(k, loss)
+            if k == 3:
+                raise KeyboardInterrupt
+        return real_descend(*args, **{**kwargs, "callback": callback})
+
+    def sample(bounds, loss_at, loss_on_grid=None):
+        loss_at([v + 100.0 for v, _ in bounds])
+        raise KeyboardInterrupt
+
+    if where == "in a run":
+        monkeypatch.setattr(optim, "descend", descend)
+    else:
+        monkeypatch.setattr(landscape_grid, "sample", sample)
     ran = run(ip, "%%autodiff --descent\nx = Tensor(3.0)\nd = x - 2\nloss = d * d\n")
     assert isinstance(ran.error, KeyboardInterrupt)
     ns = ip.user_ns
     assert float(ns["x"].data) == 3.0 and float(ns["d"].data) == 1.0 and float(ns["loss"].data) == 1.0
+    assert ns["x"].grad is None and ns["d"].grad is None and ns["loss"].grad is None
     assert ns["loss"]._function is not None
 
 
