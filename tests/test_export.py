@@ -16,7 +16,7 @@ from IPython.testing import globalipapp
 from IPython.utils.capture import capture_output
 
 from ad_magic import Tensor
-from ad_magic.stepper import BackwardStepper
+from ad_magic.widgets.stepper import BackwardStepper
 
 SVG = "image/svg+xml"
 WIDGET = "application/vnd.jupyter.widget-view+json"

@@ -27,7 +27,7 @@ import contextlib
 import numpy as np
 
 from ..engine import OPS
-from ..formatting import format_number, format_value
+from ..engine.formatting import format_number, format_value
 
 __all__ = ["ForeignNode", "ForeignGraph", "AdapterError", "numeric", "label"]
 

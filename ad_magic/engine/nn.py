@@ -14,7 +14,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from .engine import Tensor, linear
+from .ops import linear
+from .tensor import Tensor
 
 __all__ = ["Module", "Linear", "MLP", "mse_loss", "ModuleCall", "module_scope"]
 

@@ -21,8 +21,8 @@ import re
 import ipywidgets as widgets
 import numpy as np
 
-from . import optim
-from .formatting import escape
+from ..engine import optim
+from ..engine.formatting import escape
 from .race import Run
 
 __all__ = ["HyperparameterControls", "LR_DECADES", "MAX_START_INPUTS"]

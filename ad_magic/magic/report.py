@@ -12,9 +12,9 @@ import base64
 import numpy as np
 from IPython.display import display
 
-from .formatting import escape, format_array, format_number, html_table, text_table
-from .race import format_lr, parameter_summary
-from .render import RenderError
+from ..drawing.render import RenderError
+from ..engine.formatting import escape, format_array, format_number, html_table, text_table
+from ..widgets.race import format_lr, parameter_summary
 
 __all__ = ["GradientTable", "descent_summary", "grad_of", "show_table", "show_message", "show_graph",
            "show_descent_pictures"]
@@ -96,8 +96,8 @@ def _show_svg(svg, caption):
 
 def show_graph(output, names, label):
     """The computation graph of `output`, labelled with `names`; a message if it cannot be drawn."""
-    from .graph import draw_computation_graph
-    from .render import render_svg
+    from ..drawing import draw_computation_graph
+    from ..drawing.render import render_svg
 
     try:
         svg = render_svg(draw_computation_graph(output, names=names).source)

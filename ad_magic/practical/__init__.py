@@ -15,6 +15,10 @@ which line it is running (SIGUSR1) and killed — so even a loop that catches
 milliseconds per question. Hints
 name what was seen: a RecursionError names the function that called itself; code that
 deletes or replaces builtins is reported, and the builtins are put back.
+
+The practical is the layer above the widgets: it may import the engine, drawing, the
+adapters and the widgets (today it needs only the engine's formatting), never the magic.
+The questions themselves are in :mod:`ad_magic.practical.questions`.
 """
 from __future__ import annotations
 
@@ -31,8 +35,8 @@ import time
 import types
 import warnings
 
-from .formatting import escape, html_table, text_table
-from .practical_questions import DEEP_CHAIN, PARTS, Wrong, where  # noqa: F401  (DEEP_CHAIN: the tests' size)
+from ..engine.formatting import escape, html_table, text_table
+from .questions import DEEP_CHAIN, PARTS, Wrong, where  # noqa: F401  (DEEP_CHAIN: the tests' size)
 
 __all__ = ["check", "Report", "Result", "QuestionTimeout", "PARTS", "DEFAULT_TIMEOUT"]
 
@@ -186,7 +190,7 @@ def _recursing(exc):
 def _ours(filename) -> bool:
     import os
 
-    here = os.path.dirname(os.path.abspath(__file__))
+    here = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))   # ad_magic/
     return os.path.abspath(filename).startswith(here + os.sep)
 
 

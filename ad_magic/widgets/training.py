@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from .engine import Tensor, no_grad
-from .formatting import format_number
+from ..engine import Tensor, no_grad
+from ..engine.formatting import format_number
 from .plots import FitPlot, SurfacePlot
 
 __all__ = ["TrainingView"]

@@ -43,11 +43,11 @@ from IPython.core.magic_arguments import MagicHelpFormatter, argument, kwds, mag
 from IPython.display import display
 from IPython.utils.process import arg_split
 
+from ..drawing.names import complete_names
+from ..drawing.render import RenderError
+from ..engine import Tensor, topological_order
+from ..engine.gradcheck import gradcheck
 from .cell import OUTPUT_FALLBACK, Cell, CellSyntaxError, UserCodeError
-from .display_names import complete_names
-from .engine import Tensor, topological_order
-from .gradcheck import gradcheck
-from .render import RenderError
 from .report import GradientTable, grad_of, show_descent_pictures, show_graph, show_message, show_table
 from .variables import SavedGraph, SavedVariables, leaves, namespace_names, resolve_wrt
 
@@ -313,7 +313,7 @@ class _Run:
         if self.args.descent:
             raise UsageError(f"{self.magic}: --export writes the stepper's timeline; it does not apply with "
                              "--descent.")
-        from .export import check_target
+        from ..widgets.export import check_target
 
         try:
             check_target(path, "--export")
@@ -323,7 +323,7 @@ class _Run:
     def go(self):
         output = self.cell.run()
         if not isinstance(output, Tensor):   # another library's tensor: through its adapter
-            from .adapters.cell import run_foreign
+            from .foreign import run_foreign
 
             return run_foreign(self, output)
         self.output = output
@@ -399,7 +399,7 @@ class _Run:
         return GradientTable(self.output_label, rows)
 
     def _stepper(self, output, names):
-        from .widgets import BackwardStepper
+        from ..widgets import BackwardStepper
 
         try:
             stepper = BackwardStepper(output, names=names, forward=True)
@@ -411,8 +411,8 @@ class _Run:
 
     def _export(self, stepper, output, names):
         """--export PATH.html: the timeline as one self-contained page."""
-        from .export import save_html
-        from .timeline import Timeline
+        from ..widgets.export import save_html
+        from ..widgets.timeline import Timeline
 
         try:
             timeline = stepper.timeline if stepper is not None else Timeline(output, names=names, forward=True)
@@ -489,7 +489,7 @@ class _Run:
         return params
 
     def _descent(self):
-        from .widgets import DescentExplorer
+        from ..widgets import DescentExplorer
 
         params = self._parameters()
         output = self.output
@@ -574,7 +574,7 @@ def _optimizer_list(text, magic):
 
 def _race(output, params, optimizers, *, lr, steps, names):
     """The explorer of a race: every optimizer from the cell's values, on its graph."""
-    from .widgets import DescentExplorer
+    from ..widgets import DescentExplorer
 
     return DescentExplorer.compare(output, params, optimizers=optimizers, lr=lr, steps=steps, names=names)
 

@@ -29,7 +29,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.colors import BoundaryNorm, ListedColormap, to_rgb
 from matplotlib.figure import Figure
 
-from .formatting import format_number
+from ..engine.formatting import format_number
 
 __all__ = ["loss_curve", "loss_slice", "loss_contour", "figure_png", "DescentPlot", "PlotRun",
            "contour_levels", "FitPlot", "SurfacePlot", "RUN_COLOURS"]

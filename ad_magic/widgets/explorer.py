@@ -47,16 +47,15 @@ from collections import OrderedDict
 import ipywidgets as widgets
 import numpy as np
 
-from . import optim
-from .display_names import DisplayNames, normalize_names
-from .dot import DEFAULT_MAX_NODES, GraphPlan
-from .engine import Tensor, no_grad
-from .formatting import escape, format_number, format_value, html_table
-from .graph_view import GraphView, graph_html, inline_svg, message_svg
+from ..drawing.dot import DEFAULT_MAX_NODES, GraphPlan
+from ..drawing.graph_view import GraphView, graph_html, inline_svg, message_svg
+from ..drawing.names import DisplayNames, normalize_names
+from ..drawing.render import RenderError
+from ..engine import Tensor, no_grad, optim
+from ..engine.formatting import escape, format_number, format_value, html_table
 from .hyperparameters import HyperparameterControls
 from .plots import RUN_COLOURS, DescentPlot, PlotRun, figure_png
 from .race import Run, make_runs, summary_lines
-from .render import RenderError
 
 __all__ = ["DescentExplorer"]
 
@@ -185,8 +184,8 @@ class DescentExplorer(HyperparameterControls, widgets.VBox):
     def __init__(self, loss, params=None, *, lr=0.1, steps=50, optimizer="sgd", optimizers=None,
                  names=None, max_nodes=DEFAULT_MAX_NODES, minima=(), view=None, data=None,
                  controls=True, **opts):
-        from .landscapes import Landscape, landscape_of
-        from .nn import Module
+        from ..engine.landscapes import Landscape, landscape_of
+        from ..engine.nn import Module
 
         box = {key: opts.pop(key) for key in list(opts) if key in _BOX_KEYWORDS}
         if isinstance(loss, Landscape):

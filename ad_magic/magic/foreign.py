@@ -11,10 +11,10 @@ import numpy as np
 from IPython.core.error import UsageError
 from IPython.display import display
 
-from ..display_names import DisplayNames, complete_names
-from ..render import RenderError
-from ..report import GradientTable, show_graph, show_message, show_table
-from . import AdapterError, adapt, adapt_names
+from ..adapters import AdapterError, adapt, adapt_names
+from ..drawing.names import DisplayNames, complete_names
+from ..drawing.render import RenderError
+from .report import GradientTable, show_graph, show_message, show_table
 
 __all__ = ["run_foreign"]
 
@@ -75,7 +75,7 @@ def run_foreign(run, output):
         failed = any(s.error is not None for s in steps)     # then the grads were put back: none to show
         final = {} if failed else {n: n.grad for n in node.graph.order_from(node)}
         if not args.static:
-            from ..stepper import BackwardStepper
+            from ..widgets.stepper import BackwardStepper
 
             try:
                 widget = BackwardStepper(node, names=names)    # runs the graph's own rules, step by step

@@ -35,6 +35,31 @@ __all__ = ["Tensor", "no_grad", "enable_grad", "is_grad_enabled"]
 
 _ndarray = np.ndarray
 
+# Tensor's operators call the op registry (ops.py) and its methods call backprop.py; both
+# build on this module, so this module imports neither: the engine's __init__ binds them
+# here (`bind_engine`) once both are loaded, before any Tensor can be made by a user.
+_ops = _backprop = None
+
+
+def bind_engine(ops, backprop) -> None:
+    """Give Tensor's operators and methods the op registry and backprop (called once by
+    ``ad_magic.engine``, which imports tensor.py, ops.py and backprop.py in that order)."""
+    global _ops, _backprop
+    _ops, _backprop = ops, backprop
+
+
+# How a notebook shows a tensor: the drawing layer, above the engine, registers its
+# renderers here when it is imported (`ad_magic` imports it); without them a tensor's
+# picture is None and Jupyter shows its text repr.
+_display: dict = {}
+
+
+def set_display(svg=None, mimebundle=None) -> None:
+    """Register the functions of one tensor that draw ``Tensor._repr_svg_`` (an SVG
+    string) and ``Tensor._repr_mimebundle_`` (a dict of MIME type to data)."""
+    _display["svg"], _display["mimebundle"] = svg, mimebundle
+
+
 # The states of a node's grad array (slot `_gstate`):
 BORROWED = 0  # may be another node's array or a read-only view: never written, copied before it is handed out
 OWNED = 1     # made by the engine for this node alone: backprop may add into it in place
@@ -376,17 +401,27 @@ class Tensor:
             return f"<Tensor (repr failed: {type(exc).__name__})>"
 
     def _repr_svg_(self) -> str:
-        """Jupyter's picture of a tensor: the graph that produced it. Never raises."""
-        from .graph import repr_svg  # rendering sits above the engine: imported on use
-
-        return repr_svg(self)
+        """Jupyter's picture of a tensor: the graph that produced it (drawn by the renderer
+        the drawing layer registers, see `set_display`; None without one). Never raises."""
+        show = _display.get("svg")
+        if show is None:
+            return None
+        try:
+            return show(self)
+        except Exception:  # a repr never raises
+            return None
 
     def _repr_mimebundle_(self, include=None, exclude=None):
         """Jupyter's display of a tensor, from one layout: the graph fitted to the output
-        with zoom buttons (HTML), the same as an SVG picture, and the text repr."""
-        from .graph import repr_mimebundle
-
-        return repr_mimebundle(self)
+        with zoom buttons (HTML), the same as an SVG picture, and the text repr (only the
+        text without a renderer registered by the drawing layer, see `set_display`)."""
+        show = _display.get("mimebundle")
+        if show is None:
+            return {"text/plain": repr(self)}
+        try:
+            return show(self)
+        except Exception:  # a repr never raises
+            return {"text/plain": repr(self)}
 
     # -- operators ------------------------------------------------------------------
     def __add__(self, other): return _ops.add(self, other)
@@ -503,9 +538,3 @@ def constant_tensor(value) -> Tensor:
     t._a = t._b = t._rest = t._function = t._op = t._args = None
     t.name, t.requires_grad, t._mark = None, False, 0
     return t
-
-
-# Tensor's operators call the operations in ops.py, which needs Tensor first: the
-# modules are bound here and their functions looked up when an operator runs.
-from . import backprop as _backprop  # noqa: E402
-from . import ops as _ops  # noqa: E402

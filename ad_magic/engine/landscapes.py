@@ -27,7 +27,7 @@ import numbers
 
 import numpy as np
 
-from .engine import Tensor
+from .tensor import Tensor
 
 __all__ = ["Landscape", "rosenbrock", "beale", "himmelblau", "ill_conditioned", "saddle", "LANDSCAPES",
            "landscape_of"]

@@ -23,9 +23,8 @@ from __future__ import annotations
 
 import re
 
-from .adapters.base import ForeignNode
-from .engine import Tensor, topological_order
-from .formatting import format_number
+from ..engine.formatting import format_number
+from .nodes import graph_order, is_node
 
 __all__ = ["normalize_names", "complete_names", "DisplayNames", "subscript", "LOSS"]
 
@@ -53,18 +52,16 @@ def normalize_names(names) -> dict:
         raise TypeError(f"names must be a dict mapping tensors to names, got {type(names).__name__}")
     out = {}
     for key, value in names.items():
-        if isinstance(key, (Tensor, ForeignNode)) and value is not None:
+        if is_node(key) and value is not None:
             out[key] = str(value)
-        elif isinstance(value, (Tensor, ForeignNode)) and key is not None:
+        elif is_node(value) and key is not None:
             out.setdefault(value, str(key))
     return out
 
 
 def _order(output) -> list:
     """Every node of ``output``'s graph, parents before children, ``output`` last."""
-    if isinstance(output, ForeignNode):
-        return list(output.graph.order_from(output))
-    return topological_order(output)
+    return graph_order(output)
 
 
 def _is_constant(t) -> bool:

@@ -25,9 +25,9 @@ import anywidget
 import numpy as np
 import traitlets
 
-from .dot import DEFAULT_MAX_NODES, fitted_svg
-from .formatting import escape
-from .graph_view import graph_html
+from ..drawing.dot import DEFAULT_MAX_NODES, fitted_svg
+from ..drawing.graph_view import graph_html
+from ..engine.formatting import escape
 from .timeline import CAPTION_CHARS, Timeline
 
 __all__ = ["BackwardStepper"]

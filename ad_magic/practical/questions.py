@@ -3,8 +3,8 @@
 Each question is a function of the student's namespace, registered in ``PARTS`` with the
 names it needs; it builds the practical's own examples with the student's ``Tensor``,
 ``add``, ``mul``, … and raises :class:`Wrong` (one sentence saying what is wrong, and a
-hint) when an answer is wrong. The runner (time limit, statuses, the report) is in
-:mod:`ad_magic.practical`.
+hint) when an answer is wrong. The runner (time limit, statuses, the report) is
+:mod:`ad_magic.practical` itself.
 """
 from __future__ import annotations
 
@@ -13,12 +13,12 @@ import traceback
 
 import numpy as np
 
-from .formatting import format_value
+from ..engine.formatting import format_value
 
 __all__ = ["PARTS", "Question", "Wrong", "DEEP_CHAIN", "where"]
 
 DEEP_CHAIN = 3000           # nodes in Part B's deep chain: past Python's recursion limit
-_OWN_FILES = {os.path.abspath(__file__), os.path.join(os.path.dirname(os.path.abspath(__file__)), "practical.py")}
+_OWN_FILES = {os.path.abspath(__file__), os.path.join(os.path.dirname(os.path.abspath(__file__)), "__init__.py")}
 
 
 class Wrong(Exception):

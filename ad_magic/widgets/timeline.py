@@ -27,13 +27,13 @@ import re
 
 import numpy as np
 
-from .adapters import adapt, adapt_names, preserved
-from .adapters.base import ForeignNode
-from .display_names import DisplayNames, normalize_names
-from .dot import DEFAULT_MAX_NODES
-from .engine import OPS, Tensor, topological_order
-from .formatting import format_array, format_number, format_value
-from .graph_view import GraphView, _data_texts, _grad_text, inline_svg
+from ..adapters import adapt, adapt_names, preserved
+from ..adapters.base import ForeignNode
+from ..drawing.dot import DEFAULT_MAX_NODES
+from ..drawing.graph_view import GraphView, _data_texts, _grad_text, inline_svg
+from ..drawing.names import DisplayNames, normalize_names
+from ..engine import OPS, Tensor, topological_order
+from ..engine.formatting import format_array, format_number, format_value
 
 __all__ = ["Timeline", "State"]
 

@@ -24,8 +24,8 @@ from IPython.core.compilerop import PyCF_MASK
 from IPython.core.error import UsageError
 from IPython.utils.capture import capture_output
 
-from .engine import Tensor
-from .formatting import a_type
+from ..engine import Tensor
+from ..engine.formatting import a_type
 
 __all__ = ["Cell", "CellSyntaxError", "UserCodeError", "OUTPUT_FALLBACK"]
 
@@ -159,7 +159,7 @@ class Cell:
         return value
 
 
-_PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
+_PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))   # ad_magic/
 # What ad_magic raises for a caller's bad input, as one sentence ("add: cannot broadcast ...").
 _REFUSALS = (ValueError, TypeError, IndexError)
 
@@ -193,7 +193,7 @@ def _users_frames(exc, tb):
 
 def _is_output(value) -> bool:
     """A Tensor, or another library's tensor an adapter can draw (ad_magic.adapters)."""
-    from .adapters import adaptable
+    from ..adapters import adaptable
 
     try:
         return isinstance(value, Tensor) or adaptable(value)

@@ -11,8 +11,8 @@ from __future__ import annotations
 import numpy as np
 from IPython.core.error import UsageError
 
-from .engine import Tensor, topological_order
-from .formatting import a_type
+from ..engine import Tensor, topological_order
+from ..engine.formatting import a_type
 
 __all__ = ["Named", "namespace_names", "resolve_wrt", "leaves", "SavedVariables", "SavedGraph"]
 
@@ -51,7 +51,7 @@ def namespace_names(ns, graph_ids, preferred):
     (``_``, ``_3``, ``_autodiff_output``) are ignored. A Module's parameters get
     ``module.W``-style labels; a Module whose parameters() raises is skipped.
     """
-    from .nn import Module
+    from ..engine.nn import Module
 
     found = {}
     public = sorted(n for n in ns if isinstance(n, str) and not n.startswith("_"))
@@ -71,7 +71,7 @@ def namespace_names(ns, graph_ids, preferred):
 
 def resolve_wrt(spec, ns, graph_ids, named):
     """The tensors --wrt names, as Named (a Module stands for its parameters)."""
-    from .nn import Module
+    from ..engine.nn import Module
 
     items = [s.strip() for s in spec.strip().strip("'\"").split(",")]   # IPython keeps quotes
     if not any(items):

@@ -24,10 +24,10 @@ from collections import Counter, deque
 import graphviz
 import numpy as np
 
-from .adapters import ForeignNode, adapt, adapt_names
-from .engine import Tensor, topological_order
-from .formatting import WHOLE_ARRAY, format_number, format_value, printable, whole_array
-from .nn import module_scope
+from ..engine import Tensor
+from ..engine.formatting import WHOLE_ARRAY, format_number, format_value, printable, whole_array
+from ..engine.nn import module_scope
+from .nodes import as_node, graph_order, node_names
 from .render import RenderError, find_dot, render_svg
 
 __all__ = ["DEFAULT_MAX_NODES", "draw_computation_graph", "GraphPlan", "lay_out", "fitted_svg", "fit_scale"]
@@ -196,7 +196,7 @@ class GraphPlan:
             raise ValueError(f"max_nodes must be at least 1, got {max_nodes}")
         if modules not in MODULE_VIEWS:
             raise ValueError(f"modules must be one of {', '.join(MODULE_VIEWS)}; got {modules!r}")
-        everything = output.graph.order_from(output) if isinstance(output, ForeignNode) else topological_order(output)
+        everything = graph_order(output)
         order = everything
         if len(everything) > max_nodes:
             keep = _nearest(output, max_nodes)
@@ -731,8 +731,8 @@ def draw_computation_graph(tensor, *, names=None, max_nodes=DEFAULT_MAX_NODES, s
     PyTorch) are drawn through :func:`ad_magic.adapters.adapt`. Nodes made by an
     ``nn.Module`` are boxed by module (``modules``: see :class:`GraphPlan`).
     """
-    tensor = adapt(tensor, "draw_computation_graph")
-    names = adapt_names(tensor, names)
+    tensor = as_node(tensor, "draw_computation_graph")
+    names = node_names(tensor, names)
     find_dot()  # without a system dot, points the graphviz package's own rendering at ours
     plan = GraphPlan(tensor, names, max_nodes, modules)
     if rankdir not in RANKDIRS:

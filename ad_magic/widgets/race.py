@@ -14,8 +14,8 @@ import inspect
 
 import numpy as np
 
-from . import optim
-from .formatting import format_array, format_number
+from ..engine import optim
+from ..engine.formatting import format_array, format_number
 
 __all__ = ["Run", "make_runs", "optimizer_name", "format_lr", "summary_lines", "parameter_summary"]
 

@@ -1,4 +1,11 @@
-"""The engine: `Tensor`, its operations with their derivatives, and backpropagation.
+"""The engine: `Tensor`, its operations with their derivatives, backpropagation, and what
+is built on them alone — `nn` (modules), `optim` (optimizers, `descend`), `gradcheck`,
+`landscapes` (test functions for descent) and `formatting`. It imports NumPy and nothing
+else: no Jupyter, no widget, plotting or Graphviz package, and nothing of ad_magic above
+it (drawing, adapters, widgets, the practical, the magic), so it runs headless in scripts
+and tests. `formatting` (the one number formatter and the table helpers) lives here
+because the engine's own step texts and reports (`steps`, `gradcheck`, `optim`) write
+numbers with it, and every layer above writes them the same way.
 
 Reading guide (the order a learner meets things):
 
@@ -11,9 +18,12 @@ Reading guide (the order a learner meets things):
    order; `forward()` replays the graph from its leaves.
 4. `steps.py` — what each step did, in words and numbers, for the widgets.
 
-This module gathers them; nothing in the engine imports anything from Jupyter.
+This package gathers them. `tensor.py` imports neither `ops.py` nor `backprop.py` (both
+build on it): they are bound into it here, once all three are loaded.
 """
 
+from . import backprop as _backprop
+from . import ops as _ops
 from .backprop import topological_order, trace_graph
 from .ops import (
     OPS,
@@ -42,7 +52,7 @@ from .ops import (
     unbroadcast,
 )
 from .steps import BackwardStep, ChainTerm, ForwardStep
-from .tensor import Tensor, enable_grad, is_grad_enabled, no_grad
+from .tensor import Tensor, bind_engine, enable_grad, is_grad_enabled, no_grad
 
 __all__ = [
     "Tensor", "add", "mul", "sub", "div", "neg", "power", "exp", "log", "tanh", "sigmoid", "relu",
@@ -50,3 +60,5 @@ __all__ = [
     "no_grad", "enable_grad", "is_grad_enabled", "trace_graph", "topological_order", "unbroadcast",
     "BackwardStep", "ChainTerm", "ForwardStep", "Op", "OPS", "elementwise", "structural", "ops_table",
 ]
+
+bind_engine(_ops, _backprop)

@@ -1,44 +1,26 @@
-"""The computation graph on screen.
+"""Drawing: the computation graph on screen, as Graphviz DOT and SVG.
 
-Two ways to draw the graph that produced a tensor:
+It imports the engine (and the ``graphviz`` package, and a ``dot`` to run), nothing above
+it — no adapters, widgets, IPython or ipywidgets. It draws nodes (:mod:`.nodes`): a
+Tensor, or another library's node that the adapters layer, above it, wraps and
+registers. Importing it registers its renderers with the engine, so a tensor that ends a
+notebook cell shows its graph (``Tensor._repr_svg_``, ``_repr_mimebundle_``).
 
-- :func:`draw_computation_graph` (in :mod:`ad_magic.dot`) returns a ``graphviz.Digraph``
-  (left to right, inputs on the left) showing every value's name, data and grad, and
-  every op. A tensor that ends a notebook cell shows this drawing: ``Tensor._repr_svg_``
-  imports :func:`repr_svg` from here when Jupyter asks for it (the engine itself imports
-  nothing of rendering).
-- :class:`GraphView` (in :mod:`ad_magic.graph_view`) lays the graph out once (one run of
-  ``dot``) and then re-styles the SVG by node, so nodes never jump while a widget steps
-  through backprop or gradient descent.
-
-This module keeps the names in one place; the code lives in those two modules.
+- :func:`draw_computation_graph` (:mod:`.dot`) returns a ``graphviz.Digraph`` (inputs on
+  the left) showing every value's name, data and grad, and every op.
+- :class:`GraphView` (:mod:`.graph_view`) lays the graph out once (one run of ``dot``)
+  and then re-styles the SVG by node, so nodes never jump while a widget steps through
+  backprop or gradient descent.
+- :mod:`.render` finds a ``dot`` (system or graphviz-pure) and runs it; :mod:`.names`
+  gives every tensor one clash-free display name.
 """
 from __future__ import annotations
 
-from .dot import (  # noqa: F401  (the names this module has always offered)
-    CHANGED,
-    DEFAULT_MAX_NODES,
-    EDGE,
-    FONT,
-    FONT_SIZE,
-    GRAD_TEXT,
-    HIGHLIGHT,
-    KIND_PENWIDTH,
-    KIND_STYLE,
-    LARGE_GRAPH,
-    LONG_EDGES,
-    MAX_NAME_CHARS,
-    SCALAR_CHARS,
-    STAT_CHARS,
-    SVG_FONT,
-    TEXT,
-    GraphPlan,
-    draw_computation_graph,
-    fitted_svg,
-    lay_out,
-)
+from ..engine.tensor import set_display
+from .dot import DEFAULT_MAX_NODES, GraphPlan, draw_computation_graph, fitted_svg, lay_out
 from .graph_view import GraphView, graph_html, message_svg
-from .render import RenderError, find_dot, render_svg  # noqa: F401
+from .nodes import as_node, node_names
+from .render import RenderError
 
 __all__ = ["DEFAULT_MAX_NODES", "draw_computation_graph", "GraphView", "repr_svg", "repr_mimebundle"]
 
@@ -47,10 +29,8 @@ REPR_TIMEOUT = 20.0          # seconds a notebook repr may spend in dot
 
 def _laid_out_svg(tensor) -> str:
     """The graph of ``tensor`` laid out in its best orientation, at its natural size."""
-    from .adapters import adapt, adapt_names
-
-    tensor = adapt(tensor, "draw_computation_graph")
-    plan = GraphPlan(tensor, adapt_names(tensor, None), DEFAULT_MAX_NODES)
+    tensor = as_node(tensor, "draw_computation_graph")
+    plan = GraphPlan(tensor, node_names(tensor, None), DEFAULT_MAX_NODES)
     return lay_out(plan, timeout=REPR_TIMEOUT)[1]
 
 
@@ -82,3 +62,6 @@ def repr_mimebundle(tensor) -> dict:
     bundle["image/svg+xml"] = fitted_svg(svg)
     bundle["text/html"] = graph_html(svg)
     return bundle
+
+
+set_display(svg=repr_svg, mimebundle=repr_mimebundle)

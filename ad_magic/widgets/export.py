@@ -25,10 +25,10 @@ import stat
 import subprocess
 from pathlib import Path
 
-from .dot import CHANGED, FONT, FONT_SIZE, GRAD_TEXT, HIGHLIGHT, KIND_PENWIDTH, KIND_STYLE, TEXT, label_escape
-from .formatting import escape
-from .graph_view import _data_texts, _grad_text
-from .render import RenderError, find_dot
+from ..drawing.dot import CHANGED, FONT, FONT_SIZE, GRAD_TEXT, HIGHLIGHT, KIND_PENWIDTH, KIND_STYLE, TEXT, label_escape
+from ..drawing.graph_view import _data_texts, _grad_text
+from ..drawing.render import RenderError, find_dot
+from ..engine.formatting import escape
 from .timeline import CAPTION_CHARS
 
 __all__ = ["save_html", "save_frames", "page_html", "check_target", "FRAME_FORMATS"]

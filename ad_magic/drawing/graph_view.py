@@ -22,7 +22,8 @@ import re
 
 import numpy as np
 
-from .adapters import adapt, adapt_names
+from ..engine import Tensor
+from ..engine.formatting import escape
 from .dot import (
     CHANGED,
     DEFAULT_MAX_NODES,
@@ -42,8 +43,7 @@ from .dot import (
     svg_size,
     value_lines,
 )
-from .engine import Tensor
-from .formatting import escape
+from .nodes import as_node, node_names
 
 __all__ = ["GraphView", "inline_svg", "graph_html", "message_svg"]
 
@@ -171,8 +171,8 @@ class GraphView:
 
     def __init__(self, tensor, *, names=None, max_nodes=DEFAULT_MAX_NODES, modules="auto", rankdir="auto",
                  layout=True):
-        tensor = adapt(tensor, "GraphView")     # another library's graph: through its adapter
-        names = adapt_names(tensor, names)
+        tensor = as_node(tensor, "GraphView")     # another library's graph: through its adapter
+        names = node_names(tensor, names)
         self._plan = GraphPlan(tensor, names, max_nodes, modules)
         self.output = tensor
         self.nodes = list(self._plan.tensors)
