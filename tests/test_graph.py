@@ -11,7 +11,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from ad_magic import drawing
-from ad_magic.drawing import DEFAULT_MAX_NODES, GraphView, dot, draw_computation_graph, graph_view, render
+from ad_magic.drawing import DEFAULT_MAX_NODES, GraphView, dot, draw_computation_graph, frame, graph_view, render
 from ad_magic.drawing.render import render_svg
 from ad_magic.engine import Tensor, topological_order
 from ad_magic.engine.formatting import format_number, printable
@@ -496,7 +496,7 @@ def test_orientation_follows_the_graph_shape(renderer):
     loss.backward()
     source = draw_computation_graph(loss).source
     assert "rankdir=TB" in source
-    width, _ = dot.svg_size(drawing.repr_svg(loss))
+    width, _ = frame.svg_size(drawing.repr_svg(loss))
     assert width * 4 / 3 <= 940          # was 2,641 px, with the loss node out of view
     assert "rankdir=LR" in draw_computation_graph(loss, rankdir="LR").source
     with pytest.raises(ValueError, match="rankdir must be one of"):
@@ -520,8 +520,8 @@ def test_a_wide_graph_is_fitted_down_to_the_floor_and_says_it_scrolls(renderer):
     for _ in range(60):
         y = (y * 1.01).tanh()
     svg = drawing.repr_svg(y)
-    width, _ = dot.svg_size(svg)
-    natural, _ = dot.svg_size(drawing._laid_out_svg(y))
-    assert natural > 2 * dot.FIT_WIDTH_PT and width == pytest.approx(natural * dot.MIN_SCALE, abs=1)
-    assert "scroll sideways" in graph_view.graph_html(drawing._laid_out_svg(y))
-    assert "scroll sideways" not in graph_view.graph_html(drawing._laid_out_svg(x * 2))
+    width, _ = frame.svg_size(svg)
+    natural, _ = frame.svg_size(drawing._laid_out_svg(y))
+    assert natural > 2 * frame.FIT_WIDTH_PT and width == pytest.approx(natural * frame.MIN_SCALE, abs=1)
+    assert "scroll sideways" in frame.graph_html(drawing._laid_out_svg(y))
+    assert "scroll sideways" not in frame.graph_html(drawing._laid_out_svg(x * 2))

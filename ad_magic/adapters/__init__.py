@@ -4,7 +4,7 @@
 looks like a node of a computation graph — a student's own ``Tensor`` from the practical,
 a micrograd-style ``Value``, any class spelled as the contract lists (``contract.py``), a
 PyTorch tensor (``torch.py``, when torch is imported) — in a :class:`~ad_magic.adapters.base.ForeignNode`
-of one :class:`~ad_magic.adapters.base.ForeignGraph`. The renderer, the stepper and the
+of one :class:`~ad_magic.adapters.graph.ForeignGraph`. The renderer, the stepper and the
 magic call it at their entry points and see one interface.
 
 The adapters sit above the engine and drawing and import only those two: importing this
@@ -18,8 +18,9 @@ import sys
 
 from ..drawing.nodes import Node, register_adapter
 from ..engine import Tensor
-from .base import AdapterError, ForeignGraph, ForeignNode
+from .base import AdapterError, ForeignNode
 from .contract import StudentAdapter, looks_like, not_a_node
+from .graph import ForeignGraph
 from .steps import ForeignStep, ForeignTerm
 
 __all__ = ["adapt", "adaptable", "adapt_names", "preserved", "AdapterError", "ForeignNode", "ForeignStep",

@@ -27,6 +27,7 @@ import numpy as np
 from ..engine import Tensor
 from ..engine.formatting import WHOLE_ARRAY, format_number, format_value, printable, whole_array
 from ..engine.nn import module_scope
+from .frame import FIT_WIDTH_PT, fit_scale, fitted_svg, graph_html, svg_size
 from .nodes import as_node, graph_order, node_names
 from .render import RenderError, find_dot, render_svg
 
@@ -503,8 +504,6 @@ class ComputationGraph(graphviz.Digraph):
         bundle = super()._repr_mimebundle_(include, exclude, **kwargs)
         svg = bundle.get("image/svg+xml")
         if svg and (not include or "text/html" in include) and "text/html" not in (exclude or ()):
-            from .graph_view import graph_html  # the frame lives with the other HTML helpers
-
             bundle["text/html"] = graph_html(svg)
         return bundle
 
@@ -619,26 +618,9 @@ def _depth(plan, k) -> int:
 
 # --------------------------------------------------------------------------- fitting
 
-FIT_WIDTH_PT = 705.0     # the width a picture is fitted to: 940 px, a notebook output of 1,000 px
 FIT_HEIGHT_PT = 900.0    # taller than this, a picture reads worse than a wider one
-MIN_SCALE = 0.6          # fitting never shrinks labels below 60 % (11 pt -> 8.8 px): it scrolls
 KEEP_LR = 0.8            # left to right stays while it is shown at 80 % or more
 RANKDIRS = ("auto", "LR", "TB")
-_SVG_SIZE_ATTRS = re.compile(r'<svg width="([\d.]+)pt" height="([\d.]+)pt"')
-
-
-def svg_size(svg: str) -> tuple:
-    """The (width, height) in points dot gave the SVG; (0, 0) when it says none."""
-    m = _SVG_SIZE_ATTRS.search(svg)
-    return (float(m.group(1)), float(m.group(2))) if m else (0.0, 0.0)
-
-
-def fit_scale(width: float, height: float = 0.0, room: float = FIT_WIDTH_PT) -> float:
-    """The scale a picture of ``width`` points is shown at in ``room`` points: never
-    enlarged, shrunk to fit, but not below MIN_SCALE (beyond, it scrolls)."""
-    if width <= 0:
-        return 1.0
-    return max(MIN_SCALE, min(1.0, room / width))
 
 
 def _readability(width: float, height: float) -> float:
@@ -703,16 +685,6 @@ def centred_labels(svg: str) -> str:
             cx = (min(xs) + max(xs)) / 2
         return _STARTED_TEXT.sub(f'text-anchor="middle" x="{cx:.2f}"', group)
     return _NODE_GROUP.sub(centre, svg)
-
-
-def fitted_svg(svg: str, room: float = FIT_WIDTH_PT) -> str:
-    """``svg`` with its width and height scaled to fit ``room`` points (see
-    :func:`fit_scale`); its viewBox, hence its drawing, unchanged."""
-    width, height = svg_size(svg)
-    scale = fit_scale(width, height, room)
-    if scale >= 1.0:
-        return svg
-    return _SVG_SIZE_ATTRS.sub(f'<svg width="{width * scale:.0f}pt" height="{height * scale:.0f}pt"', svg, count=1)
 
 
 def draw_computation_graph(tensor, *, names=None, max_nodes=DEFAULT_MAX_NODES, show_grad=True,

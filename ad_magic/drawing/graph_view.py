@@ -27,22 +27,20 @@ from ..engine.formatting import escape
 from .dot import (
     CHANGED,
     DEFAULT_MAX_NODES,
-    FIT_WIDTH_PT,
     FONT_SIZE,
     GRAD_TEXT,
     HIGHLIGHT,
     KIND_PENWIDTH,
     KIND_STYLE,
-    MIN_SCALE,
     SVG_FONT,
     TEXT,
     GraphPlan,
     lay_out,
     scalar_text,
     summary_text,
-    svg_size,
     value_lines,
 )
+from .frame import graph_html, inline_svg
 from .nodes import as_node, node_names
 
 __all__ = ["GraphView", "inline_svg", "graph_html", "message_svg"]
@@ -388,55 +386,3 @@ def message_svg(message: str) -> str:
             f'viewBox="0 0 {width:.0f} 28"><rect x="0.5" y="0.5" width="{width - 1:.0f}" height="27" '
             f'fill="#fef2f2" stroke="#dc2626"/><text x="8" y="18" font-family="{SVG_FONT}" '
             f'font-size="12" fill="#7f1d1d">{text}</text></svg>')
-
-
-# --------------------------------------------------------------------------- in HTML
-
-_PROLOG = re.compile(r"^.*?(?=<svg\b)", re.S)
-FIT_WIDTH_NODES = 60   # (kept for imports: every graph now fits the output's width, see graph_html)
-
-
-def inline_svg(svg: str) -> str:
-    """The SVG without XML prolog, doctype and comments before ``<svg``: ready to be
-    put inline in an HTML page."""
-    return _PROLOG.sub("", svg, count=1)
-
-
-# The zoom buttons are inline handlers (no <script>): they work wherever the HTML is
-# shown, in a notebook output, an ipywidgets HTML and a page alike.
-_SVG_OF = "var s=this.closest('.ad-graph').querySelector('.ad-graph-viewport svg');"
-_ZOOM = (_SVG_OF + "var w=s.getBoundingClientRect().width*{factor};"
-         "s.style.minWidth='0';s.style.maxWidth='none';s.style.width=w+'px';"
-         "this.closest('.ad-graph').dataset.fit='manual';")
-_FIT = (_SVG_OF + "s.style.minWidth='0';s.style.maxWidth='{width:.0f}px';s.style.width='100%';"
-        "this.closest('.ad-graph').dataset.fit='whole';")
-_BUTTON = ('<button type="button" class="{cls}" title="{title}" onclick="{js}" style="font:12px sans-serif;'
-           'padding:0 8px;border:1px solid #9ca3af;border-radius:2px;background:#f3f4f6;color:#111827;'
-           'cursor:pointer">{text}</button>')
-
-
-def graph_html(svg: str, nodes: int | None = None) -> str:
-    """The SVG inline in HTML, fitted to the width it gets: shrunk to fit the output
-    (never enlarged), but never below MIN_SCALE (readable labels); beyond that it scrolls
-    sideways, and a hint says so. Buttons zoom out, fit the whole graph (however small)
-    and zoom in."""
-    svg = inline_svg(svg)
-    width_pt, height_pt = svg_size(svg)
-    if width_pt <= 0:
-        return svg
-    width = width_pt * 4 / 3
-    svg = svg.replace("<svg ", f'<svg style="display:block;width:100%;max-width:{width:.0f}px;'
-                      f'min-width:{min(width, width * MIN_SCALE):.0f}px;height:auto" ', 1)
-    scrolls = width * MIN_SCALE > FIT_WIDTH_PT * 4 / 3
-    hint = ('<span class="ad-graph-hint" style="margin-right:auto;color:#b45309">At a readable size this graph '
-            'is wider than the output: scroll sideways for the rest, or press Fit to see it whole.</span>'
-            if scrolls else "")
-    buttons = "".join(_BUTTON.format(cls=cls, title=title, js=html.escape(js, quote=True), text=text)
-                      for cls, title, js, text in (
-                          ("ad-graph-out", "Zoom out", _ZOOM.format(factor=0.8), "−"),
-                          ("ad-graph-fit", "Show the whole graph", _FIT.format(width=width), "Fit"),
-                          ("ad-graph-in", "Zoom in", _ZOOM.format(factor=1.25), "+")))
-    return (f'<div class="ad-graph" data-fit="auto" data-width="{width:.0f}" style="max-width:100%">'
-            f'<div class="ad-graph-tools" style="display:flex;gap:2px;align-items:center;justify-content:flex-end;'
-            f'font:12px sans-serif;margin:0 0 2px">{hint}{buttons}</div>'
-            f'<div class="ad-graph-viewport" style="overflow:auto;max-width:100%">{svg}</div></div>')
