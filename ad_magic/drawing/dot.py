@@ -136,13 +136,6 @@ def grad_line(grad, ndim: int | None = None) -> str:
 
 # --------------------------------------------------------------------------- the plan
 
-def check_tensor(tensor, what: str) -> None:
-    """A TypeError, in one sentence naming the type, for anything but a Tensor."""
-    if not isinstance(tensor, Tensor):
-        raise TypeError(f"{what} needs a Tensor (the result of a computation), got {type(tensor).__name__}; "
-                        f"wrap a value in Tensor(...) first.")
-
-
 MODULE_VIEWS = ("auto", "expanded", "collapsed", "flat")
 # "auto" collapses modules, innermost first, while the drawing has more value nodes than
 # this. Measured by laying out chains of a 4-op module with a parameter, expanded, in the

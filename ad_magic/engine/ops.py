@@ -21,7 +21,7 @@ import operator
 
 import numpy as np
 
-from .tensor import BORROWED, OWNED, Tensor, _grad_mode, accumulate, compact, constant_tensor, describe, float_array
+from .tensor import BORROWED, OWNED, Tensor, _grad_mode, accumulate, compact, constant_tensor, float_array
 
 __all__ = [
     "Op", "OPS", "elementwise", "structural", "unbroadcast", "ops_table",
@@ -91,7 +91,7 @@ def _node(data, a, b, rest, op, args, record):
     out = Tensor.__new__(Tensor)
     out._data = data
     out._grad = None
-    out._gstate = 0
+    out._gstate = BORROWED
     out.name = None
     out._mark = 0
     if _grad_mode.enabled:  # recorded even when no input needs a gradient: forward() replays it
@@ -825,10 +825,3 @@ def ops_table() -> str:
         grads = "; ".join(f"∂L/∂{x} = {op.expression(i)}" for i, x in enumerate(op.inputs))
         lines.append(f"| `{op.name}` | {op.formula} | {grads} |")
     return "\n".join(lines) + "\n"
-
-
-def check_operand(value, op):
-    """`value` if it is a Tensor, else a clear TypeError naming the op."""
-    if not isinstance(value, Tensor):
-        raise TypeError(f"{op}: expected a Tensor, got {describe(value)}")
-    return value
