@@ -3,7 +3,7 @@
 :func:`draw_computation_graph` returns a ``graphviz.Digraph`` (left to right, inputs on
 the left) showing every value's name, data and grad, and every op. :class:`GraphPlan`
 decides which tensors are drawn, of which kind and under which DOT names; the restyled
-view (:mod:`ad_magic.graph_view`) lays out the same plan once and finds its nodes again
+view (:mod:`ad_magic.drawing.graph_view`) lays out the same plan once and finds its nodes again
 in the SVG by those names.
 
 Reading the picture: blue rounded boxes are leaves (the inputs you differentiate with

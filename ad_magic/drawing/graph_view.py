@@ -1,6 +1,6 @@
 """A computation graph laid out once and re-styled per step: :class:`GraphView`.
 
-:class:`GraphView` runs ``dot`` once on the plan of :mod:`ad_magic.dot` (with room
+:class:`GraphView` runs ``dot`` once on the plan of :mod:`ad_magic.drawing.dot` (with room
 reserved for the widest number), then re-styles the SVG by node — highlight the node
 whose ``_backward`` runs, show or blank grads, mark the grads that just changed, show
 another iteration's values — without a new layout, so nodes never jump while a widget
@@ -11,9 +11,9 @@ view finds each tensor's node in the SVG again.
 For a browser that restyles the picture itself (the stepper's timeline),
 :meth:`GraphView.skeleton` gives the same layout with classes and empty text slots.
 
-Also here: how a widget puts such an SVG inline in HTML (:func:`inline_svg`,
-:func:`graph_html`), and the one-line SVG shown instead of a traceback
-(:func:`message_svg`).
+Also here: the one-line SVG shown instead of a traceback (:func:`message_svg`). How a
+widget puts such an SVG inline in HTML (:func:`inline_svg`, :func:`graph_html`) is in
+:mod:`ad_magic.drawing.frame` (imported here for the widgets).
 """
 from __future__ import annotations
 
@@ -161,8 +161,8 @@ class GraphView:
     always in the same positions. ``align()`` maps another graph of the same structure
     (the next gradient-descent iteration) onto these nodes, so one layout serves all.
 
-    ``modules`` boxes the nodes of each module call (see :class:`~ad_magic.dot.GraphPlan`),
-    ``rankdir`` picks the orientation (``"auto"``: see :func:`~ad_magic.dot.lay_out`).
+    ``modules`` boxes the nodes of each module call (see :class:`~ad_magic.drawing.dot.GraphPlan`),
+    ``rankdir`` picks the orientation (``"auto"``: see :func:`~ad_magic.drawing.dot.lay_out`).
     With ``layout=False`` the layout waits for :meth:`lay_out`, which can be told every
     value the view will show, so each box is as wide as its widest text.
     """

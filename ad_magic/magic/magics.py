@@ -12,14 +12,14 @@ gradient descent on that loss.
 
 The magic calls the same functions a user would call, in three steps, one module each:
 
-* :mod:`ad_magic.cell` runs the cell (or the line's expression) once in the user
-  namespace and finds its output; :mod:`ad_magic.variables` finds which variables hold
+* :mod:`ad_magic.magic.cell` runs the cell (or the line's expression) once in the user
+  namespace and finds its output; :mod:`ad_magic.magic.variables` finds which variables hold
   the graph's tensors (labels, leaves, ``--wrt``, the parameters).
 * This module backpropagates (``Tensor.backward``), checks (``--check``: finite
-  differences through :func:`ad_magic.gradcheck.gradcheck`, re-running the cell with the
+  differences through :func:`ad_magic.engine.gradcheck.gradcheck`, re-running the cell with the
   tensor nudged) or descends (``--descent``: the DescentExplorer replays the recorded
   graph with ``Tensor.forward``; the cell is not run again).
-* :mod:`ad_magic.report` shows the gradient table, the descent summary and the graph.
+* :mod:`ad_magic.magic.report` shows the gradient table, the descent summary and the graph.
 
 After ``--check`` the cell's variables are put back as its run left them. After
 ``--descent`` the parameters hold their final values and the graph's tensors the final

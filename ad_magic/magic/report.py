@@ -2,7 +2,7 @@
 messages and the graph picture.
 
 Every display sends both a text and an HTML form, so a terminal or nbconvert to text
-keeps a readable copy. Numbers and tables are written by :mod:`ad_magic.formatting`,
+keeps a readable copy. Numbers and tables are written by :mod:`ad_magic.engine.formatting`,
 as everywhere else in the package.
 """
 from __future__ import annotations
@@ -67,7 +67,7 @@ def descent_summary(history, *, optimizer, lr, params, final_loss):
     """One line on a descent: how it ran, the loss from start to end, where the
     parameters ended. `history` is the explorer (``losses``, ``stopped``); `params` the
     magic's labelled parameters. (The explorer's own header, which follows its live
-    sliders, is :func:`ad_magic.race.summary_lines`, written the same way.)"""
+    sliders, is :func:`ad_magic.widgets.race.summary_lines`, written the same way.)"""
     last = len(history.losses) - 1
     how = f"{optimizer}, lr={format_lr(lr)}"
     if history.stopped:
