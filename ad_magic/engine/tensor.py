@@ -209,16 +209,7 @@ class Tensor:
     def __init__(self, data, name=None, requires_grad=True):
         if name is not None and not isinstance(name, str):
             raise TypeError(f"Tensor: name must be a string, got {type(name).__name__}")
-        self._data = compact(float_array(data, "Tensor", copy=True))
-        self._grad = None
-        self._gstate = BORROWED
-        self._a = self._b = self._rest = None
-        self._function = None
-        self._op = None
-        self._args = None
-        self._mark = 0
-        self.name = name
-        self.requires_grad = bool(requires_grad)
+        _leaf(self, compact(float_array(data, "Tensor", copy=True)), name, bool(requires_grad))
 
     # -- the practical's attributes -------------------------------------------------
     @property
@@ -370,11 +361,7 @@ class Tensor:
 
     def detach(self) -> Tensor:
         """A new leaf holding the same data, outside any graph."""
-        out = Tensor.__new__(Tensor)
-        out._data, out._grad, out._gstate = self._data, None, BORROWED
-        out._a = out._b = out._rest = out._function = out._op = out._args = None
-        out.name, out.requires_grad, out._mark = self.name, False, 0
-        return out
+        return _leaf(Tensor.__new__(Tensor), self._data, self.name, False)
 
     def __len__(self):
         if self._data.ndim == 0:
@@ -533,8 +520,14 @@ def _tensor_repr(t: Tensor) -> str:
 
 def constant_tensor(value) -> Tensor:
     """A constant leaf (no gradient) holding `value`, a NumPy scalar or array."""
-    t = Tensor.__new__(Tensor)
-    t._data, t._grad, t._gstate = value, None, BORROWED
+    return _leaf(Tensor.__new__(Tensor), value, None, False)
+
+
+def _leaf(t: Tensor, data, name, requires_grad: bool) -> Tensor:
+    """``t`` with every slot of a leaf set: ``data`` (kept as given), no grad, no inputs.
+    The one place a leaf's slots are listed; an op's output sets the same slots with its
+    inputs (``ops._node`` and the registry's per-arity functions, kept inline for speed)."""
+    t._data, t._grad, t._gstate = data, None, BORROWED
     t._a = t._b = t._rest = t._function = t._op = t._args = None
-    t.name, t.requires_grad, t._mark = None, False, 0
+    t.name, t.requires_grad, t._mark = name, requires_grad, 0
     return t
