@@ -2,7 +2,7 @@
 """ad_magic's commands. Everything goes into ./.venv; nothing is installed globally.
 
     python3 dev.py lab                 set up .venv and start JupyterLab on notebooks/ (127.0.0.1)
-    python3 dev.py test [pytest args]  set up .venv (+ Debian's chromium), run `ruff check .` and pytest
+    python3 dev.py test [pytest args]  set up .venv (+ Debian's chromium), run `ruff check .`, `lint-imports` and pytest
     python3 dev.py bench [args]        set up .venv with the benchmark peers and run benchmarks/run.py
 """
 from __future__ import annotations
@@ -94,11 +94,14 @@ def cmd_test(args: list[str]) -> int:
     ensure_chromium()
     say("ruff check .")
     lint = subprocess.call([BIN / "ruff", "check", "--output-format=concise", "."], cwd=ROOT)
+    say("lint-imports (the layer contracts in pyproject.toml)")
+    layers = subprocess.call([BIN / "lint-imports", "--no-logo", "--no-cache"], cwd=ROOT)
     say(shlex.join(["python", "-m", "pytest", *args]))
     rc = run([PY, "-m", "pytest", *args], cwd=ROOT)
-    if lint and not rc:
-        say("the tests passed but `ruff check .` found problems (listed before the tests)")
-    return rc or lint
+    if (lint or layers) and not rc:
+        found = " and ".join(name for name, code in (("`ruff check .`", lint), ("`lint-imports`", layers)) if code)
+        say(f"the tests passed but {found} found problems (listed before the tests)")
+    return rc or lint or layers
 
 
 def cmd_bench(args: list[str]) -> int:

@@ -3,11 +3,38 @@
 A small NumPy engine (`Tensor`, `backward()`), graph drawing, widgets that step through
 backpropagation and gradient descent, and the `%%autodiff` IPython magic
 (``%load_ext ad_magic``).
+
+Subpackages by layer, each importing only the ones below it (``pyproject.toml``'s
+import-linter contracts check this): ``engine`` (NumPy only), ``drawing``, ``adapters``,
+``widgets`` (the timeline and widgets), ``practical``, ``magic``. Importing ``ad_magic``
+loads the engine, drawing and the adapters, so a tensor always shows its graph and any
+drawable object is drawn; the widgets, the practical and the magic load on use.
+``ad_magic.nn``, ``ad_magic.optim`` and ``ad_magic.landscapes`` are the public paths of
+the engine's modules of those names: the same module objects, registered under both names,
+so a name patched or compared through either path is the one the code uses.
 """
 
-from .engine import Tensor, add, enable_grad, mul, no_grad, topological_order, trace_graph, unbroadcast
-from .gradcheck import gradcheck
-from .graph import GraphView, draw_computation_graph
+import sys as _sys
+
+from . import adapters as _adapters  # noqa: F401  (registers the adapters with drawing)
+from .drawing import GraphView, draw_computation_graph
+from .engine import (
+    Tensor,
+    add,
+    enable_grad,
+    landscapes,
+    mul,
+    nn,
+    no_grad,
+    optim,
+    topological_order,
+    trace_graph,
+    unbroadcast,
+)
+from .engine.gradcheck import gradcheck
+
+for _module in (nn, optim, landscapes):
+    _sys.modules.setdefault(f"{__name__}.{_module.__name__.rsplit('.', 1)[1]}", _module)
 
 __version__ = "0.2.0"
 
@@ -19,13 +46,13 @@ __all__ = [
 
 def load_ipython_extension(ip):
     """``%load_ext ad_magic``: register the ``%%autodiff`` and ``%autodiff`` magics."""
-    from .magics import load_ipython_extension as load
+    from .magic.magics import load_ipython_extension as load
 
     load(ip)
 
 
 def unload_ipython_extension(ip):
     """``%unload_ext ad_magic``: remove the magics again."""
-    from .magics import unload_ipython_extension as unload
+    from .magic.magics import unload_ipython_extension as unload
 
     unload(ip)

@@ -84,7 +84,7 @@ def main(argv=None) -> int:
         print("bench_browser: skipped, the playwright package is not installed")
         return 0
     from ad_magic.engine import topological_order
-    from ad_magic.stepper import BackwardStepper
+    from ad_magic.widgets.stepper import BackwardStepper
 
     rows = []
     rng = random.Random(0)

@@ -20,9 +20,9 @@ import time
 
 import _common
 
+from ad_magic.drawing import DEFAULT_MAX_NODES, GraphView
+from ad_magic.drawing.render import _graphviz_pure_executable
 from ad_magic.engine import Tensor
-from ad_magic.graph import DEFAULT_MAX_NODES, GraphView
-from ad_magic.render import _graphviz_pure_executable
 
 
 def mlp_graph(n_values: int, seed: int = 0) -> Tensor:

@@ -3,7 +3,7 @@ import shutil
 
 import pytest
 
-from ad_magic import render
+from ad_magic.drawing import render
 
 
 @pytest.fixture(params=["system dot", "graphviz-pure"])

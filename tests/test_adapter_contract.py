@@ -11,7 +11,7 @@ import pytest
 from ad_magic import draw_computation_graph
 from ad_magic.adapters import AdapterError, ForeignNode, adapt
 from ad_magic.adapters.contract import DATA, GRAD, HOLDERS, NAMES, OP, PARENTS, RULES, canonical_op
-from ad_magic.stepper import BackwardStepper
+from ad_magic.widgets.stepper import BackwardStepper
 
 
 def make_class(parents="_parents", op="_function", data="data", grad="grad", rule="_backward", name="Node",

@@ -9,8 +9,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from ad_magic.adapters import adapt
-from ad_magic.ops import OPS
-from ad_magic.stepper import BackwardStepper
+from ad_magic.engine.ops import OPS
+from ad_magic.widgets.stepper import BackwardStepper
 
 ELEMENTWISE = sorted(name for name, op in OPS.items() if op.elementwise)
 STRUCTURAL = sorted(name for name, op in OPS.items() if not op.elementwise)

@@ -14,9 +14,9 @@ from practical_solutions import namespace, sections
 from practical_solutions.mistakes import MISTAKES
 
 import ad_magic
-from ad_magic import GraphView, draw_computation_graph, graph
+from ad_magic import GraphView, draw_computation_graph, drawing
 from ad_magic.adapters import AdapterError, ForeignNode, adapt, adaptable
-from ad_magic.stepper import BackwardStepper
+from ad_magic.widgets.stepper import BackwardStepper
 
 PACKAGE = Path(ad_magic.__file__).parent
 
@@ -54,7 +54,7 @@ def test_the_practical_s_graph_is_drawn_with_the_user_s_names(ns):
 
 def test_repr_svg_draws_the_practical_s_tensor(ns):
     x, y = nine(ns)
-    svg = graph.repr_svg(y)
+    svg = drawing.repr_svg(y)
     assert svg.lstrip().startswith(("<?xml", "<svg", "<!--")) and "mul" in svg and "Graph not drawn" not in svg
 
 
@@ -443,7 +443,8 @@ def test_a_torch_constant_is_one_sentence():
 ENGINE_PRIVATE = re.compile(r"\.(_data|_grad|_a|_b|_rest|_op|_args|_mark|_gstate)\b")
 
 
-CHECKED = sorted(p.name for p in (PACKAGE / "adapters").glob("*.py")) + ["../practical.py", "../practical_questions.py"]
+CHECKED = sorted(p.name for p in (PACKAGE / "adapters").glob("*.py")) + ["../practical/__init__.py",
+                                                                        "../practical/questions.py"]
 
 
 @pytest.mark.parametrize("module", CHECKED)
@@ -458,7 +459,7 @@ def test_adapters_never_import_torch_unless_given_a_torch_tensor():
     import subprocess
     import sys
 
-    code = ("import sys, ad_magic.adapters, ad_magic.practical, ad_magic.dot, ad_magic.stepper; "
+    code = ("import sys, ad_magic.adapters, ad_magic.practical, ad_magic.drawing.dot, ad_magic.widgets.stepper; "
             "print('torch' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert out.stdout.strip() == "False", out.stderr

@@ -66,12 +66,21 @@ def test_setup_stops_with_a_hint_when_venv_fails(dev, monkeypatch):
 
 
 def test_test_command_propagates_pytest_exit_code_and_fails_on_lint(dev, monkeypatch):
+    """ruff and lint-imports both run; a failure of either fails the run (pytest's code first)."""
     monkeypatch.setattr(dev, "setup", lambda extra: None)
     monkeypatch.setattr(dev, "ensure_chromium", lambda: None)
-    for lint, pytest_rc, want in [(0, 0, 0), (0, 5, 5), (0, 1, 1), (1, 0, 1), (1, 2, 2)]:
-        monkeypatch.setattr(dev.subprocess, "call", lambda cmd, lint=lint, **kw: lint)
+    cases = [(0, 0, 0, 0), (0, 0, 5, 5), (0, 0, 1, 1), (1, 0, 0, 1), (1, 0, 2, 2), (0, 1, 0, 1), (0, 1, 3, 3)]
+    for lint, layers, pytest_rc, want in cases:
+        calls = []
+
+        def call(cmd, lint=lint, layers=layers, calls=calls, **kw):
+            calls.append(Path(str(cmd[0])).name)
+            return {"ruff": lint, "lint-imports": layers}[calls[-1]]
+
+        monkeypatch.setattr(dev.subprocess, "call", call)
         monkeypatch.setattr(dev, "run", lambda cmd, rc=pytest_rc, **kw: rc)
-        assert dev.cmd_test(["-k", "x"]) == want, (lint, pytest_rc)
+        assert dev.cmd_test(["-k", "x"]) == want, (lint, layers, pytest_rc)
+        assert calls == ["ruff", "lint-imports"]
 
 
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
@@ -92,4 +101,5 @@ def test_extras():
     extras = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["optional-dependencies"]
     assert "ad_magic[e2e]" in extras["test"]
     assert any(r.startswith("ruff") for r in extras["test"])
+    assert any(r.startswith("import-linter") for r in extras["test"])   # dev.py test runs lint-imports
     assert "torch==2.13.0" in extras["bench"]  # a bare `torch` would pull a multi-GB CUDA build

@@ -13,9 +13,9 @@ from practical_solutions import namespace
 from practical_solutions.mistakes import MISTAKES
 
 from ad_magic import Tensor
-from ad_magic.display_names import DisplayNames, bracketed, complete_names
-from ad_magic.stepper import BackwardStepper
-from ad_magic.timeline import Timeline
+from ad_magic.drawing.names import DisplayNames, bracketed, complete_names
+from ad_magic.widgets.stepper import BackwardStepper
+from ad_magic.widgets.timeline import Timeline
 
 CELL_AB = "a = Tensor(-2.0)\nb = Tensor(3.0)\na * b + a.tanh()\n"
 _SYMBOL = r"∂[Lℒ]/∂"

@@ -197,7 +197,7 @@ def test_exported_page_works_from_file_with_no_network(browser, tmp_path):
     """save_html's page from file://, every request aborted: drag its range input and the
     SVG changes; a click opens a card."""
     from ad_magic import Tensor
-    from ad_magic.stepper import BackwardStepper
+    from ad_magic.widgets.stepper import BackwardStepper
 
     x, y = Tensor(2.0, name="x"), Tensor(3.0, name="y")
     h = x * y
@@ -298,7 +298,7 @@ def test_lab_widget_roundtrip(lab, page, tmp_path):
 
 
 # --- the real widgets ----------------------------------------------------
-HAVE_WIDGETS = (e2e.ROOT / "ad_magic" / "widgets.py").exists()
+HAVE_WIDGETS = (e2e.ROOT / "ad_magic" / "widgets" / "__init__.py").exists()
 
 FALLBACK_CELLS = [
     "%load_ext ad_magic\nfrom ad_magic import Tensor\n",
@@ -331,7 +331,7 @@ def _widget_roots(page, out_css: str, marker: str, source_words: tuple[str, ...]
     return None
 
 
-@pytest.mark.skipif(not HAVE_WIDGETS, reason="ad_magic/widgets.py does not exist yet")
+@pytest.mark.skipif(not HAVE_WIDGETS, reason="ad_magic/widgets/ does not exist yet")
 def test_lab_backward_stepper_and_descent(lab, page):
     """The practical in Lab: run every cell, drag a BackwardStepper's slider (the SVG
     changes and its highlighted node moves), drag a DescentExplorer's slider (the shown

@@ -27,7 +27,7 @@ NOTEBOOKS = sorted((e2e.ROOT / "notebooks").glob("*.ipynb"))
 SCREENSHOTS = e2e.ARTIFACTS / "screenshots"
 OUTPUT_WIDTH = 1000       # px of output area the graphs must fit
 TEST_TIMEOUT = 780        # seconds, the watchdog's outer limit
-OUTPUT_FILL = "#fef3c7"   # the output node's fill (ad_magic.dot.KIND_STYLE["output"])
+OUTPUT_FILL = "#fef3c7"   # the output node's fill (ad_magic.drawing.dot.KIND_STYLE["output"])
 
 # For one output area: every graph in it (inline <svg> or an <img> of SVG), each node's box
 # in page pixels, which node is the output, and the rectangle the output area shows
@@ -263,7 +263,7 @@ def test_the_exported_matvec_page_fits_at_1000_px(tmp_path):
     from playwright.sync_api import sync_playwright
 
     from ad_magic import Tensor
-    from ad_magic.stepper import BackwardStepper
+    from ad_magic.widgets.stepper import BackwardStepper
 
     e2e.require_browser_stack()
     W = Tensor(np.array([[1.0, 2.0, 0.5], [0.0, 1.0, 3.0]]), name="W")

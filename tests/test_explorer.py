@@ -13,9 +13,9 @@ from matplotlib.contour import ContourSet
 from matplotlib.figure import Figure
 
 from ad_magic import Tensor
-from ad_magic.explorer import DescentExplorer
-from ad_magic.formatting import format_number
+from ad_magic.engine.formatting import format_number
 from ad_magic.optim import Adam, Momentum
+from ad_magic.widgets.explorer import DescentExplorer
 
 SVG_NS = "{http://www.w3.org/2000/svg}"
 
@@ -254,7 +254,7 @@ def test_a_tensor_loss_of_two_parameters_has_its_contours():
 
 
 def test_the_run_is_optim_descend_with_a_callback(monkeypatch):
-    from ad_magic import optim
+    from ad_magic.engine import optim
     calls = []
     real = optim.descend
 
@@ -561,8 +561,8 @@ def test_a_view_that_raises_shows_its_error_and_the_explorer_keeps_working():
 
 
 def test_a_view_may_return_a_figure_png_bytes_or_text():
-    from ad_magic.explorer import _picture_html
-    from ad_magic.plots import figure_png, loss_curve
+    from ad_magic.widgets.explorer import _picture_html
+    from ad_magic.widgets.plots import figure_png, loss_curve
     fig = loss_curve([3.0, 2.0, 1.0])
     assert _picture_html(fig).startswith('<img src="data:image/png;base64,')
     assert _picture_html(figure_png(fig)).startswith('<img src="data:image/png;base64,')
@@ -605,7 +605,7 @@ def test_the_training_view_draws_the_fit_at_each_iteration_without_pyplot():
 
 def test_the_training_view_draws_a_decision_surface_for_two_inputs():
     from ad_magic.nn import MLP, mse_loss
-    from ad_magic.training import TrainingView
+    from ad_magic.widgets.training import TrainingView
     rng = np.random.default_rng(1)
     X = rng.normal(size=(40, 2))
     Y = (X[:, :1] * X[:, 1:] > 0).astype(float)

@@ -13,12 +13,12 @@ import numpy as np
 import pytest
 
 from ad_magic import Tensor, optim
-from ad_magic import landscape_grid as grid
-from ad_magic.descent_picture import DescentPicture
-from ad_magic.descent_runs import DescentRuns
-from ad_magic.graph_layouts import GraphLayouts
-from ad_magic.hyperparameters import MAX_START_INPUTS, HyperparameterControls
-from ad_magic.race import Run
+from ad_magic.engine import landscape_grid as grid
+from ad_magic.widgets.descent_picture import DescentPicture
+from ad_magic.widgets.descent_runs import DescentRuns
+from ad_magic.widgets.graph_layouts import GraphLayouts
+from ad_magic.widgets.hyperparameters import MAX_START_INPUTS, HyperparameterControls
+from ad_magic.widgets.race import Run
 
 UPPER = {"ipywidgets", "IPython", "matplotlib", "anywidget", "graphviz"}
 
@@ -65,14 +65,14 @@ def imported(module: str, seen=None) -> set:
 
 
 def test_sampling_imports_numpy_only_and_running_imports_no_widget_or_plot():
-    assert imported("ad_magic.landscape_grid") <= {"__future__", "math", "numpy"}
-    assert not imported("ad_magic.descent_runs") & UPPER
-    assert not imported("ad_magic.race") & UPPER
-    assert "ipywidgets" not in imported("ad_magic.descent_picture")
+    assert imported("ad_magic.engine.landscape_grid") <= {"__future__", "math", "numpy"}
+    assert not imported("ad_magic.widgets.descent_runs") & UPPER
+    assert not imported("ad_magic.widgets.race") & UPPER
+    assert "ipywidgets" not in imported("ad_magic.widgets.descent_picture")
 
 
 def test_the_import_walk_sees_what_a_module_imports():    # so the test above can fail
-    assert {"ipywidgets", "matplotlib"} <= imported("ad_magic.explorer")
+    assert {"ipywidgets", "matplotlib"} <= imported("ad_magic.widgets.explorer")
 
 
 # --------------------------------------------------------------------------- landscape_grid
@@ -259,7 +259,7 @@ def test_changed_hyperparameters_are_the_next_runs():
 
 
 def test_a_run_holds_data_not_widgets():
-    from ad_magic.explorer import DescentExplorer
+    from ad_magic.widgets.explorer import DescentExplorer
     a, b, loss = bowl()
     e = DescentExplorer.compare(loss, [a, b], optimizers=["sgd", "adam"], lr=0.02, steps=4)
     assert e.hyperparameters["adam"]["beta1"] is e.controls.sliders["adam"]["beta1"]

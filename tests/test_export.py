@@ -16,7 +16,7 @@ from IPython.testing import globalipapp
 from IPython.utils.capture import capture_output
 
 from ad_magic import Tensor
-from ad_magic.stepper import BackwardStepper
+from ad_magic.widgets.stepper import BackwardStepper
 
 SVG = "image/svg+xml"
 WIDGET = "application/vnd.jupyter.widget-view+json"
@@ -322,8 +322,8 @@ def test_a_page_behind_a_symbolic_link_is_rewritten_and_the_link_kept(stepper, t
 
 
 def test_the_page_runs_the_widget_s_script_with_play_s_interval_from_the_payload():
-    from ad_magic.export import page_html
-    from ad_magic.timeline import PLAY_INTERVAL_MS
+    from ad_magic.widgets.export import page_html
+    from ad_magic.widgets.timeline import PLAY_INTERVAL_MS
 
     x = Tensor(2.0, name="x")
     s = BackwardStepper(x * x + x)

@@ -1,4 +1,4 @@
-"""ad_magic.formatting: one way to write numbers, arrays and tables."""
+"""ad_magic.engine.formatting: one way to write numbers, arrays and tables."""
 import math
 from decimal import Decimal
 
@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ad_magic.formatting import escape, format_array, format_number, format_value, html_table, text_table
+from ad_magic.engine.formatting import escape, format_array, format_number, format_value, html_table, text_table
 
 
 @pytest.mark.parametrize("value, text", [

@@ -9,7 +9,7 @@ import pytest
 
 from ad_magic import Tensor, add, gradcheck, no_grad
 from ad_magic.engine import is_grad_enabled
-from ad_magic.tensor import enable_grad
+from ad_magic.engine.tensor import enable_grad
 
 
 def square(a, *, style="+="):
@@ -114,7 +114,7 @@ def test_grad_has_its_tensors_dtype():
 def test_no_refcount_rule_in_the_engine():
     import ad_magic
 
-    for path in __import__("pathlib").Path(ad_magic.__file__).parent.glob("*.py"):
+    for path in __import__("pathlib").Path(ad_magic.__file__).parent.rglob("*.py"):
         assert "getrefcount" not in path.read_text(encoding="utf-8"), path.name
 
 

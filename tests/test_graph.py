@@ -1,4 +1,4 @@
-"""ad_magic.graph: the computation graph drawn, escaped, truncated, and restyled in place."""
+"""ad_magic.drawing: the computation graph drawn, escaped, truncated, and restyled in place."""
 import html
 import re
 import shutil
@@ -10,11 +10,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from ad_magic import dot, graph, graph_view, render
+from ad_magic import drawing
+from ad_magic.drawing import DEFAULT_MAX_NODES, GraphView, dot, draw_computation_graph, frame, graph_view, render
+from ad_magic.drawing.render import render_svg
 from ad_magic.engine import Tensor, topological_order
-from ad_magic.formatting import format_number, printable
-from ad_magic.graph import DEFAULT_MAX_NODES, GraphView, draw_computation_graph
-from ad_magic.render import render_svg
+from ad_magic.engine.formatting import format_number, printable
 
 SVG = "{http://www.w3.org/2000/svg}"
 SYSTEM_DOT = shutil.which("dot")
@@ -239,7 +239,7 @@ def test_repr_svg_never_raises_with_a_broken_renderer(monkeypatch, tmp_path):
 def test_repr_svg_never_raises_on_unexpected_errors(monkeypatch):
     def broken(*args, **kwargs):
         raise ValueError("bad <data> & more")
-    monkeypatch.setattr(graph, "_laid_out_svg", broken)
+    monkeypatch.setattr(drawing, "_laid_out_svg", broken)
     svg = quadratic()[1]._repr_svg_()
     root = ET.fromstring(svg)
     assert [t.text for t in root.iter(SVG + "text")] == ["Graph not drawn: ValueError: bad <data> & more"]
@@ -283,13 +283,13 @@ def test_restyle_changes_style_and_text_but_not_positions(renderer):
     styled = svg_nodes(view.svg(grads=grads, highlight=3, changed=[x], caption="step 2"))
     assert {k: position(g) for k, g in plain.items()} == {k: position(g) for k, g in styled.items()}
     # highlighted: the value node whose _backward runs (index 3: 4*x) and its op node
-    assert fill(styled["v3"]) == graph.HIGHLIGHT and fill(styled["f3"]) == graph.HIGHLIGHT
-    assert fill(plain["v3"]) != graph.HIGHLIGHT and fill(styled["f1"]) != graph.HIGHLIGHT
+    assert fill(styled["v3"]) == dot.HIGHLIGHT and fill(styled["f3"]) == dot.HIGHLIGHT
+    assert fill(plain["v3"]) != dot.HIGHLIGHT and fill(styled["f1"]) != dot.HIGHLIGHT
     # a None grad is blank; the changed grad is marked
     assert texts(styled["v1"]) == ["data 9.0"] and texts(plain["v1"]) == ["data 9.0", "grad 1.0"]
     grad_text = [t for t in styled["v0"].iter(SVG + "text")][-1]
-    assert grad_text.text == "grad -1.235e5" and grad_text.get("fill") == graph.CHANGED
-    assert fill(styled["v0"])[1] == graph.CHANGED
+    assert grad_text.text == "grad -1.235e5" and grad_text.get("fill") == dot.CHANGED
+    assert fill(styled["v0"])[1] == dot.CHANGED
 
 
 def test_caption_is_shown_below_and_escaped(renderer):
@@ -305,12 +305,12 @@ def test_numbers_in_nodes_are_bounded():
     @given(st.floats(allow_nan=True, allow_infinity=True))
     @settings(max_examples=60, deadline=None)
     def check(v):
-        assert len(dot.scalar_text(v)) <= graph.SCALAR_CHARS
-        assert len(dot.grad_line(np.array(v))) <= len("grad ") + graph.SCALAR_CHARS
+        assert len(dot.scalar_text(v)) <= dot.SCALAR_CHARS
+        assert len(dot.grad_line(np.array(v))) <= len("grad ") + dot.SCALAR_CHARS
         whole = dot.summary_text(np.array([v, -v, 1e-300]))       # three entries: shown whole
         assert whole.startswith("[") and len(whole) <= 3 * (dot.ENTRY_CHARS + 2)
         summary = dot.summary_text(np.full(10, v))                  # ten: a summary
-        assert len(summary) <= len("mean [, ]") + 3 * graph.STAT_CHARS
+        assert len(summary) <= len("mean [, ]") + 3 * dot.STAT_CHARS
     check()
 
 
@@ -354,7 +354,7 @@ def test_align_maps_another_iteration_and_values_follow(renderer):
     assert aligned is not None and aligned[0] is w2 and aligned[-1] is second
     nodes = svg_nodes(view.svg(values=[t.data for t in aligned], grads=[t.grad for t in aligned]))
     assert texts(nodes["v0"])[:2] == ["w", "data -3.5"]
-    assert texts(nodes["v0"])[2] == f"grad {format_number(w2.grad, graph.SCALAR_CHARS)}"
+    assert texts(nodes["v0"])[2] == f"grad {format_number(w2.grad, dot.SCALAR_CHARS)}"
 
 
 def test_align_refuses_a_different_structure():
@@ -424,7 +424,7 @@ def test_anything_but_a_tensor_is_one_clear_type_error(value):
         draw_computation_graph(value)
     with pytest.raises(TypeError, match=rf"^GraphView needs a Tensor .*got {name};"):
         GraphView(value)
-    svg = graph.repr_svg(value)                    # a repr never raises
+    svg = drawing.repr_svg(value)                    # a repr never raises
     message = [t.text for t in ET.fromstring(svg).iter(SVG + "text")]
     assert message == [f"Graph not drawn: TypeError: draw_computation_graph needs a Tensor (the result of "
                        f"a computation), got {name}; wrap a value in Tensor(...) first."]
@@ -451,15 +451,14 @@ def test_view_align_refuses_anything_but_a_tensor():
 
 
 def test_graph_module_keeps_its_names():
-    from ad_magic.graph import (  # noqa: F401
-        CHANGED,
+    from ad_magic.drawing import (  # noqa: F401
         DEFAULT_MAX_NODES,
-        HIGHLIGHT,
         GraphView,
         draw_computation_graph,
+        repr_mimebundle,
         repr_svg,
     )
-    assert graph.GraphView is graph_view.GraphView and graph.draw_computation_graph is dot.draw_computation_graph
+    assert drawing.GraphView is graph_view.GraphView and drawing.draw_computation_graph is dot.draw_computation_graph
 
 
 def test_static_labels_are_centred_on_their_node(renderer):
@@ -468,7 +467,7 @@ def test_static_labels_are_centred_on_their_node(renderer):
     x = Tensor(np.array([1.0, -2.0, 3.0]), name="x")
     y = (x * 2).sum()
     y.backward()
-    svg = graph.repr_svg(y)
+    svg = drawing.repr_svg(y)
     assert 'text-anchor="start"' not in svg
     root = ET.fromstring(svg)
     for g in root.iter(SVG + "g"):
@@ -497,7 +496,7 @@ def test_orientation_follows_the_graph_shape(renderer):
     loss.backward()
     source = draw_computation_graph(loss).source
     assert "rankdir=TB" in source
-    width, _ = dot.svg_size(graph.repr_svg(loss))
+    width, _ = frame.svg_size(drawing.repr_svg(loss))
     assert width * 4 / 3 <= 940          # was 2,641 px, with the loss node out of view
     assert "rankdir=LR" in draw_computation_graph(loss, rankdir="LR").source
     with pytest.raises(ValueError, match="rankdir must be one of"):
@@ -520,9 +519,9 @@ def test_a_wide_graph_is_fitted_down_to_the_floor_and_says_it_scrolls(renderer):
     y = x
     for _ in range(60):
         y = (y * 1.01).tanh()
-    svg = graph.repr_svg(y)
-    width, _ = dot.svg_size(svg)
-    natural, _ = dot.svg_size(graph._laid_out_svg(y))
-    assert natural > 2 * dot.FIT_WIDTH_PT and width == pytest.approx(natural * dot.MIN_SCALE, abs=1)
-    assert "scroll sideways" in graph_view.graph_html(graph._laid_out_svg(y))
-    assert "scroll sideways" not in graph_view.graph_html(graph._laid_out_svg(x * 2))
+    svg = drawing.repr_svg(y)
+    width, _ = frame.svg_size(svg)
+    natural, _ = frame.svg_size(drawing._laid_out_svg(y))
+    assert natural > 2 * frame.FIT_WIDTH_PT and width == pytest.approx(natural * frame.MIN_SCALE, abs=1)
+    assert "scroll sideways" in frame.graph_html(drawing._laid_out_svg(y))
+    assert "scroll sideways" not in frame.graph_html(drawing._laid_out_svg(x * 2))

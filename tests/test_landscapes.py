@@ -117,7 +117,8 @@ def test_bad_input():
     assert isinstance(rosenbrock, Landscape)
 
 
-@pytest.mark.parametrize("module", ["landscapes.py", "race.py", "hyperparameters.py", "training.py"])
+@pytest.mark.parametrize("module", ["engine/landscapes.py", "widgets/race.py", "widgets/hyperparameters.py",
+                                    "widgets/training.py"])
 def test_the_race_modules_use_the_engines_public_attributes_only(module):
     """As tests/test_widgets.py checks for the other modules above the engine."""
     import re

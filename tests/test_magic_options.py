@@ -11,7 +11,7 @@ from IPython.core.error import UsageError
 from IPython.testing import globalipapp
 from IPython.utils.capture import capture_output
 
-from ad_magic.magics import _split_options
+from ad_magic.magic.magics import _split_options
 from ad_magic.widgets import DescentExplorer
 
 

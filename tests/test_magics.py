@@ -16,8 +16,8 @@ from IPython.testing import globalipapp
 from IPython.utils.capture import capture_output
 
 from ad_magic import Tensor, topological_order
-from ad_magic.formatting import format_number
-from ad_magic.magics import MAX_STEPS, AutodiffMagics, CellSyntaxError, GradientTable
+from ad_magic.engine.formatting import format_number
+from ad_magic.magic.magics import MAX_STEPS, AutodiffMagics, CellSyntaxError, GradientTable
 from ad_magic.widgets import BackwardStepper, DescentExplorer
 
 
@@ -123,14 +123,14 @@ def test_loading_twice_is_harmless():
 
 
 def test_the_magics_module_keeps_its_public_names():
-    import ad_magic.cell
-    import ad_magic.magics
-    import ad_magic.report
+    import ad_magic.magic.cell
+    import ad_magic.magic.magics
+    import ad_magic.magic.report
 
-    assert GradientTable is ad_magic.report.GradientTable
-    assert CellSyntaxError is ad_magic.cell.CellSyntaxError
+    assert GradientTable is ad_magic.magic.report.GradientTable
+    assert CellSyntaxError is ad_magic.magic.cell.CellSyntaxError
     for name in ("AutodiffMagics", "GradientTable", "load_ipython_extension", "unload_ipython_extension"):
-        assert name in ad_magic.magics.__all__, name
+        assert name in ad_magic.magic.magics.__all__, name
 
 
 def test_importing_the_package_stays_light():
@@ -139,7 +139,7 @@ def test_importing_the_package_stays_light():
     import sys
 
     code = ("import sys, ad_magic; x = ad_magic.Tensor(2.0); (x * x).backward(); "
-            "print(sorted(m for m in sys.modules if m.split('.')[0] == 'IPython' or m == 'ad_magic.magics'))")
+            "print(sorted(m for m in sys.modules if m.split('.')[0] == 'IPython' or m == 'ad_magic.magic.magics'))")
     root = Path(__file__).resolve().parents[1]
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=root)
     assert out.stdout.strip() == "[]", out.stdout
@@ -578,7 +578,7 @@ def test_descent_control_flow_is_fixed_by_the_first_run(ip):
 def test_descent_interrupted_puts_the_graph_back(ip, monkeypatch, where):
     # The explorer owns the graph's state: interrupted anywhere (here, midway through a
     # run, or while it draws the loss away from the path), it puts every tensor back.
-    from ad_magic import landscape_grid, optim
+    from ad_magic.engine import landscape_grid, optim
     real_descend = optim.descend
 
     def descend(*args, **kwargs):

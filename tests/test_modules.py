@@ -11,11 +11,11 @@ import numpy as np
 import pytest
 
 from ad_magic import Tensor, draw_computation_graph
-from ad_magic.dot import COLLAPSE_ABOVE, GraphPlan
+from ad_magic.drawing.dot import COLLAPSE_ABOVE, GraphPlan
+from ad_magic.drawing.render import find_dot
 from ad_magic.engine import topological_order
 from ad_magic.nn import MLP, Linear, Module, module_scope, mse_loss
-from ad_magic.render import find_dot
-from ad_magic.timeline import Timeline
+from ad_magic.widgets.timeline import Timeline
 
 needs_dot = pytest.mark.skipif(find_dot() is None, reason="no dot renderer")
 
@@ -164,7 +164,7 @@ def test_the_collapsed_timeline_draws_the_module_box():
 
 @needs_dot
 def test_the_stepper_collapses_and_expands_its_modules():
-    from ad_magic.stepper import BackwardStepper
+    from ad_magic.widgets.stepper import BackwardStepper
 
     squash = Squash()
     x = Tensor(1.5, name="x")
@@ -207,8 +207,8 @@ def test_a_torch_model_is_drawn_by_its_modules_once_tracked():
 
 @needs_dot
 def test_a_stepper_lays_its_graph_out_once(monkeypatch):
-    from ad_magic import dot
-    from ad_magic.stepper import BackwardStepper
+    from ad_magic.drawing import dot
+    from ad_magic.widgets.stepper import BackwardStepper
 
     calls = []
     real = dot.render_svg

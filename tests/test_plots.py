@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from matplotlib.contour import ContourSet
 from matplotlib.figure import Figure
 
-from ad_magic.plots import (
+from ad_magic.widgets.plots import (
     LANDSCAPE,
     MIN_CONTRAST,
     PATH,

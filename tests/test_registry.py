@@ -13,7 +13,7 @@ from hypothesis.extra import numpy as hnp
 
 from ad_magic import Tensor
 from ad_magic.engine import OPS, elementwise, linear, matmul, ops_table, unbroadcast
-from ad_magic.ops import getitem, mean, reshape, tensor_sum, transpose
+from ad_magic.engine.ops import getitem, mean, reshape, tensor_sum, transpose
 
 SETTINGS = settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 ROOT = Path(__file__).resolve().parents[1]
@@ -200,7 +200,7 @@ def test_pow_at_zero_shows_the_factor_it_uses():
 
 def test_docs_table_is_generated_from_the_registry():
     doc = (ROOT / "docs" / "ops.md").read_text(encoding="utf-8")
-    assert ops_table() in doc, "docs/ops.md is stale: regenerate its table with ad_magic.ops.ops_table()"
+    assert ops_table() in doc, "docs/ops.md is stale: regenerate its table with ad_magic.engine.ops.ops_table()"
     for op in OPS.values():
         if op.name in BUILT_IN:
             assert f"`{op.name}`" in doc and op.formula in doc

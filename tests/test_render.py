@@ -1,4 +1,4 @@
-"""ad_magic.render: finding a dot executable and turning DOT into SVG, with clear errors."""
+"""ad_magic.drawing.render: finding a dot executable and turning DOT into SVG, with clear errors."""
 import os
 import shutil
 import sys
@@ -6,8 +6,8 @@ import xml.etree.ElementTree as ET
 
 import pytest
 
-from ad_magic import render
-from ad_magic.render import RenderError, find_dot, render_svg
+from ad_magic.drawing import render
+from ad_magic.drawing.render import RenderError, find_dot, render_svg
 
 SVG = "{http://www.w3.org/2000/svg}"
 SYSTEM_DOT = shutil.which("dot")

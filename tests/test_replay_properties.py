@@ -17,8 +17,8 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 from ad_magic import Tensor, topological_order
-from ad_magic.ops import OPS
-from ad_magic.ops import linear as ad_linear
+from ad_magic.engine.ops import OPS
+from ad_magic.engine.ops import linear as ad_linear
 
 SHAPE = (2, 3)                                  # every value broadcasts to it
 LEAF_SHAPES = [(2, 3), (3,), (), (2, 1)]

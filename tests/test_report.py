@@ -1,12 +1,12 @@
-"""ad_magic.report: the gradient table and the descent summary, as text and HTML."""
+"""ad_magic.magic.report: the gradient table and the descent summary, as text and HTML."""
 from __future__ import annotations
 
 import numpy as np
 
 from ad_magic import Tensor
-from ad_magic.formatting import format_number
-from ad_magic.report import GradientTable, descent_summary, grad_of
-from ad_magic.variables import Named
+from ad_magic.engine.formatting import format_number
+from ad_magic.magic.report import GradientTable, descent_summary, grad_of
+from ad_magic.magic.variables import Named
 
 
 def _row(label, value, grad, **extra):

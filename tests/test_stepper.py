@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 from ad_magic import Tensor
-from ad_magic.graph import CHANGED, HIGHLIGHT
-from ad_magic.stepper import BackwardStepper
+from ad_magic.drawing.dot import CHANGED, HIGHLIGHT
+from ad_magic.widgets.stepper import BackwardStepper
 
 SVG_NS = "{http://www.w3.org/2000/svg}"
 
@@ -422,7 +422,7 @@ def test_the_overwritten_grad_says_what_it_should_be_and_what_it_is():
 
 def test_play_s_interval_is_kept_once_in_python_and_sent_with_the_payload():
     from ad_magic import widgets
-    from ad_magic.timeline import PLAY_INTERVAL_MS
+    from ad_magic.widgets.timeline import PLAY_INTERVAL_MS
 
     s = BackwardStepper(Tensor(2.0, name="x") * 3.0)
     assert s.data["play_interval_ms"] == PLAY_INTERVAL_MS == s.play.interval == widgets.PLAY_INTERVAL_MS
@@ -432,7 +432,7 @@ def test_play_s_interval_is_kept_once_in_python_and_sent_with_the_payload():
 
 
 def test_the_front_end_is_read_from_its_files_and_reads_no_kernel():
-    from ad_magic.stepper import STATIC
+    from ad_magic.widgets.stepper import STATIC
 
     s = BackwardStepper(Tensor(2.0) * 3.0)
     # given to anywidget as paths: it reads the files (and reloads them with ANYWIDGET_HMR=1)

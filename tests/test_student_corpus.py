@@ -31,7 +31,7 @@ def test_own_backward_then_stepping_leaves_the_own_grads(name):
     out.backward()
     before = {k: np.array(v.grad, dtype=float) for k, v in inputs.items()}
     identity = {k: fields(v) for k, v in inputs.items()}
-    from ad_magic.stepper import BackwardStepper
+    from ad_magic.widgets.stepper import BackwardStepper
 
     stepper = BackwardStepper(out, forward=True)
     assert stepper.n_steps > 2

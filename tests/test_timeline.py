@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 from ad_magic import Tensor
-from ad_magic.stepper import BackwardStepper
-from ad_magic.timeline import Timeline
+from ad_magic.widgets.stepper import BackwardStepper
+from ad_magic.widgets.timeline import Timeline
 
 SVG_NS = "{http://www.w3.org/2000/svg}"
 

@@ -1,4 +1,4 @@
-"""ad_magic.variables: which variables hold a graph's tensors, and putting them back."""
+"""ad_magic.magic.variables: which variables hold a graph's tensors, and putting them back."""
 from __future__ import annotations
 
 import numpy as np
@@ -6,8 +6,8 @@ import pytest
 from IPython.core.error import UsageError
 
 from ad_magic import Tensor, topological_order
+from ad_magic.magic.variables import SavedGraph, SavedVariables, leaves, namespace_names, resolve_wrt
 from ad_magic.nn import Linear, Module
-from ad_magic.variables import SavedGraph, SavedVariables, leaves, namespace_names, resolve_wrt
 
 
 class Looping(Module):

@@ -12,10 +12,10 @@ from IPython.testing import globalipapp
 from IPython.utils.capture import capture_output
 
 from ad_magic import Tensor
-from ad_magic.explorer import DescentExplorer
-from ad_magic.formatting import a_type, format_number, with_article
+from ad_magic.engine.formatting import a_type, format_number, with_article
 from ad_magic.landscapes import rosenbrock
-from ad_magic.race import format_lr
+from ad_magic.widgets.explorer import DescentExplorer
+from ad_magic.widgets.race import format_lr
 
 SLIDER_LR = 10 ** -1.55        # what a log slider gives: 0.028183829312644536
 

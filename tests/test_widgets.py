@@ -8,14 +8,15 @@ import pytest
 import ad_magic
 
 PACKAGE = Path(ad_magic.__file__).parent
-ABOVE_THE_ENGINE = ["formatting.py", "dot.py", "graph_view.py", "graph.py", "display_names.py", "timeline.py",
-                    "export.py", "stepper.py", "explorer.py", "widgets.py", "plots.py"]
+ABOVE_THE_ENGINE = ["engine/formatting.py", "drawing/dot.py", "drawing/graph_view.py", "drawing/__init__.py",
+                    "drawing/names.py", "drawing/nodes.py", "widgets/timeline.py", "widgets/export.py",
+                    "widgets/stepper.py", "widgets/explorer.py", "widgets/__init__.py", "widgets/plots.py"]
 PRIVATE = re.compile(r"\.(_data|_grad|_prev|_rule|_args|_mark)\b")
 
 
 def test_widgets_keeps_its_names():
-    from ad_magic import explorer, optim, stepper
-    from ad_magic.widgets import BackwardStepper, DescentExplorer, DescentRecord
+    from ad_magic.engine import optim
+    from ad_magic.widgets import BackwardStepper, DescentExplorer, DescentRecord, explorer, stepper
     assert BackwardStepper is stepper.BackwardStepper
     assert DescentExplorer is explorer.DescentExplorer
     assert DescentRecord is optim.DescentRecord

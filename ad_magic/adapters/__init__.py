@@ -4,17 +4,23 @@
 looks like a node of a computation graph — a student's own ``Tensor`` from the practical,
 a micrograd-style ``Value``, any class spelled as the contract lists (``contract.py``), a
 PyTorch tensor (``torch.py``, when torch is imported) — in a :class:`~ad_magic.adapters.base.ForeignNode`
-of one :class:`~ad_magic.adapters.base.ForeignGraph`. The renderer, the stepper and the
+of one :class:`~ad_magic.adapters.graph.ForeignGraph`. The renderer, the stepper and the
 magic call it at their entry points and see one interface.
+
+The adapters sit above the engine and drawing and import only those two: importing this
+package registers :class:`ForeignNode` as a drawing node and :func:`adapt` as drawing's
+way to turn anything drawable into one (``ad_magic`` imports it, so both always hold).
 """
 from __future__ import annotations
 
 import contextlib
 import sys
 
+from ..drawing.nodes import Node, register_adapter
 from ..engine import Tensor
-from .base import AdapterError, ForeignGraph, ForeignNode
+from .base import AdapterError, ForeignNode
 from .contract import StudentAdapter, looks_like, not_a_node
+from .graph import ForeignGraph
 from .steps import ForeignStep, ForeignTerm
 
 __all__ = ["adapt", "adaptable", "adapt_names", "preserved", "AdapterError", "ForeignNode", "ForeignStep",
@@ -74,3 +80,7 @@ def adapt_names(node, names):
     if not hasattr(names, "items"):
         raise TypeError(f"names must be a dict mapping tensors to names, got {type(names).__name__}")
     return node.graph.names(names)
+
+
+Node.register(ForeignNode)
+register_adapter(adapt, adapt_names)

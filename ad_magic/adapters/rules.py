@@ -10,7 +10,7 @@ import itertools
 import numpy as np
 
 from ..engine import OPS
-from ..formatting import format_value
+from ..engine.formatting import format_value
 from .base import ForeignNode, label
 
 __all__ = ["arrange", "expected", "readings"]

@@ -27,7 +27,7 @@ class ForeignStep:
     """One closure of a foreign graph has run (the interface of the engine's BackwardStep).
 
     * ``index``, ``node``, ``function``, ``parents`` (the node's distinct parents),
-      ``rule``, ``terms`` as in :class:`ad_magic.steps.BackwardStep`;
+      ``rule``, ``terms`` as in :class:`ad_magic.engine.steps.BackwardStep`;
     * ``changes``: ``{parent: (before, after)}`` for every grad the closure changed;
     * ``expected``: ``{parent: the chain rule's contribution}`` when the op is known;
     * ``ok``: False when a contribution differs from the chain rule, a grad of a

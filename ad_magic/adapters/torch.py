@@ -18,7 +18,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from ..nn import ModuleCall
+from ..engine.nn import ModuleCall
 from .base import AdapterError, ForeignNode, numeric
 
 __all__ = ["TorchAdapter", "track_modules"]

@@ -45,7 +45,7 @@ def run(module, folder):
     """Each stage of the end-to-end run: {stage: (passed, detail)}; stops at the first failure."""
     from ad_magic import draw_computation_graph
     from ad_magic.adapters import ForeignNode, adapt
-    from ad_magic.stepper import BackwardStepper
+    from ad_magic.widgets.stepper import BackwardStepper
 
     results = {}
     out, inputs = module.build()

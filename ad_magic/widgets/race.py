@@ -1,0 +1,164 @@
+"""The runs of a DescentExplorer: one per optimizer of a race.
+
+A :class:`Run` is one optimizer's descent as the explorer keeps it — its name, what it
+is (a name, an Optimizer class or instance), its hyperparameters now and as first given
+(for Reset), its :class:`~ad_magic.optim.DescentHistory` and the graph's state at each
+iteration. :func:`make_runs` checks a race's list (known names, each once, a learning
+rate for each) and routes keyword options (``momentum=``, ``betas=``, ``eps=``) to the
+optimizers that take them. :func:`summary_lines` says how the runs went, in words: the
+explorer's header (redrawn after every live change) and the magic's text.
+"""
+from __future__ import annotations
+
+import inspect
+
+import numpy as np
+
+from ..engine import optim
+from ..engine.formatting import format_array, format_number
+
+__all__ = ["Run", "make_runs", "optimizer_name", "format_lr", "summary_lines", "parameter_summary"]
+
+
+def optimizer_name(spec) -> str:
+    """The name a run is known by: "sgd", "momentum", "adam", or a class's name."""
+    if isinstance(spec, str):
+        return spec.strip().lower()
+    cls = spec if isinstance(spec, type) else type(spec)
+    for name, known in optim.OPTIMIZERS.items():
+        if cls is known:
+            return name
+    return getattr(cls, "__name__", repr(spec)).lower()
+
+
+def optimizer_class(spec):
+    if isinstance(spec, str):
+        return optim.OPTIMIZERS.get(spec.strip().lower())
+    if isinstance(spec, type):
+        return spec
+    return None                      # an instance: it takes no options
+
+
+def takes(cls, option: str) -> bool:
+    try:
+        parameters = inspect.signature(cls).parameters
+    except (TypeError, ValueError):
+        return False
+    return option in parameters or any(p.kind is p.VAR_KEYWORD for p in parameters.values())
+
+
+class Run:
+    """One optimizer's descent in the explorer, as data: what it is (``spec``), its
+    hyperparameters (``lr``, ``opts``: now, and ``initial``: as first given, for Reset),
+    its :class:`~ad_magic.optim.DescentHistory` and whatever was recorded of the graph
+    at each iteration (``states``). The widgets that change it live in
+    :class:`ad_magic.hyperparameters.HyperparameterControls`."""
+
+    def __init__(self, name, spec, lr, opts):
+        self.name, self.spec, self.lr, self.opts = name, spec, lr, dict(opts)
+        self.initial = (lr, dict(opts))
+        self.history = None
+        self.states = {}             # iteration -> what was recorded (the explorer: structure, values, grads)
+
+    def __repr__(self):
+        ran = "not run" if self.history is None else f"{len(self.history) - 1} steps"
+        return f"Run({self.name!r}, lr={self.lr!r}, {ran})"
+
+    @property
+    def live(self) -> bool:
+        """Can it run again with other hyperparameters (not a given Optimizer instance)?"""
+        return not isinstance(self.spec, optim.Optimizer)
+
+
+def make_runs(optimizer, optimizers, lr, opts) -> list:
+    """The runs of an explorer: ``[Run(optimizer)]`` alone, or one per entry of
+    ``optimizers`` (names, Optimizer classes or instances; each once). ``lr`` is one
+    number or a dict by name; each keyword option goes to the optimizers that take it."""
+    if optimizers is None:
+        return [Run(optimizer_name(optimizer), optimizer, lr, opts)]
+    if isinstance(optimizers, (str, optim.Optimizer)) or isinstance(optimizers, type):
+        optimizers = [optimizers]
+    specs = list(optimizers)
+    if not specs:
+        raise ValueError("optimizers is empty: name at least one, e.g. ['sgd', 'adam'].")
+    names = []
+    for spec in specs:
+        if isinstance(spec, str) and optimizer_name(spec) not in optim.OPTIMIZERS:
+            raise ValueError(f"unknown optimizer {spec!r}; choose among {', '.join(optim.OPTIMIZERS)}.")
+        if not (isinstance(spec, (str, optim.Optimizer))
+                or (isinstance(spec, type) and issubclass(spec, optim.Optimizer))):
+            raise TypeError(f"optimizers must be names ({', '.join(optim.OPTIMIZERS)}), Optimizer "
+                            f"classes or instances, got {type(spec).__name__}.")
+        name = optimizer_name(spec)
+        if name in names:
+            raise ValueError(f"optimizer {name!r} appears twice in the race; list each one once.")
+        names.append(name)
+    if isinstance(lr, dict):
+        lrs = {str(k).strip().lower(): v for k, v in lr.items()}
+        unknown = sorted(set(lrs) - set(names))
+        if unknown:
+            raise ValueError(f"lr names {unknown[0]!r}, which is not in the race ({', '.join(names)}).")
+        missing = [n for n in names if n not in lrs]
+        if missing:
+            raise ValueError(f"lr has no learning rate for {missing[0]!r}; give one per optimizer "
+                             "or a single number for all.")
+    else:
+        lrs = dict.fromkeys(names, lr)
+    classes = [optimizer_class(spec) for spec in specs]
+    for option in opts:
+        if not any(cls is not None and takes(cls, option) for cls in classes):
+            raise TypeError(f"no optimizer in the race ({', '.join(names)}) takes the option {option}=.")
+    return [Run(name, spec, lrs[name],
+                 {k: v for k, v in opts.items() if cls is not None and takes(cls, k)})
+            for name, spec, cls in zip(names, specs, classes)]
+
+
+# ------------------------------------------------------------------ how the runs went, in words
+
+def format_lr(lr) -> str:
+    """A learning rate as a learner reads it: three significant digits (``0.000282``,
+    ``0.1``, ``1e-05``), not the slider's ``0.000281838``."""
+    return f"{float(lr):.3g}"
+
+
+def parameter_summary(named, small=4, listed=6) -> str:
+    """Where the parameters ended, from ``(name, data)`` pairs: the values of the small
+    ones, the names of the rest."""
+    shown, rest = [], []
+    for name, data in named:
+        data = np.asarray(data)
+        if data.size <= small:
+            shown.append(f"{name} = {' '.join(format_array(data).split())}")
+        else:
+            rest.append(name)
+    if rest:
+        shown.append(f"updated in place: {', '.join(rest) if len(rest) <= listed else f'{len(rest)} tensors'}")
+    return "; ".join(shown)
+
+
+def summary_lines(runs, named) -> list:
+    """How the runs went, now: ``[(text, stopped)]``, one line for a single run, a head
+    line and one line per optimizer for a race. ``named`` pairs each parameter's name
+    with its data now (the first run's last values)."""
+    if len(runs) == 1:
+        run = runs[0]
+        h = run.history
+        last = len(h.losses) - 1
+        how = f"{run.name}, lr={format_lr(run.lr)}"
+        head = (f"Gradient descent ({how}) stopped at iteration {last}" if h.stopped
+                else f"Gradient descent ({how}), {last} iterations")
+        where = parameter_summary(named)
+        text = f"{head}: loss {format_number(h.losses[0])} → {format_number(h.losses[-1])}" + (
+            f"; {where}." if where else ".")
+        return [(text, bool(h.stopped))]
+    lines = [(f"Race of {', '.join(r.name for r in runs)} from the same start; the parameters end at "
+              f"{runs[0].name}'s values.", False)]
+    for run in runs:
+        h = run.history
+        last = len(h.losses) - 1
+        if h.stopped:
+            lines.append((f"{run.name}: stopped at iteration {last} (lr={format_lr(run.lr)})", True))
+        else:
+            lines.append((f"{run.name}: loss {format_number(h.losses[0])} → {format_number(h.losses[-1])} "
+                          f"in {last} iterations (lr={format_lr(run.lr)})", False))
+    return lines
