@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..engine.formatting import format_number, format_value
+from ..engine.formatting import format_number, format_value, short_repr
 
 __all__ = ["ForeignNode", "AdapterError", "numeric", "label", "describe"]
 
@@ -37,24 +37,16 @@ class AdapterError(TypeError):
 def numeric(value, where: str):
     """``value`` as a float ndarray, or an AdapterError naming ``where`` and what it was."""
     if isinstance(value, (str, bytes)) or value is None:
-        raise AdapterError(f"{where} is {_short(value)} ({type(value).__name__}), not numbers; "
+        raise AdapterError(f"{where} is {short_repr(value)} ({type(value).__name__}), not numbers; "
                            "store a number or a NumPy array there.")
     try:
         array = np.asarray(value)
     except Exception as exc:
         raise AdapterError(f"{where} cannot be read as numbers: {type(exc).__name__}: {exc}") from None
     if array.dtype.kind not in "biuf":
-        raise AdapterError(f"{where} is {_short(value)} ({type(value).__name__}), not numbers; "
+        raise AdapterError(f"{where} is {short_repr(value)} ({type(value).__name__}), not numbers; "
                            "store a number or a NumPy array there.")
     return array.astype(np.float64) if array.dtype.kind != "f" else array
-
-
-def _short(value) -> str:
-    try:
-        text = repr(value)
-    except Exception:
-        text = f"<{type(value).__name__}>"
-    return text if len(text) <= 40 else text[:37] + "..."
 
 
 # --------------------------------------------------------------------------- nodes

@@ -37,7 +37,8 @@ import re
 
 import numpy as np
 
-from .base import AdapterError, ForeignNode, _short, numeric
+from ..engine.formatting import short_repr
+from .base import AdapterError, ForeignNode, numeric
 
 __all__ = ["StudentAdapter", "looks_like", "not_a_node", "DATA", "PARENTS", "HOLDERS", "HOLDER_PARENTS", "OP",
            "GRAD", "RULES", "NAMES", "REQUIRES", "canonical_op"]
@@ -322,8 +323,8 @@ class StudentAdapter:
         if looks_like(parents) or type(parents) in self.classes:
             parents = (parents,)                 # one parent kept as itself, not in a collection
         if isinstance(parents, (str, bytes)) or _is_number(parents) or not hasattr(parents, "__iter__"):
-            raise AdapterError(f"{cls}.{where} is {_short(parents)} ({type(parents).__name__}), which is not a set, "
-                               "list or tuple of nodes.")
+            raise AdapterError(f"{cls}.{where} is {short_repr(parents)} ({type(parents).__name__}), which is not a "
+                               "set, list or tuple of nodes.")
         if isinstance(parents, (set, frozenset)) or type(parents).__name__ in ("dict_keys", "WeakSet"):
             node.ordered = False
         if isinstance(parents, dict):
@@ -354,7 +355,7 @@ class StudentAdapter:
             elif p is None:
                 continue
             else:
-                raise AdapterError(f"{cls}.{where} holds {_short(p)} ({type(p).__name__}), which is neither a node "
+                raise AdapterError(f"{cls}.{where} holds {short_repr(p)} ({type(p).__name__}), which is neither a node "
                                    f"(it has no {'/'.join(DATA[:3])} with parents, grad or rule) nor a number.")
         return tuple(operands)
 

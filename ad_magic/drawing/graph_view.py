@@ -54,7 +54,7 @@ _TEXT_Y = re.compile(r'<text\b[^>]*?\by="([-\d.e]+)"')
 _SVG_SIZE = re.compile(r'<svg width="([\d.]+)pt" height="([\d.]+)pt"\s+viewBox="([-\d.]+) ([-\d.]+) ([\d.]+) ([\d.]+)"')
 
 
-def _data_texts(data, const: bool) -> list:
+def data_texts(data, const: bool) -> list:
     """The data lines of a value node drawn with ``data`` (restyle's fast path)."""
     if type(data) is np.ndarray and data.ndim == 0 or isinstance(data, float):
         number = scalar_text(data)
@@ -62,7 +62,7 @@ def _data_texts(data, const: bool) -> list:
     return value_lines(np.asarray(data), const)
 
 
-def _grad_text(grad) -> str:
+def grad_text(grad) -> str:
     if type(grad) is np.ndarray and grad.ndim == 0 or isinstance(grad, float):
         return "grad " + scalar_text(grad)
     grad = np.asarray(grad)
@@ -319,13 +319,13 @@ class GraphView:
             out.append(slot.lit if i == lit else slot.marked if i in marked else slot.plain)
             # Numbers, shapes and summaries are made of safe characters: no escaping needed.
             if values[i] is not None:
-                for text_head, text, room in zip(slot.data_heads, _data_texts(values[i], slot.const),
+                for text_head, text, room in zip(slot.data_heads, data_texts(values[i], slot.const),
                                                  slot.data_room):
                     out.append(f"{text_head if len(text) <= room else slot.squeezed(text_head)}{text}</text>\n")
             grad = grads[i]
             if slot.grad_head is not None and grad is not None:
                 head = slot.grad_marked if i in marked else slot.grad_head
-                text = _grad_text(grad)
+                text = grad_text(grad)
                 out.append(f"{head if len(text) <= slot.grad_room else slot.squeezed(head)}{text}</text>\n")
             out.append("</g>")
         if caption is not None:

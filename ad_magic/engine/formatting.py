@@ -24,7 +24,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
-__all__ = ["format_number", "format_value", "format_array", "whole_array", "escape", "html_table", "text_table",
+__all__ = ["format_number", "format_value", "format_array", "whole_array", "short_repr", "escape", "html_table",
+           "text_table",
            "with_article", "a_type"]
 
 SIGNIFICANT_DIGITS = 4
@@ -150,6 +151,16 @@ def format_array(array) -> str:
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _CONTROL_NAMES = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
+
+
+def short_repr(value, limit: int = 40) -> str:
+    """``repr(value)`` cut to ``limit`` characters, for a sentence about a user's object;
+    a repr that raises gives ``<TypeName>`` instead (a message never fails to be written)."""
+    try:
+        text = repr(value)
+    except Exception:
+        text = f"<{type(value).__name__}>"
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def printable(text) -> str:

@@ -13,7 +13,7 @@ import traceback
 
 import numpy as np
 
-from ..engine.formatting import format_value
+from ..engine.formatting import format_value, short_repr
 
 __all__ = ["PARTS", "Question", "Wrong", "DEEP_CHAIN", "where"]
 
@@ -56,16 +56,8 @@ def _num(value, what):
     try:
         array = np.array(value, dtype=np.float64, copy=True)   # the student's += may change theirs later
     except Exception:
-        raise Wrong(f"{what} is {_short(value)}, not a number or an array of numbers") from None
+        raise Wrong(f"{what} is {short_repr(value, 60)}, not a number or an array of numbers") from None
     return array
-
-
-def _short(value):
-    try:
-        text = repr(value)
-    except Exception:
-        text = f"<{type(value).__name__}>"
-    return text if len(text) <= 60 else text[:57] + "..."
 
 
 def _f(x):
@@ -91,13 +83,13 @@ def _ids(collection, what):
     try:
         return [id(x) for x in collection]
     except TypeError:
-        raise Wrong(f"{what} is {_short(collection)}, which is not a collection of tensors") from None
+        raise Wrong(f"{what} is {short_repr(collection, 60)}, which is not a collection of tensors") from None
 
 
 def _is_tensor(ns, value, what):
     T = ns["Tensor"]
     if not isinstance(value, T):
-        raise Wrong(f"{what} returned {_short(value)} ({type(value).__name__}), expected a Tensor",
+        raise Wrong(f"{what} returned {short_repr(value, 60)} ({type(value).__name__}), expected a Tensor",
                     "create the result with Tensor(...) and return it")
     return value
 
@@ -129,21 +121,21 @@ def _fields(ns):
     T = ns["Tensor"]
     a = T(2.0)
     if not isinstance(getattr(a, "data", None), np.ndarray):
-        raise Wrong(f"Tensor(2.0).data is {_short(getattr(a, 'data', None))}, expected a NumPy array",
+        raise Wrong(f"Tensor(2.0).data is {short_repr(getattr(a, 'data', None), 60)}, expected a NumPy array",
                     "store self.data = np.asarray(data, dtype=float)")
     b = T([1, 2])
     if np.asarray(b.data).dtype.kind != "f":
         raise Wrong(f"Tensor([1, 2]).data has dtype {b.data.dtype}, expected floats",
                     "convert with np.asarray(data, dtype=float): integer arrays cannot hold gradients' fractions")
     if not _close(a.data, 2.0):
-        raise Wrong(f"Tensor(2.0).data is {_short(a.data)}, expected 2.0")
+        raise Wrong(f"Tensor(2.0).data is {short_repr(a.data, 60)}, expected 2.0")
     if np.shape(T([[1, 2], [3, 4]]).data) != (2, 2):
         raise Wrong("Tensor([[1, 2], [3, 4]]).data does not have shape (2, 2)", "np.asarray keeps the nesting")
     if not hasattr(a, "grad"):
         raise Wrong("Tensor(2.0) has no grad attribute: your class has no `grad` attribute",
                     "a new tensor has no gradient yet: self.grad = None in Tensor.__init__")
     if a.grad is not None:
-        raise Wrong(f"Tensor(2.0).grad is {_short(a.grad)}, expected None",
+        raise Wrong(f"Tensor(2.0).grad is {short_repr(a.grad, 60)}, expected None",
                     "a new tensor has no gradient yet: self.grad = None")
     if not hasattr(a, "_parents"):
         raise Wrong("Tensor(2.0) has no _parents attribute: your class has no `_parents` attribute",
@@ -152,13 +144,13 @@ def _fields(ns):
         raise Wrong(f"Tensor(2.0)._parents is a {type(a._parents).__name__}, expected a set",
                     "self._parents = set(_parents): a tensor used twice is one parent")
     if a._parents:
-        raise Wrong(f"Tensor(2.0)._parents is {_short(a._parents)}, expected an empty set",
+        raise Wrong(f"Tensor(2.0)._parents is {short_repr(a._parents, 60)}, expected an empty set",
                     "a tensor you create yourself is a leaf: no parents")
     if not hasattr(a, "_function"):
         raise Wrong("Tensor(2.0) has no _function attribute: your class has no `_function` attribute",
                     "store it in Tensor.__init__: self._function = _function (None by default, for a leaf)")
     if a._function is not None:
-        raise Wrong(f"Tensor(2.0)._function is {_short(a._function)}, expected None",
+        raise Wrong(f"Tensor(2.0)._function is {short_repr(a._function, 60)}, expected None",
                     "a leaf was made by no function: self._function = None by default")
 
 
@@ -187,13 +179,13 @@ def _record(ns):
                         "store it in Tensor.__init__ (self._function = _function, None for a leaf) and create the "
                         f"output with Tensor(..., _function={name!r})")
         if c._function != name:
-            raise Wrong(f"{name}(a, b)._function is {_short(c._function)}, expected {name!r}",
+            raise Wrong(f"{name}(a, b)._function is {short_repr(c._function, 60)}, expected {name!r}",
                         f"create the output with Tensor(..., _function={name!r})")
         if not hasattr(c, "_parents"):
             raise Wrong(f"{name}(a, b) has no _parents: your class has no `_parents` attribute",
                         "store them in Tensor.__init__: self._parents = set(_parents)")
         if sorted(_ids(c._parents, f"{name}(a, b)._parents")) != sorted([id(a), id(b)]):
-            raise Wrong(f"{name}(a, b)._parents is {_short(c._parents)}, expected the set {{a, b}}",
+            raise Wrong(f"{name}(a, b)._parents is {short_repr(c._parents, 60)}, expected the set {{a, b}}",
                         "create the output with Tensor(..., _parents=(t1, t2))")
     if not (_close(a.data, 2.0) and _close(b.data, 3.0)):
         raise Wrong("add or mul changed its inputs' data", "compute a new array; do not write into t1.data")
@@ -208,7 +200,7 @@ def _record(ns):
         raise Wrong(f"mul(x, x)._parents is a {type(parents).__name__}, expected a set",
                     "store self._parents = set(_parents) in Tensor.__init__")
     if _ids(parents, "mul(x, x)._parents") != [id(a)]:
-        raise Wrong(f"mul(x, x)._parents is {_short(parents)}, expected {{x}}")
+        raise Wrong(f"mul(x, x)._parents is {short_repr(parents, 60)}, expected {{x}}")
 
 
 @question("A", "A4", "the operators + and * (with tensors and numbers)", ["Tensor", "add", "mul"])
@@ -230,7 +222,7 @@ def _operators(ns):
                                               f" calling {function}(self, other)")) from None
         c = _is_tensor(ns, c, text)
         if not _close(c.data, value) or getattr(c, "_function", None) != function:
-            raise Wrong(f"{text} gave data {_f(c.data)} and _function {_short(getattr(c, '_function', None))}, "
+            raise Wrong(f"{text} gave data {_f(c.data)} and _function {short_repr(getattr(c, '_function', None), 60)}, "
                         f"expected {value} and {function!r}", f"let the operator call {function}(self, other)")
 
 
@@ -256,14 +248,14 @@ def _trace(ns):
         raise Wrong(f"x·x + 4·x + 2 at x = 3 is {_f(f.data)}, expected 23", "check add and mul's data first (A3)")
     result = ns["trace_graph"](f)
     if not isinstance(result, tuple) or len(result) != 2:
-        raise Wrong(f"trace_graph(f) returned {_short(result)}, expected a pair (nodes, edges)",
+        raise Wrong(f"trace_graph(f) returned {short_repr(result, 60)}, expected a pair (nodes, edges)",
                     "return nodes, edges")
     nodes, edges = result
     node_ids = set(_ids(nodes, "nodes"))
     try:
         edge_ids = {(id(p), id(c)) for p, c in edges}
     except (TypeError, ValueError):
-        raise Wrong(f"the edges are {_short(edges)}; each edge should be a pair (parent, child)",
+        raise Wrong(f"the edges are {short_repr(edges, 60)}; each edge should be a pair (parent, child)",
                     "edges.add((parent, child))") from None
     missing = [names[i] for i in names if i not in node_ids]
     if missing:
@@ -501,7 +493,7 @@ def _descent_losses(ns):
     try:
         values = [float(np.asarray(v, dtype=np.float64)) for v in losses]
     except Exception:
-        raise Wrong(f"gradient_descent returned {_short(losses)}, expected a list of 20 numbers (the losses)",
+        raise Wrong(f"gradient_descent returned {short_repr(losses, 60)}, expected a list of 20 numbers (the losses)",
                     "append float(loss.data) at each step and return the list") from None
     if len(values) != 20:
         raise Wrong(f"gradient_descent(..., steps=20) returned {len(values)} losses, expected 20",
@@ -517,7 +509,7 @@ def _descent_minimum(ns):
     if value == 0.0:
         g = getattr(x, "grad", None)
         if g is None or _close(_num(g, "x.grad"), np.zeros(np.shape(g))):
-            raise Wrong(f"x.data is still 0 after 100 steps, and x.grad is {_short(g)}: no gradient reached x",
+            raise Wrong(f"x.data is still 0 after 100 steps, and x.grad is {short_repr(g, 60)}: no gradient reached x",
                         "each step builds the loss from x (loss = f(x)) and calls loss.backward() before updating")
         raise Wrong(f"x.data is still 0 after 100 steps although x.grad is {_f(g)}: the steps did not change the "
                     "x you were given",
@@ -582,15 +574,15 @@ def _matvec_forward(ns):
     W, v = T(_W), T(_V)
     out = _is_tensor(ns, ns["matvec"](W, v), "matvec(W, v)")
     if not _close(out.data, _W @ _V):
-        raise Wrong(f"matvec(W, v) has data {_short(out.data)}, expected {_W @ _V}", "use W.data @ v.data")
+        raise Wrong(f"matvec(W, v) has data {short_repr(out.data, 60)}, expected {_W @ _V}", "use W.data @ v.data")
     if not hasattr(out, "_function"):
         raise Wrong("matvec(W, v) has no _function: your class has no `_function` attribute",
                     "store it in Tensor.__init__ and create the output with _function='matvec'")
     if not isinstance(out._function, str):
-        raise Wrong(f"matvec(W, v)._function is {_short(out._function)}, not a string",
+        raise Wrong(f"matvec(W, v)._function is {short_repr(out._function, 60)}, not a string",
                     "create the output with _function='matvec'")
     if sorted(_ids(out._parents, "matvec(W, v)._parents")) != sorted([id(W), id(v)]):
-        raise Wrong(f"matvec(W, v)._parents is {_short(out._parents)}, expected {{W, v}}",
+        raise Wrong(f"matvec(W, v)._parents is {short_repr(out._parents, 60)}, expected {{W, v}}",
                     "create the output with _parents=(W, v)")
 
 
@@ -626,7 +618,7 @@ def _relu(ns):
     x = T(a)
     out = _is_tensor(ns, relu(x), "relu(x)")
     if not _close(out.data, np.maximum(a, 0)):
-        raise Wrong(f"relu(x) for x = {a} has data {_short(out.data)}, expected {np.maximum(a, 0)}",
+        raise Wrong(f"relu(x) for x = {a} has data {short_repr(out.data, 60)}, expected {np.maximum(a, 0)}",
                     "np.maximum(x.data, 0)")
     g = np.array([1.0, 2.0, 3.0, 4.0])
     _zero(x)

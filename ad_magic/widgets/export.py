@@ -26,7 +26,7 @@ import subprocess
 from pathlib import Path
 
 from ..drawing.dot import CHANGED, FONT, FONT_SIZE, GRAD_TEXT, HIGHLIGHT, KIND_PENWIDTH, KIND_STYLE, TEXT, label_escape
-from ..drawing.graph_view import _data_texts, _grad_text
+from ..drawing.graph_view import data_texts, grad_text
 from ..drawing.render import RenderError, find_dot
 from ..engine.formatting import escape
 from .timeline import CAPTION_CHARS
@@ -286,10 +286,10 @@ class _PngFrames:
         if plan.names[i]:
             parts.append(f"<b>{label_escape(plan.names[i])}</b>")
         data = [" "] * len([r for r, _ in lines if r == "data"]) if value is None else \
-            _data_texts(value, plan.kinds[i] == "const")
+            data_texts(value, plan.kinds[i] == "const")
         parts.extend(label_escape(t) for t in data)
         if any(r == "grad" for r, _ in lines):
-            text = " " if grad is None else _grad_text(grad)
+            text = " " if grad is None else grad_text(grad)
             parts.append(f'<font color="{GRAD_TEXT}">{label_escape(text)}</font>')
         return "<" + "<br/>".join(parts) + ">"
 

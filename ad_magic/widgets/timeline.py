@@ -30,7 +30,7 @@ import numpy as np
 from ..adapters import adapt, adapt_names, preserved
 from ..adapters.base import ForeignNode
 from ..drawing.dot import DEFAULT_MAX_NODES
-from ..drawing.graph_view import GraphView, _data_texts, _grad_text, inline_svg
+from ..drawing.graph_view import GraphView, data_texts, grad_text, inline_svg
 from ..drawing.names import DisplayNames, normalize_names
 from ..engine import OPS, Tensor, topological_order
 from ..engine.formatting import format_array, format_number, format_value
@@ -609,13 +609,13 @@ class Timeline:
         kinds = self.view.plan.kinds
         data_events, grad_events = [], []
         for i in range(len(nodes)):
-            texts = _data_texts(self.values[i], kinds[i] == "const")
+            texts = data_texts(self.values[i], kinds[i] == "const")
             events = [[0, [""] * len(texts)]] if self.appears[i] else []
             events.append([self.appears[i], texts])
             data_events.append(events)
             grads = [[0, ""]]
             for start, after in self.grad_changes[i]:
-                grads.append([start, _grad_text(after)])
+                grads.append([start, grad_text(after)])
             grad_events.append(grads)
         return {
             "svg": self.view.skeleton(),
