@@ -13,7 +13,11 @@ It imports the engine, drawing and the adapters, and the notebook's widget packa
   :mod:`.race` and :mod:`.plots`) runs :func:`ad_magic.optim.descend` and lets you scrub
   through its iterations: the loss curve, the parameters and their grads, the loss slice
   (one parameter) or contours (two), and the graph of that iteration; ``TrainingView``
-  (:mod:`.training`) follows a model's training.
+  (:mod:`.training`) follows a model's training. It is four parts: :mod:`.descent_runs`
+  (the runs, through ``descend`` and its checks; the one owner of the graph's state),
+  :mod:`.hyperparameters` (the controls, a component with callbacks),
+  :mod:`.descent_picture` (the matplotlib picture) and :mod:`.graph_layouts` (the graph
+  of an iteration, laid out once).
 
 Both work headless: setting ``.slider.value`` updates their state synchronously, and any
 step can be rendered to SVG (and, for descent, to a matplotlib Figure or PNG) without a
