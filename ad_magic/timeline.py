@@ -126,9 +126,9 @@ class Timeline:
                  modules="auto"):
         tensor = adapt(tensor, "BackwardStepper")   # another library's graph: through its adapter
         with preserved(tensor):       # stepping a student's graph leaves every one of its fields as it was
-            self._build(tensor, names, grad, forward, max_nodes)
+            self._build(tensor, names, grad, forward, max_nodes, modules)
 
-    def _build(self, tensor, names, grad, forward, max_nodes):
+    def _build(self, tensor, names, grad, forward, max_nodes, modules):
         names = normalize_names(adapt_names(tensor, names))
         tensor.backward_steps(grad)            # the engine's errors (non-scalar, ...) surface here, first
         self.output = tensor
