@@ -135,6 +135,12 @@ def _numpy(x):
     return x if isinstance(x, (_ndarray, np.generic)) else np.asarray(x)
 
 
+def _broadcast_error(name, datas):
+    """The ValueError for inputs whose shapes do not broadcast together: one sentence."""
+    shapes = [str(np.shape(d)) for d in datas]
+    return ValueError(f"{name}: cannot broadcast shapes {', '.join(shapes[:-1])} and {shapes[-1]} together")
+
+
 def _needs(x):
     return isinstance(x, Tensor) and x.requires_grad
 
@@ -222,10 +228,7 @@ class Op:
             return self.forward(*datas, args) if self.params else self.forward(*datas)
         except ValueError:
             if self.broadcast:
-                shapes = [str(np.shape(d)) for d in datas]
-                raise ValueError(
-                    f"{self.name}: cannot broadcast shapes {', '.join(shapes[:-1])} and {shapes[-1]} together"
-                ) from None
+                raise _broadcast_error(self.name, datas) from None
             raise
 
     # -- differentiating it -------------------------------------------------------------
@@ -408,7 +411,7 @@ def _binary_function(op):
         try:
             data = forward(a, b)
         except ValueError:
-            raise ValueError(f"{name}: cannot broadcast shapes {np.shape(a)} and {np.shape(b)} together") from None
+            raise _broadcast_error(name, (a, b)) from None
         out = _new(Tensor)
         out._data = data
         out._grad = out.name = out._rest = out._args = None
@@ -455,7 +458,7 @@ def _binary_replay(op):
         try:
             return forward(a, b)
         except ValueError:
-            raise ValueError(f"{name}: cannot broadcast shapes {np.shape(a)} and {np.shape(b)} together") from None
+            raise _broadcast_error(name, (a, b)) from None
 
     return replay
 
