@@ -7,6 +7,9 @@ for each input, one vector-Jacobian product — the rule that turns ∂L/∂out 
 summed over broadcast axes, is applied for them. Everything else is derived from these
 declarations: the backward rules, the broadcast errors, the steps' `rule`, `terms` and
 `ChainTerm.factor`, forward replay, and the table in docs/ops.md (`ops_table()`).
+The backward rules come from one executor: `_executor` writes each op's chain rule from
+its declaration when the op is registered (`op.backward_source` shows it), the same
+code for every op, unrolled over its inputs.
 
 Adding an operation is one entry: ``cube = elementwise("cube", "out = a³", lambda a: a**3,
 ("3a²", lambda out, a: 3 * a * a))``; ``cube(x)`` then records, differentiates,
@@ -19,6 +22,7 @@ import linecache
 import math
 import numbers
 import operator
+import re
 
 import numpy as np
 
@@ -313,12 +317,14 @@ def _executor(op):
     names = [f"p{i}" for i in range(n)]
     datas = ", ".join(f"d{i}" for i in range(n))
     title = " ".join(f"{op.name}: {op.formula}".split())  # one line, whatever the texts hold
+    terms = [_term_source(op, i) for i in range(n)]
+    uses = set(re.findall(r"\w+", " ".join(line for lines in terms for line in lines)))
     source = [f"def backward(node):  # {title}",
               "    g = node._grad",
               "    if g is None:",
-              "        return",
-              "    out, args = node._data, node._args",
-              "    p0 = node._a"]
+              "        return"]
+    source += [f"    {name} = node.{slot}" for name, slot in (("out", "_data"), ("args", "_args")) if name in uses]
+    source.append("    p0 = node._a")
     if n > 1:
         source.append("    p1 = node._b")
     if n > 2:
@@ -326,10 +332,10 @@ def _executor(op):
     source += [f"    d{i} = p{i}._data if isinstance(p{i}, Tensor) else p{i}" for i in range(n)]
     for i in range(n):
         source.append(f"    if isinstance(p{i}, Tensor) and p{i}.requires_grad:  # ∂L/∂{op.inputs[i]}")
-        source += ["        " + line for line in _term_source(op, i) + _GIVE.format(i=i).split("\n")]
+        source += ["        " + line for line in terms[i] + _GIVE.format(i=i).split("\n")]
     for i in range(n):
         source += ["", f"def term{i}(g, out, datas, args):", f"    {datas}, = datas"]
-        source += ["    " + line for line in _term_source(op, i)] + ["    return c, fresh"]
+        source += ["    " + line for line in terms[i]] + ["    return c, fresh"]
     text = "\n".join(source) + "\n"
     filename = f"<chain rule of {op.name}>"
     linecache.cache[filename] = (len(text), None, text.splitlines(True), filename)  # tracebacks show it
@@ -359,6 +365,7 @@ def _vjp_result(op, i, c, g, out, datas):
         raise ValueError(f"{op.name}: the vjp for input {op.inputs[i]} gave shape {np.shape(c)}, expected {shape}")
     fresh = type(c) is _ndarray and c.base is None and c is not g and c is not out and all(c is not d for d in datas)
     return c, fresh
+
 
 def elementwise(name, formula, forward, *locals, doc=None):
     """Declare an elementwise op from its forward function and, per input, a pair
