@@ -330,8 +330,8 @@ def _executor(op):
     if n > 2:
         source.append(f"    {', '.join(names[2:])}, = node._rest")
     source += [f"    d{i} = p{i}._data if isinstance(p{i}, Tensor) else p{i}" for i in range(n)]
-    for i in range(n):
-        source.append(f"    if isinstance(p{i}, Tensor) and p{i}.requires_grad:  # ∂L/∂{op.inputs[i]}")
+    for i in range(n):  # (d is p only for a number kept in the node: it needs no gradient)
+        source.append(f"    if d{i} is not p{i} and p{i}.requires_grad:  # ∂L/∂{op.inputs[i]}")
         source += ["        " + line for line in terms[i] + _GIVE.format(i=i).split("\n")]
     for i in range(n):
         source += ["", f"def term{i}(g, out, datas, args):", f"    {datas}, = datas"]
