@@ -3,6 +3,7 @@
 registered op, over random shapes that broadcast. Also: every op against central
 differences, the docs table generated from the registry, and adding an op in one entry."""
 
+import traceback
 from pathlib import Path
 
 import numpy as np
@@ -13,7 +14,7 @@ from hypothesis.extra import numpy as hnp
 
 from ad_magic import Tensor
 from ad_magic.engine import OPS, elementwise, linear, matmul, ops_table, unbroadcast
-from ad_magic.ops import getitem, mean, reshape, tensor_sum, transpose
+from ad_magic.ops import ONE, getitem, mean, reshape, structural, tensor_sum, transpose
 
 SETTINGS = settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 ROOT = Path(__file__).resolve().parents[1]
@@ -251,7 +252,7 @@ def test_a_three_input_elementwise_op_runs_the_same_executor():
     in the node, and steps whose factors are what was added."""
     try:
         fma = elementwise("fma", "out = a · b + c", lambda a, b, c: a * b + c,
-                          ("b", lambda out, a, b, c: b), ("a", lambda out, a, b, c: a), ("1", ops_one()))
+                          ("b", lambda out, a, b, c: b), ("a", lambda out, a, b, c: a), ("1", ONE))
         x, y = Tensor([[1.0, 2.0], [3.0, 4.0]]), Tensor([0.5, -1.0])
         out = fma(x, y, x)
         w = np.array([[1.0, 2.0], [3.0, 4.0]])
@@ -271,15 +272,7 @@ def test_a_three_input_elementwise_op_runs_the_same_executor():
         OPS.pop("fma", None)
 
 
-def ops_one():
-    from ad_magic.ops import ONE
-
-    return ONE
-
-
 def test_a_vjp_of_the_wrong_shape_is_one_sentence():
-    from ad_magic.ops import structural
-
     try:
         bad = structural("bad", "out = 2a", lambda a: 2 * a, ("2 ∂L/∂out", lambda g, out, a, args: np.ones(3)))
         x = Tensor([1.0, 2.0])
@@ -290,8 +283,6 @@ def test_a_vjp_of_the_wrong_shape_is_one_sentence():
 
 
 def test_the_chain_rule_shows_in_a_traceback():
-    from ad_magic.ops import structural
-
     def broken(g, out, a, args):
         raise RuntimeError("broken vjp")
 
@@ -300,7 +291,7 @@ def test_the_chain_rule_shows_in_a_traceback():
         x = Tensor([1.0])
         with pytest.raises(RuntimeError) as info:
             op(x).sum().backward()
-        text = "".join(__import__("traceback").format_exception(info.value))
+        text = "".join(traceback.format_exception(info.value))
         assert "<chain rule of broken>" in text and "c = vjp0(g, out, d0, args)" in text
     finally:
         OPS.pop("broken", None)
