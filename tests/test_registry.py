@@ -3,6 +3,7 @@
 registered op, over random shapes that broadcast. Also: every op against central
 differences, the docs table generated from the registry, and adding an op in one entry."""
 
+import traceback
 from pathlib import Path
 
 import numpy as np
@@ -13,7 +14,7 @@ from hypothesis.extra import numpy as hnp
 
 from ad_magic import Tensor
 from ad_magic.engine import OPS, elementwise, linear, matmul, ops_table, unbroadcast
-from ad_magic.engine.ops import getitem, mean, reshape, tensor_sum, transpose
+from ad_magic.engine.ops import ONE, getitem, mean, reshape, structural, tensor_sum, transpose
 
 SETTINGS = settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 ROOT = Path(__file__).resolve().parents[1]
@@ -112,7 +113,7 @@ BUILT_IN = set(CASES)
 
 def test_every_registered_op_has_a_case():
     assert BUILT_IN <= set(OPS)
-    assert set(OPS) - BUILT_IN <= {"cube"}  # the op declared by the test below
+    assert set(OPS) - BUILT_IN <= {"cube", "fma", "bad", "broken"}  # the ops declared by the tests below
 
 
 def _run(name, data):
@@ -226,3 +227,71 @@ def test_adding_an_op_is_one_entry():
 def test_registering_a_name_twice_is_refused():
     with pytest.raises(ValueError, match="'add' is already registered"):
         elementwise("add", "out = a + b", np.add, ("1", lambda o, a, b: 1), ("1", lambda o, a, b: 1))
+
+
+def test_every_op_runs_the_one_executor():
+    """One chain-rule executor: every op's backward and input_grad are the code `_executor`
+    wrote from that op's declaration, not a rule written beside it."""
+    from ad_magic.engine import ops
+
+    for op in OPS.values():
+        source, _, _ = ops._executor(op)
+        assert op.backward_source == source
+        filename = f"<chain rule of {op.name}>"
+        assert op.backward.__code__.co_filename == filename, op.name
+        assert len(op.terms) == len(op.inputs)
+        assert all(term.__code__.co_filename == filename for term in op.terms), op.name
+        backward, *terms = source.split("\n\ndef term")
+        for i, term in enumerate(terms):  # backward runs each input's term as input_grad does, unrolled
+            for line in ops._term_source(op, i):
+                assert line.strip() in term and line.strip() in backward, (op.name, line)
+
+
+def test_a_three_input_elementwise_op_runs_the_same_executor():
+    """An arity no built-in elementwise op has: broadcasting, a reused input, a number kept
+    in the node, and steps whose factors are what was added."""
+    try:
+        fma = elementwise("fma", "out = a · b + c", lambda a, b, c: a * b + c,
+                          ("b", lambda out, a, b, c: b), ("a", lambda out, a, b, c: a), ("1", ONE))
+        x, y = Tensor([[1.0, 2.0], [3.0, 4.0]]), Tensor([0.5, -1.0])
+        out = fma(x, y, x)
+        w = np.array([[1.0, 2.0], [3.0, 4.0]])
+        (step,) = list(out.backward_steps(w))
+        np.testing.assert_allclose(x.grad, w * y.data + w)
+        np.testing.assert_allclose(y.grad, (w * x.data).sum(axis=0))
+        for leaf in (x, y):
+            shown = sum(unbroadcast(w * t.factor, leaf.shape) for t in step.terms if t.parent is leaf)
+            np.testing.assert_allclose(leaf.grad, shown)
+        z = fma(y, 2, 1.5)   # numbers kept in the node: only y needs a grad
+        z.sum().backward()
+        np.testing.assert_allclose(y.grad, [2.0, 2.0])
+        assert fma.backward.__code__.co_filename == "<chain rule of fma>"
+        with pytest.raises(ValueError, match=r"^fma: cannot broadcast shapes \(2, 2\), \(3,\) and \(2, 2\) together$"):
+            fma(x, Tensor([1.0, 2.0, 3.0]), x)
+    finally:
+        OPS.pop("fma", None)
+
+
+def test_a_vjp_of_the_wrong_shape_is_one_sentence():
+    try:
+        bad = structural("bad", "out = 2a", lambda a: 2 * a, ("2 ∂L/∂out", lambda g, out, a, args: np.ones(3)))
+        x = Tensor([1.0, 2.0])
+        with pytest.raises(ValueError, match=r"bad: the vjp for input a gave shape \(3,\), expected \(2,\)"):
+            bad(x).sum().backward()
+    finally:
+        OPS.pop("bad", None)
+
+
+def test_the_chain_rule_shows_in_a_traceback():
+    def broken(g, out, a, args):
+        raise RuntimeError("broken vjp")
+
+    try:
+        op = structural("broken", "out = a", lambda a: a * 1.0, ("?", broken))
+        x = Tensor([1.0])
+        with pytest.raises(RuntimeError) as info:
+            op(x).sum().backward()
+        text = "".join(traceback.format_exception(info.value))
+        assert "<chain rule of broken>" in text and "c = vjp0(g, out, d0, args)" in text
+    finally:
+        OPS.pop("broken", None)

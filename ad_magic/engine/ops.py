@@ -7,6 +7,9 @@ for each input, one vector-Jacobian product — the rule that turns ∂L/∂out 
 summed over broadcast axes, is applied for them. Everything else is derived from these
 declarations: the backward rules, the broadcast errors, the steps' `rule`, `terms` and
 `ChainTerm.factor`, forward replay, and the table in docs/ops.md (`ops_table()`).
+The backward rules come from one executor: `_executor` writes each op's chain rule from
+its declaration when the op is registered (`op.backward_source` shows it), the same
+code for every op, unrolled over its inputs.
 
 Adding an operation is one entry: ``cube = elementwise("cube", "out = a³", lambda a: a**3,
 ("3a²", lambda out, a: 3 * a * a))``; ``cube(x)`` then records, differentiates,
@@ -15,13 +18,15 @@ replays and explains itself like the built-in ones.
 
 from __future__ import annotations
 
+import linecache
 import math
 import numbers
 import operator
+import re
 
 import numpy as np
 
-from .tensor import BORROWED, OWNED, Tensor, _grad_mode, accumulate, compact, constant_tensor, float_array
+from .tensor import BORROWED, OWNED, Tensor, accumulate, compact, constant_tensor, float_array, grad_mode
 
 __all__ = [
     "Op", "OPS", "elementwise", "structural", "unbroadcast", "ops_table",
@@ -71,7 +76,7 @@ def unbroadcast(grad, shape):
 
 
 def _unbroadcast(grad, shape):
-    """(unbroadcast(grad, shape), whether the result is a new array)."""
+    """(unbroadcast(grad, shape), whether the result is a new array rather than a view of grad)."""
     gshape = np.shape(grad)
     if gshape == shape:
         return grad, False
@@ -94,7 +99,7 @@ def _node(data, a, b, rest, op, args, record):
     out._gstate = BORROWED
     out.name = None
     out._mark = 0
-    if _grad_mode.enabled:  # recorded even when no input needs a gradient: forward() replays it
+    if grad_mode.enabled:  # recorded even when no input needs a gradient: forward() replays it
         out._a, out._b, out._rest, out._op, out._function, out._args = a, b, rest, op, op.name, args
         out.requires_grad = bool(record)
     else:  # no_grad(): a constant, outside any graph
@@ -129,6 +134,17 @@ def _data(x):
     return x._data if isinstance(x, Tensor) else x
 
 
+def _numpy(x):
+    """x as a NumPy array or scalar (Python numbers and lists become arrays)."""
+    return x if isinstance(x, (_ndarray, np.generic)) else np.asarray(x)
+
+
+def _broadcast_error(name, datas):
+    """The ValueError for inputs whose shapes do not broadcast together: one sentence."""
+    shapes = [str(np.shape(d)) for d in datas]
+    return ValueError(f"{name}: cannot broadcast shapes {', '.join(shapes[:-1])} and {shapes[-1]} together")
+
+
 def _needs(x):
     return isinstance(x, Tensor) and x.requires_grad
 
@@ -145,10 +161,14 @@ class Op:
       MINUS_ONE for constants), or None.
     * `vjps`: per input, ``f(g, out, a, b, …, args)`` giving ∂L/∂input from g = ∂L/∂out
       (structural ops), or None.
+    * `backward(node)`, `terms` and `backward_source`: the chain rule the one executor
+      (`_executor`) wrote and compiled from these declarations when the op was
+      registered: the node's rule, each input's contribution alone (`input_grad`), and
+      their Python source.
     """
 
     __slots__ = ("name", "formula", "forward", "inputs", "derivatives", "locals", "vjps",
-                 "broadcast", "params", "prepare", "__dict__")
+                 "broadcast", "params", "prepare", "terms", "backward", "backward_source", "__dict__")
 
     def __init__(self, name, formula, forward, derivatives, *, locals=None, vjps=None,
                  broadcast=False, params=False, prepare=None, doc=None):
@@ -161,6 +181,7 @@ class Op:
         self.locals = None if locals is None else tuple(locals)
         self.vjps = None if vjps is None else tuple(vjps)
         self.broadcast, self.params, self.prepare = broadcast, params, prepare
+        self.backward_source, self.backward, self.terms = _executor(self)
         self.__doc__ = doc or f"{formula}.   " + ",  ".join(
             f"∂L/∂{x} = {self.expression(i)}" for i, x in enumerate(self.inputs))
         OPS[name] = self
@@ -210,34 +231,25 @@ class Op:
         try:
             return self.forward(*datas, args) if self.params else self.forward(*datas)
         except ValueError:
-            if self.broadcast and len(datas) == 2:
-                raise ValueError(
-                    f"{self.name}: cannot broadcast shapes {np.shape(datas[0])} and {np.shape(datas[1])} together"
-                ) from None
+            if self.broadcast:
+                raise _broadcast_error(self.name, datas) from None
             raise
 
     # -- differentiating it -------------------------------------------------------------
+    # `backward` (the node's rule) and `input_grad` are the one chain-rule executor below,
+    # built from this declaration when the op is registered.
+
     def input_grad(self, i, g, out, datas, args):
-        """(∂L/∂input_i, whether it is a new array) for g = ∂L/∂out, summed back to the input's shape."""
-        if self.locals is not None:
-            c, fresh = _chain(self.locals[i], g, out, datas)
-            if self.broadcast:
-                shape = np.shape(datas[i])
-                if np.shape(c) != shape:
-                    c, _ = _unbroadcast(c, shape)
-                    fresh = True
-            return c, fresh
-        c = self.vjps[i](g, out, *datas, args)
-        fresh = type(c) is _ndarray and c.base is None and c is not g and c is not out and all(
-            c is not d for d in datas)
-        shape = np.shape(datas[i])
-        if np.shape(c) != shape:
-            raise ValueError(f"{self.name}: the vjp for input {self.inputs[i]} gave shape {np.shape(c)}, "
-                             f"expected {shape}")
-        return c, fresh
+        """(∂L/∂input_i, whether it is a new array) for g = ∂L/∂out, summed back to the
+        input's shape: the term `backward` adds for that input."""
+        g, datas = _numpy(g), tuple(_numpy(d) for d in datas)
+        return self.terms[i](g, out, datas, args)
 
     def local(self, i, out, datas):
-        """The local derivative ∂out/∂input_i (elementwise ops), broadcast to out's shape; else None."""
+        """The local derivative ∂out/∂input_i (elementwise ops), broadcast to out's shape; else None.
+
+        It is the value the chain rule multiplies ∂L/∂out by (`ChainTerm.factor`): the same
+        declared function, on the same values."""
         if self.locals is None:
             return None
         f = self.locals[i]
@@ -250,38 +262,109 @@ class Op:
         with np.errstate(all="ignore"):
             return np.broadcast_to(np.asarray(f(out, *datas), dtype=dtype), shape).copy()
 
-    def backward(self, node):
-        """Add this node's contribution to each input's grad (the node's `_backward`)."""
-        g = node._grad
-        if g is None:
-            return
-        out = node._data
-        a, b = node._a, node._b
-        if b is None:  # one input: it needs a grad (backward runs only the nodes that need one)
-            c, fresh = self.input_grad(0, g, out, (a._data,), node._args)
-            accumulate(a, c, fresh)
-            return
-        parents = (a, b) if node._rest is None else (a, b, *node._rest)
-        datas = tuple(_data(p) for p in parents)
-        args = node._args
-        for i, p in enumerate(parents):
-            if isinstance(p, Tensor) and p.requires_grad:
-                c, fresh = self.input_grad(i, g, out, datas, args)
-                accumulate(p, c, fresh)
+
+# --------------------------------------------------------------------------- the chain rule
+# One executor runs every op's chain rule: `_executor(op)`, called once when the op is
+# registered, reads the declaration and writes the op's backward as Python source, which
+# is compiled once (readable in `op.backward_source`). Each input gets one *term*, written
+# from its declaration by `_term_source` — ∂L/∂out times the local derivative (passed
+# through for 1, negated for -1, times the operand for mul, else the declared function),
+# summed back over broadcast axes; or the declared vjp, its shape checked — and the result
+# is given to the input's grad by `_GIVE` (who owns the array: `accumulate`). The same
+# term, compiled alone, is `Op.input_grad`. So every op of every arity runs code written
+# by this one generator, unrolled over its inputs: no dispatch per node, and no second,
+# hand-written copy of the chain rule beside it.
+
+_GIVE = """\
+old = p{i}._grad
+if c.dtype is not d{i}.dtype:
+    accumulate(p{i}, c, fresh)
+elif old is None:  # the first contribution: kept as it is
+    p{i}._grad, p{i}._gstate = c, (OWNED if fresh else BORROWED)
+elif type(old) is not _ndarray:  # a scalar: the sum is a new one
+    p{i}._grad, p{i}._gstate = old + c, OWNED
+else:
+    accumulate(p{i}, c, fresh)"""
 
 
-def _chain(local, g, out, datas):
-    """(∂L/∂out · local, whether it is a new array): the chain rule of an elementwise op."""
+def _term_source(op, i):
+    """The chain rule for input i as Python lines: (c, fresh) = (∂L/∂input_i in the input's
+    shape, whether c is a new array), from g = ∂L/∂out, out and the inputs' data d0, d1, …"""
+    datas = ", ".join(f"d{j}" for j in range(len(op.inputs)))
+    if op.locals is None:
+        return [f"c = vjp{i}(g, out, {datas}, args)",
+                f"c, fresh = _vjp_result(op, {i}, c, g, out, ({datas},))"]
+    local = op.locals[i]
     if local is ONE:
-        return g, False
-    if local is MINUS_ONE:
-        return np.negative(g), True
-    f = local(out, *datas)
+        lines = ["c, fresh = g, False"]
+    elif local is MINUS_ONE:
+        lines = ["c, fresh = -g, True"]
+    elif isinstance(local, _Operand):  # mul's ∂out/∂a = b: a value the node holds already
+        lines = [f"c, fresh = g * {'out' if local.index is None else f'd{local.index}'}, True"]
+    else:
+        lines = [f"c, fresh = _times_local(local{i}(out, {datas}), g, out, ({datas},))"]
+    if op.broadcast:  # inputs broadcast together: sum back over the broadcast axes
+        lines += [f"if c.shape != d{i}.shape:", f"    c, summed = _unbroadcast(c, d{i}.shape)",
+                  "    fresh = fresh or summed"]
+    return lines
+
+
+def _executor(op):
+    """Write and compile the op's chain rule: (source, backward, terms). backward(node) adds
+    the node's contribution to each input that needs a gradient; terms[i](g, out, datas,
+    args) is input i's contribution alone (`Op.input_grad`)."""
+    n = len(op.inputs)
+    names = [f"p{i}" for i in range(n)]
+    datas = ", ".join(f"d{i}" for i in range(n))
+    title = " ".join(f"{op.name}: {op.formula}".split())  # one line, whatever the texts hold
+    terms = [_term_source(op, i) for i in range(n)]
+    uses = set(re.findall(r"\w+", " ".join(line for lines in terms for line in lines)))
+    source = [f"def backward(node):  # {title}",
+              "    g = node._grad",
+              "    if g is None:",
+              "        return"]
+    source += [f"    {name} = node.{slot}" for name, slot in (("out", "_data"), ("args", "_args")) if name in uses]
+    source.append("    p0 = node._a")
+    if n > 1:
+        source.append("    p1 = node._b")
+    if n > 2:
+        source.append(f"    {', '.join(names[2:])}, = node._rest")
+    source += [f"    d{i} = p{i}._data if isinstance(p{i}, Tensor) else p{i}" for i in range(n)]
+    for i in range(n):  # (d is p only for a number kept in the node: it needs no gradient)
+        source.append(f"    if d{i} is not p{i} and p{i}.requires_grad:  # ∂L/∂{op.inputs[i]}")
+        source += ["        " + line for line in terms[i] + _GIVE.format(i=i).split("\n")]
+    for i in range(n):
+        source += ["", f"def term{i}(g, out, datas, args):", f"    {datas}, = datas"]
+        source += ["    " + line for line in terms[i]] + ["    return c, fresh"]
+    text = "\n".join(source) + "\n"
+    filename = f"<chain rule of {op.name}>"
+    linecache.cache[filename] = (len(text), None, text.splitlines(True), filename)  # tracebacks show it
+    namespace = {"op": op, "Tensor": Tensor, "accumulate": accumulate, "OWNED": OWNED, "BORROWED": BORROWED,
+                 "_ndarray": _ndarray, "_unbroadcast": _unbroadcast, "_times_local": _times_local,
+                 "_vjp_result": _vjp_result}
+    for i in range(n):
+        namespace[f"local{i}"] = None if op.locals is None else op.locals[i]
+        namespace[f"vjp{i}"] = None if op.vjps is None else op.vjps[i]
+    exec(compile(text, filename, "exec"), namespace)
+    return text, namespace["backward"], tuple(namespace[f"term{i}"] for i in range(n))
+
+
+def _times_local(f, g, out, datas):
+    """(g · f, True) for a declared local derivative's value f: into f when f is a new
+    array of the same shape and type nobody else holds."""
     if (type(f) is _ndarray and type(g) is _ndarray and f.base is None and f.shape == g.shape
             and f.dtype == g.dtype and f is not out and all(f is not d for d in datas)):
-        np.multiply(f, g, out=f)  # f is a new array of our own: multiply in place
-        return f, True
+        return np.multiply(f, g, out=f), True
     return g * f, True
+
+
+def _vjp_result(op, i, c, g, out, datas):
+    """(c, whether it is a new array) for the vjp's result c, whose shape must be input i's."""
+    shape = np.shape(datas[i])
+    if np.shape(c) != shape:
+        raise ValueError(f"{op.name}: the vjp for input {op.inputs[i]} gave shape {np.shape(c)}, expected {shape}")
+    fresh = type(c) is _ndarray and c.base is None and c is not g and c is not out and all(c is not d for d in datas)
+    return c, fresh
 
 
 def elementwise(name, formula, forward, *locals, doc=None):
@@ -293,9 +376,9 @@ def elementwise(name, formula, forward, *locals, doc=None):
     op = Op(name, formula, forward, [text for text, _ in locals], locals=[f for _, f in locals],
             broadcast=len(locals) > 1, doc=doc)
     if len(locals) == 2:
-        op.backward, op.replay, function = _binary_backward(op), _binary_replay(op), _binary_function(op)
+        op.replay, function = _binary_replay(op), _binary_function(op)
     elif len(locals) == 1:
-        op.backward, op.replay, function = _unary_backward(op), _unary_replay(op), _unary_function(op)
+        op.replay, function = _unary_replay(op), _unary_function(op)
     else:
         return op
     function.__name__ = function.__qualname__ = name
@@ -304,12 +387,12 @@ def elementwise(name, formula, forward, *locals, doc=None):
     return function
 
 
-# The elementwise ops are most of a scalar graph, so their recording and chain rule are
-# closures specialised by arity: the same declaration, with no generic dispatch per node.
+# The elementwise ops are most of a scalar graph, so their recording and replay are
+# closures specialised by arity (their chain rule is the executor's, like every op's).
 
 def _binary_function(op):
     forward, name = op.forward, op.name
-    grad_mode = _grad_mode
+    mode = grad_mode
 
     def apply(t1, t2):
         if isinstance(t1, Tensor):
@@ -335,12 +418,12 @@ def _binary_function(op):
         try:
             data = forward(a, b)
         except ValueError:
-            raise ValueError(f"{name}: cannot broadcast shapes {np.shape(a)} and {np.shape(b)} together") from None
+            raise _broadcast_error(name, (a, b)) from None
         out = _new(Tensor)
         out._data = data
         out._grad = out.name = out._rest = out._args = None
         out._gstate = out._mark = 0
-        if grad_mode.enabled:  # constants too (requires_grad False): a new mini-batch is replayed
+        if mode.enabled:  # constants too (requires_grad False): a new mini-batch is replayed
             out._a, out._b, out._op, out._function, out.requires_grad = t1, t2, op, name, record
         else:
             out._a = out._b = out._op = out._function = None
@@ -352,7 +435,7 @@ def _binary_function(op):
 
 def _unary_function(op):
     forward, name = op.forward, op.name
-    grad_mode = _grad_mode
+    mode = grad_mode
 
     def apply(t):
         if not isinstance(t, Tensor):
@@ -362,7 +445,7 @@ def _unary_function(op):
         out._data = data
         out._grad = out.name = out._b = out._rest = out._args = None
         out._gstate = out._mark = 0
-        if grad_mode.enabled:
+        if mode.enabled:
             out._a, out._op, out._function, out.requires_grad = t, op, name, t.requires_grad
         else:
             out._a = out._op = out._function = None
@@ -382,7 +465,7 @@ def _binary_replay(op):
         try:
             return forward(a, b)
         except ValueError:
-            raise ValueError(f"{name}: cannot broadcast shapes {np.shape(a)} and {np.shape(b)} together") from None
+            raise _broadcast_error(name, (a, b)) from None
 
     return replay
 
@@ -394,114 +477,6 @@ def _unary_replay(op):
         return forward(node._a._data)
 
     return replay
-
-
-def _binary_backward(op):
-    local_a, local_b = op.locals
-    if local_a is ONE or local_a is MINUS_ONE:
-        sign_a = 1.0 if local_a is ONE else -1.0
-    if local_b is ONE or local_b is MINUS_ONE:
-        sign_b = 1.0 if local_b is ONE else -1.0
-
-    def both(out, a, b):  # x op x: the local derivative for the one input is the sum of both
-        fa = sign_a if local_a is ONE or local_a is MINUS_ONE else local_a(out, a, b)
-        fb = sign_b if local_b is ONE or local_b is MINUS_ONE else local_b(out, a, b)
-        return fa + fb
-
-    def backward(node):
-        g = node._grad
-        a, b, out = node._a, node._b, node._data
-        if isinstance(a, Tensor):
-            ad, need_a = a._data, a.requires_grad
-        else:
-            ad, need_a = a, False
-        if isinstance(b, Tensor):
-            bd, need_b = b._data, b.requires_grad
-        else:
-            bd, need_b = b, False
-        if need_a:
-            if a is b:  # x * x: one array for ∂L/∂x instead of two and a sum
-                need_b = False
-                c, fresh = _chain2(both, g, out, ad, bd)
-            elif local_a is ONE:
-                c, fresh = g, False
-            elif local_a is B:
-                c, fresh = g * bd, True
-            else:
-                c, fresh = _chain2(local_a, g, out, ad, bd)
-            if c.shape != ad.shape:
-                c, fresh = _unbroadcast(c, ad.shape)[0], True
-            old = a._grad
-            if c.dtype is not ad.dtype:
-                accumulate(a, c, fresh)
-            elif old is None:  # the first contribution: keep it
-                a._grad, a._gstate = c, (OWNED if fresh else BORROWED)
-            elif type(old) is not _ndarray:  # a scalar: a new one
-                a._grad, a._gstate = old + c, OWNED
-            else:
-                accumulate(a, c, fresh)
-        if need_b:
-            if local_b is ONE:
-                c, fresh = g, False
-            elif local_b is A:
-                c, fresh = g * ad, True
-            else:
-                c, fresh = _chain2(local_b, g, out, ad, bd)
-            if c.shape != bd.shape:
-                c, fresh = _unbroadcast(c, bd.shape)[0], True
-            old = b._grad
-            if c.dtype is not bd.dtype:
-                accumulate(b, c, fresh)
-            elif old is None:
-                b._grad, b._gstate = c, (OWNED if fresh else BORROWED)
-            elif type(old) is not _ndarray:
-                b._grad, b._gstate = old + c, OWNED
-            else:
-                accumulate(b, c, fresh)
-
-    return backward
-
-
-def _unary_backward(op):
-    (local,) = op.locals
-
-    def backward(node):
-        a = node._a
-        accumulate(a, *_chain1(local, node._grad, node._data, a._data))
-
-    return backward
-
-
-def _chain2(local, g, out, a, b):
-    """(∂L/∂out · local, whether it is a new array) for a two-input elementwise op."""
-    if local is ONE:
-        return g, False
-    if local is MINUS_ONE:
-        return -g, True
-    if local is B:
-        return g * b, True
-    if local is A:
-        return g * a, True
-    f = local(out, a, b)
-    if (type(f) is _ndarray and type(g) is _ndarray and f.base is None and f.shape == g.shape
-            and f.dtype == g.dtype and f is not out and f is not a and f is not b):
-        np.multiply(f, g, out=f)  # f is a new array of our own: multiply in place
-        return f, True
-    return g * f, True
-
-
-def _chain1(local, g, out, a):
-    """(∂L/∂out · local, whether it is a new array) for a one-input elementwise op."""
-    if local is MINUS_ONE:
-        return -g, True
-    if local is OUT:
-        return g * out, True
-    f = local(out, a)
-    if (type(f) is _ndarray and type(g) is _ndarray and f.base is None and f.shape == g.shape
-            and f.dtype == g.dtype and f is not out and f is not a):
-        np.multiply(f, g, out=f)
-        return f, True
-    return g * f, True
 
 
 def structural(name, formula, forward, *vjps, params=False, prepare=None, doc=None):

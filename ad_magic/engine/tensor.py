@@ -93,21 +93,22 @@ class _GradMode(threading.local):
         self.enabled = self.blocks[-1][1] if self.blocks else True
 
 
-_grad_mode = _GradMode()
+grad_mode = _GradMode()
+"""Whether this thread records graphs (``no_grad()`` blocks); the ops read ``grad_mode.enabled``."""
 
 
 def is_grad_enabled() -> bool:
     """True unless this thread is inside a `no_grad()` block."""
-    return _grad_mode.enabled
+    return grad_mode.enabled
 
 
 @contextlib.contextmanager
 def _grad_enabled(enabled: bool):
-    token = _grad_mode.open(enabled)
+    token = grad_mode.open(enabled)
     try:
         yield
     finally:
-        _grad_mode.close(token)
+        grad_mode.close(token)
 
 
 def no_grad():
