@@ -1,12 +1,11 @@
 """ad_magic.magic.variables: which variables hold a graph's tensors, and putting them back."""
 from __future__ import annotations
 
-import numpy as np
 import pytest
 from IPython.core.error import UsageError
 
 from ad_magic import Tensor, topological_order
-from ad_magic.magic.variables import SavedGraph, SavedVariables, leaves, namespace_names, resolve_wrt
+from ad_magic.magic.variables import SavedVariables, leaves, namespace_names, resolve_wrt
 from ad_magic.nn import Linear, Module
 
 
@@ -63,18 +62,6 @@ def test_leaves_are_labelled_or_numbered():
     assert sorted(n.label for n in rows) == ["(unnamed leaf 1)", "x"]
     assert next(n for n in rows if n.label == "x").variable == "x"
     assert next(n for n in rows if n.label != "x").tensor is y
-
-
-def test_saved_graph_puts_data_and_grads_back():
-    x, y, h, out = _graph()
-    out.backward()
-    saved = SavedGraph(out)
-    x.data = np.array(10.0)
-    out.forward()
-    assert float(out.data) == 40.0 and x.grad is None
-    saved.restore()
-    assert float(x.data) == 2.0 and float(h.data) == 6.0 and float(out.data) == 8.0
-    assert float(x.grad) == 4.0 and float(out.grad) == 1.0
 
 
 def test_saved_variables_put_bindings_back():

@@ -422,7 +422,7 @@ def _binary_function(op):
         out = _new(Tensor)
         out._data = data
         out._grad = out.name = out._rest = out._args = None
-        out._gstate = out._mark = 0
+        out._gstate, out._mark = BORROWED, 0
         if mode.enabled:  # constants too (requires_grad False): a new mini-batch is replayed
             out._a, out._b, out._op, out._function, out.requires_grad = t1, t2, op, name, record
         else:
@@ -444,7 +444,7 @@ def _unary_function(op):
         out = _new(Tensor)
         out._data = data
         out._grad = out.name = out._b = out._rest = out._args = None
-        out._gstate = out._mark = 0
+        out._gstate, out._mark = BORROWED, 0
         if mode.enabled:
             out._a, out._op, out._function, out.requires_grad = t, op, name, t.requires_grad
         else:

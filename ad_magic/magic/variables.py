@@ -8,13 +8,12 @@ misbehaving object never makes every cell fail.
 """
 from __future__ import annotations
 
-import numpy as np
 from IPython.core.error import UsageError
 
 from ..engine import Tensor, topological_order
 from ..engine.formatting import a_type
 
-__all__ = ["Named", "namespace_names", "resolve_wrt", "leaves", "SavedVariables", "SavedGraph"]
+__all__ = ["Named", "namespace_names", "resolve_wrt", "leaves", "SavedVariables"]
 
 _MISSING = object()
 
@@ -142,17 +141,3 @@ class SavedVariables:
                 self.ns.pop(name, None)
             else:
                 self.ns[name] = value
-
-
-class SavedGraph:
-    """Copies of the data and grads of every tensor of a graph, to put back if gradient
-    descent (which updates the parameters and replays the graph in place) fails."""
-
-    def __init__(self, output):
-        self.saved = [(t, np.array(t.data, copy=True), None if t.grad is None else np.array(t.grad, copy=True))
-                      for t in topological_order(output)]
-
-    def restore(self):
-        for t, data, grad in self.saved:
-            t.data = data
-            t.grad = grad
