@@ -42,6 +42,12 @@ def module_scope(tensor) -> tuple:
 
 def _tensors_in(value, found):
     """The Tensors in ``value`` (a Tensor, or lists, tuples and dicts of them)."""
+    if type(value) is Tensor:     # the usual output: one tensor
+        found.append(value)
+        return found
+    if type(value) is tuple and all(type(v) is Tensor for v in value):   # the usual arguments
+        found.extend(value)
+        return found
     stack = [value]
     while stack:
         v = stack.pop()
@@ -78,21 +84,33 @@ def record_call(module, inputs, outputs) -> None:
     A node the forward reads that existed before the call without being passed in (a
     tensor computed earlier and kept on the module) is counted as the call's own: pass
     such a tensor as an argument to keep it outside the module's box.
+
+    It runs on every forward of every module, so it reads the engine's slots directly: a
+    node's inputs are ``_a``, ``_b`` and ``_rest`` (a number kept in a node is no tensor and
+    is skipped, never turned into a constant Tensor here), and a node already stamped with
+    this call is recognised by its scope, without a set of the nodes seen.
     """
     call = ModuleCall(module)
     stop = {id(t) for t in _tensors_in(inputs, [])}
     stack = _tensors_in(outputs, [])
-    seen = set()
     while stack:
         t = stack.pop()
-        if id(t) in seen or id(t) in stop or t._function is None:
+        if t._function is None or id(t) in stop:
             continue
-        seen.add(id(t))
-        scope = module_scope(t)
-        if scope and scope[0].name is None:
-            scope[0].name = _child_name(module, scope[0].module)
+        scope = getattr(t, "_scope", None) or ()
+        if scope:
+            if scope[0] is call:
+                continue
+            if scope[0].name is None:
+                scope[0].name = _child_name(module, scope[0].module)
         t._scope = (call,) + scope
-        stack.extend(t.parents)
+        a, b, rest = t._a, t._b, t._rest
+        if isinstance(a, Tensor):
+            stack.append(a)
+        if isinstance(b, Tensor):
+            stack.append(b)
+        if rest:
+            stack.extend(r for r in rest if isinstance(r, Tensor))
 
 
 def _rng(seed):
@@ -139,7 +157,7 @@ class Module:
         """``forward(*args, **kwargs)``, with the nodes it made recorded as this call's
         (see :func:`record_call`), so a drawing can box them as the module."""
         out = self.forward(*args, **kwargs)
-        record_call(self, (args, kwargs), out)
+        record_call(self, (args, kwargs) if kwargs else args, out)
         return out
 
     def label(self) -> str:
