@@ -8,7 +8,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 from IPython.core.error import UsageError
-from IPython.testing import globalipapp
 from IPython.utils.capture import capture_output
 from practical_solutions import namespace, sections
 from practical_solutions.mistakes import MISTAKES
@@ -324,12 +323,9 @@ def test_a_wrong_micrograd_rule_is_flagged(micrograd):
 
 # --------------------------------------------------------------------------- the magic
 
-@pytest.fixture(scope="module")
-def ip():
-    globalipapp.start_ipython()
-    shell = globalipapp.get_ipython()
-    shell.run_line_magic("load_ext", "ad_magic")
-    return shell
+@pytest.fixture
+def ip(magic_shell):
+    return magic_shell()
 
 
 def test_the_magic_draws_and_steps_the_student_s_tensor(ip):

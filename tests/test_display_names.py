@@ -7,7 +7,6 @@ import re
 
 import numpy as np
 import pytest
-from IPython.testing import globalipapp
 from IPython.utils.capture import capture_output
 from practical_solutions import namespace
 from practical_solutions.mistakes import MISTAKES
@@ -151,14 +150,8 @@ def test_an_expression_as_the_output_s_name_is_bracketed():
 
 
 @pytest.fixture
-def ip():
-    globalipapp.start_ipython()
-    shell = globalipapp.get_ipython()
-    shell.reset(new_session=False)
-    shell.run_line_magic("load_ext", "ad_magic")
-    yield shell
-    shell.run_line_magic("unload_ext", "ad_magic")
-    shell.reset(new_session=False)
+def ip(magic_shell):
+    return magic_shell()
 
 
 def _magic(ip, source):

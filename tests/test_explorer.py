@@ -626,16 +626,8 @@ def test_the_training_view_draws_a_decision_surface_for_two_inputs():
 # --------------------------------------------------------------------------- %%autodiff --optimizer a,b,c
 
 @pytest.fixture
-def ip():
-    from IPython.testing import globalipapp
-    globalipapp.start_ipython()
-    shell = globalipapp.get_ipython()
-    shell.reset(new_session=False)
-    shell.run_line_magic("load_ext", "ad_magic")
-    shell.run_cell("from ad_magic import Tensor\nfrom ad_magic.landscapes import rosenbrock")
-    yield shell
-    shell.run_line_magic("unload_ext", "ad_magic")
-    shell.reset(new_session=False)
+def ip(magic_shell):
+    return magic_shell("from ad_magic import Tensor\nfrom ad_magic.landscapes import rosenbrock")
 
 
 def run_cell(ip, source):

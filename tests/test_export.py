@@ -12,7 +12,6 @@ from pathlib import Path
 
 import pytest
 from IPython.core.error import UsageError
-from IPython.testing import globalipapp
 from IPython.utils.capture import capture_output
 
 from ad_magic import Tensor
@@ -132,15 +131,8 @@ def test_frames_into_a_missing_parent_folder_are_refused(stepper, tmp_path):
 # ------------------------------------------------------------------ the magic
 
 @pytest.fixture
-def ip():
-    globalipapp.start_ipython()
-    shell = globalipapp.get_ipython()
-    shell.reset(new_session=False)
-    shell.run_line_magic("load_ext", "ad_magic")
-    shell.run_cell("from ad_magic import Tensor")
-    yield shell
-    shell.run_line_magic("unload_ext", "ad_magic")
-    shell.reset(new_session=False)
+def ip(magic_shell):
+    return magic_shell("from ad_magic import Tensor")
 
 
 def run(ip, source):

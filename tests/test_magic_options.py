@@ -8,7 +8,6 @@ import os
 import numpy as np
 import pytest
 from IPython.core.error import UsageError
-from IPython.testing import globalipapp
 from IPython.utils.capture import capture_output
 
 from ad_magic.magic.magics import _split_options
@@ -16,15 +15,8 @@ from ad_magic.widgets import DescentExplorer
 
 
 @pytest.fixture
-def ip():
-    globalipapp.start_ipython()
-    shell = globalipapp.get_ipython()
-    shell.reset(new_session=False)
-    shell.run_line_magic("load_ext", "ad_magic")
-    shell.run_cell("from ad_magic import Tensor\nimport numpy as np")
-    yield shell
-    shell.run_line_magic("unload_ext", "ad_magic")
-    shell.reset(new_session=False)
+def ip(magic_shell):
+    return magic_shell("from ad_magic import Tensor\nimport numpy as np")
 
 
 def run(ip, source):

@@ -32,14 +32,8 @@ WIDGET = "application/vnd.jupyter.widget-view+json"
 
 
 @pytest.fixture
-def ip():
-    shell = get_ipython()
-    shell.reset(new_session=False)
-    shell.run_line_magic("load_ext", "ad_magic")
-    shell.run_cell("from ad_magic import Tensor\nimport numpy as np")
-    yield shell
-    shell.run_line_magic("unload_ext", "ad_magic")
-    shell.reset(new_session=False)
+def ip(magic_shell):
+    return magic_shell("from ad_magic import Tensor\nimport numpy as np")
 
 
 class Ran:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from IPython.testing import globalipapp
 from IPython.utils.capture import capture_output
 from student_corpus import MODULES, STAGES, fields, load, own_grads, run
 
@@ -40,12 +39,9 @@ def test_own_backward_then_stepping_leaves_the_own_grads(name):
         assert np.array_equal(np.asarray(v.grad, dtype=float), before[k])
 
 
-@pytest.fixture(scope="module")
-def ip():
-    globalipapp.start_ipython()
-    shell = globalipapp.get_ipython()
-    shell.run_line_magic("load_ext", "ad_magic")
-    return shell
+@pytest.fixture
+def ip(magic_shell):
+    return magic_shell()
 
 
 @pytest.mark.parametrize("name, cell, wanted", [

@@ -8,7 +8,6 @@ import re
 import numpy as np
 import pytest
 from IPython.core.error import UsageError
-from IPython.testing import globalipapp
 from IPython.utils.capture import capture_output
 
 from ad_magic import Tensor
@@ -21,15 +20,8 @@ SLIDER_LR = 10 ** -1.55        # what a log slider gives: 0.028183829312644536
 
 
 @pytest.fixture
-def ip():
-    globalipapp.start_ipython()
-    shell = globalipapp.get_ipython()
-    shell.reset(new_session=False)
-    shell.run_line_magic("load_ext", "ad_magic")
-    shell.run_cell("from ad_magic import Tensor\nfrom ad_magic.landscapes import rosenbrock")
-    yield shell
-    shell.run_line_magic("unload_ext", "ad_magic")
-    shell.reset(new_session=False)
+def ip(magic_shell):
+    return magic_shell("from ad_magic import Tensor\nfrom ad_magic.landscapes import rosenbrock")
 
 
 def _run(ip, source):
