@@ -35,7 +35,37 @@ def torch_loss(w, b):
     return (((X @ w + b).tanh() - 0.5) ** 2).sum() + 0.1 * (w * w).sum()
 
 
+class TorchNewton:
+    """Newton's method written with torch.autograd.functional.hessian, as ours is specified:
+    θ ← θ − lr · (H + λI)⁻¹ ∇L over the parameters' values flattened together."""
+
+    def __init__(self, params, lr, damping):
+        self.params, self.lr, self.damping = params, lr, damping
+
+    def zero_grad(self):
+        for p in self.params:
+            p.grad = None
+
+    def step(self):
+        shapes = [p.shape for p in self.params]
+        sizes = [p.numel() for p in self.params]
+        theta = torch.cat([p.detach().reshape(-1) for p in self.params])
+
+        def flat_loss(t):
+            return torch_loss(*(part.reshape(s) for part, s in zip(torch.split(t, sizes), shapes)))
+
+        gradient = torch.autograd.functional.jacobian(flat_loss, theta)
+        hessian = torch.autograd.functional.hessian(flat_loss, theta)
+        system = (hessian + hessian.T) / 2 + self.damping * torch.eye(len(theta), dtype=theta.dtype)
+        step = torch.linalg.solve(system, gradient) * self.lr
+        with torch.no_grad():
+            for p, part in zip(self.params, torch.split(step, sizes)):
+                p -= part.reshape(p.shape)
+
+
 def torch_optimizer(name, params, lr, opts):
+    if name == "newton":
+        return TorchNewton(params, lr, opts.get("damping", 0.0))
     if name == "sgd":
         return torch.optim.SGD(params, lr=lr)
     if name == "momentum":
@@ -76,6 +106,7 @@ options = {
         "betas": st.tuples(st.sampled_from([0.0, 0.5, 0.9]), st.sampled_from([0.9, 0.99, 0.999])),
         "eps": st.sampled_from([1e-8, 1e-3]),
     }),
+    "newton": st.fixed_dictionaries({}, optional={"damping": st.sampled_from([0.0, 0.5, 2.0])}),
 }
 data = st.floats(-1.5, 1.5, allow_nan=False, width=64)
 starts = st.tuples(hnp.arrays(np.float64, (2, 2), elements=data), hnp.arrays(np.float64, (2,), elements=data))

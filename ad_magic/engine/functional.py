@@ -22,7 +22,7 @@ from .backprop import CustomOp, topological_order
 from .ops import input_gradient
 from .tensor import Tensor, constant_tensor, describe, enable_grad, float_array
 
-__all__ = ["grad", "hessian", "jvp", "tangent_steps", "TangentStep"]
+__all__ = ["grad", "hessian", "gradient_and_hessian", "jvp", "tangent_steps", "TangentStep"]
 
 
 def _as_tuple(value, what):
@@ -186,6 +186,11 @@ def hessian(output, inputs):
     Tensors), as a NumPy matrix over their values flattened and concatenated: entry
     (j, k) is ∂²output / ∂θ_j ∂θ_k. One recorded gradient, then one grad() per entry of
     it (a row each): meant for small inputs."""
+    return gradient_and_hessian(output, inputs)[1]
+
+
+def gradient_and_hessian(output, inputs):
+    """(∇output, Hessian) over `inputs`' values flattened and concatenated, as NumPy arrays."""
     inputs, _ = _as_tuple(inputs, "inputs")
     first = grad(output, inputs, create_graph=True)
     n = sum(x.size for x in inputs)
@@ -197,7 +202,7 @@ def hessian(output, inputs):
             row = grad(flat[k], inputs)
             rows[j] = np.concatenate([r.data.reshape(-1) for r in row])
             j += 1
-    return rows
+    return np.concatenate([g.data.reshape(-1) for g in first]), rows
 
 
 # --------------------------------------------------------------------------- forward mode
