@@ -7,9 +7,13 @@ for each input, one vector-Jacobian product — the rule that turns ∂L/∂out 
 summed over broadcast axes, is applied for them. Everything else is derived from these
 declarations: the backward rules, the broadcast errors, the steps' `rule`, `terms` and
 `ChainTerm.factor`, forward replay, and the table in docs/ops.md (`ops_table()`).
-The backward rules come from one executor: `_executor` writes each op's chain rule from
-its declaration when the op is registered (`op.backward_source` shows it), the same
-code for every op, unrolled over its inputs.
+The chain rule for one input of one node, as plain code, is `input_gradient` (for mul:
+∂L/∂a = unbroadcast(∂L/∂out · b, a.shape)). Every declared derivative is written with
+operations NumPy arrays and Tensors share, so the same rule runs on Tensors, recorded,
+for second derivatives (`functional.grad(..., create_graph=True)`). `backward()` runs a
+fast path for arrays that one executor writes from each declaration when the op is
+registered (`op.backward_source` shows it), the same code for every op, unrolled over
+its inputs; a test proves it equal to `input_gradient` for every op.
 
 Adding an operation is one entry: ``cube = elementwise("cube", "out = a³", lambda a: a**3,
 ("3a²", lambda out, a: 3 * a * a))``; ``cube(x)`` then records, differentiates,
