@@ -80,8 +80,8 @@ def test_each_tangent_step_shows_the_value_the_tangent_and_the_terms_that_made_i
     assert float(mul.value) == 6.0 and float(mul.tangent) == 3.0       # ∂(xy)/∂x = y
     assert float(exp.tangent) == pytest.approx(np.exp(2.0))
     assert float(add.tangent) == pytest.approx(3.0 + np.exp(2.0))
-    assert [(p.name, float(t), float(c)) for p, t, c in mul.terms] == [("x", 1.0, 3.0), ("y", 0.0, 0.0)]
-    assert float(add.tangent) == sum(float(c) for _, _, c in add.terms)
+    assert [(i, p.name, float(t), float(c)) for i, p, t, c in mul.terms] == [(0, "x", 1.0, 3.0), (1, "y", 0.0, 0.0)]
+    assert float(add.tangent) == sum(float(c) for _, _, _, c in add.terms)
 
 
 def test_an_output_that_does_not_depend_on_the_inputs_has_a_zero_tangent():

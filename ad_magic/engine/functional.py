@@ -210,7 +210,7 @@ def gradient_and_hessian(output, inputs):
 class TangentStep:
     """One node of a forward-mode pass: its `value`, its `tangent` (∂node/∂t along the
     direction the inputs' tangents give), and the `terms` that made it: per input that has
-    a tangent, (input, its tangent, the contribution J_input · tangent)."""
+    a tangent, (its operand index, the input, its tangent, the contribution J_input · tangent)."""
 
     __slots__ = ("index", "node", "value", "tangent", "terms")
 
@@ -257,7 +257,7 @@ def tangent_steps(outputs, tangents):
             if t is None:
                 continue
             c = _tangent_term(op, i, node, inputs, t)
-            terms.append((p, t, c))
+            terms.append((i, p, t, c))
             total = c if total is None else total + c
         if total is None:
             continue
