@@ -84,6 +84,18 @@ def test_a_race_of_gradient_descent_and_newton():
     assert histories["newton"].losses[-1] < 1e-10 < histories["sgd"].losses[-1]
 
 
+def test_the_race_summary_says_where_the_hessian_was_not_positive_definite():
+    from ad_magic.widgets import DescentExplorer
+
+    x, y = rosenbrock.tensors(start=(0.0, 1.0))
+    explorer = DescentExplorer.compare(rosenbrock(x, y), [x, y], optimizers=("sgd", "newton"),
+                                       lr={"sgd": rosenbrock.lr, "newton": 1.0}, steps=5)
+    lines = [text for text, _ in explorer.summary_lines()]
+    said = [text for text in lines if text.startswith("newton, iteration")]
+    assert len(said) == 1 and "the Hessian is not positive definite here" in said[0]
+    assert not any(text.startswith("sgd, iteration") for text in lines)
+
+
 def test_mistakes_are_one_sentence():
     x = Tensor(np.zeros(21 * 20))
     with pytest.raises(ValueError, match=r"^Newton: the parameters hold 420 values, so the Hessian would have "):
