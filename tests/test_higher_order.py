@@ -12,7 +12,7 @@ from test_registry import CASES
 
 import ad_magic
 from ad_magic import Tensor
-from ad_magic.engine import OPS
+from ad_magic.engine import OPS, elementwise
 from ad_magic.engine.functional import grad, hessian
 from ad_magic.engine.ops import input_gradient, shape_of
 from ad_magic.nn import MLP, mse_loss
@@ -20,7 +20,7 @@ from ad_magic.nn import MLP, mse_loss
 torch = pytest.importorskip("torch")
 
 SETTINGS = settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-TEST_ONLY_OPS = {"cube", "fma", "bad", "broken"}   # declared and removed by test_registry
+TEST_ONLY_OPS = {"cube", "fma", "bad", "broken", "wave"}   # declared and removed by test_registry
 
 
 def _torch_index(index):
@@ -257,3 +257,15 @@ def test_hessian_vector_products_match_the_full_hessian():
         lambda t: ((M_t @ t).sigmoid() * t.exp()).sum() / (t * t + 1).sum(), torch.as_tensor(a)).numpy()
     np.testing.assert_allclose(ours, theirs, rtol=1e-10, atol=1e-12)
     np.testing.assert_allclose(ours, ours.T, rtol=1e-10, atol=1e-12)
+
+
+def test_a_derivative_that_takes_arrays_only_is_named_when_recorded():
+    try:
+        wave = elementwise("wave", "out = sin(a)", np.sin, ("cos(a)", lambda out, a: np.cos(a)))
+        x = Tensor([0.0, 1.0])
+        (g,) = grad(wave(x).sum(), x)                     # first order: arrays, fine
+        np.testing.assert_allclose(g.data, np.cos([0.0, 1.0]))
+        with pytest.raises(TypeError, match=r"^grad: the derivative of 'wave' for input a cannot be recorded"):
+            grad(wave(x).sum(), x, create_graph=True)
+    finally:
+        OPS.pop("wave", None)

@@ -160,7 +160,12 @@ def _value_term(op, i, g, node, inputs):
 
 def _recorded_term(op, i, g, node, inputs):
     """∂L/∂input_i as a recorded Tensor: the plain rule on Tensors."""
-    return input_gradient(op, i, g, node, inputs, node._args)
+    try:
+        return input_gradient(op, i, g, node, inputs, node._args)
+    except TypeError as exc:   # a derivative written with functions that take arrays only (np.cos(a))
+        raise TypeError(f"grad: the derivative of {op.name!r} for input {op.inputs[i]} cannot be recorded ({exc}); "
+                        "write it with operators and Tensor methods (a * b, a.exp(), …) so that it works on "
+                        "Tensors as well as arrays") from None
 
 
 def _run(order, grads, term):
