@@ -570,7 +570,7 @@ def _neg_ratio(out, a, b):
 
 def _pow_base(out, a, b):
     """b·a^(b-1), with d/da a**0 = 0 even at a = 0 (where 0 · 0**-1 is nan)."""
-    exponent_zero = values_of(b) == 0
+    exponent_zero = np.asarray(values_of(b)) == 0
     if not np.any(exponent_zero):
         return b * a ** (b - 1)
     keep = ~exponent_zero   # where b = 0 the base is replaced by 1 and the result by 0
@@ -581,7 +581,7 @@ def _pow_base(out, a, b):
 def _pow_exponent(out, a, b):
     """out·log(a), with log(a) taken as 0 at a = 0 (the limit of out·log(a), out = 0 there)
     and as nan for a < 0 (a negative base has no real power for most exponents)."""
-    base = values_of(a)
+    base = np.asarray(values_of(a))
     positive = base > 0
     if np.all(positive):
         return out * _log(a)
