@@ -89,14 +89,19 @@ def torch_run(params, optimizer, steps):
     return losses, values, grads
 
 
-def assert_same_run(history, theirs):
+def assert_same_run(history, theirs, rtol=1e-10):
     losses, values, grads = theirs
-    np.testing.assert_allclose(history.losses, losses, rtol=1e-10, atol=1e-13)
+    np.testing.assert_allclose(history.losses, losses, rtol=rtol, atol=1e-13)
     for k in range(len(losses)):
         for ours, their in zip(history.params[k], values[k]):
-            np.testing.assert_allclose(ours, their, rtol=1e-10, atol=1e-13, err_msg=f"values at iteration {k}")
+            np.testing.assert_allclose(ours, their, rtol=rtol, atol=1e-13, err_msg=f"values at iteration {k}")
         for ours, their in zip(history.grads[k], grads[k]):
-            np.testing.assert_allclose(ours, their, rtol=1e-10, atol=1e-13, err_msg=f"grads at iteration {k}")
+            np.testing.assert_allclose(ours, their, rtol=rtol, atol=1e-13, err_msg=f"grads at iteration {k}")
+
+
+# Newton solves a linear system with the Hessian each step: rounding differences between two
+# correct Hessians grow by its condition number, so its runs agree to fewer digits.
+RTOL = {"newton": 1e-7}
 
 
 options = {
@@ -128,7 +133,7 @@ def test_each_optimizers_trajectory_matches_torch_optim_after_the_parameters_wer
     their_opt = torch_optimizer(name, [tw, tb], lr, opts)
 
     assert_same_run(descend(loss, [w, b], ours_opt, lr=lr, steps=STEPS[0], **({} if reuse else opts)),
-                    torch_run([tw, tb], their_opt, STEPS[0]))
+                    torch_run([tw, tb], their_opt, STEPS[0]), RTOL.get(name, 1e-10))
     # by hand, between the runs: the loss was built for the first start and is replayed
     if in_place:
         w.data[...], b.data[...] = second
@@ -140,4 +145,4 @@ def test_each_optimizers_trajectory_matches_torch_optim_after_the_parameters_wer
     if not reuse:
         their_opt = torch_optimizer(name, [tw, tb], lr, opts)
     assert_same_run(descend(loss, [w, b], ours_opt, lr=lr, steps=STEPS[1], **({} if reuse else opts)),
-                    torch_run([tw, tb], their_opt, STEPS[1]))
+                    torch_run([tw, tb], their_opt, STEPS[1]), RTOL.get(name, 1e-10))
