@@ -31,6 +31,7 @@ from .engine import (
     trace_graph,
     unbroadcast,
 )
+from .engine.functional import grad, jvp
 from .engine.gradcheck import gradcheck
 
 for _module in (nn, optim, landscapes):
@@ -40,7 +41,7 @@ __version__ = "0.2.0"
 
 __all__ = [
     "Tensor", "add", "mul", "no_grad", "enable_grad", "trace_graph", "topological_order", "unbroadcast",
-    "gradcheck", "draw_computation_graph", "GraphView",
+    "gradcheck", "grad", "jvp", "draw_computation_graph", "GraphView",
 ]
 
 

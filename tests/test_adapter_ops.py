@@ -100,6 +100,7 @@ STRUCTURAL_CASES = {
     "transpose": [((np.arange(6.0).reshape(2, 3),), None)],
     "reshape": [((np.arange(4.0),), ((2, 2),))],
     "getitem": [((np.arange(4.0),), (slice(1, 3),))],
+    "scatter_add": [((np.arange(2.0),), ((4,), slice(1, 3)))],
 }
 
 

@@ -202,7 +202,7 @@ def test_a_learning_rate_that_is_not_a_positive_number_is_refused(lr):
 
 def test_a_misspelt_optimizer_name_suggests_the_right_one():
     x = Tensor(2.0)
-    with pytest.raises(ValueError, match=r"unknown optimizer 'adma'; choose one of sgd, momentum, adam "
+    with pytest.raises(ValueError, match=r"unknown optimizer 'adma'; choose one of sgd, momentum, adam, newton "
                                          r"\(did you mean 'adam'\?\)"):
         descend(x * x, x, "adma")
 

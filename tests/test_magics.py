@@ -796,5 +796,6 @@ def test_cell_and_line_magics_share_their_options(ip):
 
     cell, line = options(AutodiffMagics.autodiff_cell), options(AutodiffMagics.autodiff_line)
     assert cell == line
-    assert set(cell) == {"--wrt", "--check", "--static", "--export", "--descent", "--lr", "--steps", "--optimizer"}
+    assert set(cell) == {"--wrt", "--check", "--static", "--export", "--descent", "--lr", "--steps", "--optimizer",
+                         "--mode", "--order"}
     assert f"at most {MAX_STEPS}" in cell["--steps"][0]

@@ -14,7 +14,7 @@ from hypothesis.extra import numpy as hnp
 
 from ad_magic import Tensor
 from ad_magic.engine import OPS, elementwise, linear, matmul, ops_table, unbroadcast
-from ad_magic.engine.ops import ONE, getitem, mean, reshape, structural, tensor_sum, transpose
+from ad_magic.engine.ops import ONE, getitem, mean, reshape, scatter_add, structural, tensor_sum, transpose
 
 SETTINGS = settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 ROOT = Path(__file__).resolve().parents[1]
@@ -83,6 +83,15 @@ def getitem_case(draw):
     return (a,), {"index": index}
 
 
+@st.composite
+def scatter_case(draw):
+    shape = draw(hnp.array_shapes(min_dims=1, max_dims=2, min_side=1, max_side=3))
+    n = shape[0]
+    index = draw(st.sampled_from([0, slice(0, n), np.array([0, 0, n - 1]), np.arange(n) % 2 == 0]))
+    picked = np.empty(shape)[index].shape
+    return (draw(hnp.arrays(np.float64, picked, elements=floats)),), {"shape": shape, "index": index}
+
+
 def _args(strategy):
     return strategy.map(lambda arrays: (tuple(arrays) if isinstance(arrays, tuple) else (arrays,), {}))
 
@@ -107,6 +116,7 @@ CASES = {
     "reshape": (reshape_case(), lambda a, shape: reshape(a, shape)),
     "transpose": (transpose_case(), lambda a, axes: transpose(a, axes)),
     "getitem": (getitem_case(), lambda a, index: getitem(a, index)),
+    "scatter_add": (scatter_case(), lambda a, shape, index: scatter_add(a, shape, index)),
 }
 BUILT_IN = set(CASES)
 

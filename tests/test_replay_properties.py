@@ -19,6 +19,7 @@ from hypothesis.extra import numpy as hnp
 from ad_magic import Tensor, topological_order
 from ad_magic.engine.ops import OPS
 from ad_magic.engine.ops import linear as ad_linear
+from ad_magic.engine.ops import scatter_add as ad_scatter_add
 
 SHAPE = (2, 3)                                  # every value broadcasts to it
 LEAF_SHAPES = [(2, 3), (3,), (), (2, 1)]
@@ -44,6 +45,9 @@ class Engine:
     def mean(self, t, axis, keepdims):
         return t.mean(axis=axis, keepdims=keepdims)
 
+    def scatter_add(self, t, shape, index):
+        return ad_scatter_add(t, shape, index)
+
 
 class Torch(Engine):
     def __init__(self, torch):
@@ -63,6 +67,10 @@ class Torch(Engine):
 
     def mean(self, t, axis, keepdims):
         return t.mean() if axis is None else t.mean(dim=axis, keepdim=keepdims)
+
+    def scatter_add(self, t, shape, index):
+        full = self.torch.zeros(shape, dtype=self.torch.float64)
+        return full.index_put((self.torch.as_tensor(index),), t, accumulate=True)
 
 
 def full(E, v):
@@ -99,6 +107,7 @@ BUILDERS = {
     "transpose": [lambda E, a, b: full(E, a).T.reshape(2, 3)],
     "getitem": [lambda E, a, b: full(E, a)[:, [2, 0, 2]], lambda E, a, b: full(E, a)[[1, 0]],
                 lambda E, a, b: full(E, a)[1]],
+    "scatter_add": [lambda E, a, b: E.scatter_add(full(E, a)[[1, 0, 1]], SHAPE, np.array([0, 1, 0]))],
 }
 # matmul's second form gives shape (2,), which does not broadcast to SHAPE: make it a column
 BUILDERS["matmul"][1] = lambda E, a, b: (full(E, a) @ full(E, b)[0]).reshape(2, 1)

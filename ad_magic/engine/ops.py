@@ -7,9 +7,13 @@ for each input, one vector-Jacobian product — the rule that turns ∂L/∂out 
 summed over broadcast axes, is applied for them. Everything else is derived from these
 declarations: the backward rules, the broadcast errors, the steps' `rule`, `terms` and
 `ChainTerm.factor`, forward replay, and the table in docs/ops.md (`ops_table()`).
-The backward rules come from one executor: `_executor` writes each op's chain rule from
-its declaration when the op is registered (`op.backward_source` shows it), the same
-code for every op, unrolled over its inputs.
+The chain rule for one input of one node, as plain code, is `input_gradient` (for mul:
+∂L/∂a = unbroadcast(∂L/∂out · b, a.shape)). Every declared derivative is written with
+operations NumPy arrays and Tensors share, so the same rule runs on Tensors, recorded,
+for second derivatives (`functional.grad(..., create_graph=True)`). `backward()` runs a
+fast path for arrays that one executor writes from each declaration when the op is
+registered (`op.backward_source` shows it), the same code for every op, unrolled over
+its inputs; a test proves it equal to `input_gradient` for every op.
 
 Adding an operation is one entry: ``cube = elementwise("cube", "out = a³", lambda a: a**3,
 ("3a²", lambda out, a: 3 * a * a))``; ``cube(x)`` then records, differentiates,
@@ -31,7 +35,8 @@ from .tensor import BORROWED, OWNED, Tensor, accumulate, compact, constant_tenso
 __all__ = [
     "Op", "OPS", "elementwise", "structural", "unbroadcast", "ops_table",
     "add", "sub", "mul", "div", "neg", "power", "exp", "log", "tanh", "sigmoid", "relu",
-    "matmul", "linear", "tensor_sum", "mean", "reshape", "transpose", "getitem",
+    "matmul", "linear", "tensor_sum", "mean", "reshape", "transpose", "getitem", "scatter_add",
+    "input_gradient", "shape_of", "values_of", "broadcast_to",
 ]
 
 _ndarray = np.ndarray
@@ -70,23 +75,61 @@ def unbroadcast(grad, shape):
     """Sum `grad` back to `shape`: the gradient of NumPy broadcasting.
 
     Broadcasting copies an input along new leading axes and along axes of length 1;
-    the chain rule adds up the gradient over every copy.
+    the chain rule adds up the gradient over every copy. `grad` may be an array or a
+    Tensor (then the sum is recorded, so it can be differentiated again).
     """
     return _unbroadcast(grad, shape)[0]
 
 
 def _unbroadcast(grad, shape):
     """(unbroadcast(grad, shape), whether the result is a new array rather than a view of grad)."""
-    gshape = np.shape(grad)
+    gshape = shape_of(grad)
     if gshape == shape:
         return grad, False
     extra = len(gshape) - len(shape)
     axes = tuple(range(extra)) + tuple(
         extra + i for i, n in enumerate(shape) if n == 1 and gshape[extra + i] != 1
     )
+    if isinstance(grad, Tensor):
+        return (grad.sum(axis=axes, keepdims=True) if axes else grad).reshape(shape), bool(axes)
     if not axes:
         return np.reshape(grad, shape), False
     return np.reshape(np.sum(grad, axis=axes, keepdims=True), shape), True
+
+
+# Derivatives are written once, with operations that NumPy arrays and Tensors both have
+# (operators, .sum, .reshape, .transpose, .T, @), so one declaration serves the fast
+# first-order backward (on arrays) and the recorded one (on Tensors, for grad of grad).
+# The few steps the two spell differently are these helpers.
+
+def shape_of(x) -> tuple:
+    """The shape of an array, a number (``()``) or a Tensor."""
+    return x.shape if isinstance(x, Tensor) else np.shape(x)
+
+
+def values_of(x):
+    """The values of a Tensor (its data), or x itself: for a decision on values (a mask)."""
+    return x._data if isinstance(x, Tensor) else x
+
+
+def broadcast_to(x, shape):
+    """x repeated along the axes broadcasting adds, to `shape` (the opposite of unbroadcast).
+    On a Tensor it is an add of zeros of that shape, recorded like any op."""
+    if isinstance(x, Tensor):
+        return x if x.shape == tuple(shape) else x + np.zeros(shape, x.dtype)
+    return np.broadcast_to(x, shape)
+
+
+def _select(mask, x, fill):
+    """x where `mask` (a boolean array of values, a constant), else `fill`."""
+    if isinstance(x, Tensor):
+        keep = mask.astype(x.dtype)
+        return x * keep + fill * (1 - keep)
+    return np.where(mask, x, fill)
+
+
+def _log(x):
+    return x.log() if isinstance(x, Tensor) else np.log(x)
 
 
 # --------------------------------------------------------------------------- recording
@@ -261,6 +304,36 @@ class Op:
             return -np.ones(shape, dtype)
         with np.errstate(all="ignore"):
             return np.broadcast_to(np.asarray(f(out, *datas), dtype=dtype), shape).copy()
+
+
+# --------------------------------------------------------------------------- the chain rule, plainly
+
+def input_gradient(op, i, g, out, inputs, args=None):
+    """∂L/∂input_i of one node, from g = ∂L/∂out: the chain rule, as plain code.
+
+    This is what backward does for each input of each node, read from the op's one
+    declaration. An elementwise op multiplies by its local derivative ∂out/∂input and sums
+    back over the axes broadcasting added; for ``mul`` (out = a · b) that is
+
+        ∂L/∂a = unbroadcast(g · b, a.shape)        ∂L/∂b = unbroadcast(g · a, b.shape)
+
+    Any other op applies its declared vector-Jacobian product (for ``matmul``, g @ bᵀ).
+    `g`, `out` and `inputs` may be NumPy arrays or Tensors: every derivative is written
+    with operations both have, so on Tensors each step is recorded and the gradient can
+    be differentiated again (``grad(..., create_graph=True)``). `backward()` runs the same
+    rule through a fast path the executor below writes for arrays; a test proves the two
+    equal for every op.
+    """
+    if op.vjps is not None:
+        return op.vjps[i](g, out, *inputs, args)
+    local = op.locals[i]
+    if local is ONE:
+        term = g
+    elif local is MINUS_ONE:
+        term = -g
+    else:
+        term = g * local(out, *inputs)
+    return unbroadcast(term, shape_of(inputs[i])) if op.broadcast else term
 
 
 # --------------------------------------------------------------------------- the chain rule
@@ -497,23 +570,24 @@ def _neg_ratio(out, a, b):
 
 def _pow_base(out, a, b):
     """b·a^(b-1), with d/da a**0 = 0 even at a = 0 (where 0 · 0**-1 is nan)."""
-    if np.any(b == 0):
-        with np.errstate(divide="ignore", invalid="ignore"):
-            return np.where(b == 0, 0.0, b * a ** (b - 1)).astype(np.result_type(out))
-    return b * a ** (b - 1)
-
-
-def _log_base(x):
-    """log(x) where x > 0, else 0: the limit of out·log(a) at a = 0 (out = 0 there)."""
-    x = np.asarray(x)
-    result = np.zeros(x.shape, dtype=x.dtype)
-    np.log(x, out=result, where=x > 0)
-    result[x < 0] = np.nan  # a negative base has no real power for most exponents
-    return result if result.ndim else result[()]
+    exponent_zero = np.asarray(values_of(b)) == 0
+    if not np.any(exponent_zero):
+        return b * a ** (b - 1)
+    keep = ~exponent_zero   # where b = 0 the base is replaced by 1 and the result by 0
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return b * _select(keep, a, 1.0) ** (b - 1) * keep.astype(np.result_type(values_of(out)))
 
 
 def _pow_exponent(out, a, b):
-    return out * _log_base(a)
+    """out·log(a), with log(a) taken as 0 at a = 0 (the limit of out·log(a), out = 0 there)
+    and as nan for a < 0 (a negative base has no real power for most exponents)."""
+    base = np.asarray(values_of(a))
+    positive = base > 0
+    if np.all(positive):
+        return out * _log(a)
+    dtype = np.result_type(values_of(out))
+    beyond = np.where(base < 0, np.nan, 0.0).astype(dtype)
+    return out * (_log(_select(positive, a, 1.0)) * positive.astype(dtype) + beyond)
 
 
 def _tanh_local(out, a):
@@ -550,6 +624,8 @@ def _sigmoid_local(out, a):
 
 
 def _relu_local(out, a):
+    if isinstance(a, Tensor):  # the 0/1 mask is a constant: its own derivative is zero
+        return (a._data > 0).astype(a.dtype)
     if type(a) is _ndarray:
         return np.greater(a, 0, out=np.empty(a.shape, np.result_type(out)))  # the 0/1 mask as floats
     return np.result_type(out).type(a > 0)
@@ -591,21 +667,33 @@ def _matmul_forward(A, B, args):
         ) from None
 
 
+def _with_axis(shape, axis):
+    """`shape` with an axis of length 1 inserted at `axis` (negative: from the end)."""
+    axis = axis if axis >= 0 else len(shape) + 1 + axis
+    return tuple(shape[:axis]) + (1,) + tuple(shape[axis:])
+
+
+def _swap_last(x):
+    """x with its last two axes swapped (the transpose of each matrix in a batch)."""
+    axes = list(range(x.ndim))
+    axes[-1], axes[-2] = axes[-2], axes[-1]
+    return x.transpose(tuple(axes))
+
+
 def _as_matrices(g, A, B):
     """A 1-D left operand as a row (1, n), a 1-D right one as a column (n, 1), and g to match."""
-    g = np.asarray(g)
-    A2 = A[None, :] if A.ndim == 1 else A
-    B2 = B[:, None] if B.ndim == 1 else B
+    A2 = A.reshape(_with_axis(A.shape, 0)) if A.ndim == 1 else A
+    B2 = B.reshape(_with_axis(B.shape, -1)) if B.ndim == 1 else B
     if A.ndim == 1:
-        g = np.expand_dims(g, -2 if B.ndim > 1 else 0)
+        g = g.reshape(_with_axis(shape_of(g), -2 if B.ndim > 1 else 0))
     if B.ndim == 1:
-        g = np.expand_dims(g, -1)
+        g = g.reshape(_with_axis(shape_of(g), -1))
     return g, A2, B2
 
 
 def _matmul_vjp_a(g, out, A, B, args):
     g, A2, B2 = _as_matrices(g, A, B)
-    return unbroadcast(np.matmul(g, np.swapaxes(B2, -1, -2)), A2.shape).reshape(A.shape)
+    return unbroadcast(g @ _swap_last(B2), A2.shape).reshape(A.shape)
 
 
 def _matmul_vjp_b(g, out, A, B, args):
@@ -613,7 +701,7 @@ def _matmul_vjp_b(g, out, A, B, args):
     if B2.ndim == 2 and A2.ndim > 2:  # batched @ matrix: one big product, no batch sum
         n, k = A2.shape[-1], g.shape[-1]
         return (A2.reshape(-1, n).T @ g.reshape(-1, k)).reshape(B.shape)
-    return unbroadcast(np.matmul(np.swapaxes(A2, -1, -2), g), B2.shape).reshape(B.shape)
+    return unbroadcast(_swap_last(A2) @ g, B2.shape).reshape(B.shape)
 
 
 matmul = structural(
@@ -644,10 +732,9 @@ def _linear_forward(x, W, b, args):
 
 linear = structural(
     "linear", "out = a @ b + c", _linear_forward,
-    ("∂L/∂out @ bᵀ", lambda g, out, x, W, b, args: np.asarray(g) @ W.T),
-    ("aᵀ @ ∂L/∂out", lambda g, out, x, W, b, args:
-        np.asarray(x).reshape(-1, W.shape[0]).T @ np.asarray(g).reshape(-1, W.shape[1])),
-    ("∂L/∂out summed over rows", lambda g, out, x, W, b, args: np.asarray(g).reshape(-1, W.shape[1]).sum(axis=0)),
+    ("∂L/∂out @ bᵀ", lambda g, out, x, W, b, args: g @ W.T),
+    ("aᵀ @ ∂L/∂out", lambda g, out, x, W, b, args: x.reshape(-1, W.shape[0]).T @ g.reshape(-1, W.shape[1])),
+    ("∂L/∂out summed over rows", lambda g, out, x, W, b, args: g.reshape(-1, W.shape[1]).sum(axis=0)),
     params=True, prepare=_linear_check,
     doc="out = x @ W + b, the affine map of a Linear layer, as one node (as PyTorch's addmm).\n\n"
         "∂L/∂x = ∂L/∂out @ Wᵀ,  ∂L/∂W = xᵀ @ ∂L/∂out,  ∂L/∂b = ∂L/∂out summed over every axis but the last.",
@@ -676,12 +763,12 @@ def _normalize_axis(op):
 
 
 def _expand_back(g, shape, axes, keepdims):
-    g = np.asarray(g)
+    """g, the gradient of a sum over `axes`, copied back along those axes to `shape`."""
     if axes is None:
         axes = tuple(range(len(shape)))
     if not keepdims:
-        g = np.expand_dims(g, axes)
-    return np.broadcast_to(g, shape)
+        g = g.reshape(tuple(1 if i in axes else n for i, n in enumerate(shape)))
+    return broadcast_to(g, shape)
 
 
 def _count(shape, axes):
@@ -691,14 +778,14 @@ def _count(shape, axes):
 tensor_sum = structural(
     "sum", "out = a.sum(axis)", lambda a, args: np.sum(a, axis=args[0], keepdims=args[1]),
     ("∂L/∂out copied back along the summed axes",
-     lambda g, out, a, args: _expand_back(g, np.shape(a), *args)),
+     lambda g, out, a, args: _expand_back(g, shape_of(a), *args)),
     params=True, prepare=_normalize_axis("sum"),
 )
 
 mean = structural(
     "mean", "out = a.mean(axis)", lambda a, args: np.mean(a, axis=args[0], keepdims=args[1]),
     ("∂L/∂out / n copied back along the averaged axes",
-     lambda g, out, a, args: _expand_back(np.asarray(g) / _count(np.shape(a), args[0]), np.shape(a), *args)),
+     lambda g, out, a, args: _expand_back(g / _count(shape_of(a), args[0]), shape_of(a), *args)),
     params=True, prepare=_normalize_axis("mean"),
 )
 
@@ -714,7 +801,7 @@ def _reshape_prepare(a, shape):
 
 reshape = structural(
     "reshape", "out = a.reshape(shape)", lambda a, shape: np.reshape(a, shape),
-    ("∂L/∂out reshaped to a's shape", lambda g, out, a, args: np.reshape(g, np.shape(a))),
+    ("∂L/∂out reshaped to a's shape", lambda g, out, a, args: g.reshape(shape_of(a))),
     params=True, prepare=_reshape_prepare,
 )
 
@@ -734,7 +821,7 @@ def _transpose_prepare(a, axes=None):
 
 
 def _transpose_vjp(g, out, a, axes):
-    return np.transpose(g, None if axes is None else tuple(np.argsort(axes)))
+    return g.T if axes is None else g.transpose(tuple(int(i) for i in np.argsort(axes)))
 
 
 transpose = structural(
@@ -773,13 +860,41 @@ def _is_basic_index(index):
     return all(p is None or p is Ellipsis or isinstance(p, (slice, int, np.integer)) for p in parts)
 
 
-def _getitem_vjp(g, out, a, index):
-    full = np.zeros(np.shape(a), dtype=np.result_type(a))
+def _scatter_forward(a, args):
+    shape, index = args
+    full = np.zeros(shape, dtype=np.result_type(a))
     if _is_basic_index(index):  # a view: every element appears at most once
-        full[index] = g
+        full[index] = a
     else:  # repeated indices must add up
-        np.add.at(full, index, g)
+        np.add.at(full, index, a)
     return full
+
+
+def _scatter_prepare(a, shape, index):
+    index = _plain_index(index)
+    shape = tuple(int(n) for n in shape)
+    try:
+        picked = np.empty(shape, dtype=np.bool_)[index].shape
+    except (IndexError, TypeError, ValueError) as exc:
+        raise IndexError(f"scatter_add: invalid index {index!r} for shape {shape} ({exc})") from None
+    if picked != np.shape(a):
+        raise ValueError(f"scatter_add: the index picks shape {picked} out of {shape}, but a has shape {np.shape(a)}")
+    return shape, index
+
+
+scatter_add = structural(
+    "scatter_add", "out = zeros(shape); out[index] += a", _scatter_forward,
+    ("∂L/∂out[index]", lambda g, out, a, args: g[args[1]]),
+    params=True, prepare=_scatter_prepare,
+    doc="out = zeros of `shape` with a added at `index` (repeats add up): the gradient of getitem, "
+        "as an op so that it can be differentiated again.\n\n∂L/∂a = ∂L/∂out[index].",
+)
+
+
+def _getitem_vjp(g, out, a, index):
+    if isinstance(g, Tensor):
+        return scatter_add(g, shape_of(a), index)
+    return _scatter_forward(g, (shape_of(a), index))
 
 
 getitem = structural(

@@ -15,9 +15,10 @@ import numpy as np
 
 from .backprop import replay_order, topological_order
 from .formatting import a_type, format_number
+from .functional import gradient_and_hessian
 from .tensor import Tensor
 
-__all__ = ["Optimizer", "SGD", "Momentum", "Adam", "OPTIMIZERS", "descend", "check_descent",
+__all__ = ["Optimizer", "SGD", "Momentum", "Adam", "Newton", "OPTIMIZERS", "descend", "check_descent",
            "DescentHistory", "DescentRecord"]
 
 
@@ -47,7 +48,16 @@ def _check_lr(lr, who):
 
 
 class Optimizer:
-    """Holds the parameters; `step()` updates them in place, `zero_grad()` clears grads."""
+    """Holds the parameters; `step()` updates them in place, `zero_grad()` clears grads.
+
+    An optimizer that needs the loss itself, not only the grads (`Newton`: its second
+    derivatives), sets ``uses_loss = True``: `descend` then calls ``step(loss)``. After a
+    step, ``note`` is None or one sentence about that step worth telling the learner
+    (`descend` keeps them in ``DescentHistory.notes``).
+    """
+
+    uses_loss = False
+    note = None
 
     def __init__(self, params, lr):
         params = [params] if isinstance(params, Tensor) else list(params)
@@ -141,7 +151,66 @@ class Adam(Optimizer):
         return value
 
 
-OPTIMIZERS = {"sgd": SGD, "momentum": Momentum, "adam": Adam}
+class Newton(Optimizer):
+    """Newton's method: θ ← θ − lr · (H + λI)⁻¹ ∇L, where θ is every parameter's values
+    flattened together, H the Hessian of the loss over them and λ = `damping`.
+
+    It models the loss by its second-order Taylor expansion and jumps to that model's
+    minimum: on a quadratic, with lr = 1, one step lands on the minimum. The Hessian has
+    n² entries and costs one recorded backward pass per row, so it is for small parameter
+    counts (at most `MAX_VALUES` values). Where H + λI is not positive definite (a
+    non-convex region: the loss curves down along some direction) the model has no
+    minimum and the step can go uphill or towards a saddle; the step then says so in
+    ``note``, and a larger `damping` makes it more like a gradient step. ``step(loss)``
+    needs the loss (its graph is differentiated twice), as `descend` gives it.
+    """
+
+    uses_loss = True
+    MAX_VALUES = 400
+
+    def __init__(self, params, lr=1.0, damping=0.0):
+        super().__init__(params, lr)
+        if isinstance(damping, bool) or not isinstance(damping, numbers.Real) or not math.isfinite(damping) \
+                or damping < 0:
+            raise ValueError(f"Newton: damping must be a finite number ≥ 0, got {damping!r}")
+        self.damping = float(damping)
+        n = sum(p.size for p in self.params)
+        if n > self.MAX_VALUES:
+            raise ValueError(f"Newton: the parameters hold {n} values, so the Hessian would have {n * n} entries; "
+                             f"Newton's method here is for small problems (at most {self.MAX_VALUES} values)")
+        self.smallest_eigenvalue = None
+
+    def step(self, loss=None):
+        """One Newton step on `loss` (a scalar Tensor whose graph holds the parameters)."""
+        if not isinstance(loss, Tensor):
+            raise TypeError("Newton.step needs the loss: call step(loss) with the scalar loss Tensor (Newton's "
+                            f"method uses its second derivatives, not only the grads), got {a_type(loss)}")
+        gradient, hessian = gradient_and_hessian(loss, self.params)
+        system = (hessian + hessian.T) / 2 + self.damping * np.eye(len(gradient))
+        smallest = float(np.linalg.eigvalsh(system)[0]) if np.all(np.isfinite(system)) else math.nan
+        self.smallest_eigenvalue = smallest
+        self.note = None
+        if not smallest > 0:
+            what = "H + damping·I" if self.damping else "the Hessian"
+            self.note = (f"{what} is not positive definite here (smallest eigenvalue {format_number(smallest)}): "
+                         "the loss curves down along some direction (a non-convex region), so this Newton step "
+                         "may go uphill or towards a saddle point; a larger damping makes it safer")
+        try:
+            direction = np.linalg.solve(system, gradient)
+        except np.linalg.LinAlgError:  # singular: the least-squares step
+            direction = np.linalg.lstsq(system, gradient, rcond=None)[0]
+        start = 0
+        for p in self.params:
+            delta = (self.lr * direction[start:start + p.size]).reshape(p.shape).astype(p.dtype)
+            start += p.size
+            data = p.data
+            if data.ndim and data.flags.writeable:
+                data -= delta
+            else:
+                p.data = data - delta
+
+
+OPTIMIZERS = {"sgd": SGD, "momentum": Momentum, "adam": Adam, "newton": Newton}
 """The optimizers by the names `descend` and ``--optimizer`` accept."""
 
 
@@ -168,12 +237,15 @@ class DescentHistory:
     * `stopped`: None, or why it stopped early (a non-finite loss or update), with a hint.
     * `stopped_at`: the iteration it stopped at, or None.
     * `optimizer`, `lr`: what updated the parameters.
+    * `notes`: ``(iteration, sentence)`` for each update the optimizer had something to
+      say about (Newton: a Hessian that is not positive definite there).
     ``history[k]`` is a `DescentRecord`; ``len(history)`` the number of iterations recorded.
     """
 
     def __init__(self, optimizer, lr):
         self.optimizer, self.lr = optimizer, lr
         self.losses, self.params, self.grads = [], [], []
+        self.notes = []
         self.stopped = self.stopped_at = None
 
     def __len__(self):
@@ -364,7 +436,12 @@ def descend(loss, params, optimizer="sgd", lr=0.1, steps=50, *, callback=None, *
             if k == steps:
                 break
             saved = [p.data.copy() for p in params]
-            optim.step()
+            if optim.uses_loss:
+                optim.step(current)
+            else:
+                optim.step()
+            if optim.note:
+                history.notes.append((k, optim.note))
             bad = [i for i, p in enumerate(params) if not np.all(np.isfinite(p.data))]
             if bad:
                 for p, data in zip(params, saved):  # keep the last finite values

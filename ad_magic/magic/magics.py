@@ -63,7 +63,8 @@ CHECK_MAX_ELEMENTS = 2000
 
 # Options that take a value, for splitting "%autodiff [options] EXPR": the options are
 # read shell-style, the expression is Python, which shell-style splitting would mangle.
-_VALUED_OPTIONS = ("--wrt", "--lr", "--steps", "--optimizer", "--export")
+_VALUED_OPTIONS = ("--wrt", "--lr", "--steps", "--optimizer", "--export", "--mode", "--order")
+MODES = ("reverse", "forward")
 
 
 # ------------------------------------------------------------------ the options
@@ -95,6 +96,14 @@ _OPTIONS = (
              help=f"Optimizer for --descent (default {DEFAULT_OPTIMIZER}): {', '.join(OPTIMIZERS)}; "
                   "a comma list races them from the same start (one picture, a path and a loss "
                   "curve each, live learning-rate and beta sliders)."),
+    argument("--mode", default="reverse", metavar="reverse|forward",
+             help="What the stepper steps through: reverse (default: the forward pass, then "
+                  "backpropagation) or forward (forward mode: each value with its tangent, one "
+                  "pass per input, and what each pass costs beside reverse mode)."),
+    argument("--order", default=1, type=int, metavar="1|2",
+             help="2: step through the graph of the gradient (recorded with create_graph=True) "
+                  "with respect to one scalar input (--wrt x), whose backward pass gives the "
+                  "second derivative."),
 )
 
 
@@ -288,6 +297,7 @@ class _Run:
             raise UsageError(f"{magic}: --wrt {a.wrt!r} has an empty name; separate names by commas, e.g. "
                              "--wrt x,y (quote a list with spaces: --wrt \"x, y\").")
         self._validate_export()
+        self._validate_mode()
         if not a.descent:
             given = [f"--{o}" for o in ("lr", "steps", "optimizer") if getattr(a, o) is not None]
             if given:
@@ -304,6 +314,24 @@ class _Run:
         if self.steps > MAX_STEPS:
             raise UsageError(f"{magic}: --steps {a.steps} is above the limit of {MAX_STEPS} iterations; "
                              "ask for fewer, or call ad_magic.optim.descend from code.")
+
+    def _validate_mode(self):
+        """--mode and --order: which timeline the stepper shows."""
+        a, magic = self.args, self.magic
+        mode = str(a.mode).strip().lower()
+        if mode not in MODES:
+            close = difflib.get_close_matches(mode, MODES, n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            raise UsageError(f"{magic}: unknown --mode {a.mode!r}; choose reverse or forward.{hint}")
+        a.mode = mode
+        if a.order not in (1, 2):
+            raise UsageError(f"{magic}: --order must be 1 or 2, got {a.order}.")
+        stepped = [o for o, on in (("--mode forward", mode == "forward"), ("--order 2", a.order == 2)) if on]
+        if len(stepped) == 2:
+            raise UsageError(f"{magic}: --mode forward and --order 2 are two different timelines; use one of them.")
+        if stepped and (a.descent or a.static):
+            raise UsageError(f"{magic}: {stepped[0]} chooses what the stepper shows; it does not apply with "
+                             f"{'--descent' if a.descent else '--static'}.")
 
     def _validate_export(self):
         """--export: a page the stepper can write, checked before the cell runs."""
@@ -401,8 +429,15 @@ class _Run:
     def _stepper(self, output, names):
         from ..widgets import BackwardStepper
 
+        timeline, shown = None, output
+        if self.args.mode == "forward" or self.args.order == 2:
+            from .higher_order import second_order_output, timeline_for
+
+            if self.args.order == 2:
+                shown, names = second_order_output(self, output, names)
+            timeline = timeline_for(self, shown, names)
         try:
-            stepper = BackwardStepper(output, names=names, forward=True)
+            stepper = BackwardStepper(shown, names=names, forward=True, timeline=timeline)
         except RenderError as exc:
             show_message(f"BackwardStepper not shown: {exc}", warning=True)
             return None

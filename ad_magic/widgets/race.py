@@ -150,7 +150,7 @@ def summary_lines(runs, named) -> list:
         where = parameter_summary(named)
         text = f"{head}: loss {format_number(h.losses[0])} → {format_number(h.losses[-1])}" + (
             f"; {where}." if where else ".")
-        return [(text, bool(h.stopped))]
+        return [(text, bool(h.stopped))] + _note_lines(run)
     lines = [(f"Race of {', '.join(r.name for r in runs)} from the same start; the parameters end at "
               f"{runs[0].name}'s values.", False)]
     for run in runs:
@@ -161,4 +161,15 @@ def summary_lines(runs, named) -> list:
         else:
             lines.append((f"{run.name}: loss {format_number(h.losses[0])} → {format_number(h.losses[-1])} "
                           f"in {last} iterations (lr={format_lr(run.lr)})", False))
+        lines += _note_lines(run)
     return lines
+
+
+def _note_lines(run) -> list:
+    """What the optimizer said about its steps (Newton: a Hessian that is not positive
+    definite), once per run: the first note, and at which iterations it was said."""
+    notes = getattr(run.history, "notes", [])
+    if not notes:
+        return []
+    at = ", ".join(str(k) for k, _ in notes[:8]) + (", …" if len(notes) > 8 else "")
+    return [(f"{run.name}, iteration{'s' if len(notes) > 1 else ''} {at}: {notes[0][1]}.", True)]

@@ -118,9 +118,13 @@ class BackwardStepper(anywidget.AnyWidget):
     modules = traitlets.Unicode("auto").tag(sync=True)
 
     def __init__(self, tensor, *, names=None, grad=None, forward=False, max_nodes=DEFAULT_MAX_NODES,
-                 modules="auto", **kwargs):
-        timeline = Timeline(tensor, names=names, grad=grad, forward=forward, max_nodes=max_nodes, modules=modules)
+                 modules="auto", timeline=None, **kwargs):
         self._options = {"names": names, "grad": grad, "forward": forward, "max_nodes": max_nodes}
+        if timeline is None:
+            timeline = Timeline(tensor, names=names, grad=grad, forward=forward, max_nodes=max_nodes,
+                                modules=modules)
+        else:   # a timeline built elsewhere (forward mode's) is stepped as it is, its layout kept
+            self._options, modules = None, timeline.view.plan.modules
         self.timeline = timeline
         self.output = tensor
         self.view = timeline.view
@@ -139,8 +143,8 @@ class BackwardStepper(anywidget.AnyWidget):
     @traitlets.observe("modules")
     def _modules_changed(self, change):
         """Lay the timeline out again with the module boxes collapsed or expanded."""
-        if change["new"] == self.timeline.view.plan.modules:
-            return       # the value given at construction: laid out already
+        if change["new"] == self.timeline.view.plan.modules or self._options is None:
+            return       # the value given at construction: laid out already (or a timeline given as it is)
         timeline = Timeline(self.output, modules=change["new"], **self._options)
         self.timeline = timeline
         self.view = timeline.view

@@ -601,6 +601,10 @@ class Timeline:
         return int(i)
 
     # ------------------------------------------------------------------ for a browser
+    def grad_label(self, grad) -> str:
+        """A box's grad line in the browser (a timeline of other quantities relabels it)."""
+        return grad_text(grad)
+
     def payload(self) -> dict:
         """Everything a browser needs to step through the timeline with no kernel: the
         laid-out SVG (restyled by class), each node's texts per state, the captions, the
@@ -615,7 +619,7 @@ class Timeline:
             data_events.append(events)
             grads = [[0, ""]]
             for start, after in self.grad_changes[i]:
-                grads.append([start, grad_text(after)])
+                grads.append([start, self.grad_label(after)])
             grad_events.append(grads)
         return {
             "svg": self.view.skeleton(),
