@@ -357,3 +357,40 @@ def gradient_descent(f, x, lr=0.1, steps=100):
     result = practical.check("C", namespace(rebinding[1:3]))["C2"]
     assert result.message.startswith("x.data is still 0 after 100 steps although x.grad is -6")
     assert "rebinding" in result.hint
+
+
+def test_b10_finds_an_operation_whatever_its_name_and_checks_it_at_edge_values():
+    cube = '''
+def _cubed(self):
+    out = Tensor(self.data ** 3, _parents=(self,), _function="cube")
+    def _backward():
+        self.grad += out.grad * 3 * out.data / self.data      # 3x², except at 0
+    out._backward = _backward
+    return out
+
+Tensor.cubed = _cubed
+'''
+    result = practical.check("B10", namespace(("own_op", cube)))["B10"]
+    assert result.message.startswith("Tensor.cubed: at x = 0.0, its rule gives x.grad = nan where finite "
+                                     "differences give ")
+    assert result.message.endswith(" (its rule: _backward, line 4)")
+    assert result.hint.startswith("the rule adds out.grad × (the derivative at the input)")
+
+
+def test_b10_ignores_helpers_that_are_not_operations_even_endless_ones():
+    own = sections()["own_op"] + '''
+def describe(t):
+    return f"a tensor holding {t.data}"
+
+def spin(t):
+    while True:
+        pass
+'''
+    assert practical.check("B10", namespace(("own_op", own)))
+
+
+def test_b10_without_an_operation_of_one_s_own_says_what_the_practical_asks():
+    result = practical.check("B10", namespace(("own_op", "")))["B10"]
+    assert result.message.startswith("no operation of your own besides add, mul, matvec and relu was found")
+    blank = "def tanh(t):\n    ### YOUR CODE HERE ###\n    raise NotImplementedError\n"
+    assert practical.check("B10", namespace(("own_op", blank)))["B10"].status == "todo"
