@@ -204,7 +204,8 @@ def _result(q, exc, timeout, where_stopped=None):
     if isinstance(exc, SystemExit):
         return result(FAIL, f"your code called exit(){where(exc)}",
                       "remove the call to exit() or sys.exit(): it would stop the notebook's kernel")
-    hint = q.on_error or "the line named above raised it; print the values it uses to see which one is wrong"
+    hint = q.on_error or ("print the values that line uses to find the one that is not what you expect"
+                          if where(exc) else "run the question's code in a cell to see the full traceback")
     if isinstance(exc, TypeError) and "unhashable" in str(exc):
         hint = ("a class that defines __eq__ loses Python's default __hash__, so its tensors cannot go in a "
                 "set: add __hash__ = object.__hash__ to the class (or do not define __eq__)")
