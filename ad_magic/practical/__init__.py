@@ -1,24 +1,32 @@
 """Checking the practical, question by question: ``practical.check(part, globals())``.
 
 The practical (TP04) asks each student to write their own ``Tensor``, ``add``, ``mul``,
-``trace_graph``, ``backward()``, a descent loop and, in Part D, ``matvec`` and ``relu``.
+``trace_graph``, ``backward()``, an operation of their choice, a descent loop (also on a
+function of their own) and, in Part D, ``matvec``, ``relu`` and a 2-layer MLP regression.
 :func:`check` finds those names in the student's namespace, runs the practical's own
 questions against them and returns a :class:`Report`: truthy when every question passes,
 shown as ✓/✗ per question (HTML in a notebook, text elsewhere), with one sentence naming
-what is wrong and a hint for each ✗.
+what is wrong and a hint for each ✗. A part, one question (``"B3"``) or the whole
+practical (``"all"``) can be checked; the questions a failure may follow from run too, so
+that one mistake is reported once, where it is, and every failure it explains says
+"follows from B3" (``Result.cause``). ``Result.points`` is what a question is worth.
 
 Each question runs in a forked copy of the kernel's process (on Linux; a worker thread
 elsewhere) with a time limit: the copy sees the notebook's classes as they are, whatever
 the student's code changes dies with it, and once the limit has passed the copy is asked
 which line it is running (SIGUSR1) and killed — so even a loop that catches
-``BaseException`` is stopped, and no thread is left spinning. A fork costs a few
-milliseconds per question. Hints
-name what was seen: a RecursionError names the function that called itself; code that
-deletes or replaces builtins is reported, and the builtins are put back.
+``BaseException`` is stopped, and no thread is left spinning. The copy leads its own
+process group and adopts the orphans of what it starts; once its answer (one line on a
+pipe) is in, the copy and everything below it are killed. A fork costs a few
+milliseconds per question. Hints name what was seen: a RecursionError names the function
+that called itself; code that deletes or replaces builtins is reported, and the builtins
+are put back; ``os._exit`` and crashes are named, never with a hint that would end the
+kernel.
 
 The practical is the layer above the widgets: it may import the engine, drawing, the
 adapters and the widgets (today it needs only the engine's formatting), never the magic.
-The questions themselves are in :mod:`ad_magic.practical.questions`.
+The questions themselves are in :mod:`ad_magic.practical.questions`; their otter-grader
+and nbgrader forms in :mod:`ad_magic.practical.exports`.
 """
 from __future__ import annotations
 

@@ -1,10 +1,17 @@
 """The practical's questions, part by part, for :func:`ad_magic.practical.check`.
 
-Each question is a function of the student's namespace, registered in ``PARTS`` with the
-names it needs; it builds the practical's own examples with the student's ``Tensor``,
+Each question is a function of the student's namespace, registered in ``PARTS`` (and
+``QUESTIONS``, by key) with the names it needs and the earlier questions it relies on
+(``after``); it builds the practical's own examples with the student's ``Tensor``,
 ``add``, ``mul``, … and raises :class:`Wrong` (one sentence saying what is wrong, and a
-hint) when an answer is wrong. The runner (time limit, statuses, the report) is
+hint) when an answer is wrong. The runner (time limit, statuses, causes, the report) is
 :mod:`ad_magic.practical` itself.
+
+Part B judges the student's ``backward()`` on its own: the seed, the zeroing and the order
+are watched with rules of ours in place of theirs (:class:`_Watch`), so that a wrong rule
+is reported at its rule and a wrong ``backward()`` at its step; the order on a graph where
+every wrong order gives a wrong gradient. B10 finds every other operation the student
+wrote and compares its rule with finite differences.
 """
 from __future__ import annotations
 
