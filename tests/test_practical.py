@@ -394,3 +394,30 @@ def test_b10_without_an_operation_of_one_s_own_says_what_the_practical_asks():
     assert result.message.startswith("no operation of your own besides add, mul, matvec and relu was found")
     blank = "def tanh(t):\n    ### YOUR CODE HERE ###\n    raise NotImplementedError\n"
     assert practical.check("B10", namespace(("own_op", blank)))["B10"].status == "todo"
+
+
+def test_d2_names_the_side_of_matvec_that_raised_also_without_the_source_line():
+    v_side = next(m for m in MISTAKES if m[0] == "matvec's v-side rule not transposed")
+    ns = namespace()
+    exec(compile(v_side[2], "<no source>", "exec"), ns)       # no line text to read: what it left tells
+    result = practical.check("D2", ns)["D2"]
+    assert result.message.startswith("matvec's _backward raised ValueError on v.grad: ")
+    assert result.hint.startswith("∂L/∂v = Wᵀ ∂L/∂out")
+
+
+def test_c2_names_grads_that_add_up_across_steps_and_c3_follows_from_it():
+    summing = '''
+def gradient_descent(f, x, lr=0.1, steps=100):
+    losses, total = [], 0.0
+    for _ in range(steps):
+        loss = f(x)
+        loss.backward()
+        total = total + x.grad
+        x.data = x.data - lr * total
+        losses.append(float(loss.data))
+    return losses
+'''
+    report = practical.check("C", namespace(("descent", summing)))
+    assert report["C2"].message.startswith("x.data is ") and report["C2"].cause is None
+    assert report["C2"].hint.startswith("the second step used a gradient of 3.0 = 2·1 + 2·0.5")
+    assert report["C3"].cause == "C2"

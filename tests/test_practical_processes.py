@@ -126,3 +126,23 @@ def test_the_same_code_gets_the_same_report_whatever_pythonhashseed():
     assert len(texts) == 4 and "well done" in texts[0]
     assert "a's _backward ran before b1's" in texts[1] and "follows from B1" in texts[2]
     assert "follows from B3" in texts[3]
+
+
+@linux
+def test_code_that_ignores_the_where_are_you_signal_is_still_stopped_at_the_limit():
+    deaf = sections()["trace_graph"].replace(
+        "def trace_graph(tensor):\n",
+        "def trace_graph(tensor):\n    import signal\n    signal.signal(signal.SIGUSR1, signal.SIG_IGN)\n"
+        "    while True:\n        pass\n")
+    result = practical.check("A5", namespace(("trace_graph", deaf)), timeout=0.5)["A5"]
+    assert result.message == "stopped after 0.5 s: your code did not finish"
+    assert "while loop" in result.hint
+
+
+@linux
+def test_code_that_closes_the_checker_s_pipe_is_told_so():
+    closing = sections()["trace_graph"].replace("def trace_graph(tensor):\n",
+                                                "def trace_graph(tensor):\n    import os\n    os.closerange(3, 4096)\n")
+    result = practical.check("A5", namespace(("trace_graph", closing)))["A5"]
+    assert result.message.startswith("your code cut the check off from its answer")
+    assert "os.close" in result.hint

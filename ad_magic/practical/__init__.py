@@ -412,10 +412,9 @@ def _in_a_process(q, ns, timeout):
     except OSError:
         pass
     os.close(write)
-    fields, status, buffer = None, None, b""
+    fields, status, buffer, asked = None, None, b"", None
     try:
         deadline = time.monotonic() + timeout
-        asked = None
         while True:
             now = time.monotonic()
             if asked is None and now >= deadline:
@@ -448,11 +447,18 @@ def _in_a_process(q, ns, timeout):
                 break
     finally:
         os.close(read)
+        ended_itself = status is not None
         _end_process_tree(pid)
         if status is None:
-            _, status = os.waitpid(pid, 0)
+            os.waitpid(pid, 0)
     if fields and fields.get("printed"):
         sys.stdout.write(fields["printed"])
+    if not fields and asked is not None:
+        return _result(q, QuestionTimeout(), timeout)           # its code kept it from saying where it was
+    if not fields and not ended_itself:
+        return Result(q.part, q.key, q.title, FAIL, "your code cut the check off from its answer (it closed or "
+                      "took over the pipe the answer comes back on)", "leave file descriptors you did not open "
+                      "alone (os.close, os.dup2)", q.points)
     if not fields:
         return _abrupt(q, status)
     if "exited" in fields:

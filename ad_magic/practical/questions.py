@@ -938,43 +938,50 @@ def _descent_minimum(ns):
         raise Wrong(f"x moved away from the minimum at 3: x.data is {value:.4g} after 100 steps",
                     "step against the gradient: x.data -= lr * x.grad")
     if abs(value - 3.0) > 1e-3:
+        _, seen = _halving(ns)
         raise Wrong(f"x.data is {value:.6g} after 100 steps of lr = 0.1, expected 3 (to 0.001)",
-                    "each step is x ← x − lr · dL/dx with a fresh gradient")
+                    seen or "each step is x ← x − lr · dL/dx with a fresh gradient")
     values = _losses(losses, 100)
     if any(b > a + 1e-12 for a, b in zip(values, values[1:])):
         raise Wrong("the losses do not decrease step after step", "record the loss before the update")
 
 
-@question("C", "C3", "each step uses a fresh gradient", ["Tensor", "mul", "gradient_descent"], after=["B4", "B6", "C2"])
-def _descent_fresh(ns):
+def _halving(ns):
+    """Minimise x·x from 1 with lr = 0.25 for 3 steps (each step halves x): the path x took,
+    and a hint for what it shows (None when it is right)."""
     T, mul = ns["Tensor"], ns["mul"]
     x = T(1.0)
-    path, grads = [], []
+    path = []
 
     def square(t):
         path.append(float(np.asarray(t.data, dtype=np.float64).reshape(-1)[0]))
-        g = getattr(t, "grad", None)
-        grads.append(None if g is None else float(np.asarray(g, dtype=np.float64).reshape(-1)[0]))
         return mul(t, t)
     ns["gradient_descent"](square, x, lr=0.25, steps=3)
     value = _number(_num(x.data, "x.data"), "x.data")
     if _close(value, 0.125):
-        return
-    seen = " → ".join(_f(v) for v in path + [value])
-    text = (f"minimising x·x from x = 1 with lr = 0.25, x went {seen}, expected 1.0 → 0.5 → 0.25 → 0.125 "
-            "(each step halves x)")
-    if len(path) != 3:
-        raise Wrong(text, f"steps=3 asks for 3 evaluations of f and 3 updates; f was called {len(path)} times")
+        return path + [value], None
+    path = path + [value]
+    if len(path) != 4:
+        return path, f"steps=3 asks for 3 evaluations of f and 3 updates; f was called {len(path) - 1} times"
     if _close(path[1], 0.5) and not _close(path[2], 0.25):
         g = (path[1] - path[2]) / 0.25
         if _close(g, 2 * path[0] + 2 * path[1]):
-            raise Wrong(text, f"the second step used a gradient of {_f(g)} = 2·1 + 2·0.5: the first step's "
-                              "gradient was still in x.grad and the new one was added to it; reset x.grad before "
-                              "each backward (backward() sets every grad to zero first)")
+            return path, (f"the second step used a gradient of {_f(g)} = 2·1 + 2·0.5: the first step's gradient "
+                          "was still counted and the new one was added to it; each step uses only the gradient of "
+                          "its own loss (backward() sets every grad to zero first)")
     if _close(path[1], 1.5):
-        raise Wrong(text, "step against the gradient: x.data = x.data - lr * x.grad")
-    raise Wrong(text, "each step needs the gradient at the current x only: build the loss from the current x, call "
-                      "loss.backward(), then x.data = x.data - lr * x.grad")
+        return path, "step against the gradient: x.data = x.data - lr * x.grad"
+    return path, ("each step needs the gradient at the current x only: build the loss from the current x, call "
+                  "loss.backward(), then x.data = x.data - lr * x.grad")
+
+
+@question("C", "C3", "each step uses a fresh gradient", ["Tensor", "mul", "gradient_descent"],
+          after=["B4", "B6", "C2"])
+def _descent_fresh(ns):
+    path, hint = _halving(ns)
+    if hint is not None:
+        raise Wrong(f"minimising x·x from x = 1 with lr = 0.25, x went {' → '.join(_f(v) for v in path)}, expected "
+                    "1.0 → 0.5 → 0.25 → 0.125 (each step halves x)", hint)
 
 
 @question("C", "C4", "gradient descent on a function of your own", ["Tensor", "gradient_descent", "my_function"],
