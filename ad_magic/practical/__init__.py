@@ -442,6 +442,7 @@ def _in_a_process(q, ns, timeout):
                     break
                 if chunk:
                     continue
+                status = status if status is not None else _ending(pid)
                 break                                           # end of file: nobody can write any more
             if status is not None:
                 break
@@ -470,6 +471,19 @@ def _in_a_process(q, ns, timeout):
     if "where" in fields:
         return _result(q, QuestionTimeout(), timeout, fields["where"])
     return Result(q.part, q.key, q.title, fields["status"], fields["message"], fields["hint"], q.points)
+
+
+def _ending(pid, patience=1.0):
+    """The exit status of ``pid`` if it ends within ``patience`` seconds (its pipe closed as
+    it died: the status follows a moment later), else None (it is alive and closed it)."""
+    end = time.monotonic() + patience
+    while True:
+        done, status = os.waitpid(pid, os.WNOHANG)
+        if done:
+            return status
+        if time.monotonic() > end:
+            return None
+        time.sleep(0.01)
 
 
 def _abrupt(q, status):
