@@ -401,8 +401,12 @@ def _in_a_process(q, ns, timeout):
             if os.getpid() == copy:                             # (not in a helper that returned here)
                 _send(write, {"status": result.status, "message": result.message, "hint": result.hint,
                               "printed": out.getvalue()[-4000:]})
-        except BaseException:
-            pass
+        except BaseException as exc:                            # the checker's own failure: say so at once
+            try:
+                _send(write, {"status": FAIL, "message": f"the check of this question failed: "
+                              f"{type(exc).__name__}: {exc}", "hint": ""})
+            except BaseException:
+                pass
         finally:
             if os.getpid() != copy:
                 _REAL_EXIT(0)
@@ -420,7 +424,7 @@ def _in_a_process(q, ns, timeout):
             if asked is None and now >= deadline:
                 asked = now
                 try:
-                    os.kill(pid, signal.SIGUSR1)                # where are you? (then it exits)
+                    os.kill(pid, signal.SIGUSR1)                # where are you? (then it waits to be killed)
                 except ProcessLookupError:
                     pass
             if asked is not None and now > asked + 1.0:
