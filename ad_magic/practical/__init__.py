@@ -1,24 +1,32 @@
 """Checking the practical, question by question: ``practical.check(part, globals())``.
 
 The practical (TP04) asks each student to write their own ``Tensor``, ``add``, ``mul``,
-``trace_graph``, ``backward()``, a descent loop and, in Part D, ``matvec`` and ``relu``.
+``trace_graph``, ``backward()``, an operation of their choice, a descent loop (also on a
+function of their own) and, in Part D, ``matvec``, ``relu`` and a 2-layer MLP regression.
 :func:`check` finds those names in the student's namespace, runs the practical's own
 questions against them and returns a :class:`Report`: truthy when every question passes,
 shown as ✓/✗ per question (HTML in a notebook, text elsewhere), with one sentence naming
-what is wrong and a hint for each ✗.
+what is wrong and a hint for each ✗. A part, one question (``"B3"``) or the whole
+practical (``"all"``) can be checked; the questions a failure may follow from run too, so
+that one mistake is reported once, where it is, and every failure it explains says
+"follows from B3" (``Result.cause``). ``Result.points`` is what a question is worth.
 
 Each question runs in a forked copy of the kernel's process (on Linux; a worker thread
 elsewhere) with a time limit: the copy sees the notebook's classes as they are, whatever
 the student's code changes dies with it, and once the limit has passed the copy is asked
 which line it is running (SIGUSR1) and killed — so even a loop that catches
-``BaseException`` is stopped, and no thread is left spinning. A fork costs a few
-milliseconds per question. Hints
-name what was seen: a RecursionError names the function that called itself; code that
-deletes or replaces builtins is reported, and the builtins are put back.
+``BaseException`` is stopped, and no thread is left spinning. The copy leads its own
+process group and adopts the orphans of what it starts; once its answer (one line on a
+pipe) is in, the copy and everything below it are killed. A fork costs a few
+milliseconds per question. Hints name what was seen: a RecursionError names the function
+that called itself; code that deletes or replaces builtins is reported, and the builtins
+are put back; ``os._exit`` and crashes are named, never with a hint that would end the
+kernel.
 
 The practical is the layer above the widgets: it may import the engine, drawing, the
 adapters and the widgets (today it needs only the engine's formatting), never the magic.
-The questions themselves are in :mod:`ad_magic.practical.questions`.
+The questions themselves are in :mod:`ad_magic.practical.questions`; their otter-grader
+and nbgrader forms in :mod:`ad_magic.practical.exports`.
 """
 from __future__ import annotations
 
@@ -36,9 +44,9 @@ import types
 import warnings
 
 from ..engine.formatting import escape, html_table, text_table
-from .questions import DEEP_CHAIN, PARTS, Wrong, where  # noqa: F401  (DEEP_CHAIN: the tests' size)
+from .questions import DEEP_CHAIN, PARTS, QUESTIONS, Wrong, none_operands, where  # noqa: F401  (DEEP_CHAIN: the tests' size)
 
-__all__ = ["check", "Report", "Result", "QuestionTimeout", "PARTS", "DEFAULT_TIMEOUT"]
+__all__ = ["check", "Report", "Result", "QuestionTimeout", "PARTS", "QUESTIONS", "DEFAULT_TIMEOUT"]
 
 DEFAULT_TIMEOUT = 10.0      # seconds per question
 WRAP = 88                   # characters per line of a report's explanation
@@ -53,17 +61,42 @@ class QuestionTimeout(BaseException):
 
 class Result:
     """One question's outcome: ``status`` is pass, fail, missing (a name is not defined)
-    or todo (the code raises NotImplementedError); ``message`` and ``hint`` explain a ✗."""
+    or todo (the code raises NotImplementedError); ``message`` and ``hint`` explain a ✗.
 
-    __slots__ = ("part", "key", "title", "status", "message", "hint")
+    ``points`` is what the question is worth (earned only when it passes: ``score``);
+    ``cause`` is the key of the question whose failure explains this one (``"B3"``: a
+    missing seed also spoils every later gradient), or None when the mistake is here. A
+    failure with a cause carries no hint of its own: the hint is given once, at the cause."""
 
-    def __init__(self, part, key, title, status, message="", hint=""):
+    __slots__ = ("part", "key", "title", "status", "message", "hint", "points", "cause")
+
+    def __init__(self, part, key, title, status, message="", hint="", points=1, cause=None):
         self.part, self.key, self.title = part, key, title
         self.status, self.message, self.hint = status, message, hint
+        self.points, self.cause = points, cause
 
     @property
     def passed(self) -> bool:
         return self.status == PASS
+
+    @property
+    def score(self):
+        """The points earned: all of them when the question passes, else 0."""
+        return self.points if self.passed else 0
+
+    def explanation(self) -> str:
+        """What is wrong, in one paragraph: the message, then the hint or what it follows from."""
+        what = ("not implemented yet: " if self.status == TODO else "") + self.message
+        if self.cause:
+            return f"{what} (follows from {self.cause}: fix that first)" if what else \
+                f"follows from {self.cause}: fix that first"
+        return f"{what}; hint: {self.hint}" if self.hint else what
+
+    def __str__(self):
+        """``B3: passed``, or ``B3: failed: <explanation>`` (what an otter or nbgrader test prints)."""
+        if self.passed:
+            return f"{self.key}: passed"
+        return f"{self.key}: {'not done' if self.status in (TODO, MISSING) else 'failed'}: {self.explanation()}"
 
     def __repr__(self):
         return f"Result({self.key} {MARK[self.status]} {self.title}{': ' + self.message if self.message else ''})"
@@ -99,17 +132,32 @@ class Report:
         n, ok = len(self.results), sum(r.passed for r in self.results)
         todo = sum(r.status == TODO for r in self.results)
         missing = sum(r.status == MISSING for r in self.results)
-        text = f"Part {self.part}: {ok} of {n} passed"
-        extra = [f"{todo} not implemented yet"] * bool(todo) + [f"{missing} missing a name"] * bool(missing)
+        following = sum(bool(r.cause) for r in self.results if not r.passed)
+        label = f"Part {self.part}" if self.part in PARTS else "The practical" if self.part == "ALL" else self.part
+        text = f"{label}: {ok} of {n} passed"
+        extra = ([f"{todo} not implemented yet"] * bool(todo) + [f"{missing} missing a name"] * bool(missing)
+                 + [f"{following} following from an earlier mistake"] * bool(following))
         text = text + (f" ({', '.join(extra)})" if extra else "") + ("." if not self else " — well done!")
         return " ".join([text] + [f"Note: {n}." for n in self.notes])
+
+    @property
+    def score(self):
+        return sum(r.score for r in self.results)
+
+    @property
+    def points(self):
+        return sum(r.points for r in self.results)
 
     def _rows(self):
         rows = []
         for r in self.results:
             what = ("not implemented yet: " if r.status == TODO else "") + r.message
-            lines = textwrap.wrap(what, WRAP) + textwrap.wrap(f"hint: {r.hint}", WRAP, subsequent_indent="      ") \
-                if r.hint else textwrap.wrap(what, WRAP)
+            if r.cause:
+                lines = textwrap.wrap(what, WRAP) + [f"follows from {r.cause}: fix that first"]
+            elif r.hint:
+                lines = textwrap.wrap(what, WRAP) + textwrap.wrap(f"hint: {r.hint}", WRAP, subsequent_indent="      ")
+            else:
+                lines = textwrap.wrap(what, WRAP)
             rows.append([r.key, MARK[r.status], r.title, "\n".join(lines)])
         return rows
 
@@ -133,43 +181,49 @@ class Report:
 
 def _result(q, exc, timeout, where_stopped=None):
     """The question's Result from what its code raised (None: it passed)."""
+    def result(status, message="", hint=""):
+        return Result(q.part, q.key, q.title, status, message, hint, q.points)
     if exc is None:
-        return Result(q.part, q.key, q.title, PASS)
+        return result(PASS)
     if isinstance(exc, Wrong):
-        return Result(q.part, q.key, q.title, FAIL, exc.message, exc.hint)
+        return result(FAIL, exc.message, exc.hint)
     if isinstance(exc, NotImplementedError):
-        return Result(q.part, q.key, q.title, TODO, f"your code raises NotImplementedError{where(exc)}",
+        return result(TODO, f"your code raises NotImplementedError{where(exc)}",
                       "fill in the ### YOUR CODE HERE ### blank")
     if isinstance(exc, QuestionTimeout):
+        hint = ("look for a while loop whose condition never becomes false, or a graph walk that revisits nodes "
+                "(keep a set of visited ones)")
         if where_stopped:
-            return Result(q.part, q.key, q.title, FAIL,
-                          f"stopped after {timeout:g} s: your code was still running {where_stopped}",
-                          "look for a while loop whose condition never becomes false, or a graph walk that "
-                          "revisits nodes (keep a set of visited ones)")
-        return Result(q.part, q.key, q.title, FAIL, f"stopped after {timeout:g} s: your code did not finish",
-                      "look for a while loop whose condition never becomes false, or a graph walk that "
-                      "revisits nodes (keep a set of visited ones)")
+            return result(FAIL, f"stopped after {timeout:g} s: your code was still running {where_stopped}", hint)
+        return result(FAIL, f"stopped after {timeout:g} s: your code did not finish", hint)
     if isinstance(exc, RecursionError):
         caller = _recursing(exc)
         if caller is not None:
             name, line = caller
-            return Result(q.part, q.key, q.title, FAIL,
-                          f"RecursionError: your function {name} (line {line}) calls itself once per node, and "
+            return result(FAIL, f"RecursionError: your function {name} (line {line}) calls itself once per node, and "
                           "Python stops at about 1,000 nested calls",
                           q.on_recursion or "use a loop with an explicit stack (a list you push and pop) instead "
                                             "of a function that calls itself")
-        return Result(q.part, q.key, q.title, FAIL, f"RecursionError{where(exc)}: maximum recursion depth exceeded",
-                      "a function calls itself without end; run the question's code in a cell to see the traceback")
+        return result(FAIL, f"RecursionError{where(exc)}: maximum recursion depth exceeded",
+                      "a function calls itself without end: look for a call that does not bring it closer to a "
+                      "case that returns")
     if isinstance(exc, KeyboardInterrupt):
-        return Result(q.part, q.key, q.title, FAIL, "interrupted", "run the check again")
-    hint = q.on_error or "run the question's code in a cell to see the full traceback"
+        return result(FAIL, "interrupted", "run the check again")
+    if isinstance(exc, SystemExit):
+        return result(FAIL, f"your code called exit(){where(exc)}",
+                      "remove the call to exit() or sys.exit(): it would stop the notebook's kernel")
+    hint = q.on_error or ("print the values that line uses to find the one that is not what you expect"
+                          if where(exc) else "run the question's code in a cell to see the full traceback")
     if isinstance(exc, TypeError) and "unhashable" in str(exc):
         hint = ("a class that defines __eq__ loses Python's default __hash__, so its tensors cannot go in a "
                 "set: add __hash__ = object.__hash__ to the class (or do not define __eq__)")
-    if isinstance(exc, SystemExit):
-        return Result(q.part, q.key, q.title, FAIL, f"your code called exit(){where(exc)}",
-                      "remove the call to exit() or sys.exit(): it would stop the notebook's kernel")
-    return Result(q.part, q.key, q.title, FAIL, f"your code raised {type(exc).__name__}: {exc}{where(exc)}", hint)
+    elif isinstance(exc, TypeError) and "NoneType" in str(exc):
+        seen = none_operands(exc)
+        if seen:
+            hint = (f"{seen} was None there: a grad is None until something sets it, so backward() must set "
+                    "every node's grad to zero (np.zeros_like(node.data)) before it runs the rules, and the "
+                    "output's grad to ones")
+    return result(FAIL, f"your code raised {type(exc).__name__}: {exc}{where(exc)}", hint)
 
 
 def _recursing(exc):
@@ -224,7 +278,8 @@ def _builtins_result(q, changed):
     if replaced:
         parts.append(f"replaced the builtin{'s' if len(replaced) > 1 else ''} {', '.join(replaced[:5])}")
     return Result(q.part, q.key, q.title, FAIL, f"your code {' and '.join(parts)} (ad_magic put them back)",
-                  "never del or assign names of the builtins module; give your own functions their own names")
+                  "never del or assign names of the builtins module; give your own functions their own names",
+                  q.points)
 
 
 def _answer(q, ns, timeout):
@@ -274,76 +329,229 @@ def _forkable() -> bool:
     return hasattr(os, "fork") and sys.platform.startswith("linux")
 
 
+_REAL_EXIT = os._exit
+_PR_SET_CHILD_SUBREAPER = 36       # prctl option (Linux): orphans of the copy's children stay its descendants
+
+
+def _send(fd, fields):
+    """One message from the question's copy to the checker: a line of JSON."""
+    data = (json.dumps(fields) + "\n").encode()
+    while data:
+        data = data[os.write(fd, data):]
+
+
+def _linger():
+    """The copy, once it has answered, waits to be killed: alive, it keeps whatever the
+    student's code started as its descendants, so the checker finds and ends them all."""
+    while True:
+        try:
+            signal.pause()
+        except BaseException:
+            pass
+
+
+def _become_reaper():
+    try:
+        import ctypes
+
+        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
+    except Exception:       # not Linux, or no libc: the process group still catches most
+        pass
+
+
 def _in_a_process(q, ns, timeout):
     """Run the question in a forked copy of this process (it sees the notebook's classes
-    as they are, and whatever it changes dies with it). Once the time is up the copy is
-    asked where it is (SIGUSR1), then killed: nothing keeps running, whatever the
-    student's code catches. Its printed output is passed on."""
+    as they are, and whatever it changes dies with it). The copy leads its own process
+    group and adopts what its children leave behind, so everything the student's code
+    starts is found and killed with it. Its answer is one line on a pipe: the checker
+    stops waiting as soon as that line is in (a helper process that inherited the pipe
+    does not hold it up). Once the time is up the copy is asked where it is (SIGUSR1),
+    then killed. Its printed output is passed on."""
     read, write = os.pipe()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)     # fork in a process with threads (3.12+)
         pid = os.fork()
     if pid == 0:                                                # the copy: never returns
-        code = 0
+        copy = os.getpid()
         try:
+            os.setpgid(0, 0)
+            _become_reaper()
             os.close(read)
             out = io.StringIO()
             sys.stdout = sys.stderr = out
 
             def where_now(signum, frame):
-                text = _student_line(frame)
-                os.write(write, json.dumps({"where": text, "printed": out.getvalue()[-4000:]}).encode())
-                os._exit(3)
+                _send(write, {"where": _student_line(frame), "printed": out.getvalue()[-4000:]})
+                _linger()
+
+            def exiting(status=0):                              # the student's os._exit
+                if os.getpid() != copy:                         # a helper process the student forked
+                    _REAL_EXIT(status)
+                import traceback
+
+                frames = [f for f in traceback.extract_stack()[:-1] if not _ours(f.filename)]
+                line = f" (in {frames[-1].name}, line {frames[-1].lineno})" if frames else ""
+                _send(write, {"exited": status if isinstance(status, int) else str(status), "line": line,
+                              "printed": out.getvalue()[-4000:]})
+                _linger()
             signal.signal(signal.SIGUSR1, where_now)
             signal.signal(signal.SIGINT, signal.SIG_DFL)
+            os._exit = exiting
             result = _answer(q, ns, timeout)
-            fields = {"status": result.status, "message": result.message, "hint": result.hint,
-                      "printed": out.getvalue()[-4000:]}
-            os.write(write, json.dumps(fields).encode())
-        except BaseException:
-            code = 1
+            if os.getpid() == copy:                             # (not in a helper that returned here)
+                _send(write, {"status": result.status, "message": result.message, "hint": result.hint,
+                              "printed": out.getvalue()[-4000:]})
+        except BaseException as exc:                            # the checker's own failure: say so at once
+            try:
+                _send(write, {"status": FAIL, "message": f"the check of this question failed: "
+                              f"{type(exc).__name__}: {exc}", "hint": ""})
+            except BaseException:
+                pass
         finally:
-            os._exit(code)
+            if os.getpid() != copy:
+                _REAL_EXIT(0)
+            _linger()
+    try:
+        os.setpgid(pid, pid)        # also here: whichever of the two runs first
+    except OSError:
+        pass
     os.close(write)
-    chunks = []
+    fields, status, buffer, asked = None, None, b"", None
     try:
         deadline = time.monotonic() + timeout
-        asked = False
         while True:
-            left = deadline - time.monotonic()
-            ready, _, _ = select.select([read], [], [], max(left, 0) if not asked else 1.0)
+            now = time.monotonic()
+            if asked is None and now >= deadline:
+                asked = now
+                try:
+                    os.kill(pid, signal.SIGUSR1)                # where are you? (then it waits to be killed)
+                except ProcessLookupError:
+                    pass
+            if asked is not None and now > asked + 1.0:
+                break
+            ready, _, _ = select.select([read], [], [], 0.05)
+            if not ready and status is None:
+                done, ended = os.waitpid(pid, os.WNOHANG)
+                if done:
+                    status = ended                              # it ended: what it wrote is in the pipe now
+                    ready, _, _ = select.select([read], [], [], 0)
             if ready:
                 chunk = os.read(read, 1 << 16)
-                if not chunk:
+                buffer += chunk
+                if b"\n" in buffer:
+                    try:
+                        fields = json.loads(buffer.split(b"\n", 1)[0].decode())
+                    except ValueError:
+                        fields = None
                     break
-                chunks.append(chunk)
-                continue
-            if asked:
-                break
-            asked = True
-            try:
-                os.kill(pid, signal.SIGUSR1)                    # where are you? (then it exits)
-            except ProcessLookupError:
+                if chunk:
+                    continue
+                status = status if status is not None else _ending(pid)
+                break                                           # end of file: nobody can write any more
+            if status is not None:
                 break
     finally:
         os.close(read)
-        try:
-            os.kill(pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-        os.waitpid(pid, 0)
-    try:
-        fields = json.loads(b"".join(chunks).decode() or "null")
-    except ValueError:
-        fields = None
+        ended_itself = status is not None
+        _end_process_tree(pid)
+        if status is None:
+            os.waitpid(pid, 0)
     if fields and fields.get("printed"):
         sys.stdout.write(fields["printed"])
+    if not fields and asked is not None:
+        return _result(q, QuestionTimeout(), timeout)           # its code kept it from saying where it was
+    if not fields and not ended_itself:
+        return Result(q.part, q.key, q.title, FAIL, "your code cut the check off from its answer (it closed or "
+                      "took over the pipe the answer comes back on)", "leave file descriptors you did not open "
+                      "alone (os.close, os.dup2)", q.points)
     if not fields:
-        return Result(q.part, q.key, q.title, FAIL, "the check of this question stopped without an answer "
-                      "(its process ended abruptly)", "run the question's code in a cell to see what happens")
+        return _abrupt(q, status)
+    if "exited" in fields:
+        return Result(q.part, q.key, q.title, FAIL,
+                      f"your code called os._exit({fields['exited']}){fields.get('line', '')}, which ends Python at "
+                      "once", "os._exit stops the whole process without any clean-up: in the notebook it would end "
+                      "the kernel and lose every variable; return from your function, or raise an exception, instead",
+                      q.points)
     if "where" in fields:
         return _result(q, QuestionTimeout(), timeout, fields["where"])
-    return Result(q.part, q.key, q.title, fields["status"], fields["message"], fields["hint"])
+    return Result(q.part, q.key, q.title, fields["status"], fields["message"], fields["hint"], q.points)
+
+
+def _ending(pid, patience=1.0):
+    """The exit status of ``pid`` if it ends within ``patience`` seconds (its pipe closed as
+    it died: the status follows a moment later), else None (it is alive and closed it)."""
+    end = time.monotonic() + patience
+    while True:
+        done, status = os.waitpid(pid, os.WNOHANG)
+        if done:
+            return status
+        if time.monotonic() > end:
+            return None
+        time.sleep(0.01)
+
+
+def _abrupt(q, status):
+    """The Result of a copy that died without an answer: what ended it, in words."""
+    if status is not None and os.WIFSIGNALED(status):
+        number = os.WTERMSIG(status)
+        try:
+            name = signal.Signals(number).name
+        except ValueError:
+            name = f"signal {number}"
+        why = {"SIGSEGV": "a crash inside compiled code (a segmentation fault)",
+               "SIGKILL": "killed from outside, most often because it ran out of memory",
+               "SIGABRT": "an abort inside compiled code"}.get(name, "a signal it did not handle")
+        return Result(q.part, q.key, q.title, FAIL, f"the process running your code was ended by {name}: {why}",
+                      "this would end the notebook's kernel too: look in the code this question runs for ctypes, "
+                      "os.kill, or arrays far larger than the practical needs", q.points)
+    code = os.WEXITSTATUS(status) if status is not None and os.WIFEXITED(status) else "unknown"
+    return Result(q.part, q.key, q.title, FAIL, f"the process running your code ended before it answered (exit "
+                  f"status {code})", "something in your code ends the Python process (os._exit, os.abort, "
+                  "os.kill of its own process): in the notebook it would end the kernel; remove it", q.points)
+
+
+def _descendants(pid):
+    """Process ids below ``pid`` (its children, theirs, …), read from /proc."""
+    found, todo = [], [pid]
+    while todo:
+        parent = todo.pop()
+        kids = []
+        try:
+            for task in os.listdir(f"/proc/{parent}/task"):
+                with open(f"/proc/{parent}/task/{task}/children") as f:
+                    kids.extend(int(k) for k in f.read().split())
+        except OSError:
+            continue
+        for kid in kids:
+            if kid not in found:
+                found.append(kid)
+                todo.append(kid)
+    return found
+
+
+def _end_process_tree(pid):
+    """Stop, then kill, the question's copy and everything it started (its process group
+    and every descendant, also one that started a session of its own)."""
+    frozen = set()
+    for _ in range(5):                 # freeze first, so nothing forks between the look and the kill
+        found = {pid, *_descendants(pid)} - frozen
+        if not found:
+            break
+        for p in found:
+            try:
+                os.kill(p, signal.SIGSTOP)
+            except ProcessLookupError:
+                pass
+        frozen |= found
+    for p in frozen:
+        try:
+            os.kill(p, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    try:
+        os.killpg(pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
 
 
 def _student_line(frame):
@@ -365,26 +573,61 @@ def _run(q, ns, timeout):
         names = quoted[0] if len(quoted) == 1 else ", ".join(quoted[:-1]) + " and " + quoted[-1]
         return Result(q.part, q.key, q.title, MISSING,
                       f"{names} {'is' if len(missing) == 1 else 'are'} not defined",
-                      "write it in its cell above and run that cell (Shift + Enter)")
+                      "write it in its cell above and run that cell (Shift + Enter)", q.points)
     if _forkable():
         return _in_a_process(q, ns, timeout)
     return _in_a_thread(q, ns, timeout)
 
 
+def _with_causes(results):
+    """Mark each failure that an earlier failed question explains (``cause``: the first
+    question, following ``after`` back, whose own failure has no cause); it then says only
+    that. A question not written yet, or missing a name, keeps its own message."""
+    by_key = {r.key: r for r in results}
+    for r in results:
+        if r.status != FAIL:         # passed, or not written yet (then there is nothing to follow)
+            continue
+        for before in QUESTIONS[r.key].after:
+            earlier = by_key.get(before)
+            if earlier is not None and not earlier.passed and earlier.status != MISSING:
+                # What this question saw is a symptom, and its numbers may hang on the order of a set
+                # in the student's code: only the cause is reported, so the report reads the same every run.
+                r.cause = earlier.cause or earlier.key
+                r.message, r.hint = "", ""
+                break
+    return results
+
+
+def _needed(keys):
+    """``keys`` and every question they rely on (``after``), in the practical's order."""
+    wanted, todo = set(), list(keys)
+    while todo:
+        key = todo.pop()
+        if key not in wanted:
+            wanted.add(key)
+            todo.extend(QUESTIONS[key].after)
+    return [k for k in QUESTIONS if k in wanted]
+
+
 def check(part, namespace, *, timeout: float = DEFAULT_TIMEOUT) -> Report:
-    """Check one part of the practical ("A", "B", "C" or "D") against the student's code
-    in ``namespace`` (pass ``globals()``); returns a Report (truthy when all pass)."""
+    """Check one part of the practical ("A", "B", "C" or "D"), one question ("B3") or the
+    whole practical ("all") against the student's code in ``namespace`` (pass
+    ``globals()``); returns a Report (truthy when all pass). The questions a failure may follow from are run too, also
+    from earlier parts, so that a mistake is reported once, where it is."""
     key = str(part).strip().upper() if isinstance(part, str) else part
-    if key not in PARTS:
-        raise ValueError(f"unknown part {part!r}: the practical has parts {', '.join(PARTS)}.")
+    if key not in PARTS and key not in QUESTIONS and key != "ALL":
+        raise ValueError(f"unknown part {part!r}: the practical has parts {', '.join(PARTS)} "
+                         f"(or name one question, e.g. 'B3', or 'all').")
     if not hasattr(namespace, "__contains__") or not hasattr(namespace, "__getitem__"):
         raise TypeError(f"check needs the namespace holding your code (pass globals()), got "
                         f"{type(namespace).__name__}.")
-    if not (isinstance(timeout, (int, float)) and timeout > 0):
+    if isinstance(timeout, bool) or not (isinstance(timeout, (int, float)) and timeout > 0):
         raise ValueError(f"timeout must be a positive number of seconds, got {timeout!r}.")
     changed = _builtins_changed()        # the notebook deleted or replaced builtins before the check
-    results = [_run(q, namespace, timeout) for q in PARTS[key]]
-    report = Report(key, results)
+    shown = list(QUESTIONS) if key == "ALL" else [q.key for q in PARTS[key]] if key in PARTS else [key]
+    results = _with_causes([_run(QUESTIONS[k], namespace, timeout) for k in _needed(shown)])
+    report = Report(key, [r for r in results if r.key in shown])
     if changed:
-        report.notes.append(_builtins_result(PARTS[key][0], changed).message.replace("your code", "your notebook"))
+        first = QUESTIONS[shown[0]]
+        report.notes.append(_builtins_result(first, changed).message.replace("your code", "your notebook"))
     return report

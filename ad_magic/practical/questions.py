@@ -1,21 +1,33 @@
 """The practical's questions, part by part, for :func:`ad_magic.practical.check`.
 
-Each question is a function of the student's namespace, registered in ``PARTS`` with the
-names it needs; it builds the practical's own examples with the student's ``Tensor``,
+Each question is a function of the student's namespace, registered in ``PARTS`` (and
+``QUESTIONS``, by key) with the names it needs and the earlier questions it relies on
+(``after``); it builds the practical's own examples with the student's ``Tensor``,
 ``add``, ``mul``, … and raises :class:`Wrong` (one sentence saying what is wrong, and a
-hint) when an answer is wrong. The runner (time limit, statuses, the report) is
+hint) when an answer is wrong. The runner (time limit, statuses, causes, the report) is
 :mod:`ad_magic.practical` itself.
+
+Part B judges the student's ``backward()`` on its own: the seed, the zeroing and the order
+are watched with rules of ours in place of theirs (:class:`_Watch`), so that a wrong rule
+is reported at its rule and a wrong ``backward()`` at its step; the order on a graph where
+every wrong order gives a wrong gradient. B10 finds every other operation the student
+wrote and compares its rule with finite differences.
 """
 from __future__ import annotations
 
+import inspect
+import math
 import os
+import re
+import sys
 import traceback
+import types
 
 import numpy as np
 
 from ..engine.formatting import format_value, short_repr
 
-__all__ = ["PARTS", "Question", "Wrong", "DEEP_CHAIN", "where"]
+__all__ = ["PARTS", "QUESTIONS", "Question", "Wrong", "DEEP_CHAIN", "where", "none_operands"]
 
 DEEP_CHAIN = 3000           # nodes in Part B's deep chain: past Python's recursion limit
 _OWN_FILES = {os.path.abspath(__file__), os.path.join(os.path.dirname(os.path.abspath(__file__)), "__init__.py")}
@@ -32,19 +44,28 @@ class Wrong(Exception):
 
 
 PARTS = {"A": [], "B": [], "C": [], "D": []}
+QUESTIONS = {}              # key -> Question, in the practical's order
 
 
 class Question:
-    def __init__(self, part, key, title, needs, function, on_error="", on_recursion=""):
+    def __init__(self, part, key, title, needs, function, on_error="", on_recursion="", after=(), points=1):
         self.part, self.key, self.title, self.needs = part, key, title, needs
         self.function, self.on_error, self.on_recursion = function, on_error, on_recursion
+        self.after, self.points = tuple(after), points
 
 
-def question(part, key, title, needs, on_error="", on_recursion=""):
+def question(part, key, title, needs, on_error="", on_recursion="", after=(), points=1):
     """Register a question; ``on_error`` is the hint for an exception it raises,
-    ``on_recursion`` the hint for a RecursionError (seen, with the function that recursed)."""
+    ``on_recursion`` the hint for a RecursionError (seen, with the function that recursed);
+    ``after`` lists the earlier questions whose failure would make this one fail too (its
+    failure then *follows from* theirs); ``points`` is what it is worth."""
     def register(function):
-        PARTS[part].append(Question(part, key, title, needs, function, on_error, on_recursion))
+        for before in after:
+            if before not in QUESTIONS:
+                raise ValueError(f"question {key} comes after {before}, which is not registered before it")
+        q = Question(part, key, title, needs, function, on_error, on_recursion, after, points)
+        PARTS[part].append(q)
+        QUESTIONS[key] = q
         return function
     return register
 
@@ -165,7 +186,7 @@ def _repr(ns):
                     "put self.data in the text __repr__ returns")
 
 
-@question("A", "A3", "add and mul record _function and _parents", ["Tensor", "add", "mul"])
+@question("A", "A3", "add and mul record _function and _parents", ["Tensor", "add", "mul"], after=["A1"])
 def _record(ns):
     T, add, mul = ns["Tensor"], ns["add"], ns["mul"]
     a, b = T(2.0), T(3.0)
@@ -203,7 +224,8 @@ def _record(ns):
         raise Wrong(f"mul(x, x)._parents is {short_repr(parents, 60)}, expected {{x}}")
 
 
-@question("A", "A4", "the operators + and * (with tensors and numbers)", ["Tensor", "add", "mul"])
+@question("A", "A4", "the operators + and * (with tensors and numbers)", ["Tensor", "add", "mul"],
+          after=["A3"])
 def _operators(ns):
     T = ns["Tensor"]
     a, b = T(2.0), T(3.0)
@@ -241,7 +263,7 @@ def _quadratic(ns):
     return f, names, edges
 
 
-@question("A", "A5", "trace_graph of x² + 4x + 2", ["Tensor", "add", "mul", "trace_graph"])
+@question("A", "A5", "trace_graph of x² + 4x + 2", ["Tensor", "add", "mul", "trace_graph"], after=["A3"])
 def _trace(ns):
     f, names, expected_edges = _quadratic(ns)
     if not _close(f.data, 23.0):
@@ -323,14 +345,200 @@ def _by_hand(ns, op, expect, name):
                 "each parent receives out.grad times ∂out/∂parent")
 
 
-@question("B", "B1", "mul's _backward, by hand", ["Tensor", "mul"])
+@question("B", "B1", "mul's _backward, by hand", ["Tensor", "mul"], after=["A3"])
 def _mul_rule(ns):
     _by_hand(ns, "mul", (3.0, 2.0), "p·q")
 
 
-@question("B", "B2", "add's _backward, by hand", ["Tensor", "add"])
+@question("B", "B2", "add's _backward, by hand", ["Tensor", "add"], after=["A3"])
 def _add_rule(ns):
     _by_hand(ns, "add", (1.0, 1.0), "p + q")
+
+
+
+
+
+# Watching the student's backward(): the rules of a graph are replaced by ours, which run
+# the chain rule correctly and note when they ran and what they saw. What backward() then
+# gets wrong (the seed, the zeroing, the order) is backward()'s own, whatever the rules.
+
+def _caller():
+    """"line N of backward": where the student's code called a rule, or ""."""
+    frame = sys._getframe(2)
+    while frame is not None and os.path.abspath(frame.f_code.co_filename) in _OWN_FILES:
+        frame = frame.f_back
+    return "" if frame is None else f"line {frame.f_lineno} of {frame.f_code.co_name}"
+
+
+class _Watch:
+    """Our own rules on the nodes of one graph (``names``: tensor id -> name), noting each
+    call: which node, the grad it had, the grads its parents had before it added to them."""
+
+    def __init__(self, names):
+        self.names, self.calls, self.first_seen, self.where = names, [], {}, ""
+
+    def rule(self, out, inputs, locals_):
+        """The chain rule of ``out`` = op(inputs) with local derivatives ``locals_`` (arrays)."""
+        def watched(*args):
+            self.where = self.where or _caller()
+            g = getattr(out, "grad", None)
+            self.calls.append((id(out), None if g is None else np.array(g, dtype=np.float64)))
+            for t, local in zip(inputs, locals_):
+                before = getattr(t, "grad", None)
+                self.first_seen.setdefault(id(t), None if before is None else np.array(before, dtype=np.float64))
+                if before is None or g is None:
+                    t.grad = None
+                    continue
+                t.grad = np.asarray(before, dtype=np.float64) + np.asarray(g, dtype=np.float64) * local
+        out._backward = watched
+
+    def ran(self):
+        return [self.names.get(i, "?") for i, _ in self.calls]
+
+
+def _op(ns, name, a, b, watch):
+    """``name``(a, b) with the student's add or mul, its rule replaced by the watch's."""
+    out = _is_tensor(ns, ns[name](a, b), f"{name}(…)")
+    if name == "mul":
+        watch.rule(out, (a, b), (np.asarray(b.data, dtype=np.float64), np.asarray(a.data, dtype=np.float64)))
+    else:
+        watch.rule(out, (a, b), (1.0, 1.0))
+    return out
+
+
+def _called_at(watch):
+    return f" (your code called it at {watch.where})" if watch.where else ""
+
+
+@question("B", "B3", "backward() seeds the output's grad with ones", ["Tensor", "add", "mul"], after=["A3"])
+def _seed(ns):
+    T = ns["Tensor"]
+    for shape_text, x, k in (("a number", T(2.0), T(3.0)), ("a vector", T([1.0, 2.0, 3.0]), T([2.0, 2.0, 2.0]))):
+        watch = _Watch({})
+        y = _op(ns, "mul", x, k, watch)
+        watch.names = {id(y): "y", id(x): "x", id(k): "k"}
+        _call_backward(y)
+        want = np.ones(np.shape(y.data))
+        seen = [g for i, g in watch.calls if i == id(y)]
+        if not seen:
+            after = getattr(y, "grad", None)
+            if after is None or not _close(_num(after, "y.grad"), want):
+                raise Wrong(f"for y = x·k ({shape_text}), y.backward() never ran y's own _backward and left "
+                            f"y.grad = {short_repr(after, 40)}",
+                            "backward() sets self.grad = np.ones_like(self.data), then runs every node's "
+                            "_backward, the output's own first")
+            raise Wrong(f"for y = x·k ({shape_text}), y.backward() never ran y's own _backward",
+                        "the output is a node of the graph too: its _backward is the first to run")
+        g = seen[0]
+        if g is None:
+            raise Wrong(f"y.grad was None when y's _backward ran{_called_at(watch)}: backward() never seeded the "
+                        "output", "after zeroing the grads, set the output's own: self.grad = np.ones_like(self.data)")
+        if np.shape(g) != want.shape:
+            raise Wrong(f"for y = x·k ({shape_text}, shape {want.shape}), y.grad was {_f(g)} of shape {np.shape(g)} "
+                        f"when y's _backward ran{_called_at(watch)}",
+                        "seed with an array of the output's shape: self.grad = np.ones_like(self.data)")
+        if not _close(g, want):
+            zero = _close(g, np.zeros(want.shape))
+            raise Wrong(f"y.grad was {_f(g)} when y's _backward ran{_called_at(watch)}, expected "
+                        f"{_f(want)}" + (": the output's grad is never seeded" if zero else ""),
+                        "∂y/∂y = 1: after setting every grad to zero, backward() sets the output's grad to ones "
+                        "(self.grad = np.ones_like(self.data))" if zero else
+                        "the output's grad is ∂y/∂y = 1: self.grad = np.ones_like(self.data)")
+
+
+@question("B", "B4", "backward() sets every grad to zero first", ["Tensor", "add", "mul"], after=["A3"])
+def _zeroing(ns):
+    T = ns["Tensor"]
+    for stale in (None, 100.0):
+        x, k, m = T(2.0), T(3.0), T(1.0)
+        watch = _Watch({})
+        y = _op(ns, "mul", x, k, watch)
+        z = _op(ns, "add", y, m, watch)
+        names = {id(x): "x", id(k): "k", id(m): "m", id(y): "y", id(z): "z"}
+        watch.names = names
+        if stale is not None:
+            for t in (x, k, m, y, z):
+                t.grad = np.asarray(stale)
+        _call_backward(z)
+        for t in (y, m, x, k):            # in the order the rules reach them
+            if id(t) not in watch.first_seen:
+                continue
+            before = watch.first_seen[id(t)]
+            name = names[id(t)]
+            if before is None:
+                raise Wrong(f"for z = x·k + m, {name}.grad was None when the first rule added to it"
+                            f"{_called_at(watch)}: backward() did not set it to zero",
+                            "a grad is None until something sets it: before running the rules, backward() sets "
+                            "every node's grad to np.zeros_like(node.data)")
+            if not _close(before, np.zeros(np.shape(t.data))):
+                raise Wrong(f"for z = x·k + m, {name}.grad still held {_f(before)} from before when the first rule "
+                            f"added to it{_called_at(watch)}",
+                            "set every node's grad to zero at the start of backward(), also the ones that already "
+                            "hold something (not only those that are None)")
+        if not watch.calls:
+            raise Wrong("backward() ran none of the graph's _backward rules",
+                        "run node._backward() for every node, from the output back to the leaves")
+
+
+# The order is judged on a graph where only one order is right: c = a + b₃ with a = 2x and
+# b₁ = 3a, b₂ = b₁/2, b₃ = 2b₂. Any order that runs a node's rule before one of its users'
+# (a before b₁, as a breadth-first walk always does: a is one step from c, b₁ four) or a rule
+# twice, or not at all, gives a wrong x.grad, whatever the order of a set.
+_CHAIN = (("b1", 3.0), ("b2", 0.5), ("b3", 2.0))
+_USERS = {"a": ["b1", "c"], "b1": ["b2"], "b2": ["b3"], "b3": ["c"]}     # who uses each node's output
+
+
+@question("B", "B5", "backward() runs each rule once, after every node that uses its output",
+          ["Tensor", "add", "mul"], after=["B3", "B4"])
+def _order(ns):
+    T = ns["Tensor"]
+    watch = _Watch({})
+    x = T(1.0)
+    a = _op(ns, "mul", x, T(2.0), watch)
+    names = {id(x): "x", id(a): "a"}
+    node = a
+    for name, factor in _CHAIN:
+        node = _op(ns, "mul", node, T(factor), watch)
+        names[id(node)] = name
+    c = _op(ns, "add", a, node, watch)
+    names[id(c)] = "c"
+    watch.names = names
+    _call_backward(c)
+    g = _grad(x, "x")
+    if _close(g, 8.0):
+        return
+    ran = watch.ran()
+    grads = {}
+    for i, seen in watch.calls:
+        grads.setdefault(names.get(i, "?"), seen)
+    graph = "for c = a + b₃ with a = 2x, b₁ = 3a, b₂ = b₁/2, b₃ = 2b₂ at x = 1"
+    for name in ("c", "b3", "b2", "b1", "a"):
+        if name not in ran:
+            raise Wrong(f"{graph}, x.grad is {_f(g)}, expected 8: backward() never ran {name}'s _backward",
+                        "run the _backward of every node reached from the output (a topological order of the "
+                        "whole graph)")
+        if ran.count(name) > 1:
+            raise Wrong(f"{graph}, x.grad is {_f(g)}, expected 8: backward() ran {name}'s _backward "
+                        f"{ran.count(name)} times{_called_at(watch)}",
+                        "run each node's rule once: keep a set of visited nodes while you build the order")
+    if ran == ["a", "b1", "b2", "b3", "c"]:
+        raise Wrong(f"{graph}, x.grad is {_f(g)}, expected 8: the rules ran parents first (a, b1, b2, b3, c)"
+                    f"{_called_at(watch)}",
+                    "a topological order lists parents before children; backward() must run it reversed "
+                    "(for node in reversed(order)), so each node's grad is complete before its rule runs")
+    for name in ("a", "b1", "b2", "b3"):
+        late = [u for u in _USERS[name] if ran.index(u) > ran.index(name)]
+        if late:
+            due = {"a": "4", "b1": "1", "b2": "2", "b3": "1"}[name]
+            bfs = name == "a" and late == ["b1"] and ran.index("c") < ran.index("a") < ran.index("b2")
+            raise Wrong(f"{graph}, x.grad is {_f(g)}, expected 8: {name}'s _backward ran before {late[0]}'s"
+                        f"{_called_at(watch)}, but {late[0]} uses {name}, so {name} passed on a grad of "
+                        f"{_f(grads.get(name))} where {due} was due",
+                        ("you visit the graph breadth first (a queue, level by level): a, one step from c, runs "
+                         "before the longer path through b₃, b₂, b₁ has added to its grad. " if bfs else "")
+                        + "Build a topological order (each node after its parents, e.g. a depth-first walk with "
+                          "a stack that appends a node once all its parents are in) and run it reversed")
+    raise Wrong(f"{graph}, x.grad is {_f(g)}, expected 8", "check the seed and the zeroing (B3, B4)")
 
 
 def _nine(ns):
@@ -349,49 +557,23 @@ def _same_rule(a, b) -> bool:
                       getattr(b, "__code__", None))
 
 
-def _overwriting(ns):
-    """Which of add's and mul's rules overwrites a grad that already holds something (seen
-    by running it with p.grad = q.grad = 10): "add's _backward left p.grad = 1 where 10 + 1
-    = 11 was due", or None when both add into the grads."""
-    T = ns["Tensor"]
-    for op, expect in (("mul", (3.0, 2.0)), ("add", (1.0, 1.0))):
-        if op not in ns:
-            continue
-        try:
-            p, q = T(2.0), T(3.0)
-            out = ns[op](p, q)
-            out.grad = np.ones_like(np.asarray(out.data, dtype=np.float64))
-            p.grad, q.grad = np.asarray(10.0), np.asarray(10.0)
-            out._backward()
-            got = np.asarray(p.grad, dtype=np.float64)
-        except Exception:
-            continue
-        if _close(got, expect[0]):
-            return (f"{op}'s _backward overwrites the grads (=) instead of adding to them (+=): with p.grad = 10 "
-                    f"beforehand it left p.grad = {_f(got)} where 10 + {expect[0]:g} = {10 + expect[0]:g} was due")
-    return None
-
-
-_ACCUMULATE = "x is used three times, so its grad is the sum of three contributions; "
-
-
-@question("B", "B3", "backward(): d(x·x + 5x − 1)/dx at 2 is 9", ["Tensor", "add", "mul"])
+@question("B", "B6", "backward(): d(x·x + 5x − 1)/dx at 2 is 9", ["Tensor", "add", "mul"],
+          after=["B1", "B2", "B3", "B4", "B5"])
 def _backward_nine(ns):
     x, y = _nine(ns)
     _call_backward(y)
     g = _grad(x, "x")
     if not _close(g, 9.0):
-        seen = _overwriting(ns)
-        raise Wrong(f"x.grad is {_f(g)}, expected 9", _ACCUMULATE + seen if seen else
-                    "check that backward() seeds the output's grad with ones, zeroes the others, and runs every "
-                    "node's _backward from the output back to the leaves")
+        raise Wrong(f"x.grad is {_f(g)}, expected 9",
+                    "x is used three times, so its grad is the sum of three contributions: check that backward() "
+                    "runs every node's _backward exactly once, from the output back to the leaves")
     out = _grad(y, "y")
     if not _close(out, 1.0):
         raise Wrong(f"y.grad is {_f(out)} after y.backward(), expected 1",
                     "backward() sets the output's own grad to one: self.grad = np.ones_like(self.data)")
 
 
-@question("B", "B4", "backward() twice gives the same grads", ["Tensor", "add", "mul"])
+@question("B", "B7", "backward() twice gives the same grads", ["Tensor", "add", "mul"], after=["B4"])
 def _idempotent(ns):
     x, y = _nine(ns)
     _call_backward(y)
@@ -404,7 +586,7 @@ def _idempotent(ns):
                     "output (the practical's backward is idempotent; PyTorch accumulates instead)")
 
 
-@question("B", "B5", "a reused node's grads sum", ["Tensor", "add", "mul"])
+@question("B", "B8", "a reused node's grads sum", ["Tensor", "add", "mul"], after=["B1", "B2", "B3", "B4", "B5"])
 def _reused(ns):
     T, add, mul = ns["Tensor"], ns["add"], ns["mul"]
     x = T(3.0)
@@ -413,57 +595,20 @@ def _reused(ns):
     g = _grad(x, "x")
     if not _close(g, 2.0):
         raise Wrong(f"for y = x + x, x.grad is {_f(g)}, expected 2",
-                    _overwriting(ns) or "x is both operands of add: its rule adds into t1.grad and t2.grad, "
-                                         "which are both x.grad, so x receives two contributions")
+                    "x is both operands of add: its rule adds into t1.grad and t2.grad, which are both x.grad, "
+                    "so x receives two contributions")
     x = T(3.0)
     z = mul(add(x, T(1.0)), x)
     _call_backward(z)
     g = _grad(x, "x")
     if not _close(g, 7.0):
         raise Wrong(f"for z = (x + 1)·x at x = 3, x.grad is {_f(g)}, expected 2x + 1 = 7",
-                    _overwriting(ns) or "x is used by two operations: both rules' contributions must reach "
-                                         "x.grad; check that each rule adds into its own inputs' grads")
+                    "x is used by two operations: both rules' contributions must reach x.grad; check that each "
+                    "rule adds into its own inputs' grads")
 
 
-def _logged(rule, name, ran):
-    def logged():
-        ran.append(name)
-        return rule()
-    return logged
-
-
-@question("B", "B6", "backward() runs children before parents", ["Tensor", "add", "mul"])
-def _order(ns):
-    T, add, mul = ns["Tensor"], ns["add"], ns["mul"]
-    x = T(1.0)
-    a = mul(x, T(2.0))
-    b = mul(a, T(3.0))
-    c = add(a, b)
-    ran = []
-    for name, node in (("a", a), ("b", b), ("c", c)):
-        rule = getattr(node, "_backward", None)
-        if callable(rule):
-            node._backward = _logged(rule, name, ran)
-    _call_backward(c)
-    g = _grad(x, "x")
-    in_order = all(n in ran for n in "abc") and ran.index("c") < ran.index("b") < ran.index("a")
-    if _close(g, 8.0) and in_order:
-        return
-    if in_order:
-        raise Wrong(f"the rules ran in a right order (c, b, a), but x.grad is {_f(g)}, expected 8",
-                    _overwriting(ns) or "a is used by b and by c: both rules' contributions must reach a.grad")
-    if ran[:3] == ["a", "b", "c"]:
-        raise Wrong(f"for c = a + 3a with a = 2x, the rules ran in the order {', '.join(ran)}: parents first",
-                    "the topological order lists parents before children; backward() runs it reversed "
-                    "(for node in reversed(order)) so each node's grad is complete before its rule runs")
-    order = ", ".join(ran)
-    raise Wrong(f"for c = a + 3a with a = 2x, x.grad is {_f(g)}, expected 8 (rules ran: {order or 'none'})",
-                "a node's rule must run only after every node that uses it has added to its grad: build a "
-                "topological order (parents before children) and run it reversed")
-
-
-@question("B", "B7", f"a deep chain ({DEEP_CHAIN:,} nodes) does not hit the recursion limit",
-          ["Tensor", "add"],
+@question("B", "B9", f"a deep chain ({DEEP_CHAIN:,} nodes) does not hit the recursion limit",
+          ["Tensor", "add"], after=["B2", "B3", "B4", "B5"],
           on_recursion="backward() walks the graph with a recursive function (a topological sort that calls "
                        "itself per parent); walk it with an explicit stack (a list you push and pop) instead")
 def _deep(ns):
@@ -480,69 +625,119 @@ def _deep(ns):
                     "each add passes its grad on unchanged to both inputs")
 
 
-# -- Part C ----------------------------------------------------------------------------
+# -- your own operation (Part B: "another function of your choice") --------------------
 
-def _parabola(ns):
-    T, add, mul = ns["Tensor"], ns["add"], ns["mul"]
-    return lambda x: mul(add(x, T(-3.0)), add(x, T(-3.0)))
+_PRACTICAL_NAMES = {"Tensor", "add", "mul", "matvec", "relu", "trace_graph", "backward", "gradient_descent",
+                    "topological_order", "mlp", "regression_loss", "train", "my_function", "check"}
+_OWN_METHODS = {"__init__", "__repr__", "__str__", "__add__", "__radd__", "__mul__", "__rmul__", "backward",
+                "__hash__", "__eq__", "__ne__", "__lt__", "__le__", "__gt__", "__ge__", "__bool__", "__len__",
+                "__iter__", "__getitem__", "__setitem__", "__float__", "__int__", "__array__", "__format__",
+                "__getattr__", "__setattr__", "__repr_svg__", "_repr_svg_", "_repr_html_", "zero_grad"}
+_DERIVATIVES = {"tanh": "tanh'(x) = 1 − tanh²(x) = 1 − out²", "sigmoid": "σ'(x) = σ(x)·(1 − σ(x)) = out·(1 − out)",
+                "exp": "exp'(x) = exp(x) = out", "log": "log'(x) = 1/x", "pow": "d(xⁿ)/dx = n·xⁿ⁻¹",
+                "sub": "∂(a − b)/∂a = 1, ∂(a − b)/∂b = −1", "div": "∂(a/b)/∂a = 1/b, ∂(a/b)/∂b = −a/b²",
+                "neg": "d(−x)/dx = −1", "sin": "sin'(x) = cos(x)", "cos": "cos'(x) = −sin(x)",
+                "sqrt": "d√x/dx = 1/(2√x)", "square": "d(x²)/dx = 2x", "abs": "d|x|/dx = sign(x)",
+                "softplus": "softplus'(x) = σ(x)"}
+_UNARY_POINTS = (-2.0, -0.5, 0.0, 0.5, 1.0, 2.5, -20.0, 20.0)
+_BINARY_POINTS = ((2.0, 3.0), (0.5, -1.5), (-1.0, 2.0), (3.0, 0.5), (1.5, 1.0), (0.0, 2.0), (2.0, 0.0))
+_EXPONENTS = (2.0, 3.0, 0.5, -1.0)
+_BASES = (0.5, 1.5, 3.0, -2.0, 0.0)
 
 
-@question("C", "C1", "gradient_descent returns one loss per step", ["Tensor", "add", "mul", "gradient_descent"])
-def _descent_losses(ns):
-    losses = ns["gradient_descent"](_parabola(ns), ns["Tensor"](0.0), lr=0.1, steps=20)
+def _plain_name(name):
+    key = name.strip("_").lower()
+    key = {"truediv": "div", "rtruediv": "div", "rsub": "sub", "rpow": "pow", "power": "pow", "divide": "div",
+           "subtract": "sub", "negative": "neg", "logistic": "sigmoid"}.get(key, key)
+    return key
+
+
+def _student_code(function) -> bool:
+    code = getattr(function, "__code__", None)
+    if code is None:
+        return False
+    path = os.path.abspath(code.co_filename)
+    here = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    return not path.startswith(here + os.sep) and "site-packages" not in path and "dist-packages" not in path
+
+
+def _required(function, skip=0):
     try:
-        values = [float(np.asarray(v, dtype=np.float64)) for v in losses]
-    except Exception:
-        raise Wrong(f"gradient_descent returned {short_repr(losses, 60)}, expected a list of 20 numbers (the losses)",
-                    "append float(loss.data) at each step and return the list") from None
-    if len(values) != 20:
-        raise Wrong(f"gradient_descent(..., steps=20) returned {len(values)} losses, expected 20",
-                    "one loss per step: for _ in range(steps): ...")
+        params = list(inspect.signature(function).parameters.values())[skip:]
+    except (TypeError, ValueError):
+        return None
+    if any(p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD) for p in params):
+        return None
+    return sum(p.default is p.empty and p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD) for p in params)
 
 
-@question("C", "C2", "the loss decreases and x reaches the minimum of (x − 3)²",
-          ["Tensor", "add", "mul", "gradient_descent"])
-def _descent_minimum(ns):
-    x = ns["Tensor"](0.0)
-    losses = ns["gradient_descent"](_parabola(ns), x, lr=0.1, steps=100)
-    value = float(_num(x.data, "x.data"))
-    if value == 0.0:
-        g = getattr(x, "grad", None)
-        if g is None or _close(_num(g, "x.grad"), np.zeros(np.shape(g))):
-            raise Wrong(f"x.data is still 0 after 100 steps, and x.grad is {short_repr(g, 60)}: no gradient reached x",
-                        "each step builds the loss from x (loss = f(x)) and calls loss.backward() before updating")
-        raise Wrong(f"x.data is still 0 after 100 steps although x.grad is {_f(g)}: the steps did not change the "
-                    "x you were given",
-                    "update the tensor you were given in place: x.data = x.data - lr * x.grad "
-                    "(rebinding x to a new Tensor changes nothing outside the function)")
-    if abs(value - 3.0) > abs(0.0 - 3.0):
-        raise Wrong(f"x moved away from the minimum at 3: x.data is {value:.4g} after 100 steps",
-                    "step against the gradient: x.data -= lr * x.grad")
-    if abs(value - 3.0) > 1e-3:
-        raise Wrong(f"x.data is {value:.6g} after 100 steps of lr = 0.1, expected 3 (to 0.001)",
-                    "each step is x ← x − lr · dL/dx with a fresh gradient")
-    values = [float(np.asarray(v, dtype=np.float64)) for v in losses]
-    if any(b > a + 1e-12 for a, b in zip(values, values[1:])):
-        raise Wrong("the losses do not decrease step after step", "record the loss before the update")
+def _own_operations(ns):
+    """Every operation the student wrote beyond the practical's: (label, name, call, arity)
+    where ``call(*tensors_or_numbers)`` builds it; module functions and Tensor methods alike,
+    whatever their names, in a fixed order."""
+    T = ns["Tensor"]
+    found, seen = [], set()
+    for name in sorted(vars(T)):
+        value = vars(T)[name]
+        if name in _OWN_METHODS or (name.startswith("_") and not name.startswith("__")):
+            continue
+        if isinstance(value, types.FunctionType) and _student_code(value) and id(value) not in seen:
+            n = _required(value, 1)
+            if n in (0, 1):
+                seen.add(id(value))
+                found.append((f"Tensor.{name}", name, (lambda m: lambda t, *rest: m(t, *rest))(value), n + 1))
+    for name in sorted(k for k in ns if isinstance(k, str)):
+        value = ns[name]
+        if name in _PRACTICAL_NAMES or name.startswith("_") or not isinstance(value, types.FunctionType):
+            continue
+        if _student_code(value) and id(value) not in seen:
+            n = _required(value)
+            if n in (1, 2):
+                seen.add(id(value))
+                found.append((name, name, value, n))
+    return found
 
 
-@question("C", "C3", "each step uses a fresh gradient", ["Tensor", "mul", "gradient_descent"])
-def _descent_fresh(ns):
-    T, mul = ns["Tensor"], ns["mul"]
-    x = T(1.0)
-    ns["gradient_descent"](lambda x: mul(x, x), x, lr=0.25, steps=3)
-    value = float(_num(x.data, "x.data"))
-    if not _close(value, 0.125):
-        raise Wrong(f"minimising x·x from x = 1 with lr = 0.25, x.data is {value:.6g} after 3 steps, expected "
-                    "0.125 (each step halves x)",
-                    "each step needs the gradient at the current x only: call loss.backward() on a loss built "
-                    "from the current x, and do not let grads from earlier steps add up")
+def _in_graph(out, inputs):
+    """True when every one of ``inputs`` is reached from ``out`` through _parents."""
+    wanted = {id(t) for t in inputs}
+    stack, visited = [out], set()
+    while stack and wanted:
+        node = stack.pop()
+        if id(node) in visited:
+            continue
+        visited.add(id(node))
+        wanted.discard(id(node))
+        try:
+            stack.extend(getattr(node, "_parents", ()) or ())
+        except TypeError:
+            return False
+    return not wanted
 
 
-# -- Part D ----------------------------------------------------------------------------
-
-_W = np.array([[1.0, 2.0, 0.5], [-1.0, 0.5, -3.0]])
-_V = np.array([1.0, 2.0, -1.0])
+def _reference_backward(out, seed):
+    """The chain rule over ``out``'s graph with the student's own rules, run by us (zeroed
+    grads, ``seed`` on the output, each rule once, users before what they use): what their
+    rules give, whatever their backward() does."""
+    order, visited = [], set()
+    stack = [(out, False)]
+    while stack:
+        node, expanded = stack.pop()
+        if expanded:
+            order.append(node)
+            continue
+        if id(node) in visited:
+            continue
+        visited.add(id(node))
+        stack.append((node, True))
+        stack.extend((p, False) for p in list(getattr(node, "_parents", ()) or ()) if id(p) not in visited)
+    for node in order:
+        node.grad = np.zeros_like(np.asarray(node.data, dtype=np.float64))
+    out.grad = np.array(seed, dtype=np.float64)
+    for node in reversed(order):
+        rule = getattr(node, "_backward", None)
+        if callable(rule):
+            rule()
 
 
 def _numeric_grad(f, x, eps=1e-6):
@@ -556,6 +751,286 @@ def _numeric_grad(f, x, eps=1e-6):
     return grad
 
 
+def _numeric(f, point, index, eps):
+    up, down = [np.array(p, dtype=np.float64) for p in point], [np.array(p, dtype=np.float64) for p in point]
+    up[index] = up[index] + eps
+    down[index] = down[index] - eps
+    return (f(up) - f(down)) / (2 * eps)
+
+
+def _check_operation(ns, label, name, call, arity):
+    """None when the rule of ``call`` matches finite differences wherever it is smooth, else
+    Wrong; "skip" when it is not an operation on tensors (a helper of another kind)."""
+    T = ns["Tensor"]
+    forms = []
+    if arity == 1:
+        forms = [("tensor", [(p,) for p in _UNARY_POINTS] + [(np.array([-1.0, 0.0, 0.5, 2.0]),)])]
+    else:
+        forms = [("tensors", [tuple(p) for p in _BINARY_POINTS]), ("number", [(b, e) for e in _EXPONENTS
+                                                                              for b in _BASES])]
+    for form, points in forms:
+        checked, failures = 0, None
+        for point in points:
+            tensors = [T(point[0])] + ([T(point[1])] if form == "tensors" else [])
+            args = tensors + ([point[1]] if form == "number" else [])
+            with np.errstate(all="ignore"):
+                try:
+                    out = call(*args)
+                except NotImplementedError:
+                    raise
+                except Exception:
+                    if checked:
+                        continue
+                    break
+                if not isinstance(out, T) or not _in_graph(out, tensors):
+                    break
+                data = np.asarray(out.data, dtype=np.float64)
+                if not np.all(np.isfinite(data)):
+                    continue
+
+                n = len(tensors)
+
+                def value(values, args=args, n=n):
+                    ins = [T(v) for v in values[:n]] + list(args[n:])
+                    return float(np.sum(np.asarray(call(*ins).data, dtype=np.float64)))
+                fixed = [np.asarray(t.data, dtype=np.float64) for t in tensors]
+                _reference_backward(out, np.ones_like(data))
+                for index, t in enumerate(tensors):
+                    def one(array, index=index, fixed=fixed, value=value):
+                        return value([array if i == index else f for i, f in enumerate(fixed)])
+                    want, rough = _numeric_grad(one, fixed[index], 1e-6), _numeric_grad(one, fixed[index], 1e-4)
+                    if not (np.all(np.isfinite(want)) and np.allclose(want, rough, rtol=1e-3, atol=1e-5)):
+                        continue                        # not smooth here (a kink, a pole): no derivative to check
+                    got = getattr(t, "grad", None)
+                    got = None if got is None else np.asarray(got, dtype=np.float64)
+                    if got is None or got.shape != np.shape(want) or not np.allclose(got, want, rtol=1e-4, atol=1e-6):
+                        failures = failures or (point, index, got, want, out)
+                    checked += 1
+        if failures:
+            point, index, got, want, out = failures
+            where_text = ", ".join(f"{n} = {_f(p)}" for n, p in zip("xy" if form == "tensors" else "xn", point))
+            rule = getattr(out, "_backward", None)
+            code = getattr(rule, "__code__", None)
+            line = f" (its rule: {code.co_name}, line {code.co_firstlineno})" if code is not None else ""
+            formula = _DERIVATIVES.get(_plain_name(name))
+            wrt = "x" if index == 0 else "y"
+            raise Wrong(f"{label}: at {where_text}, its rule gives {wrt}.grad = {_f(got) if got is not None else None}"
+                        f" where finite differences give {_f(want)}{line}",
+                        (f"{formula}; " if formula else "") + "the rule adds out.grad × (the derivative at the "
+                        "input) into the input's grad")
+        if checked:
+            return None
+    return "skip"
+
+
+class _OverBudget(BaseException):
+    """A candidate took longer than a real operation would: it is something else (a demo, a loop)."""
+
+
+class _budget:
+    """At most ``seconds`` for the code inside (by SIGALRM, where the check runs in a
+    process's main thread; without a limit elsewhere)."""
+
+    def __init__(self, seconds):
+        self.seconds, self.armed = seconds, False
+
+    def __enter__(self):
+        import signal
+        import threading
+
+        if hasattr(signal, "setitimer") and threading.current_thread() is threading.main_thread():
+            def over(signum, frame):
+                raise _OverBudget()
+            self.previous = signal.signal(signal.SIGALRM, over)
+            signal.setitimer(signal.ITIMER_REAL, self.seconds)
+            self.armed = True
+        return self
+
+    def __exit__(self, *exc):
+        if self.armed:
+            import signal
+
+            signal.setitimer(signal.ITIMER_REAL, 0)
+            signal.signal(signal.SIGALRM, self.previous)
+        return False
+
+
+@question("B", "B10", "your own operation(s): each rule matches finite differences", ["Tensor"], after=["A3"])
+def _own(ns):
+    operations = _own_operations(ns)
+    checked, todo = [], None
+    for label, name, call, arity in operations:
+        try:
+            with _budget(2.0):
+                outcome = _check_operation(ns, label, name, call, arity)
+        except NotImplementedError as exc:
+            todo = todo or exc
+            continue
+        except _OverBudget:
+            continue
+        if outcome is None:
+            checked.append(label)
+    if checked:
+        return
+    if todo is not None:
+        raise todo
+    raise Wrong("no operation of your own besides add, mul, matvec and relu was found (a function of tensors, or a "
+                "Tensor method, returning a new Tensor)",
+                "Part B asks for another function of your choice (tanh, exp, log, ** …): write it like mul, with "
+                "its own _backward")
+
+
+# -- Part C ----------------------------------------------------------------------------
+
+def _parabola(ns):
+    T, add, mul = ns["Tensor"], ns["add"], ns["mul"]
+    return lambda x: mul(add(x, T(-3.0)), add(x, T(-3.0)))
+
+
+def _number(value, what):
+    """``value`` (a float, a NumPy number, or a one-element array or Tensor) as a float."""
+    if isinstance(value, (int, float, np.number)) and not isinstance(value, bool):
+        return float(value)
+    data = getattr(value, "data", value)
+    try:
+        array = np.asarray(data, dtype=np.float64)
+    except (TypeError, ValueError):
+        array = None
+    if array is None or array.size != 1:
+        raise Wrong(f"{what} is {short_repr(value, 50)} ({type(value).__name__}), expected a number",
+                    "append a float: losses.append(float(loss.data))")
+    return float(array.reshape(-1)[0])
+
+
+def _losses(losses, steps, function="gradient_descent"):
+    if isinstance(losses, (str, bytes)) or not hasattr(losses, "__iter__") or hasattr(losses, "_parents"):
+        raise Wrong(f"{function} returned {short_repr(losses, 60)} ({type(losses).__name__}), expected a list of "
+                    f"{steps} numbers (the losses)", "append float(loss.data) at each step and return the list")
+    values = [_number(v, f"the loss of step {i + 1}") for i, v in enumerate(losses)]
+    if len(values) != steps:
+        raise Wrong(f"{function}(..., steps={steps}) returned {len(values)} losses, expected {steps}",
+                    "one loss per step: for _ in range(steps): ...")
+    return values
+
+
+@question("C", "C1", "gradient_descent returns one loss per step", ["Tensor", "add", "mul", "gradient_descent"],
+          after=["B4", "B6"])
+def _descent_losses(ns):
+    _losses(ns["gradient_descent"](_parabola(ns), ns["Tensor"](0.0), lr=0.1, steps=20), 20)
+
+
+@question("C", "C2", "the loss decreases and x reaches the minimum of (x − 3)²",
+          ["Tensor", "add", "mul", "gradient_descent"], after=["B4", "B6"])
+def _descent_minimum(ns):
+    x = ns["Tensor"](0.0)
+    losses = ns["gradient_descent"](_parabola(ns), x, lr=0.1, steps=100)
+    value = _number(_num(x.data, "x.data"), "x.data")
+    if value == 0.0:
+        g = getattr(x, "grad", None)
+        if g is None or _close(_num(g, "x.grad"), np.zeros(np.shape(g))):
+            raise Wrong(f"x.data is still 0 after 100 steps, and x.grad is {short_repr(g, 60)}: no gradient reached x",
+                        "each step builds the loss from x (loss = f(x)) and calls loss.backward() before updating")
+        raise Wrong(f"x.data is still 0 after 100 steps although x.grad is {_f(g)}: the steps did not change the "
+                    "x you were given",
+                    "update the tensor you were given in place: x.data = x.data - lr * x.grad "
+                    "(rebinding x to a new Tensor changes nothing outside the function)")
+    if abs(value - 3.0) > abs(0.0 - 3.0):
+        raise Wrong(f"x moved away from the minimum at 3: x.data is {value:.4g} after 100 steps",
+                    "step against the gradient: x.data -= lr * x.grad")
+    if abs(value - 3.0) > 1e-3:
+        _, seen = _halving(ns)
+        raise Wrong(f"x.data is {value:.6g} after 100 steps of lr = 0.1, expected 3 (to 0.001)",
+                    seen or "each step is x ← x − lr · dL/dx with a fresh gradient")
+    values = _losses(losses, 100)
+    if any(b > a + 1e-12 for a, b in zip(values, values[1:])):
+        raise Wrong("the losses do not decrease step after step", "record the loss before the update")
+
+
+def _halving(ns):
+    """Minimise x·x from 1 with lr = 0.25 for 3 steps (each step halves x): the path x took,
+    and a hint for what it shows (None when it is right)."""
+    T, mul = ns["Tensor"], ns["mul"]
+    x = T(1.0)
+    path = []
+
+    def square(t):
+        path.append(float(np.asarray(t.data, dtype=np.float64).reshape(-1)[0]))
+        return mul(t, t)
+    ns["gradient_descent"](square, x, lr=0.25, steps=3)
+    value = _number(_num(x.data, "x.data"), "x.data")
+    if _close(value, 0.125):
+        return path + [value], None
+    path = path + [value]
+    if len(path) != 4:
+        return path, f"steps=3 asks for 3 evaluations of f and 3 updates; f was called {len(path) - 1} times"
+    if _close(path[1], 0.5) and not _close(path[2], 0.25):
+        g = (path[1] - path[2]) / 0.25
+        if _close(g, 2 * path[0] + 2 * path[1]):
+            return path, (f"the second step used a gradient of {_f(g)} = 2·1 + 2·0.5: the first step's gradient "
+                          "was still counted and the new one was added to it; each step uses only the gradient of "
+                          "its own loss (backward() sets every grad to zero first)")
+    if _close(path[1], 1.5):
+        return path, "step against the gradient: x.data = x.data - lr * x.grad"
+    return path, ("each step needs the gradient at the current x only: build the loss from the current x, call "
+                  "loss.backward(), then x.data = x.data - lr * x.grad")
+
+
+@question("C", "C3", "each step uses a fresh gradient", ["Tensor", "mul", "gradient_descent"],
+          after=["B4", "B6", "C2"])
+def _descent_fresh(ns):
+    path, hint = _halving(ns)
+    if hint is not None:
+        raise Wrong(f"minimising x·x from x = 1 with lr = 0.25, x went {' → '.join(_f(v) for v in path)}, expected "
+                    "1.0 → 0.5 → 0.25 → 0.125 (each step halves x)", hint)
+
+
+@question("C", "C4", "gradient descent on a function of your own", ["Tensor", "gradient_descent", "my_function"],
+          after=["B6", "B10", "C2"])
+def _descent_own(ns):
+    T, f = ns["Tensor"], ns["my_function"]
+    start = ns.get("my_start", 1.0)
+    lr, steps = ns.get("my_lr", 0.1), ns.get("my_steps", 50)
+    try:
+        start = float(np.asarray(getattr(start, "data", start), dtype=np.float64).reshape(-1)[0])
+        lr, steps = float(lr), int(steps)
+    except (TypeError, ValueError, IndexError):
+        raise Wrong(f"my_start, my_lr and my_steps are {short_repr(start)}, {short_repr(lr)} and {short_repr(steps)}, "
+                    "expected numbers", "e.g. my_start, my_lr, my_steps = 2.0, 0.1, 50") from None
+    out = _is_tensor(ns, f(T(start)), "my_function(Tensor(my_start))")
+    if np.size(out.data) != 1:
+        raise Wrong(f"my_function(Tensor(my_start)) has data of shape {np.shape(out.data)}, expected one number",
+                    "a loss to minimise is one number")
+    for point in (start, start + 0.5, start - 0.7):
+        x = T(point)
+        with np.errstate(all="ignore"):
+            y = f(x)
+            if not np.all(np.isfinite(np.asarray(y.data, dtype=np.float64))):
+                continue
+            _reference_backward(y, np.ones_like(np.asarray(y.data, dtype=np.float64)))
+            want = _numeric(lambda v: float(np.sum(np.asarray(f(T(v[0])).data, dtype=np.float64))),
+                            [np.asarray(point)], 0, 1e-6)
+        got = getattr(x, "grad", None)
+        if np.isfinite(want) and (got is None or not _close(_num(got, "x.grad"), want, 1e-4)):
+            raise Wrong(f"at x = {_f(point)}, the rules of my_function's graph give x.grad = "
+                        f"{'None' if got is None else _f(got)} where finite differences give {_f(want)}",
+                        "one of the operations it uses has a wrong _backward (B10 checks your own ones)")
+    x = T(start)
+    values = _losses(ns["gradient_descent"](f, x, lr=lr, steps=steps), steps)
+    if not all(math.isfinite(v) for v in values):
+        raise Wrong(f"the loss became {values[-1]} during the descent", "lower my_lr")
+    if not values[-1] < values[0]:
+        raise Wrong(f"from my_start = {_f(start)} with my_lr = {lr:g}, the loss went from {values[0]:.4g} to "
+                    f"{values[-1]:.4g} in {steps} steps: it did not fall",
+                    "choose a function with a minimum (e.g. (x − 2)² + tanh(x)), a start away from it and a "
+                    "learning rate small enough")
+
+
+# -- Part D ----------------------------------------------------------------------------
+
+_W = np.array([[1.0, 2.0, 0.5], [-1.0, 0.5, -3.0]])
+_V = np.array([1.0, 2.0, -1.0])
+
+
 def _check_grad(got, want, what, transposed_hint, hint):
     got = np.asarray(got, dtype=np.float64)
     if got.shape != want.shape:
@@ -564,11 +1039,14 @@ def _check_grad(got, want, what, transposed_hint, hint):
     if not np.allclose(got, want, rtol=1e-4, atol=1e-6):
         if want.ndim == 2 and np.allclose(got, want.T.reshape(got.shape) if want.T.shape == got.shape else got + 1):
             raise Wrong(f"{what} is transposed", transposed_hint)
-        raise Wrong(f"{what} is {np.array2string(got, precision=3)}, finite differences give "
-                    f"{np.array2string(want, precision=3)}", hint)
+        raise Wrong(f"{what} is {_one_line(got)}, finite differences give {_one_line(want)}", hint)
 
 
-@question("D", "D1", "matvec(W, v) computes W @ v and records it", ["Tensor", "matvec"])
+def _one_line(array):
+    return " ".join(np.array2string(np.asarray(array), precision=3, separator=", ").split())
+
+
+@question("D", "D1", "matvec(W, v) computes W @ v and records it", ["Tensor", "matvec"], after=["A3"])
 def _matvec_forward(ns):
     T = ns["Tensor"]
     W, v = T(_W), T(_V)
@@ -586,7 +1064,11 @@ def _matvec_forward(ns):
                     "create the output with _parents=(W, v)")
 
 
-@question("D", "D2", "matvec's gradients match finite differences", ["Tensor", "matvec"])
+_W_HINT = "∂L/∂W = outer(∂L/∂out, v), of W's shape (2, 3): W.grad += np.outer(out.grad, v.data)"
+_V_HINT = "∂L/∂v = Wᵀ ∂L/∂out, of v's shape (3,): v.grad += W.data.T @ out.grad"
+
+
+@question("D", "D2", "matvec's gradients match finite differences", ["Tensor", "matvec"], after=["D1"])
 def _matvec_grad(ns):
     T, matvec = ns["Tensor"], ns["matvec"]
     g = np.array([0.5, -2.0])
@@ -596,44 +1078,58 @@ def _matvec_grad(ns):
     out.grad = g.copy()
     try:
         _run_rule(out, "matvec(W, v)")
-    except ValueError as exc:    # shapes that do not fit: most often a transposed outer product
-        raise Wrong(f"matvec's _backward raised ValueError: {exc}{where(exc)}",
-                    "∂L/∂W = outer(∂L/∂out, v) has W's shape (2, 3): W.grad += np.outer(out.grad, v.data); "
-                    "np.outer(v.data, out.grad) is its transpose") from None
+    except ValueError as exc:    # shapes that do not fit: the line that raised, or what it left, says which side
+        line = where(exc)
+        w_done = W.grad is not None and not _close(_num(W.grad, "W.grad"), np.zeros(_W.shape))
+        v_done = v.grad is not None and np.shape(v.grad) == _V.shape and not _close(_num(v.grad, "v.grad"),
+                                                                                      np.zeros(_V.shape))
+        if "v.grad" in line or ("W.grad" not in line and w_done and not v_done):
+            side = "v.grad"
+        elif "W.grad" in line or (v_done and not w_done):
+            side = "W.grad"
+        else:
+            side = None
+        hint = {"v.grad": _V_HINT, "W.grad": _W_HINT + " (np.outer(v.data, out.grad) is its transpose)",
+                None: _W_HINT + "; " + _V_HINT}[side]
+        raise Wrong(f"matvec's _backward raised ValueError{' on ' + side if side else ''}: {exc}{line}", hint) from None
     want_W = _numeric_grad(lambda w: float(np.sum(g * np.asarray(matvec(T(w), T(_V)).data))), _W)
     want_v = _numeric_grad(lambda x: float(np.sum(g * np.asarray(matvec(T(_W), T(x)).data))), _V)
-    _check_grad(_num(W.grad, "W.grad"), want_W, "W.grad",
-                "matvec's gradient is transposed: ∂L/∂W = outer(∂L/∂out, v), i.e. "
-                "W.grad += np.outer(out.grad, v.data), which has W's shape",
-                "∂L/∂W = outer(∂L/∂out, v): W.grad += np.outer(out.grad, v.data)")
-    _check_grad(_num(v.grad, "v.grad"), want_v, "v.grad",
-                "∂L/∂v = Wᵀ ∂L/∂out: v.grad += W.data.T @ out.grad",
-                "∂L/∂v = Wᵀ ∂L/∂out: v.grad += W.data.T @ out.grad (not W.data @ …)")
+    _check_grad(_num(W.grad, "W.grad"), want_W, "W.grad", "W.grad is transposed: " + _W_HINT, _W_HINT)
+    _check_grad(_num(v.grad, "v.grad"), want_v, "v.grad", _V_HINT, _V_HINT + " (not W.data @ …)")
 
 
-@question("D", "D3", "relu's value and gradient", ["Tensor", "relu"])
+@question("D", "D3", "relu's value and gradient, also at 0", ["Tensor", "relu"], after=["A3"])
 def _relu(ns):
     T, relu = ns["Tensor"], ns["relu"]
-    a = np.array([-2.0, -0.5, 1.5, 3.0])
+    a = np.array([-2.0, -0.5, 0.0, 1.5, 3.0])
     x = T(a)
     out = _is_tensor(ns, relu(x), "relu(x)")
     if not _close(out.data, np.maximum(a, 0)):
         raise Wrong(f"relu(x) for x = {a} has data {short_repr(out.data, 60)}, expected {np.maximum(a, 0)}",
                     "np.maximum(x.data, 0)")
-    g = np.array([1.0, 2.0, 3.0, 4.0])
+    g = np.array([1.0, 2.0, 3.0, 4.0, 5.0])
     _zero(x)
     out.grad = g.copy()
     _run_rule(out, "relu(x)")
     got = _num(x.grad, "x.grad")
-    want = _numeric_grad(lambda d: float(np.sum(g * np.asarray(relu(T(d)).data))), a)
-    if got.shape == want.shape and np.allclose(got, g * (a < 0)):
+    want = g * (a > 0)          # at 0, as PyTorch: no gradient
+    if got.shape != want.shape:
+        raise Wrong(f"x.grad has shape {got.shape}, expected {want.shape}", "x.grad += out.grad * (x.data > 0)")
+    if np.allclose(got, g * (a < 0)):
         raise Wrong(f"x.grad is {got}, expected {want}: the gradient flows where x < 0",
                     "ReLU's gradient is on the wrong side: it passes ∂L/∂out where the input is positive "
                     "(x.data > 0) and blocks it where it is negative")
-    _check_grad(got, want, "x.grad", "", "x.grad += out.grad * (x.data > 0)")
+    if np.allclose(got, g * (a >= 0)):
+        raise Wrong(f"for x = {a} and out.grad = {g}, x.grad at x = 0 is {_f(got[2])}, expected 0",
+                    "at 0 ReLU has no derivative; the convention (PyTorch's) is 0: pass the grad only where "
+                    "x.data > 0, not >= 0")
+    if not np.allclose(got, want):
+        raise Wrong(f"for x = {a} and out.grad = {g}, x.grad is {got}, expected {want}",
+                    "x.grad += out.grad * (x.data > 0)")
 
 
-@question("D", "D4", "backward() through relu(matvec(W, v))", ["Tensor", "matvec", "relu"])
+@question("D", "D4", "backward() through relu(matvec(W, v))", ["Tensor", "matvec", "relu"],
+          after=["B3", "B6", "D2", "D3"])
 def _mlp_layer(ns):
     T, matvec, relu = ns["Tensor"], ns["matvec"], ns["relu"]
     W, v = T(_W), T(_V)
@@ -650,6 +1146,119 @@ def _mlp_layer(ns):
                 "on its own)")
     _check_grad(_grad(W, "W"), want_W, "W.grad", hint, hint)
     _check_grad(_grad(v, "v"), want_v, "v.grad", hint, hint)
+
+
+# The 2-layer MLP regression: y = sin(x) on [-2, 2], one hidden layer of 6 ReLU units.
+_MLP_X = np.linspace(-2.0, 2.0, 10).reshape(-1, 1)
+_MLP_Y = np.sin(_MLP_X)
+_MLP_SHAPES = (("W1", (6, 1)), ("b1", (6,)), ("W2", (1, 6)), ("b2", (1,)))
+
+
+def _mlp_start():
+    rng = np.random.default_rng(3)
+    return [rng.normal(0.0, 0.8, shape) if name.startswith("W") else np.full(shape, 0.1)
+            for name, shape in _MLP_SHAPES]
+
+
+def _mlp_numpy(values, x):
+    W1, b1, W2, b2 = values
+    return W2 @ np.maximum(W1 @ x + b1, 0.0) + b2
+
+
+def _mlp_loss_numpy(values):
+    return float(np.mean([np.sum((_mlp_numpy(values, x) - y) ** 2) for x, y in zip(_MLP_X, _MLP_Y)]))
+
+
+@question("D", "D5", "mlp(x, W1, b1, W2, b2) computes W2·relu(W1·x + b1) + b2",
+          ["Tensor", "matvec", "relu", "add", "mlp"], after=["D1", "D3"])
+def _mlp_forward(ns):
+    T = ns["Tensor"]
+    values = _mlp_start()
+    x = np.array([0.7])
+    out = _is_tensor(ns, ns["mlp"](T(x), *[T(v) for v in values]), "mlp(x, W1, b1, W2, b2)")
+    want = _mlp_numpy(values, x)
+    got = _num(out.data, "mlp(...).data")
+    if not _close(got.reshape(want.shape) if got.size == want.size else got, want):
+        raise Wrong(f"mlp(x, W1, b1, W2, b2) at x = 0.7 has data {short_repr(out.data, 60)}, expected {_f(want)}",
+                    "the hidden layer is h = relu(matvec(W1, x) + b1), the output matvec(W2, h) + b2")
+
+
+@question("D", "D6", "the regression loss and its grads match finite differences",
+          ["Tensor", "matvec", "relu", "add", "mlp", "regression_loss"], after=["B1", "B2", "D4", "D5"])
+def _mlp_grads(ns):
+    T, loss_of = ns["Tensor"], ns["regression_loss"]
+    values = _mlp_start()
+    params = [T(v) for v in values]
+    loss = _is_tensor(ns, loss_of(params, _MLP_X, _MLP_Y), "regression_loss(params, X, Y)")
+    want = _mlp_loss_numpy(values)
+    if np.size(loss.data) != 1 or not _close(float(np.sum(np.asarray(loss.data, dtype=np.float64))), want):
+        raise Wrong(f"regression_loss(params, X, Y) is {short_repr(loss.data, 50)}, expected {_f(want)} (the mean "
+                    "over the 10 samples of the squared error)",
+                    "add up (mlp(x, *params) − y)² over the samples and multiply by 1/N")
+    _call_backward(loss, "regression_loss(...)")
+    for (name, _), p, start in zip(_MLP_SHAPES, params, values):
+        def f(v, name=name):
+            trial = [v if n == name else s for (n, _), s in zip(_MLP_SHAPES, values)]
+            return _mlp_loss_numpy(trial)
+        numeric = _numeric_grad(f, start)
+        _check_grad(_grad(p, name), numeric, f"{name}.grad",
+                    f"{name}.grad must have {name}'s shape {start.shape}",
+                    "each sample's graph adds its part into the parameters' grads: check that regression_loss "
+                    "builds one graph over all samples, and that every rule adds (+=)")
+
+
+@question("D", "D7", "training the MLP: the loss falls", ["Tensor", "matvec", "relu", "add", "mlp",
+                                                          "regression_loss", "train"], after=["D6", "C2"])
+def _mlp_training(ns):
+    T = ns["Tensor"]
+    values = _mlp_start()
+    params = [T(v.copy()) for v in values]
+    steps = 60
+    losses = _losses(ns["train"](params, _MLP_X, _MLP_Y, lr=0.1, steps=steps), steps, "train")
+    moved = [name for (name, _), p, v in zip(_MLP_SHAPES, params, values)
+             if not np.allclose(np.asarray(p.data, dtype=np.float64), v)]
+    if not moved:
+        raise Wrong(f"after train(params, X, Y, lr=0.1, steps={steps}) the parameters' data are as they were "
+                    f"(the loss went from {losses[0]:.4g} to {losses[-1]:.4g})",
+                    "update each parameter in place: p.data = p.data - lr * p.grad (a new Tensor bound to a loop "
+                    "variable changes nothing outside it)")
+    if not all(math.isfinite(v) for v in losses) or losses[-1] > losses[0]:
+        raise Wrong(f"the loss went from {losses[0]:.4g} to {losses[-1]:.4g} in {steps} steps of lr = 0.1",
+                    "step against the gradient: p.data = p.data - lr * p.grad, with the grads of the current loss")
+    if losses[-1] > 0.5 * losses[0]:
+        still = [name for (name, _) in _MLP_SHAPES if name not in moved]
+        raise Wrong(f"the loss went only from {losses[0]:.4g} to {losses[-1]:.4g} in {steps} steps of lr = 0.1"
+                    + (f"; {', '.join(still)} never changed" if still else ""),
+                    "update every parameter (W1, b1, W2, b2) at every step, with the grads of that step's loss")
+
+
+def none_operands(exc):
+    """"t1.grad" (or the names) that were None on the line where ``exc`` was raised, read
+    from that frame of the student's code; "" when none is found."""
+    tb, frame_tb = exc.__traceback__, None
+    while tb is not None:
+        if os.path.abspath(tb.tb_frame.f_code.co_filename) not in _OWN_FILES:
+            frame_tb = tb
+        tb = tb.tb_next
+    if frame_tb is None:
+        return ""
+    frame = frame_tb.tb_frame
+    line = traceback.extract_tb(frame_tb, limit=1)[0].line or ""
+    scope = {**frame.f_globals, **frame.f_locals}
+    found = []
+    for text in re.findall(r"[A-Za-z_][\w.]*", line):
+        head, *rest = text.split(".")
+        if head not in scope or text in found:
+            continue
+        value = scope[head]
+        try:
+            for part in rest:
+                value = getattr(value, part)
+        except Exception:
+            continue
+        if value is None:
+            found.append(text)
+    return " and ".join(found)
 
 
 def where(exc) -> str:

@@ -1,4 +1,5 @@
 """The practical's reference solution and known mistakes, as test fixtures."""
+import linecache
 import re
 from pathlib import Path
 
@@ -18,5 +19,13 @@ def namespace(replace=None) -> dict:
     for key, code in sections().items():
         if replace is not None and key == replace[0]:
             code = replace[1]
-        exec(compile(code, f"<{key}>", "exec"), ns)
+        exec(compile(code, cell(key, code), "exec"), ns)
     return ns
+
+
+def cell(name, code) -> str:
+    """A file name for ``code`` that tracebacks can read lines from, as IPython gives each
+    notebook cell (so a message quotes the student's line, as it does in a notebook)."""
+    filename = f"<cell {name}>"
+    linecache.cache[filename] = (len(code), None, code.splitlines(True), filename)
+    return filename

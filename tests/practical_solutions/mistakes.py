@@ -45,7 +45,7 @@ def backward(self):
         node._backward()
 
 Tensor.backward = backward
-''', "B", "B4", "reset"),
+''', "B", "B4", "not only those that are None"),
     ("mul's rule uses its own operand", "rules", '''
 def add(t1, t2):
     out = Tensor(t1.data + t2.data, _parents=(t1, t2), _function="add")
@@ -88,7 +88,7 @@ def backward(self):
         node._backward()
 
 Tensor.backward = backward
-''', "B", "B6", "reversed"),
+''', "B", "B5", "run it reversed"),
     ("recursive topological sort", "backward", '''
 def topological_order(tensor):
     order, visited = [], set()
@@ -110,7 +110,7 @@ def backward(self):
         node._backward()
 
 Tensor.backward = backward
-''', "B", "B7", "explicit stack"),
+''', "B", "B9", "explicit stack"),
     ("trace_graph misses the edges of shared nodes", "trace_graph", '''
 def trace_graph(tensor):
     nodes, edges = set(), set()
@@ -157,7 +157,7 @@ class Tensor:
         return mul(self, other if isinstance(other, Tensor) else Tensor(other))
     def __rmul__(self, other):
         return mul(Tensor(other), self)
-''', "A", "A3", "set(_parents)"),
+''', "A", "A1", "set(_parents)"),
     ("no __repr__", "tensor", '''
 class Tensor:
     def __init__(self, data, _parents=(), _function=None):
@@ -185,6 +185,14 @@ class Tensor:
         self._backward = lambda: None
     def __repr__(self):
         return f"Tensor({self.data})"
+    def __add__(self, other):
+        return add(self, other if isinstance(other, Tensor) else Tensor(other))
+    def __radd__(self, other):
+        return add(Tensor(other), self)
+    def __mul__(self, other):
+        return mul(self, other if isinstance(other, Tensor) else Tensor(other))
+    def __rmul__(self, other):
+        return mul(Tensor(other), self)
 ''', "A", "A1", "dtype=float"),
     ("no reflected operators", "tensor", '''
 class Tensor:
@@ -282,6 +290,130 @@ class Tensor:
 ''', "A", "A3", "__hash__ = object.__hash__")
 MISTAKES.append(UNHASHABLE)
 
-# Grads that are not reset also spoil descent: each step then adds to the last one's grad.
-NOT_RESET_IN_DESCENT = ("grads not reset, seen by descent", MISTAKES[1][1], MISTAKES[1][2], "C", "C3", "add up")
-MISTAKES.append(NOT_RESET_IN_DESCENT)
+
+_BACKWARD = """
+def topological_order(tensor):
+    order, visited = [], set()
+    stack = [(tensor, False)]
+    while stack:
+        node, expanded = stack.pop()
+        if expanded:
+            order.append(node)
+            continue
+        if node in visited:
+            continue
+        visited.add(node)
+        stack.append((node, True))
+        stack.extend((p, False) for p in node._parents if p not in visited)
+    return order
+
+def backward(self):
+    order = topological_order(self)
+{zeroing}{seed}    for node in reversed(order):
+        node._backward()
+
+Tensor.backward = backward
+"""
+_ZERO = "    for node in order:\n        node.grad = np.zeros_like(node.data)\n"
+_SEED = "    self.grad = np.ones_like(self.data)\n"
+
+_OWN_OP = """
+def {name}(t):
+    out = Tensor({forward}, _parents=(t,), _function="{name}")
+    def _backward():
+        t.grad += {rule}
+    out._backward = _backward
+    return out
+
+def power(self, n):
+    out = Tensor(self.data ** n, _parents=(self,), _function="pow")
+    def _backward():
+        self.grad += {pow_rule}
+    out._backward = _backward
+    return out
+
+Tensor.__pow__ = power
+"""
+
+
+def _own(name="tanh", forward="np.tanh(t.data)", rule="out.grad * (1 - out.data ** 2)",
+         pow_rule="out.grad * n * self.data ** (n - 1)"):
+    return _OWN_OP.format(name=name, forward=forward, rule=rule, pow_rule=pow_rule)
+
+
+_MATVEC = """
+def matvec(W, v):
+    out = Tensor(W.data @ v.data, _parents=(W, v), _function="matvec")
+    def _backward():
+        W.grad += np.outer(out.grad, v.data)
+        v.grad += {v_rule}
+    out._backward = _backward
+    return out
+
+def relu(t):
+    out = Tensor(np.maximum(t.data, 0), _parents=(t,), _function="relu")
+    def _backward():
+        t.grad += out.grad * {relu_mask}
+    out._backward = _backward
+    return out
+"""
+
+MISTAKES += [
+    ("missing seed", "backward", _BACKWARD.format(zeroing=_ZERO, seed=""), "B", "B3", "np.ones_like(self.data)"),
+    ("grads never initialised", "backward", _BACKWARD.format(zeroing="", seed=_SEED), "B", "B4",
+     "a grad is None until something sets it"),
+    ("breadth-first backward", "backward", """
+from collections import deque
+
+def backward(self):
+    order, seen, queue = [], {self}, deque([self])
+    while queue:
+        node = queue.popleft()
+        order.append(node)
+        for parent in node._parents:
+            if parent not in seen:
+                seen.add(parent)
+                queue.append(parent)
+    for node in order:
+        node.grad = np.zeros_like(node.data)
+    self.grad = np.ones_like(self.data)
+    for node in order:
+        node._backward()
+
+Tensor.backward = backward
+""", "B", "B5", "breadth first"),
+    ("tanh's rule uses the input", "own_op", _own(rule="out.grad * (1 - t.data ** 2)"), "B", "B10", "1 − tanh²"),
+    ("sigmoid's rule forgets 1 − σ", "own_op",
+     _own() + _own("sigmoid", "1 / (1 + np.exp(-t.data))", "out.grad * out.data"),
+     "B", "B10", "σ(x)·(1 − σ(x))"),
+    ("pow's rule keeps the exponent", "own_op", _own(pow_rule="out.grad * n * self.data ** n"), "B", "B10",
+     "n·xⁿ⁻¹"),
+    ("relu passes the gradient at 0", "matvec", _MATVEC.format(v_rule="W.data.T @ out.grad",
+                                                               relu_mask="(t.data >= 0)"), "D", "D3",
+     "not >= 0"),
+    ("matvec's v-side rule not transposed", "matvec", _MATVEC.format(v_rule="W.data @ out.grad",
+                                                                     relu_mask="(t.data > 0)"), "D", "D2",
+     "∂L/∂v = Wᵀ ∂L/∂out"),
+    ("an MLP that does not learn", "mlp", """
+def mlp(x, W1, b1, W2, b2):
+    return add(matvec(W2, relu(add(matvec(W1, x), b1))), b2)
+
+def regression_loss(params, X, Y):
+    total = None
+    for x, y in zip(X, Y):
+        error = add(mlp(Tensor(x), *params), Tensor(-y))
+        square = mul(error, error)
+        total = square if total is None else add(total, square)
+    return mul(total, Tensor([1.0 / len(X)]))
+
+def train(params, X, Y, lr=0.1, steps=100):
+    losses = []
+    for _ in range(steps):
+        loss = regression_loss(params, X, Y)
+        loss.backward()
+        for p in params:
+            p = Tensor(p.data - lr * p.grad)
+        losses.append(loss.data.item())
+    return losses
+""", "D", "D7", "in place"),
+]

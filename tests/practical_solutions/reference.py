@@ -101,6 +101,27 @@ def backward(self):
 
 Tensor.backward = backward
 
+# %% own_op
+def tanh(t):
+    out = Tensor(np.tanh(t.data), _parents=(t,), _function="tanh")
+
+    def _backward():
+        t.grad += out.grad * (1 - out.data ** 2)
+    out._backward = _backward
+    return out
+
+
+def power(self, n):
+    out = Tensor(self.data ** n, _parents=(self,), _function="pow")
+
+    def _backward():
+        self.grad += out.grad * n * self.data ** (n - 1)
+    out._backward = _backward
+    return out
+
+
+Tensor.__pow__ = power
+
 # %% descent
 def gradient_descent(f, x, lr=0.1, steps=100):
     losses = []
@@ -110,6 +131,13 @@ def gradient_descent(f, x, lr=0.1, steps=100):
         x.data = x.data - lr * x.grad
         losses.append(float(loss.data))
     return losses
+
+# %% my_function
+def my_function(x):
+    return add(mul(add(x, Tensor(-2.0)), add(x, Tensor(-2.0))), tanh(x))
+
+
+my_start, my_lr, my_steps = -1.0, 0.1, 50
 
 # %% matvec
 def matvec(W, v):
@@ -129,3 +157,27 @@ def relu(t):
         t.grad += out.grad * (t.data > 0)
     out._backward = _backward
     return out
+
+# %% mlp
+def mlp(x, W1, b1, W2, b2):
+    return add(matvec(W2, relu(add(matvec(W1, x), b1))), b2)
+
+
+def regression_loss(params, X, Y):
+    total = None
+    for x, y in zip(X, Y):
+        error = add(mlp(Tensor(x), *params), Tensor(-y))
+        square = mul(error, error)
+        total = square if total is None else add(total, square)
+    return mul(total, Tensor([1.0 / len(X)]))
+
+
+def train(params, X, Y, lr=0.1, steps=100):
+    losses = []
+    for _ in range(steps):
+        loss = regression_loss(params, X, Y)
+        loss.backward()
+        for p in params:
+            p.data = p.data - lr * p.grad
+        losses.append(loss.data.item())
+    return losses
