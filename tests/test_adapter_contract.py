@@ -202,9 +202,8 @@ def test_nothing_fits_is_one_sentence_naming_class_spellings_and_attributes():
     with pytest.raises(AdapterError) as info:
         BackwardStepper(Tensor())
     text = str(info.value)
-    assert text.startswith("BackwardStepper cannot read a Tensor as a node of a computation graph: it looks for "
-                           "its data in data/_data/value/_value/val/values/_values and for its parents in "
-                           "_parents/_prev/")
+    assert text.startswith("BackwardStepper cannot read a Tensor as a node of a computation graph: it holds "
+                           "numbers in numbers, but no field holding other Tensor objects (its inputs")
     assert text.endswith("this Tensor has history, numbers.") and "\n" not in text
     assert "wrap a value in Tensor" not in text
 

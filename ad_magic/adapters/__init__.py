@@ -19,12 +19,13 @@ import sys
 from ..drawing.nodes import Node, register_adapter
 from ..engine import Tensor
 from .base import AdapterError, ForeignNode
-from .contract import StudentAdapter, looks_like, not_a_node
+from .contract import StudentAdapter, lone_output, looks_like, not_a_node, readable
 from .graph import ForeignGraph
+from .recording import Recording, recording
 from .steps import ForeignStep, ForeignTerm
 
-__all__ = ["adapt", "adaptable", "adapt_names", "preserved", "AdapterError", "ForeignNode", "ForeignStep",
-           "ForeignTerm"]
+__all__ = ["adapt", "adaptable", "adapt_names", "preserved", "recording", "Recording", "AdapterError", "ForeignNode",
+           "ForeignStep", "ForeignTerm"]
 
 
 def _torch_tensor(obj) -> bool:
@@ -32,13 +33,13 @@ def _torch_tensor(obj) -> bool:
     return torch is not None and isinstance(obj, torch.Tensor)
 
 
-def _adapter_for(obj):
+def _adapter_for(obj, recording=None, inputs=()):
     if _torch_tensor(obj):
         from .torch import TorchAdapter
 
         return TorchAdapter()
-    if looks_like(obj):
-        return StudentAdapter(obj)
+    if looks_like(obj) or readable(obj) or (recording is not None and recording.made(obj) is not None):
+        return StudentAdapter(obj, recording=recording, inputs=inputs)
     return None
 
 
@@ -50,19 +51,28 @@ def adaptable(obj) -> bool:
 _PLAIN = (int, float, complex, bool, str, bytes, list, tuple, dict, set, frozenset, type(None))
 
 
-def adapt(obj, what: str = "this"):
+def adapt(obj, what: str = "this", *, recording=None, inputs=()):
     """``obj`` as something the renderer and the stepper draw: a Tensor as it is, an
     adapted node as it is, another library's node wrapped (its whole graph at once).
-    Anything else is a TypeError in one sentence naming ``what`` needed it."""
+    Anything else is a TypeError in one sentence naming ``what`` needed it.
+
+    ``recording`` (from :func:`recording`) says which call made which node from which
+    inputs, for graphs their objects do not hold (edges kept on the consumers, a graph
+    erased by ``backward()``); ``inputs`` are nodes the caller knows are in the graph (the
+    leaves it named), from which edges kept on the consumers are followed to ``obj``."""
     if isinstance(obj, (Tensor, ForeignNode)):
         return obj
-    adapter = _adapter_for(obj)
+    adapter = _adapter_for(obj, recording, inputs)
     if adapter is None:
         if isinstance(obj, _PLAIN) or type(obj).__module__ in ("numpy", "builtins"):
             raise TypeError(f"{what} needs a Tensor (the result of a computation), got {type(obj).__name__}; "
                             "wrap a value in Tensor(...) first.")
         raise AdapterError(not_a_node(obj, what))
-    return ForeignGraph(adapter, obj).root
+    root = ForeignGraph(adapter, obj).root
+    lone = lone_output(adapter, root)
+    if lone is not None:
+        raise AdapterError(lone)
+    return root
 
 
 def preserved(node):
