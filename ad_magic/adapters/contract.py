@@ -392,7 +392,7 @@ class StudentAdapter:
         value = follow(obj, reading.parents)
         if hasattr(value, "__next__"):
             return [()] if value is not None else None     # a generator: not used up to look
-        return entries(value, self.is_node, itself=obj.node if isinstance(obj, AsMade) else obj)
+        return entries(value, self.is_node, itself=obj.made_node if isinstance(obj, AsMade) else obj)
 
     def _turn_around(self, root, starts):
         """Edges kept on the consumers: from the named inputs (and the recorded nodes),
@@ -459,10 +459,16 @@ class StudentAdapter:
         if isinstance(parents, (set, frozenset, dict)) or type(parents).__name__ in ("dict_keys", "WeakSet"):
             node.ordered = False
         found = entries(parents, self.is_node) if parents is not None else None
-        if not found:
-            made = self.recording.made(obj) if self.recording is not None else None
-            if made is not None and made.inputs:
+        made = self.recording.made(obj) if self.recording is not None and not found else None
+        if made is not None and not isinstance(view, AsMade):
+            erased = AsMade(obj, made.fields)           # its inputs as made (backward() erased them since)
+            kept = entries(follow(erased, reading.parents), self.is_node) if reading.parents else None
+            if kept:
+                self.views[id(obj)] = erased
+                return self.operands_of(node)
+            if reading.parents is None and made.inputs:
                 return made.inputs             # kept nowhere on the node: the recorded call's inputs
+        if not found:
             if isinstance(parents, (list, tuple, set, frozenset)) and parents:
                 odd = next((p for p in parents if p is not None and not _is_number(p)
                             and self._entry(p) is None), None)
@@ -604,6 +610,7 @@ class StudentAdapter:
     def _rule(self, node):
         """The node's rule as a :class:`_Rule`, or None (a leaf, or no rule anywhere)."""
         obj = node.source
+        cls = type(obj).__name__
         view = self.view(obj)
         reading = self.reading(obj)
         if reading.rule is not None:
@@ -617,22 +624,27 @@ class StudentAdapter:
                     (lambda g: fn(g)) if takes == 1 else _too_many(obj, reading.spelled("rule"), takes)), fn)
         pairs = self._pairs(node)
         if pairs:
-            rules = [e for _, e in pairs]
-            if all(callable(e) for e in rules):
-                def from_records(grad):
-                    return tuple(fn(np.asarray(grad)) for fn in rules)
-                return _Rule("the rule kept with each input", from_records, rules[0])
-            if all(_is_number(e) for e in rules):
-                def from_numbers(grad):
-                    return tuple(np.asarray(e, dtype=np.float64) * np.asarray(grad, dtype=np.float64)
-                                 for e in rules)
-                return _Rule("the local derivatives kept with the inputs", from_numbers)
+            extras = [e for _, e in pairs]
+            if all(callable(e) or _is_number(e) for e in extras):
+                def from_pairs(grad):
+                    # each input's own local rule, or its local derivative times the node's grad,
+                    # added into that input's grad (whatever order the inputs are read in)
+                    upstream = np.asarray(grad, dtype=np.float64)
+                    for parent, extra in pairs:
+                        g = extra(upstream) if callable(extra) else np.asarray(extra, dtype=np.float64) * upstream
+                        self._add_into(node.graph.node(parent), numeric(g, f"the grad of an input of {cls}"))
+                source = next((e for e in extras if callable(e)), None)
+                return _Rule("the rule kept with each input" if source is not None
+                             else "the local derivatives kept with the inputs", from_pairs, source)
         if reading.local is not None:
             local = follow(view, reading.local)
-            if local is not None and len(local):
+            stored = entries(follow(view, reading.parents), self.is_node) if reading.parents else None
+            inputs = [e[0] for e in stored or () if e[0] != "const"]
+            if local is not None and len(local) and len(local) == len(inputs):
                 def from_local(grad):
-                    return tuple(np.asarray(e, dtype=np.float64) * np.asarray(grad, dtype=np.float64)
-                                 for e in local)
+                    upstream = np.asarray(grad, dtype=np.float64)
+                    for parent, number in zip(inputs, local):
+                        self._add_into(node.graph.node(parent), np.asarray(number, dtype=np.float64) * upstream)
                 return _Rule(reading.spelled("local"), from_local)
         name, fn = _rule_field(view)                 # the contract's holders (grad_fn.backward …)
         if fn is not None:
@@ -691,15 +703,16 @@ class StudentAdapter:
             raise ValueError(f"{cls}.{name} returns its inputs' grads, but its parents are a set, which has no order: "
                              "keep them in a tuple or list to match the returned grads")
         for parent, g in pairs:
-            if g is None:
-                continue
-            g = numeric(g, f"a grad returned by {cls}.{name}")
-            old = self.grad(parent)
-            total = g if old is None else old + g
-            if np.shape(total) != np.shape(parent.data) and np.size(total) != np.size(parent.data):
-                axes = tuple(range(np.ndim(total) - np.ndim(parent.data)))
-                total = np.sum(total, axis=axes) if axes else total
-            self.set_grad(parent, total)
+            if g is not None:
+                self._add_into(parent, numeric(g, f"a grad returned by {cls}.{name}"))
+
+    def _add_into(self, parent, g):
+        old = self.grad(parent)
+        total = g if old is None else old + g
+        if np.shape(total) != np.shape(parent.data) and np.size(total) != np.size(parent.data):
+            axes = tuple(range(np.ndim(total) - np.ndim(parent.data)))
+            total = np.sum(total, axis=axes) if axes else total
+        self.set_grad(parent, total)
 
 
 def _too_many(obj, name, takes):

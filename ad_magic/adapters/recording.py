@@ -13,7 +13,8 @@ recording (``adapt(out, recording=seen)``) and reads from it what the objects no
 say. ``%%autodiff`` records its cell this way.
 
 The first call that returns an object made it (``x - y`` returning ``x + (-y)``: the
-``+`` made it, from ``x`` and ``-y``). Watching uses ``sys.monitoring`` on Python 3.12+
+``+`` made it, from ``x`` and ``-y``); a call that returns one of its own arguments made
+nothing. Watching uses ``sys.monitoring`` on Python 3.12+
 (events of unwatched code are switched off after their first call) and ``sys.setprofile``
 before (every call raises an event; the unwatched ones return at once). Only the thread
 that entered the block is watched; a profiler set before is called as before and put back.
@@ -90,7 +91,9 @@ class Recording:
             arg = local.get(name)
             items = arg if isinstance(arg, (tuple, list)) else (arg,)
             for item in items:
-                if item is not value and self._is_node(item):
+                if item is value:
+                    return            # handed back what it was given (a helper lifting a number): not made here
+                if self._is_node(item):
                     inputs.append(item)
             if index == 0 and arg is not None and not self._is_node(arg):
                 if isinstance(arg, type):
