@@ -4,6 +4,7 @@ student's graph is left as it was; cycles and relabelled ops are reported honest
 from __future__ import annotations
 
 import enum
+import sys
 
 import numpy as np
 import pytest
@@ -577,3 +578,176 @@ def test_no_false_mistake_when_one_parent_read_as_both_operands_fits_by_coincide
     wrong._backward = _wrong_backward
     step = next(adapt(wrong).backward_steps())
     assert not step.ok and "but the chain rule gives" in step.note
+
+
+# --------------------------------------------------------------------------- read by structure
+
+def _consumers_class():
+    class Var:
+        def __init__(self, value):
+            self.value, self.users, self.adjoint = value, [], None
+
+        def __mul__(self, other):
+            z = Var(self.value * other.value)
+            self.users.append((other.value, z))
+            other.users.append((self.value, z))
+            return z
+    return Var
+
+
+def test_edges_kept_on_the_consumers_are_turned_around_from_the_named_inputs():
+    Var = _consumers_class()
+    x, y = Var(3.0), Var(-2.0)
+    out = x * y * x
+    node = adapt(out, inputs=[x, y])
+    assert len(node.graph.order) == 4 and [n.kind for n in node.graph.order if n.parents] == [None, None]
+    stepper = BackwardStepper(node, names={x: "x", y: "y"})
+    assert float(stepper.grads_at(stepper.n_steps, x)) == 2 * 3.0 * -2.0      # d(x²y)/dx = 2xy
+    assert float(stepper.grads_at(stepper.n_steps, y)) == 9.0
+
+
+def test_an_output_whose_inputs_cannot_be_found_is_one_sentence_not_a_lone_node():
+    Var = _consumers_class()
+    x, y = Var(3.0), Var(-2.0)
+    with pytest.raises(AdapterError, match=r"^ad_magic cannot tell where this Var's inputs are: it has no rule, no "
+                                           r"op and nothing in users; if users lists the nodes that use it, name "
+                                           r"the inputs \(adapt\(out, inputs=\[x, y\]\)\)"):
+        adapt(x * y)
+
+    class Op:
+        def __init__(self, name):
+            self.name = name
+
+    class T:
+        def __init__(self, v, op=None):
+            self.v, self.g, self.op = v, 0.0, op
+
+        def __mul__(self, other):
+            return T(self.v * other.v, Op("mul"))        # the inputs are kept nowhere
+    with pytest.raises(AdapterError, match=r"^ad_magic cannot find the inputs of this T: its op is 'mul', but none "
+                                           r"of its fields \(v, g, op\) holds other T objects"):
+        adapt(T(2.0) * T(3.0))
+
+
+def test_a_reading_is_resolved_once_per_class_into_a_record():
+    import dataclasses
+
+    from ad_magic.adapters.contract import StudentAdapter
+
+    Tensor = make_class(parents="fils", data="valeur", grad="derivee", rule="retro", op="symbole")
+    x, y = nine(Tensor)
+    adapter = StudentAdapter(y)
+    reading = adapter.reading(y)
+    assert (reading.data, reading.parents, reading.grad, reading.rule, reading.op) == (
+        ("valeur",), ("fils",), ("derivee",), ("retro",), ("symbole",))
+    assert adapter.reading(x) is reading and list(adapter.readings) == [Tensor]
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        reading.data = ("other",)
+
+
+def test_the_data_behind_a_property_returning_a_wrapper():
+    class Box:
+        def __init__(self, numbers):
+            self.numbers = np.asarray(numbers, dtype=float)
+
+    Tensor = make_class(data="_box")
+    Tensor.data = property(lambda self: Box(self._box))
+    x, y = nine(Tensor)
+    node = adapt(y)
+    assert node.graph.adapter.reading(y).data == ("data", "numbers")
+    assert float(node.data) == 2.0 * 2.0 + 5.0 * 2.0 - 1.0
+
+
+def test_inputs_one_level_down_and_a_rule_two_levels_down_taking_the_context():
+    class Mul:
+        @staticmethod
+        def backward(ctx, grad):
+            a, b = ctx.inputs
+            return grad * b.amount, grad * a.amount
+
+    class Context:
+        def __init__(self, op, inputs):
+            self.op, self.inputs, self.outputs = op, inputs, []
+
+    class T:
+        def __init__(self, amount):
+            self.amount, self.grad, self.ctx = amount, None, None
+
+        def __mul__(self, other):
+            out = T(self.amount * other.amount)
+            out.ctx = Context(Mul, (self, other))
+            out.ctx.outputs.append(out)          # pointing back at the output: not its input
+            return out
+
+    a, b = T(3.0), T(5.0)
+    out = a * b
+    node = adapt(out)
+    reading = node.graph.adapter.reading(out)
+    assert reading.parents == ("ctx", "inputs") and reading.rule == ("ctx", "op", "backward")
+    assert node.kind == "mul" and [p.source for p in node.parents] == [a, b]
+    stepper = BackwardStepper(out)
+    assert stepper.steps[0].ok and float(stepper.grads_at(1, a)) == 5.0
+
+
+def test_weak_references_and_node_number_pairs_are_inputs():
+    import weakref
+
+    class S:
+        def __init__(self, q, links=()):
+            self.q, self.links, self.adj = q, [(weakref.ref(n), d) for n, d in links], None
+
+        def __mul__(self, other):
+            return S(self.q * other.q, [(self, other.q), (other, self.q)])
+
+    from ad_magic.adapters.structure import entries
+
+    a, b = S(2.0), S(7.0)
+    out = a * b
+    assert entries([(weakref.ref(a), 7.0)], lambda v: isinstance(v, S)) is None      # a weakref in a pair: no
+    out.links = [(r(), d) for r, d in out.links]
+    node = adapt(out)
+    assert [p.source for p in node.parents] == [a, b]
+    assert float(BackwardStepper(out).grads_at(1, b)) == 2.0
+
+
+def test_a_graph_erased_after_backward_is_read_from_the_recording():
+    from ad_magic.adapters import recording
+
+    Tensor = make_class(parents="_inputs")
+    with recording({"__name__": Tensor.__module__, "Tensor": Tensor}) as seen:
+        x, y = nine(Tensor)
+    built = [n.source for n in adapt(y).graph.order]
+    for obj in built:             # what a backward() that frees the graph leaves behind
+        obj._inputs, obj._backward = (), (lambda: None)
+    with pytest.raises(AdapterError, match=r"^ad_magic cannot find the inputs of this Node: its op is 'add'"):
+        adapt(y)
+    node = adapt(y, recording=seen)
+    assert [n.source for n in node.graph.order] == built
+    stepper = BackwardStepper(node, names={x: "x"})
+    assert all(s.ok for s in stepper.steps) and float(stepper.grads_at(stepper.n_steps, x)) == 9.0
+    assert x._inputs == () and y._inputs == ()         # looking put the erased fields back as they were
+
+
+def test_the_recording_sees_which_call_made_which_node_from_which_inputs():
+    from ad_magic.adapters import recording
+
+    Tensor = make_class()
+    with recording({"__name__": Tensor.__module__, "Tensor": Tensor}) as seen:
+        a, b = Tensor(2.0), Tensor(3.0)
+        c = a * b
+        d = c + a
+    assert seen.made(a) is None and seen.made(b) is None         # made by the constructor, not by an op
+    assert seen.made(c).inputs == (a, b) and seen.made(c).call.endswith("__mul__")
+    assert seen.made(d).inputs == (c, a) and seen.made(d).fields["_parents"] == (c, a)
+    assert {id(o) for o in seen.nodes()} == {id(o) for o in (a, b, c, d)}
+    assert sys.getprofile() is None
+
+
+def test_a_recording_with_no_class_to_watch_watches_nothing():
+    from ad_magic import Tensor
+    from ad_magic.adapters import recording
+
+    with recording({"__name__": "__main__", "Tensor": Tensor}) as seen:
+        assert sys.getprofile() is None
+        Tensor(1.0) * 2
+    assert not seen.active and len(seen) == 0

@@ -21,8 +21,8 @@ from ..engine import Tensor
 from .base import AdapterError, ForeignNode
 from .contract import StudentAdapter, lone_output, looks_like, not_a_node, readable
 from .graph import ForeignGraph
-from .recording import Recording, recording
 from .steps import ForeignStep, ForeignTerm
+from .watching import Recording, recording
 
 __all__ = ["adapt", "adaptable", "adapt_names", "preserved", "recording", "Recording", "AdapterError", "ForeignNode",
            "ForeignStep", "ForeignTerm"]

@@ -230,10 +230,17 @@ def lone_output(adapter, root) -> str | None:
         return None
     made = adapter.recording.made(root.source) if adapter.recording is not None else None
     shown = adapter.label_of(root, 2)[0]
-    if shown == "?" and made is None:
-        return None          # a leaf: nothing says it was computed
     cls = type(root.source).__name__
     fields = ", ".join(n for n, _ in fields_of(root.source)[:12]) or "no fields"
+    if shown == "?" and made is None:
+        empty = [n for n, v in fields_of(root.source) if isinstance(v, (list, set, dict)) and not v]
+        if adapter.recording is None and empty and not adapter.has_backward(root):
+            # no rule, no op, no inputs: a leaf, or an output whose consumers' lists hold the edges
+            return (f"ad_magic cannot tell where this {cls}'s inputs are: it has no rule, no op and nothing in "
+                    f"{', '.join(empty)}; if {empty[0]} lists the nodes that use it, name the inputs "
+                    "(adapt(out, inputs=[x, y])) or run the code under %%autodiff, which watches the graph being "
+                    "built.")
+        return None          # a leaf: nothing says it was computed
     why = f"its op is {shown!r}" if shown != "?" else f"{made.call} made it"
     return (f"ad_magic cannot find the inputs of this {cls}: {why}, but none of its fields ({fields}) holds other "
             f"{cls} objects, also one level down, and nothing recorded them; keep each result's inputs on it "
@@ -324,7 +331,7 @@ class _Rule:
 class StudentAdapter:
     """Reads a class's nodes by their structure (``structure.py``), the contract's
     spellings first (see the module doc); each class's :class:`~.structure.Reading` is
-    resolved once. ``recording`` (:func:`~.recording.recording`) says which call made
+    resolved once. ``recording`` (:func:`~.watching.recording`) says which call made
     which node from which inputs, for what the objects no longer say; ``inputs`` are
     nodes the caller named (the leaves), from which edges kept on the consumers are found.
 

@@ -64,7 +64,12 @@ class Recording:
         return record if record is not None and record.node is obj else None
 
     def nodes(self):
-        return [m.node for m in self._made.values()]
+        """Every object seen: those made by a watched call, and their inputs."""
+        seen = {}
+        for made in self._made.values():
+            for obj in (made.node, *made.inputs):
+                seen.setdefault(id(obj), obj)
+        return list(seen.values())
 
     def __len__(self):
         return len(self._made)
