@@ -38,7 +38,7 @@ import re
 import numpy as np
 
 from ..engine.formatting import short_repr
-from .base import AdapterError, ForeignNode, numeric
+from .base import Adapter, AdapterError, ForeignNode, numeric
 from .structure import AsMade, entries, family_of, fields_of, follow, read_class
 
 __all__ = ["StudentAdapter", "looks_like", "not_a_node", "DATA", "PARENTS", "HOLDERS", "HOLDER_PARENTS", "OP",
@@ -328,7 +328,7 @@ class _Rule:
         self.name, self.call, self.source = name, call, source
 
 
-class StudentAdapter:
+class StudentAdapter(Adapter):
     """Reads a class's nodes by their structure (``structure.py``), the contract's
     spellings first (see the module doc); each class's :class:`~.structure.Reading` is
     resolved once. ``recording`` (:func:`~.watching.recording`) says which call made
