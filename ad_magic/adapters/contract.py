@@ -624,11 +624,7 @@ class StudentAdapter(Adapter):
             fn = follow(view, reading.rule)
             if callable(fn) and not isinstance(fn, type):
                 context = follow(view, reading.rule_context) if reading.rule_context else None
-                takes = _arguments(fn)
-                if takes == 2 and context is not None:
-                    return _Rule(reading.spelled("rule"), lambda g: fn(context, g), fn)
-                return _Rule(reading.spelled("rule"), (lambda g: fn()) if takes == 0 else (
-                    (lambda g: fn(g)) if takes == 1 else _too_many(obj, reading.spelled("rule"), takes)), fn)
+                return _Rule(reading.spelled("rule"), _caller(obj, reading.spelled("rule"), fn, context), fn)
         pairs = self._pairs(node)
         if pairs:
             extras = [e for _, e in pairs]
@@ -655,9 +651,7 @@ class StudentAdapter(Adapter):
                 return _Rule(reading.spelled("local"), from_local)
         name, fn = _rule_field(view)                 # the contract's holders (grad_fn.backward …)
         if fn is not None:
-            takes = _arguments(fn)
-            return _Rule(name, (lambda g: fn()) if takes == 0 else (
-                (lambda g: fn(g)) if takes == 1 else _too_many(obj, name, takes)), fn)
+            return _Rule(name, _caller(obj, name, fn), fn)
         return None
 
     def _pairs(self, node):
@@ -722,11 +716,18 @@ class StudentAdapter(Adapter):
         self.set_grad(parent, total)
 
 
-def _too_many(obj, name, takes):
-    def refuse(grad):
-        raise TypeError(f"{type(obj).__name__}.{name} takes {takes} arguments; ad_magic calls a rule with none, "
-                        "or with the node's grad")
-    return refuse
+def _caller(obj, name, fn, context=None):
+    """Call ``fn`` as the library would: with nothing, the node's grad, or (its context,
+    the grad) — read from its signature when it is first called."""
+    def call(grad):
+        takes = _arguments(fn)
+        if takes == 2 and context is not None:
+            return fn(context, grad)
+        if takes > 1:
+            raise TypeError(f"{type(obj).__name__}.{name} takes {takes} arguments; ad_magic calls a rule with "
+                            "none, or with the node's grad")
+        return fn(grad) if takes == 1 else fn()
+    return call
 
 
 def _empty(value) -> bool:

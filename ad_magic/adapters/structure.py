@@ -343,11 +343,11 @@ def read_class(obj, is_node, spellings, *, grad_hint=None, like=None) -> Reading
     path, _ = _first(obj, spellings["rules"], _is_rule)
     if path is not None:
         rule = path
-    if rule is None:
-        for name, value in own:
-            if _is_rule(value) and name not in spellings["op"]:
-                rule = (name,)
-                break
+    if rule is None:      # a function the node holds (not a builtin: rules are written by the student),
+        held = [n for n, v in own if _is_rule(v) and not inspect.isbuiltin(v) and n not in spellings["op"]]
+        held.sort(key=lambda n: not any(w in n.lower() for w in BACKWARD_WORDS + ("back", "retro", "grad")))
+        if held:          # one named as a backward rule first
+            rule = (held[0],)
     if rule is None and found and all(callable(e[1]) for e in found if e[0] != "const"):
         rule = None     # (node, rule) pairs: contract.py runs each pair's rule
     elif rule is None:
