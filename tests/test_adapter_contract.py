@@ -469,7 +469,7 @@ def test_the_readme_documents_every_spelling():
     from pathlib import Path
 
     readme = (Path(__file__).resolve().parent.parent / "README.md").read_text(encoding="utf-8")
-    table = readme[readme.index("The contract: which attributes are read"):]
+    table = readme[readme.index("The contract's spellings: the fast path"):]
     table = table[:table.index("An object is read as a node")]
     for names in (DATA, PARENTS, HOLDERS, OP, GRAD, RULES, NAMES):
         for name in names:

@@ -2,10 +2,13 @@
 
 ``adapt(obj)`` returns an ad_magic ``Tensor`` unchanged and wraps anything else that
 looks like a node of a computation graph — a student's own ``Tensor`` from the practical,
-a micrograd-style ``Value``, any class spelled as the contract lists (``contract.py``), a
-PyTorch tensor (``torch.py``, when torch is imported) — in a :class:`~ad_magic.adapters.base.ForeignNode`
-of one :class:`~ad_magic.adapters.graph.ForeignGraph`. The renderer, the stepper and the
-magic call it at their entry points and see one interface.
+a micrograd-style ``Value``, any class read by what its fields hold (``structure.py``, the
+spellings of ``contract.py`` first), a PyTorch tensor (``torch.py``, when torch is
+imported) — in a :class:`~ad_magic.adapters.base.ForeignNode` of one
+:class:`~ad_magic.adapters.graph.ForeignGraph`, through one adapter protocol
+(:class:`~ad_magic.adapters.base.Adapter`). The renderer, the stepper and the magic call
+it at their entry points and see one interface. :func:`recording` (``watching.py``)
+watches code build a graph, for what the objects themselves do not hold.
 
 The adapters sit above the engine and drawing and import only those two: importing this
 package registers :class:`ForeignNode` as a drawing node and :func:`adapt` as drawing's

@@ -1,9 +1,13 @@
-"""The adapter contract: how a node of someone else's graph is read, whatever it is called.
+"""The adapter for students' classes: how a node of someone else's graph is read,
+whatever its fields are called.
 
-A student's ``Tensor``, a micrograd-style ``Value`` or a NumPy micrograd are read through
-one list of common spellings per field, tried in order; the first one the object has
-(and that is not a method) is used. The README's "Your own Tensor" section prints the
-same lists.
+:class:`StudentAdapter` reads each class once into a :class:`~.structure.Reading` — by
+what its fields hold (``structure.py``) — and follows it for every node; edges kept on
+the consumers are turned around, and what a recording (``watching.py``) saw being built
+fills in what the objects no longer hold (an erased graph, inputs kept nowhere). The
+common spellings below are the fast path and the tie-breaker, tried first, in order; the
+first one the object has (and that is not a method) is used. The README's "Your own
+Tensor" section prints the same lists.
 
 * data: :data:`DATA` — a Python number, a NumPy scalar, a 0-d array, a vector, a
   matrix or a nested list;
