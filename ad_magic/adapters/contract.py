@@ -656,6 +656,10 @@ class StudentAdapter(Adapter):
         name, fn = _rule_field(view)                 # the contract's holders (grad_fn.backward …)
         if fn is not None:
             return _Rule(name, _caller(obj, name, fn), fn)
+        made = self.recording.made(obj) if self.recording is not None else None
+        if made is not None and made.rule is not None:   # kept elsewhere (a tape): the one its call defined
+            return _Rule(getattr(made.rule, "__qualname__", "its rule"), _caller(obj, "its rule", made.rule),
+                         made.rule)
         return None
 
     def _pairs(self, node):

@@ -7,8 +7,9 @@ runs inside ``with recording(namespace) as seen:``, every call of the watched co
 methods of the classes defined in ``namespace``, its functions, and the code of
 ``files``, e.g. a notebook cell) that *returns a new object of one of those classes* is
 recorded: which call made it, from which inputs (the arguments that are objects of those
-classes, also inside a tuple or list), and the object's fields right after it was made
-(its rule and its inputs, by reference). :func:`ad_magic.adapters.adapt` takes the
+classes, also inside a tuple or list), the object's fields right after it was made (its
+rule and its inputs, by reference), and the function the call defined that uses the
+object (its rule, wherever the code then kept it: on a tape, in a dict). :func:`ad_magic.adapters.adapt` takes the
 recording (``adapt(out, recording=seen)``) and reads from it what the objects no longer
 say. ``%%autodiff`` records its cell this way.
 
@@ -47,6 +48,7 @@ class Made:
     call: str
     owner: str | None
     fields: dict
+    rule: object = None     # a function the call defined that uses the object (its rule, kept on a tape)
 
 
 class Recording:
@@ -106,7 +108,22 @@ class Recording:
                 elif hasattr(arg, "__dict__") and not inspect.ismodule(arg):
                     owner = type(arg).__name__
         self._made[id(value)] = Made(value, tuple(inputs), code.co_qualname if hasattr(code, "co_qualname")
-                                     else code.co_name, owner, dict(fields_of(value)))
+                                     else code.co_name, owner, dict(fields_of(value)), _rule_of(value, local))
+
+
+def _rule_of(value, local):
+    """A function the call defined whose closure holds ``value``: the rule it made for it,
+    wherever it was then kept (a tape, a dict, the node itself)."""
+    for candidate in local.values():
+        if inspect.isfunction(candidate) and candidate.__closure__:
+            for cell in candidate.__closure__:
+                try:
+                    held = cell.cell_contents
+                except ValueError:
+                    continue
+                if held is value:
+                    return candidate
+    return None
 
 
 def _library_file(path) -> bool:
