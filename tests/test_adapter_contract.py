@@ -751,3 +751,40 @@ def test_a_recording_with_no_class_to_watch_watches_nothing():
         assert sys.getprofile() is None
         Tensor(1.0) * 2
     assert not seen.active and len(seen) == 0
+
+
+def test_a_profiler_set_before_recording_is_called_and_put_back_also_when_the_block_raises():
+    from ad_magic.adapters import recording
+
+    Tensor = make_class()
+    calls = []
+
+    def profiler(frame, event, arg):
+        calls.append(event)
+
+    sys.setprofile(profiler)
+    try:
+        with pytest.raises(ZeroDivisionError):
+            with recording({"__name__": Tensor.__module__, "Tensor": Tensor}) as seen:
+                out = Tensor(2.0) * Tensor(3.0)
+                raise ZeroDivisionError("the user's own error")
+        assert sys.getprofile() is profiler
+    finally:
+        sys.setprofile(None)
+    assert seen.made(out) is not None and "return" in calls
+
+
+def test_a_helper_handing_back_its_argument_made_nothing():
+    from ad_magic.adapters import recording
+
+    Tensor = make_class()
+
+    def lift(self, other):
+        return other if isinstance(other, Tensor) else Tensor(other)
+    with recording({"__name__": Tensor.__module__, "Tensor": Tensor, "lift": lift}) as seen:
+        a = Tensor(1.0)
+        b = lift(a, Tensor(2.0))
+        c = lift(a, 3.0)
+    assert seen.made(b) is None
+    assert seen.made(c).inputs == (a,) and seen.made(c).fields["_parents"] == ()    # a leaf, as its fields say
+    assert adapt(c, recording=seen).parents == ()

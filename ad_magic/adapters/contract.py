@@ -232,11 +232,10 @@ def lone_output(adapter, root) -> str | None:
     but whose inputs were found nowhere: never drawn as a silent lone node."""
     if root.parents or not isinstance(adapter, StudentAdapter):
         return None
-    made = adapter.recording.made(root.source) if adapter.recording is not None else None
-    shown = adapter.label_of(root, 2)[0]
+    shown = adapter.claimed_op(root)
     cls = type(root.source).__name__
     fields = ", ".join(n for n, _ in fields_of(root.source)[:12]) or "no fields"
-    if shown == "?" and made is None:
+    if shown is None:
         empty = [n for n, v in fields_of(root.source) if isinstance(v, (list, set, dict)) and not v]
         if adapter.recording is None and empty and not adapter.has_backward(root):
             # no rule, no op, no inputs: a leaf, or an output whose consumers' lists hold the edges
@@ -245,10 +244,10 @@ def lone_output(adapter, root) -> str | None:
                     "(adapt(out, inputs=[x, y])) or run the code under %%autodiff, which watches the graph being "
                     "built.")
         return None          # a leaf: nothing says it was computed
-    why = f"its op is {shown!r}" if shown != "?" else f"{made.call} made it"
-    return (f"ad_magic cannot find the inputs of this {cls}: {why}, but none of its fields ({fields}) holds other "
-            f"{cls} objects, also one level down, and nothing recorded them; keep each result's inputs on it "
-            "(e.g. in a tuple), or run the code under %%autodiff, which watches the graph being built.")
+    return (f"ad_magic cannot find the inputs of this {cls}: its op is {shown!r}, but none of its fields "
+            f"({fields}) holds other {cls} objects, also one level down, and nothing recorded them; keep each "
+            "result's inputs on it (e.g. in a tuple), or run the code under %%autodiff, which watches the graph "
+            "being built.")
 
 
 # --------------------------------------------------------------------------- op names
@@ -499,6 +498,29 @@ class StudentAdapter(Adapter):
 
     def label_of(self, node, n_operands):
         """(what the op node shows, the registry's name or None, constants from the label)."""
+        claimed = self.claimed_op(node)
+        rule = self._rule(node)
+        inferred = _op_text(rule.source) if rule is not None and rule.source is not None else None
+        if claimed is None:
+            claimed = inferred
+        made = self.recording.made(node.source) if self.recording is not None else None
+        if claimed is None and made is not None:
+            claimed = next((t for t in (made.owner, made.call.rsplit(".", 1)[-1])
+                            if t and canonical_op(t, n_operands)), made.call.rsplit(".", 1)[-1])
+        if claimed is None:
+            return "?", None, (), inferred
+        kind = canonical_op(claimed, n_operands)
+        constants = ()
+        exponent = claimed.strip().lstrip("*^").strip()
+        if kind == "pow" and exponent and n_operands == 1:
+            try:
+                constants = (np.float64(float(exponent)),)
+            except ValueError:
+                kind = None
+        return claimed, kind, constants, (canonical_op(inferred, n_operands) if inferred else None)
+
+    def claimed_op(self, node):
+        """The op the node names itself (an op field, or its holders'), or None."""
         obj = self.view(node.source)
         reading = self.reading(node.source)
         text = None
@@ -521,26 +543,7 @@ class StudentAdapter(Adapter):
                 text = self._holder_text(follow(obj, reading.rule[:depth]))
                 if text:
                     break
-        claimed = text
-        rule = self._rule(node)
-        inferred = _op_text(rule.source) if rule is not None and rule.source is not None else None
-        if claimed is None:
-            claimed = inferred
-        made = self.recording.made(node.source) if self.recording is not None else None
-        if claimed is None and made is not None:
-            claimed = next((t for t in (made.owner, made.call.rsplit(".", 1)[-1])
-                            if t and canonical_op(t, n_operands)), made.call.rsplit(".", 1)[-1])
-        if claimed is None:
-            return "?", None, (), inferred
-        kind = canonical_op(claimed, n_operands)
-        constants = ()
-        exponent = claimed.strip().lstrip("*^").strip()
-        if kind == "pow" and exponent and n_operands == 1:
-            try:
-                constants = (np.float64(float(exponent)),)
-            except ValueError:
-                kind = None
-        return claimed, kind, constants, (canonical_op(inferred, n_operands) if inferred else None)
+        return text or None
 
     @staticmethod
     def _holder_text(value):
