@@ -788,3 +788,57 @@ def test_a_helper_handing_back_its_argument_made_nothing():
     assert seen.made(b) is None
     assert seen.made(c).inputs == (a,) and seen.made(c).fields["_parents"] == ()    # a leaf, as its fields say
     assert adapt(c, recording=seen).parents == ()
+
+
+def test_inputs_in_a_named_tuple_record_or_an_object_array():
+    import collections
+
+    Ctx = collections.namedtuple("Ctx", ["op", "parents", "rule"])
+
+    class T:
+        def __init__(self, amount, ctx=None):
+            self.amount, self.grad, self.ctx = amount, 0.0, ctx
+
+        def __mul__(self, other):
+            out = T(self.amount * other.amount)
+
+            def rule():
+                self.grad += other.amount * out.grad
+                other.grad += self.amount * out.grad
+            out.ctx = Ctx("mul", (self, other), rule)
+            return out
+
+    a, b = T(3.0), T(4.0)
+    out = a * b
+    node = adapt(out)
+    assert node.graph.adapter.reading(out).parents == ("ctx", "parents") and node.kind == "mul"
+    assert float(BackwardStepper(out).grads_at(1, a)) == 4.0
+
+    Node = make_class(parents="inputs", store=lambda xs: np.array(list(xs) + [None], dtype=object)[:-1])
+    check_nine(Node)
+
+
+def test_a_user_module_in_the_namespace_is_watched(tmp_path, monkeypatch):
+    import importlib
+
+    from ad_magic.adapters import recording
+
+    (tmp_path / "myops.py").write_text(
+        "class Num:\n"
+        "    def __init__(self, v):\n"
+        "        self.v, self.grad = v, 0.0\n"
+        "def mul(a, b):\n"
+        "    out = Num(a.v * b.v)\n"
+        "    def rule():\n"
+        "        a.grad += b.v * out.grad\n"
+        "        b.grad += a.v * out.grad\n"
+        "    return out\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    myops = importlib.import_module("myops")
+    with recording({"__name__": "__main__", "myops": myops}) as seen:
+        x, y = myops.Num(2.0), myops.Num(5.0)
+        out = myops.mul(x, y)
+    made = seen.made(out)
+    assert made.inputs == (x, y) and made.call == "mul" and made.rule is not None
+    stepper = BackwardStepper(adapt(out, recording=seen), names={x: "x"})
+    assert float(stepper.grads_at(1, x)) == 5.0 and stepper.steps[0].ok

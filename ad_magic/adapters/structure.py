@@ -101,7 +101,9 @@ def holds_numbers(value) -> bool:
 
 def _plain(value) -> bool:
     """Values that never hold nodes or rules: numbers, strings, bools, None, types, modules."""
-    return value is None or isinstance(value, (str, bytes, bool, numbers.Number, np.generic, np.ndarray, type,
+    if isinstance(value, np.ndarray):
+        return value.dtype != object
+    return value is None or isinstance(value, (str, bytes, bool, numbers.Number, np.generic, type,
                                                range)) or inspect.ismodule(value)
 
 
@@ -110,6 +112,8 @@ def fields_of(obj) -> list:
     ``__dict__``, then its slots. Class attributes and methods are not fields."""
     if isinstance(obj, AsMade):
         return list(obj.made_fields.items())
+    if _named_tuple(obj):
+        return list(zip(obj._fields, obj))
     out, seen = [], set()
     try:
         items = list(vars(obj).items())
@@ -130,6 +134,10 @@ def fields_of(obj) -> list:
             except Exception:
                 continue
     return out
+
+
+def _named_tuple(value) -> bool:
+    return isinstance(value, tuple) and isinstance(getattr(type(value), "_fields", None), tuple)
 
 
 def follow(obj, path):
@@ -188,8 +196,10 @@ def entries(value, is_node, *, itself=None):
     entries, or None when it holds no node other than ``itself`` (a creator's ``outputs``
     pointing back at the node is not its inputs). One-shot iterators are not read here
     (reading would use them up)."""
-    if value is None or isinstance(value, (str, bytes)):
-        return None
+    if value is None or isinstance(value, (str, bytes)) or _named_tuple(value):
+        return None              # a named tuple is a record (read as a holder), not a list of inputs
+    if isinstance(value, np.ndarray) and value.dtype == object:
+        value = list(value.ravel())          # an object array of nodes
     if not isinstance(value, (_CONTAINERS, dict)):
         node, extra = _unwrap_item(value, is_node)
         return None if node is None or node is itself else [(node, extra)]
@@ -217,6 +227,9 @@ def _holders(obj, is_node):
     """(name, value) of the fields that hold an object which is not a node, a number, a
     container or a function: a context, a creator, a history, an op record."""
     for name, value in fields_of(obj):
+        if _named_tuple(value):
+            yield name, value
+            continue
         if _plain(value) or is_node(value) or isinstance(value, (_CONTAINERS, dict, weakref.ref)):
             continue
         if inspect.isfunction(value) or inspect.ismethod(value) or inspect.isbuiltin(value) \
@@ -356,6 +369,9 @@ def read_class(obj, is_node, spellings, *, grad_hint=None, like=None) -> Reading
             holders.sort(key=lambda h: h[0] != parents[0])      # the holder of the inputs first
         for name, value in holders:
             word = _backward_method(value) if not isinstance(value, type) else None
+            if word is None and not isinstance(value, type):     # a function the holder keeps as a field
+                held = [n for n, v in fields_of(value) if _is_rule(v) and not inspect.isbuiltin(v)]
+                word = held[0] if held else None
             if word is not None:
                 rule, context = (name, word), (name,)
                 break

@@ -157,6 +157,9 @@ def _watched(namespace, files, expect_classes):
                     watched.add(code.co_filename)
         elif inspect.isfunction(value) and _user_module(value.__module__):
             watched.add(value.__code__.co_filename)
+        elif inspect.ismodule(value) and _user_module(value.__name__) and getattr(value, "__file__", None):
+            modules.add(value.__name__)          # `import myops`: its functions and classes
+            watched.add(value.__file__)
     if expect_classes and isinstance(own, str):
         modules.add(own)          # classes the watched code defines as it runs
     return modules, watched
