@@ -842,3 +842,37 @@ def test_a_user_module_in_the_namespace_is_watched(tmp_path, monkeypatch):
     assert made.inputs == (x, y) and made.call == "mul" and made.rule is not None
     stepper = BackwardStepper(adapt(out, recording=seen), names={x: "x"})
     assert float(stepper.grads_at(1, x)) == 5.0 and stepper.steps[0].ok
+
+
+def test_a_registry_shared_by_the_graph_is_not_read_as_a_node_s_inputs():
+    from ad_magic.adapters import recording
+
+    class Graph:
+        def __init__(self):
+            self.edges, self.rules = {}, {}
+
+    graph = Graph()
+
+    class Node:
+        def __init__(self, value):
+            self.value, self.grad, self.graph = value, 0.0, graph
+            graph.edges[self] = []
+
+        def __mul__(self, other):
+            out = Node(self.value * other.value)
+            graph.edges[out] = [self, other]
+
+            def rule():
+                self.grad += other.value * out.grad
+                other.grad += self.value * out.grad
+            graph.rules[out] = rule
+            return out
+
+    with recording({"__name__": Node.__module__, "Node": Node}) as seen:
+        x, y = Node(2.0), Node(3.0)
+        out = x * y * x
+    node = adapt(out, recording=seen)
+    assert node.graph.adapter.reading(out).parents is None        # graph.edges lists every node, itself too
+    assert node.parents[1].source is x and [p.source for p in node.parents[0].parents] == [x, y]
+    stepper = BackwardStepper(node, names={x: "x", y: "y"})
+    assert float(stepper.grads_at(stepper.n_steps, x)) == 12.0 and float(stepper.grads_at(stepper.n_steps, y)) == 4.0

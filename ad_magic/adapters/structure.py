@@ -337,7 +337,9 @@ def read_class(obj, is_node, spellings, *, grad_hint=None, like=None) -> Reading
         for holder, value in _holders(obj, is_node):
             for name, inner in fields_of(value):
                 found = entries(inner, is_node, itself=itself)
-                if found:
+                # a holder listing the node itself among others is a registry shared by the
+                # whole graph (graph.nodes, graph.edges), not this node's inputs
+                if found and not any(e[0] is itself for e in found):
                     candidates.append(((holder, name), found))
     rank = {name: i for i, name in enumerate(fast)}
     holder_rank = {name: i for i, name in enumerate(spellings["holders"])}
