@@ -127,3 +127,52 @@ out = a * b + a
     assert result.success, result.error_in_exec
     grads = ip.user_ns["_autodiff_grads"]
     assert float(grads["a"]) == -1.0 and float(grads["b"]) == 3.0     # d(ab + a)/da = b + 1, d/db = a
+
+
+def test_a_class_from_an_earlier_cell_whose_backward_erased_the_graph(ip):
+    definition = '''
+class Scalaire:
+    def __init__(self, x, entrees=()):
+        self.x, self.grad, self.entrees, self.retro = x, 0.0, tuple(entrees), None
+    def __mul__(self, autre):
+        out = Scalaire(self.x * autre.x, (self, autre))
+        def retro():
+            self.grad += autre.x * out.grad
+            autre.grad += self.x * out.grad
+        out.retro = retro
+        return out
+    def backward(self):
+        ordre, vus = [], set()
+        def visiter(v):
+            if id(v) not in vus:
+                vus.add(id(v))
+                for e in v.entrees:
+                    visiter(e)
+                ordre.append(v)
+        visiter(self)
+        self.grad = 1.0
+        for v in reversed(ordre):
+            if v.retro is not None:
+                v.retro()
+        for v in ordre:
+            v.entrees, v.retro = (), None
+'''
+    assert ip.run_cell(definition).success
+    with capture_output():
+        result = ip.run_cell("%%autodiff out\na = Scalaire(3.0)\nb = Scalaire(-2.0)\nout = a * b * a\nout.backward()\n")
+    assert result.success, result.error_in_exec
+    grads = ip.user_ns["_autodiff_grads"]
+    assert float(grads["a"]) == 2 * 3.0 * -2.0 and float(grads["b"]) == 9.0
+    assert ip.user_ns["_autodiff"].n_steps == 2
+
+
+def test_a_settings_class_in_the_namespace_does_not_turn_recording_on():
+    from ad_magic.adapters import recording
+
+    class Settings:
+        def __init__(self, lr):
+            self.lr = lr
+
+    with recording({"__name__": Settings.__module__, "Settings": Settings}) as seen:
+        Settings(0.1)
+    assert not seen.active

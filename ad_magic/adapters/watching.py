@@ -142,12 +142,25 @@ def _user_module(name) -> bool:
     return not _library_file(getattr(module, "__file__", None))
 
 
+# What a class of a graph's nodes, or of its operations, defines (a dataclass node may define nothing).
+_GRAPH_METHODS = frozenset({"__add__", "__radd__", "__sub__", "__mul__", "__rmul__", "__truediv__", "__pow__",
+                            "__matmul__", "__neg__", "backward", "forward", "apply", "__call__",
+                            "__dataclass_fields__"})
+
+
+def _graph_class(cls) -> bool:
+    """A class that may make a graph's nodes: one with arithmetic operators, a forward or
+    backward, or a dataclass (not a plain settings holder)."""
+    return any(name in _GRAPH_METHODS for klass in cls.__mro__[:-1] for name in vars(klass))
+
+
 def _watched(namespace, files, expect_classes):
     """(the modules whose objects are nodes, the files whose code is watched)."""
     modules, watched = set(), {f for f in files if f}
     own = (namespace or {}).get("__name__")
     for value in list((namespace or {}).values()):
-        if isinstance(value, type) and _user_module(value.__module__):
+        if isinstance(value, type) and (value.__module__ == own or _user_module(value.__module__)) \
+                and _graph_class(value):
             modules.add(value.__module__)
             for member in vars(value).values():
                 function = getattr(member, "__func__", member)
@@ -171,7 +184,9 @@ def recording(namespace=None, *, files=(), expect_classes=False):
     inputs (see the module doc). ``namespace``: the user's variables (a notebook's
     ``globals()``), whose classes and functions are watched; ``files``: more code to
     watch (a cell's file name); ``expect_classes``: that code defines the classes itself.
-    Yields a :class:`Recording`; with no class to watch it watches nothing (and costs nothing)."""
+    Yields a :class:`Recording`. Only classes that may make a graph are watched (with
+    arithmetic operators, a forward or backward, or dataclasses); with none, it watches
+    nothing and costs nothing."""
     modules, watched = _watched(namespace, files, expect_classes)
     seen = Recording(modules, watched)
     if not seen.active:
