@@ -876,3 +876,20 @@ def test_a_registry_shared_by_the_graph_is_not_read_as_a_node_s_inputs():
     assert node.parents[1].source is x and [p.source for p in node.parents[0].parents] == [x, y]
     stepper = BackwardStepper(node, names={x: "x", y: "y"})
     assert float(stepper.grads_at(stepper.n_steps, x)) == 12.0 and float(stepper.grads_at(stepper.n_steps, y)) == 4.0
+
+
+def test_an_object_holding_two_numbers_is_not_taken_for_a_node():
+    from ad_magic.adapters import adaptable
+
+    class Settings:
+        def __init__(self):
+            self.lr, self.momentum = 0.1, 0.0
+
+    class Leaf:
+        def __init__(self, v):
+            self.v, self.g = v, None
+
+        def __mul__(self, other):
+            return Leaf(self.v * other.v)
+
+    assert not adaptable(Settings()) and adaptable(Leaf(2.0))

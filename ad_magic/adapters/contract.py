@@ -43,7 +43,7 @@ import numpy as np
 
 from ..engine.formatting import short_repr
 from .base import Adapter, AdapterError, ForeignNode, numeric
-from .structure import AsMade, entries, family_of, fields_of, follow, read_class
+from .structure import AsMade, entries, family_of, fields_of, follow, graph_class, read_class
 
 __all__ = ["StudentAdapter", "looks_like", "not_a_node", "DATA", "PARENTS", "HOLDERS", "HOLDER_PARENTS", "OP",
            "GRAD", "RULES", "NAMES", "REQUIRES", "canonical_op"]
@@ -203,8 +203,13 @@ def readable(obj) -> bool:
         reading = read_class(obj, lambda v: isinstance(v, family) or looks_like(v), SPELLINGS)
     except Exception:
         return False
-    return reading is not None and any(
-        path is not None for path in (reading.parents, reading.rule, reading.op, reading.grad, reading.local))
+    if reading is None:
+        return False
+    if any(path is not None for path in (reading.parents, reading.rule, reading.op, reading.local)):
+        return True
+    # numbers and a grad only: a node of a class with operators or a backward (a leaf, or an
+    # output whose edges are kept elsewhere), not a settings object holding two numbers
+    return reading.grad is not None and graph_class(type(obj))
 
 
 def not_a_node(obj, what: str) -> str:

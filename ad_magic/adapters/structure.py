@@ -35,7 +35,7 @@ import weakref
 import numpy as np
 
 __all__ = ["Reading", "AsMade", "read_class", "follow", "fields_of", "entries", "is_number", "holds_numbers",
-           "family_of", "BACKWARD_WORDS"]
+           "family_of", "graph_class", "BACKWARD_WORDS"]
 
 # How a rule held one level down is recognised: the method every autograd calls backward.
 BACKWARD_WORDS = ("backward", "backprop", "vjp", "grad_fn", "derivative")
@@ -149,6 +149,18 @@ def follow(obj, path):
         except Exception:
             return None
     return value
+
+
+# What a class of a graph's nodes, or of its operations, defines (a dataclass node may define nothing).
+_GRAPH_METHODS = frozenset({"__add__", "__radd__", "__sub__", "__mul__", "__rmul__", "__truediv__", "__pow__",
+                            "__matmul__", "__neg__", "backward", "forward", "apply", "__call__",
+                            "__dataclass_fields__"})
+
+
+def graph_class(cls) -> bool:
+    """A class that may make a graph's nodes: one with arithmetic operators, a forward or
+    backward, or a dataclass (not a plain settings holder)."""
+    return any(name in _GRAPH_METHODS for klass in cls.__mro__[:-1] for name in vars(klass))
 
 
 def family_of(cls) -> tuple:

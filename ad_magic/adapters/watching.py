@@ -29,7 +29,7 @@ import os
 import sys
 import sysconfig
 
-from .structure import fields_of
+from .structure import fields_of, graph_class
 
 __all__ = ["recording", "Recording", "Made"]
 
@@ -142,25 +142,13 @@ def _user_module(name) -> bool:
     return not _library_file(getattr(module, "__file__", None))
 
 
-# What a class of a graph's nodes, or of its operations, defines (a dataclass node may define nothing).
-_GRAPH_METHODS = frozenset({"__add__", "__radd__", "__sub__", "__mul__", "__rmul__", "__truediv__", "__pow__",
-                            "__matmul__", "__neg__", "backward", "forward", "apply", "__call__",
-                            "__dataclass_fields__"})
-
-
-def _graph_class(cls) -> bool:
-    """A class that may make a graph's nodes: one with arithmetic operators, a forward or
-    backward, or a dataclass (not a plain settings holder)."""
-    return any(name in _GRAPH_METHODS for klass in cls.__mro__[:-1] for name in vars(klass))
-
-
 def _watched(namespace, files, expect_classes):
     """(the modules whose objects are nodes, the files whose code is watched)."""
     modules, watched = set(), {f for f in files if f}
     own = (namespace or {}).get("__name__")
     for value in list((namespace or {}).values()):
         if isinstance(value, type) and (value.__module__ == own or _user_module(value.__module__)) \
-                and _graph_class(value):
+                and graph_class(value):
             modules.add(value.__module__)
             for member in vars(value).values():
                 function = getattr(member, "__func__", member)
