@@ -893,3 +893,29 @@ def test_an_object_holding_two_numbers_is_not_taken_for_a_node():
             return Leaf(self.v * other.v)
 
     assert not adaptable(Settings()) and adaptable(Leaf(2.0))
+
+
+def test_consumers_kept_as_edge_records_of_a_class_whose_eq_makes_it_unhashable():
+    class Edge:
+        def __init__(self, to, weight):
+            self.to, self.weight = to, weight
+
+    class V:
+        def __init__(self, v):
+            self.v, self.out_edges, self.grad = v, [], None
+
+        def __eq__(self, other):          # elementwise, as NumPy does: V is no longer hashable
+            return V(float(self.v == other.v))
+
+        def __mul__(self, other):
+            z = V(self.v * other.v)
+            self.out_edges.append(Edge(z, other.v))
+            other.out_edges.append(Edge(z, self.v))
+            return z
+
+    x, y = V(3.0), V(5.0)
+    out = x * y
+    node = adapt(out, inputs=[x, y, x])
+    assert {id(p.source) for p in node.parents} == {id(x), id(y)}
+    stepper = BackwardStepper(node, names={"x": x})        # keyed by name: x cannot be a dict key
+    assert float(stepper.grads_at(1, x)) == 5.0 and float(stepper.grads_at(1, y)) == 3.0

@@ -43,7 +43,7 @@ import numpy as np
 
 from ..engine.formatting import short_repr
 from .base import Adapter, AdapterError, ForeignNode, numeric
-from .structure import AsMade, entries, family_of, fields_of, follow, graph_class, read_class
+from .structure import CONSTANT, AsMade, entries, family_of, fields_of, follow, graph_class, read_class
 
 __all__ = ["StudentAdapter", "looks_like", "not_a_node", "DATA", "PARENTS", "HOLDERS", "HOLDER_PARENTS", "OP",
            "GRAD", "RULES", "NAMES", "REQUIRES", "canonical_op"]
@@ -413,7 +413,7 @@ class StudentAdapter(Adapter):
         """Edges kept on the consumers: from the named inputs (and the recorded nodes),
         follow the field that holds the nodes using each one until the output is reached,
         and record each node's inputs as the nodes that list it."""
-        starts = [s for s in dict.fromkeys(starts) if s is not root and self.is_node(s)]
+        starts = [s for s in {id(s): s for s in starts}.values() if s is not root and self.is_node(s)]
         paths = []
         for start in starts:
             for name, value in fields_of(start):
@@ -424,7 +424,7 @@ class StudentAdapter(Adapter):
             while queue:
                 node = queue.pop()
                 for used_by, extra in entries(follow(node, path), self.is_node, itself=node) or ():
-                    if used_by == "const":
+                    if used_by is CONSTANT:
                         continue
                     inverse.setdefault(id(used_by), []).append((node, extra))
                     if id(used_by) not in seen:
@@ -494,7 +494,7 @@ class StudentAdapter(Adapter):
                 raise AdapterError(f"{cls}.{where} is {short_repr(parents)} ({type(parents).__name__}), which is "
                                    "not a set, list or tuple of nodes.")
             return ()
-        return tuple(numeric(p, f"a number in {cls}.{where}") if n_is == "const" else n_is
+        return tuple(numeric(p, f"a number in {cls}.{where}") if n_is is CONSTANT else n_is
                      for n_is, p in ((e[0], e[1]) for e in found))
 
     def _entry(self, item):
@@ -654,7 +654,7 @@ class StudentAdapter(Adapter):
         if reading.local is not None:
             local = follow(view, reading.local)
             stored = entries(follow(view, reading.parents), self.is_node) if reading.parents else None
-            inputs = [e[0] for e in stored or () if e[0] != "const"]
+            inputs = [e[0] for e in stored or () if e[0] is not CONSTANT]
             if local is not None and len(local) and len(local) == len(inputs):
                 def from_local(grad):
                     upstream = np.asarray(grad, dtype=np.float64)
@@ -680,7 +680,7 @@ class StudentAdapter(Adapter):
             value = follow(self.view(obj), reading.parents) if reading.parents else None
             found = entries(value, self.is_node, itself=obj) if value is not None and not hasattr(
                 value, "__next__") else None
-        found = [e for e in (found or ()) if e[0] != "const"]
+        found = [e for e in (found or ()) if e[0] is not CONSTANT]
         return found if found and all(e[1] is not None for e in found) else None
 
     def has_backward(self, node):

@@ -35,7 +35,11 @@ import weakref
 import numpy as np
 
 __all__ = ["Reading", "AsMade", "read_class", "follow", "fields_of", "entries", "is_number", "holds_numbers",
-           "family_of", "graph_class", "BACKWARD_WORDS"]
+           "family_of", "graph_class", "CONSTANT", "BACKWARD_WORDS"]
+
+# Marks a constant among stored inputs (the 3 of ``x * 3``): compared by identity, since a
+# student's node may define ``==`` and ``!=`` elementwise.
+CONSTANT = type("Constant", (), {"__repr__": lambda self: "CONSTANT"})()
 
 # How a rule held one level down is recognised: the method every autograd calls backward.
 BACKWARD_WORDS = ("backward", "backprop", "vjp", "grad_fn", "derivative")
@@ -172,7 +176,7 @@ def family_of(cls) -> tuple:
 def _unwrap_item(item, is_node):
     """(node, extra) for one stored input: a node, a weak reference to one, a (node,
     number) or (node, rule) pair in either order, a {"tensor": node, …} record or an object
-    with one node field (Dependency(tensor, grad_fn)); ("const", value) for a number."""
+    with one node field (Dependency(tensor, grad_fn)); (CONSTANT, value) for a number."""
     if is_node(item):
         return item, None
     if isinstance(item, weakref.ref):
@@ -193,9 +197,12 @@ def _unwrap_item(item, is_node):
     if _plain(item) or callable(item) and not hasattr(item, "__dict__"):
         return None, None
     found = [(n, v) for n, v in fields_of(item) if is_node(v)]
-    if len(found) == 1:
-        extra = next((v for n, v in fields_of(item) if callable(v) and not is_node(v) and not isinstance(v, type)),
-                     None)
+    if len(found) == 1:          # an edge record: Edge(node, weight), Dependency(tensor, grad_fn)
+        others = [v for n, v in fields_of(item) if not is_node(v)]
+        extra = next((v for v in others if callable(v) and not isinstance(v, type)), None)
+        numbers_ = [v for v in others if is_number(v)]
+        if extra is None and len(numbers_) == 1:
+            extra = numbers_[0]
         return found[0][1], extra
     return None, None
 
@@ -204,7 +211,7 @@ _CONTAINERS = (list, tuple, set, frozenset, collections.deque, weakref.WeakSet, 
 
 
 def entries(value, is_node, *, itself=None):
-    """The stored inputs in ``value``: a list of ``(node, extra)`` and ``("const", value)``
+    """The stored inputs in ``value``: a list of ``(node, extra)`` and ``(CONSTANT, value)``
     entries, or None when it holds no node other than ``itself`` (a creator's ``outputs``
     pointing back at the node is not its inputs). One-shot iterators are not read here
     (reading would use them up)."""
@@ -227,12 +234,12 @@ def entries(value, is_node, *, itself=None):
         if node is not None:
             out.append((node, extra))
         elif is_number(item):
-            out.append(("const", item))
+            out.append((CONSTANT, item))
         elif item is None:
             continue
         else:
             return None              # something else: not a container of inputs
-    return out if any(e[0] != "const" and e[0] is not itself for e in out) else None
+    return out if any(e[0] is not CONSTANT and e[0] is not itself for e in out) else None
 
 
 def _holders(obj, is_node):
@@ -375,7 +382,7 @@ def read_class(obj, is_node, spellings, *, grad_hint=None, like=None) -> Reading
         held.sort(key=lambda n: not any(w in n.lower() for w in BACKWARD_WORDS + ("back", "retro", "grad")))
         if held:          # one named as a backward rule first
             rule = (held[0],)
-    if rule is None and found and all(callable(e[1]) for e in found if e[0] != "const"):
+    if rule is None and found and all(callable(e[1]) for e in found if e[0] is not CONSTANT):
         rule = None     # (node, rule) pairs: contract.py runs each pair's rule
     elif rule is None:
         holders = list(_holders(obj, is_node))
@@ -398,8 +405,8 @@ def read_class(obj, is_node, spellings, *, grad_hint=None, like=None) -> Reading
                     break
             if rule is not None:
                 break
-    if rule is None and found and not any(e[0] != "const" and e[1] is not None for e in found):
-        n_inputs = sum(1 for e in found if e[0] != "const")
+    if rule is None and found and not any(e[0] is not CONSTANT and e[1] is not None for e in found):
+        n_inputs = sum(1 for e in found if e[0] is not CONSTANT)
         taken = {data[0], (grad or ("",))[0], (parents or ("",))[0]}
         places = [((p,), v) for p, v in own if p not in taken]
         if parents is not None and len(parents) == 2:       # beside the inputs in their holder
