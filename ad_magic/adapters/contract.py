@@ -346,7 +346,6 @@ class StudentAdapter(Adapter):
     ``kind`` names the style in messages: "practical" (``_parents``), "micrograd"
     (``_prev``) or the class's own name."""
 
-    unordered = True            # refined per node: a set of parents has no operand order
 
     def __init__(self, root=None, *, recording=None, inputs=()):
         self.recording = recording

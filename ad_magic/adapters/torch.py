@@ -79,7 +79,6 @@ def _array(t) -> np.ndarray:
 
 class TorchAdapter(Adapter):
     kind = "torch"
-    unordered = False           # next_functions are in operand order
     checks_rules = False        # the rules are PyTorch's own
 
     def __init__(self):

@@ -81,8 +81,8 @@ class Recording:
 
     # -- what the tracer calls
     def _is_node(self, value) -> bool:
-        return type(value).__module__ in self.modules and not isinstance(value, type) \
-            and not inspect.isroutine(value) and not inspect.ismodule(value)
+        # an instance of a watched class (functions, classes and modules are instances of builtins)
+        return type(value).__module__ in self.modules
 
     def returned(self, frame, value):
         if value is None or not self._is_node(value) or id(value) in self._made:
