@@ -919,3 +919,47 @@ def test_consumers_kept_as_edge_records_of_a_class_whose_eq_makes_it_unhashable(
     assert {id(p.source) for p in node.parents} == {id(x), id(y)}
     stepper = BackwardStepper(node, names={"x": x})        # keyed by name: x cannot be a dict key
     assert float(stepper.grads_at(1, x)) == 5.0 and float(stepper.grads_at(1, y)) == 3.0
+
+
+def test_a_rule_taking_the_context_kept_beside_it_in_the_history():
+    class Context:
+        def __init__(self):
+            self.saved_values = ()
+
+        def save_for_backward(self, *values):
+            self.saved_values = values
+
+    class History:
+        def __init__(self, last_fn, ctx, inputs):
+            self.last_fn, self.ctx, self.inputs = last_fn, ctx, inputs
+
+    class Mul:
+        @staticmethod
+        def forward(ctx, a, b):
+            ctx.save_for_backward(a, b)
+            return a * b
+
+        @staticmethod
+        def backward(ctx, d_output):
+            a, b = ctx.saved_values
+            return d_output * b, d_output * a
+
+        @classmethod
+        def apply(cls, *scalars):
+            ctx = Context()
+            return Scalar(cls.forward(ctx, *(s.data for s in scalars)), History(cls, ctx, scalars))
+
+    class Scalar:
+        def __init__(self, data, history=None):
+            self.data, self.derivative, self.history = data, None, history
+
+        def __mul__(self, other):
+            return Mul.apply(self, other)
+
+    a, b = Scalar(3.0), Scalar(4.0)
+    out = a * b
+    node = adapt(out)
+    reading = node.graph.adapter.reading(out)
+    assert reading.rule == ("history", "last_fn", "backward") and reading.rule_context == ("history", "ctx")
+    stepper = BackwardStepper(out)
+    assert node.kind == "mul" and stepper.steps[0].ok and float(stepper.grads_at(1, a)) == 4.0

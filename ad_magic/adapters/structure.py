@@ -401,7 +401,11 @@ def read_class(obj, is_node, spellings, *, grad_hint=None, like=None) -> Reading
                     continue
                 word = _backward_method(inner)
                 if word is not None:
-                    rule, context = (name, inner_name, word), (name,)
+                    # the context a two-argument rule gets: an object kept beside the op in the
+                    # holder (history.ctx beside history.last_fn), else the holder itself
+                    beside = [n for n, v in _holders(value, is_node) if n != inner_name and not isinstance(v, type)]
+                    rule = (name, inner_name, word)
+                    context = (name, beside[0]) if beside else (name,)
                     break
             if rule is not None:
                 break
