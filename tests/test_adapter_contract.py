@@ -4,6 +4,7 @@ student's graph is left as it was; cycles and relabelled ops are reported honest
 from __future__ import annotations
 
 import enum
+import sys
 
 import numpy as np
 import pytest
@@ -202,9 +203,8 @@ def test_nothing_fits_is_one_sentence_naming_class_spellings_and_attributes():
     with pytest.raises(AdapterError) as info:
         BackwardStepper(Tensor())
     text = str(info.value)
-    assert text.startswith("BackwardStepper cannot read a Tensor as a node of a computation graph: it looks for "
-                           "its data in data/_data/value/_value/val/values/_values and for its parents in "
-                           "_parents/_prev/")
+    assert text.startswith("BackwardStepper cannot read a Tensor as a node of a computation graph: it holds "
+                           "numbers in numbers, but no field holding other Tensor objects (its inputs")
     assert text.endswith("this Tensor has history, numbers.") and "\n" not in text
     assert "wrap a value in Tensor" not in text
 
@@ -469,7 +469,7 @@ def test_the_readme_documents_every_spelling():
     from pathlib import Path
 
     readme = (Path(__file__).resolve().parent.parent / "README.md").read_text(encoding="utf-8")
-    table = readme[readme.index("The contract: which attributes are read"):]
+    table = readme[readme.index("The contract's spellings: the fast path"):]
     table = table[:table.index("An object is read as a node")]
     for names in (DATA, PARENTS, HOLDERS, OP, GRAD, RULES, NAMES):
         for name in names:
@@ -578,3 +578,388 @@ def test_no_false_mistake_when_one_parent_read_as_both_operands_fits_by_coincide
     wrong._backward = _wrong_backward
     step = next(adapt(wrong).backward_steps())
     assert not step.ok and "but the chain rule gives" in step.note
+
+
+# --------------------------------------------------------------------------- read by structure
+
+def _consumers_class():
+    class Var:
+        def __init__(self, value):
+            self.value, self.users, self.adjoint = value, [], None
+
+        def __mul__(self, other):
+            z = Var(self.value * other.value)
+            self.users.append((other.value, z))
+            other.users.append((self.value, z))
+            return z
+    return Var
+
+
+def test_edges_kept_on_the_consumers_are_turned_around_from_the_named_inputs():
+    Var = _consumers_class()
+    x, y = Var(3.0), Var(-2.0)
+    out = x * y * x
+    node = adapt(out, inputs=[x, y])
+    assert len(node.graph.order) == 4 and [n.kind for n in node.graph.order if n.parents] == [None, None]
+    stepper = BackwardStepper(node, names={x: "x", y: "y"})
+    assert float(stepper.grads_at(stepper.n_steps, x)) == 2 * 3.0 * -2.0      # d(x²y)/dx = 2xy
+    assert float(stepper.grads_at(stepper.n_steps, y)) == 9.0
+
+
+def test_an_output_whose_inputs_cannot_be_found_is_one_sentence_not_a_lone_node():
+    Var = _consumers_class()
+    x, y = Var(3.0), Var(-2.0)
+    with pytest.raises(AdapterError, match=r"^ad_magic cannot tell where this Var's inputs are: it has no rule, no "
+                                           r"op and nothing in users; if users lists the nodes that use it, name "
+                                           r"the inputs \(adapt\(out, inputs=\[x, y\]\)\)"):
+        adapt(x * y)
+
+    class Op:
+        def __init__(self, name):
+            self.name = name
+
+    class T:
+        def __init__(self, v, op=None):
+            self.v, self.g, self.op = v, 0.0, op
+
+        def __mul__(self, other):
+            return T(self.v * other.v, Op("mul"))        # the inputs are kept nowhere
+    with pytest.raises(AdapterError, match=r"^ad_magic cannot find the inputs of this T: its op is 'mul', but none "
+                                           r"of its fields \(v, g, op\) holds other T objects"):
+        adapt(T(2.0) * T(3.0))
+
+
+def test_a_reading_is_resolved_once_per_class_into_a_record():
+    import dataclasses
+
+    from ad_magic.adapters.contract import StudentAdapter
+
+    Tensor = make_class(parents="fils", data="valeur", grad="derivee", rule="retro", op="symbole")
+    x, y = nine(Tensor)
+    adapter = StudentAdapter(y)
+    reading = adapter.reading(y)
+    assert (reading.data, reading.parents, reading.grad, reading.rule, reading.op) == (
+        ("valeur",), ("fils",), ("derivee",), ("retro",), ("symbole",))
+    assert adapter.reading(x) is reading and list(adapter.readings) == [Tensor]
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        reading.data = ("other",)
+
+
+def test_the_data_behind_a_property_returning_a_wrapper():
+    class Box:
+        def __init__(self, numbers):
+            self.numbers = np.asarray(numbers, dtype=float)
+
+    Tensor = make_class(data="_box")
+    Tensor.data = property(lambda self: Box(self._box))
+    x, y = nine(Tensor)
+    node = adapt(y)
+    assert node.graph.adapter.reading(y).data == ("data", "numbers")
+    assert float(node.data) == 2.0 * 2.0 + 5.0 * 2.0 - 1.0
+
+
+def test_inputs_one_level_down_and_a_rule_two_levels_down_taking_the_context():
+    class Mul:
+        @staticmethod
+        def backward(ctx, grad):
+            a, b = ctx.inputs
+            return grad * b.amount, grad * a.amount
+
+    class Context:
+        def __init__(self, op, inputs):
+            self.op, self.inputs, self.outputs = op, inputs, []
+
+    class T:
+        def __init__(self, amount):
+            self.amount, self.grad, self.ctx = amount, None, None
+
+        def __mul__(self, other):
+            out = T(self.amount * other.amount)
+            out.ctx = Context(Mul, (self, other))
+            out.ctx.outputs.append(out)          # pointing back at the output: not its input
+            return out
+
+    a, b = T(3.0), T(5.0)
+    out = a * b
+    node = adapt(out)
+    reading = node.graph.adapter.reading(out)
+    assert reading.parents == ("ctx", "inputs") and reading.rule == ("ctx", "op", "backward")
+    assert node.kind == "mul" and [p.source for p in node.parents] == [a, b]
+    stepper = BackwardStepper(out)
+    assert stepper.steps[0].ok and float(stepper.grads_at(1, a)) == 5.0
+
+
+def test_weak_references_and_node_number_pairs_are_inputs():
+    import weakref
+
+    class S:
+        def __init__(self, q, links=()):
+            self.q, self.links, self.adj = q, [(weakref.ref(n), d) for n, d in links], None
+
+        def __mul__(self, other):
+            return S(self.q * other.q, [(self, other.q), (other, self.q)])
+
+    from ad_magic.adapters.structure import entries
+
+    a, b = S(2.0), S(7.0)
+    out = a * b
+    assert entries([(weakref.ref(a), 7.0)], lambda v: isinstance(v, S)) is None      # a weakref in a pair: no
+    out.links = [(r(), d) for r, d in out.links]
+    node = adapt(out)
+    assert [p.source for p in node.parents] == [a, b]
+    assert float(BackwardStepper(out).grads_at(1, b)) == 2.0
+
+
+def test_a_graph_erased_after_backward_is_read_from_the_recording():
+    from ad_magic.adapters import recording
+
+    Tensor = make_class(parents="_inputs")
+    with recording({"__name__": Tensor.__module__, "Tensor": Tensor}) as seen:
+        x, y = nine(Tensor)
+    built = [n.source for n in adapt(y).graph.order]
+    for obj in built:             # what a backward() that frees the graph leaves behind
+        obj._inputs, obj._backward = (), (lambda: None)
+    with pytest.raises(AdapterError, match=r"^ad_magic cannot find the inputs of this Node: its op is 'add'"):
+        adapt(y)
+    node = adapt(y, recording=seen)
+    assert [n.source for n in node.graph.order] == built
+    stepper = BackwardStepper(node, names={x: "x"})
+    assert all(s.ok for s in stepper.steps) and float(stepper.grads_at(stepper.n_steps, x)) == 9.0
+    assert x._inputs == () and y._inputs == ()         # looking put the erased fields back as they were
+
+
+def test_the_recording_sees_which_call_made_which_node_from_which_inputs():
+    from ad_magic.adapters import recording
+
+    Tensor = make_class()
+    with recording({"__name__": Tensor.__module__, "Tensor": Tensor}) as seen:
+        a, b = Tensor(2.0), Tensor(3.0)
+        c = a * b
+        d = c + a
+    assert seen.made(a) is None and seen.made(b) is None         # made by the constructor, not by an op
+    assert seen.made(c).inputs == (a, b) and seen.made(c).call.endswith("__mul__")
+    assert seen.made(d).inputs == (c, a) and seen.made(d).fields["_parents"] == (c, a)
+    assert {id(o) for o in seen.nodes()} == {id(o) for o in (a, b, c, d)}
+    assert sys.getprofile() is None
+
+
+def test_a_recording_with_no_class_to_watch_watches_nothing():
+    from ad_magic import Tensor
+    from ad_magic.adapters import recording
+
+    with recording({"__name__": "__main__", "Tensor": Tensor}) as seen:
+        assert sys.getprofile() is None
+        Tensor(1.0) * 2
+    assert not seen.active and len(seen) == 0
+
+
+def test_a_profiler_set_before_recording_is_called_and_put_back_also_when_the_block_raises():
+    from ad_magic.adapters import recording
+
+    Tensor = make_class()
+    calls = []
+
+    def profiler(frame, event, arg):
+        calls.append(event)
+
+    sys.setprofile(profiler)
+    try:
+        with pytest.raises(ZeroDivisionError):
+            with recording({"__name__": Tensor.__module__, "Tensor": Tensor}) as seen:
+                out = Tensor(2.0) * Tensor(3.0)
+                raise ZeroDivisionError("the user's own error")
+        assert sys.getprofile() is profiler
+    finally:
+        sys.setprofile(None)
+    assert seen.made(out) is not None and "return" in calls
+
+
+def test_a_helper_handing_back_its_argument_made_nothing():
+    from ad_magic.adapters import recording
+
+    Tensor = make_class()
+
+    def lift(self, other):
+        return other if isinstance(other, Tensor) else Tensor(other)
+    with recording({"__name__": Tensor.__module__, "Tensor": Tensor, "lift": lift}) as seen:
+        a = Tensor(1.0)
+        b = lift(a, Tensor(2.0))
+        c = lift(a, 3.0)
+    assert seen.made(b) is None
+    assert seen.made(c).inputs == (a,) and seen.made(c).fields["_parents"] == ()    # a leaf, as its fields say
+    assert adapt(c, recording=seen).parents == ()
+
+
+def test_inputs_in_a_named_tuple_record_or_an_object_array():
+    import collections
+
+    Ctx = collections.namedtuple("Ctx", ["op", "parents", "rule"])
+
+    class T:
+        def __init__(self, amount, ctx=None):
+            self.amount, self.grad, self.ctx = amount, 0.0, ctx
+
+        def __mul__(self, other):
+            out = T(self.amount * other.amount)
+
+            def rule():
+                self.grad += other.amount * out.grad
+                other.grad += self.amount * out.grad
+            out.ctx = Ctx("mul", (self, other), rule)
+            return out
+
+    a, b = T(3.0), T(4.0)
+    out = a * b
+    node = adapt(out)
+    assert node.graph.adapter.reading(out).parents == ("ctx", "parents") and node.kind == "mul"
+    assert float(BackwardStepper(out).grads_at(1, a)) == 4.0
+
+    Node = make_class(parents="inputs", store=lambda xs: np.array(list(xs) + [None], dtype=object)[:-1])
+    check_nine(Node)
+
+
+def test_a_user_module_in_the_namespace_is_watched(tmp_path, monkeypatch):
+    import importlib
+
+    from ad_magic.adapters import recording
+
+    (tmp_path / "myops.py").write_text(
+        "class Num:\n"
+        "    def __init__(self, v):\n"
+        "        self.v, self.grad = v, 0.0\n"
+        "def mul(a, b):\n"
+        "    out = Num(a.v * b.v)\n"
+        "    def rule():\n"
+        "        a.grad += b.v * out.grad\n"
+        "        b.grad += a.v * out.grad\n"
+        "    return out\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    myops = importlib.import_module("myops")
+    with recording({"__name__": "__main__", "myops": myops}) as seen:
+        x, y = myops.Num(2.0), myops.Num(5.0)
+        out = myops.mul(x, y)
+    made = seen.made(out)
+    assert made.inputs == (x, y) and made.call == "mul" and made.rule is not None
+    stepper = BackwardStepper(adapt(out, recording=seen), names={x: "x"})
+    assert float(stepper.grads_at(1, x)) == 5.0 and stepper.steps[0].ok
+
+
+def test_a_registry_shared_by_the_graph_is_not_read_as_a_node_s_inputs():
+    from ad_magic.adapters import recording
+
+    class Graph:
+        def __init__(self):
+            self.edges, self.rules = {}, {}
+
+    graph = Graph()
+
+    class Node:
+        def __init__(self, value):
+            self.value, self.grad, self.graph = value, 0.0, graph
+            graph.edges[self] = []
+
+        def __mul__(self, other):
+            out = Node(self.value * other.value)
+            graph.edges[out] = [self, other]
+
+            def rule():
+                self.grad += other.value * out.grad
+                other.grad += self.value * out.grad
+            graph.rules[out] = rule
+            return out
+
+    with recording({"__name__": Node.__module__, "Node": Node}) as seen:
+        x, y = Node(2.0), Node(3.0)
+        out = x * y * x
+    node = adapt(out, recording=seen)
+    assert node.graph.adapter.reading(out).parents is None        # graph.edges lists every node, itself too
+    assert node.parents[1].source is x and [p.source for p in node.parents[0].parents] == [x, y]
+    stepper = BackwardStepper(node, names={x: "x", y: "y"})
+    assert float(stepper.grads_at(stepper.n_steps, x)) == 12.0 and float(stepper.grads_at(stepper.n_steps, y)) == 4.0
+
+
+def test_an_object_holding_two_numbers_is_not_taken_for_a_node():
+    from ad_magic.adapters import adaptable
+
+    class Settings:
+        def __init__(self):
+            self.lr, self.momentum = 0.1, 0.0
+
+    class Leaf:
+        def __init__(self, v):
+            self.v, self.g = v, None
+
+        def __mul__(self, other):
+            return Leaf(self.v * other.v)
+
+    assert not adaptable(Settings()) and adaptable(Leaf(2.0))
+
+
+def test_consumers_kept_as_edge_records_of_a_class_whose_eq_makes_it_unhashable():
+    class Edge:
+        def __init__(self, to, weight):
+            self.to, self.weight = to, weight
+
+    class V:
+        def __init__(self, v):
+            self.v, self.out_edges, self.grad = v, [], None
+
+        def __eq__(self, other):          # elementwise, as NumPy does: V is no longer hashable
+            return V(float(self.v == other.v))
+
+        def __mul__(self, other):
+            z = V(self.v * other.v)
+            self.out_edges.append(Edge(z, other.v))
+            other.out_edges.append(Edge(z, self.v))
+            return z
+
+    x, y = V(3.0), V(5.0)
+    out = x * y
+    node = adapt(out, inputs=[x, y, x])
+    assert {id(p.source) for p in node.parents} == {id(x), id(y)}
+    stepper = BackwardStepper(node, names={"x": x})        # keyed by name: x cannot be a dict key
+    assert float(stepper.grads_at(1, x)) == 5.0 and float(stepper.grads_at(1, y)) == 3.0
+
+
+def test_a_rule_taking_the_context_kept_beside_it_in_the_history():
+    class Context:
+        def __init__(self):
+            self.saved_values = ()
+
+        def save_for_backward(self, *values):
+            self.saved_values = values
+
+    class History:
+        def __init__(self, last_fn, ctx, inputs):
+            self.last_fn, self.ctx, self.inputs = last_fn, ctx, inputs
+
+    class Mul:
+        @staticmethod
+        def forward(ctx, a, b):
+            ctx.save_for_backward(a, b)
+            return a * b
+
+        @staticmethod
+        def backward(ctx, d_output):
+            a, b = ctx.saved_values
+            return d_output * b, d_output * a
+
+        @classmethod
+        def apply(cls, *scalars):
+            ctx = Context()
+            return Scalar(cls.forward(ctx, *(s.data for s in scalars)), History(cls, ctx, scalars))
+
+    class Scalar:
+        def __init__(self, data, history=None):
+            self.data, self.derivative, self.history = data, None, history
+
+        def __mul__(self, other):
+            return Mul.apply(self, other)
+
+    a, b = Scalar(3.0), Scalar(4.0)
+    out = a * b
+    node = adapt(out)
+    reading = node.graph.adapter.reading(out)
+    assert reading.rule == ("history", "last_fn", "backward") and reading.rule_context == ("history", "ctx")
+    stepper = BackwardStepper(out)
+    assert node.kind == "mul" and stepper.steps[0].ok and float(stepper.grads_at(1, a)) == 4.0

@@ -27,7 +27,7 @@ import numpy as np
 
 from ..engine.formatting import format_number, format_value, short_repr
 
-__all__ = ["ForeignNode", "AdapterError", "numeric", "label", "describe"]
+__all__ = ["Adapter", "ForeignNode", "AdapterError", "numeric", "label", "describe"]
 
 
 class AdapterError(TypeError):
@@ -47,6 +47,90 @@ def numeric(value, where: str):
         raise AdapterError(f"{where} is {short_repr(value)} ({type(value).__name__}), not numbers; "
                            "store a number or a NumPy array there.")
     return array.astype(np.float64) if array.dtype.kind != "f" else array
+
+
+# --------------------------------------------------------------------------- the adapter protocol
+
+class Adapter:
+    """The adapter protocol, declared once: how one library's graph is read. One adapter
+    instance serves one adapted graph (:class:`~ad_magic.adapters.graph.ForeignGraph`),
+    which calls these methods and nothing else. ``StudentAdapter`` (``contract.py``: any
+    class, read by the structure of its fields, ``structure.py``) and ``TorchAdapter``
+    (``torch.py``) implement it; the defaults here are what an adapter says when it has
+    nothing to add.
+
+    Reading the graph (each node once, when the graph is built):
+
+    * ``node(graph, obj)`` — a :class:`ForeignNode` wrapping ``obj`` (name, requires_grad);
+    * ``operands_of(node)`` — its inputs as stored: objects to wrap, and constants as
+      arrays; it sets ``node.ordered`` False when they have no order (a set);
+    * ``label_of(node, n_operands)`` — (what its op node shows, the op registry's name or
+      None, constants its label holds such as the 2 of ``"**2"``, the op its rule's own
+      name tells or None);
+    * ``hidden_constants(node)`` — numbers its rule keeps that its inputs do not;
+    * ``scope(node)`` — the module calls that made it, outermost first;
+    * ``built(order)`` — called once with every node, parents first;
+    * ``alias(obj)`` — the object a caller's ``obj`` is drawn as (itself, or e.g. a
+      PyTorch tensor's ``grad_fn``).
+
+    Values and rules (read live: after the library's code changed a grad, the node shows it):
+
+    * ``data(node)``, ``grad(node)`` (a float array, or None), ``set_grad(node, value)``;
+    * ``has_backward(node)``, ``run_backward(node)`` (the library's own rule, adding into
+      its inputs' grads), ``rule_name(node)``, ``rule_text(node)`` (how a step names a
+      rule whose op ad_magic does not know);
+    * ``prepare(root, order, seed)`` — before a backward pass is stepped;
+    * ``checks_rules`` — False when the rules are the library's own (PyTorch) and need no
+      comparing with the chain rule.
+    """
+
+    kind = "foreign"
+    checks_rules = True
+
+    def node(self, graph, obj):
+        raise NotImplementedError
+
+    def operands_of(self, node) -> tuple:
+        raise NotImplementedError
+
+    def label_of(self, node, n_operands):
+        return node._function or "?", None, (), None
+
+    def hidden_constants(self, node) -> list:
+        return []
+
+    def scope(self, node) -> tuple:
+        return ()
+
+    def built(self, order) -> None:
+        return None
+
+    def alias(self, obj):
+        return obj
+
+    def data(self, node):
+        raise NotImplementedError
+
+    def grad(self, node):
+        raise NotImplementedError
+
+    def set_grad(self, node, value) -> None:
+        raise NotImplementedError
+
+    def has_backward(self, node) -> bool:
+        raise NotImplementedError
+
+    def run_backward(self, node) -> None:
+        raise NotImplementedError
+
+    def rule_name(self, node) -> str:
+        return "_backward"
+
+    def rule_text(self, node) -> str:
+        return f"your rule for {node._function!r}"
+
+    def prepare(self, root, order, seed) -> None:
+        return None
 
 
 # --------------------------------------------------------------------------- nodes
@@ -94,8 +178,7 @@ class ForeignNode:
     def _scope(self) -> tuple:
         """The module calls that made this node (outermost first), when the library says
         (see :func:`ad_magic.nn.module_scope`; PyTorch: ``track_modules``)."""
-        scope = getattr(self.graph.adapter, "scope", None)
-        return scope(self) if scope is not None else ()
+        return self.graph.adapter.scope(self)
 
     @property
     def _parents(self):

@@ -1,9 +1,13 @@
-"""The adapter contract: how a node of someone else's graph is read, whatever it is called.
+"""The adapter for students' classes: how a node of someone else's graph is read,
+whatever its fields are called.
 
-A student's ``Tensor``, a micrograd-style ``Value`` or a NumPy micrograd are read through
-one list of common spellings per field, tried in order; the first one the object has
-(and that is not a method) is used. The README's "Your own Tensor" section prints the
-same lists.
+:class:`StudentAdapter` reads each class once into a :class:`~.structure.Reading` — by
+what its fields hold (``structure.py``) — and follows it for every node; edges kept on
+the consumers are turned around, and what a recording (``watching.py``) saw being built
+fills in what the objects no longer hold (an erased graph, inputs kept nowhere). The
+common spellings below are the fast path and the tie-breaker, tried first, in order; the
+first one the object has (and that is not a method) is used. The README's "Your own
+Tensor" section prints the same lists.
 
 * data: :data:`DATA` — a Python number, a NumPy scalar, a 0-d array, a vector, a
   matrix or a nested list;
@@ -38,7 +42,8 @@ import re
 import numpy as np
 
 from ..engine.formatting import short_repr
-from .base import AdapterError, ForeignNode, numeric
+from .base import Adapter, AdapterError, ForeignNode, numeric
+from .structure import CONSTANT, AsMade, entries, family_of, fields_of, follow, graph_class, read_class
 
 __all__ = ["StudentAdapter", "looks_like", "not_a_node", "DATA", "PARENTS", "HOLDERS", "HOLDER_PARENTS", "OP",
            "GRAD", "RULES", "NAMES", "REQUIRES", "canonical_op"]
@@ -187,17 +192,67 @@ def _attributes(obj) -> list:
     return sorted(n for n in names if not (n.startswith("__") and n.endswith("__")))
 
 
+def readable(obj) -> bool:
+    """A node by its structure: an object of a user's class holding numbers, and its
+    inputs, a rule, an op or a grad (see ``structure.py``)."""
+    if obj is None or isinstance(obj, (numbers.Number, np.generic, np.ndarray, str, bytes, list, tuple, dict, set,
+                                       type)) or type(obj).__module__ in ("builtins", "numpy"):
+        return False
+    family = family_of(type(obj))
+    try:
+        reading = read_class(obj, lambda v: isinstance(v, family) or looks_like(v), SPELLINGS)
+    except Exception:
+        return False
+    if reading is None:
+        return False
+    if any(path is not None for path in (reading.parents, reading.rule, reading.op, reading.local)):
+        return True
+    # numbers and a grad only: a node of a class with operators or a backward (a leaf, or an
+    # output whose edges are kept elsewhere), not a settings object holding two numbers
+    return reading.grad is not None and graph_class(type(obj))
+
+
 def not_a_node(obj, what: str) -> str:
-    """One sentence: which class could not be read, what was looked for, what it has."""
+    """One sentence: which class could not be read, what was found, what was missing."""
     cls = type(obj).__name__
     has = _attributes(obj)
     listed = ", ".join(has[:20]) + (", …" if len(has) > 20 else "") if has else "no attributes"
-    data = _field(obj, DATA)[0]
-    need = "" if data is None else f" (it has {data}, but none of the others)"
-    return (f"{what} cannot read a {cls} as a node of a computation graph{need}: it looks for its data in "
-            f"{'/'.join(DATA)} and for its parents in {'/'.join(PARENTS)} (or a grad_fn/_ctx holding "
-            f"them), its grad in {'/'.join(GRAD)}, its op in {'/'.join(OP[:4])}/… and its rule in "
-            f"{'/'.join(RULES[:3])}/…; this {cls} has {listed}.")
+    family = family_of(type(obj))
+    try:
+        reading = read_class(obj, lambda v: isinstance(v, family) or looks_like(v), SPELLINGS)
+    except Exception:
+        reading = None
+    if reading is None:
+        found = (f"no field of it holds numbers (its data; the spellings {'/'.join(DATA[:4])}/… included, or a "
+                 "property returning an object that holds them)")
+    else:
+        found = (f"it holds numbers in {reading.spelled('data')}, but no field holding other {cls} objects (its "
+                 "inputs, also one level down, in a list, as weak references or (node, number) pairs), no rule, "
+                 "no op and no grad")
+    return f"{what} cannot read a {cls} as a node of a computation graph: {found}; this {cls} has {listed}."
+
+
+def lone_output(adapter, root) -> str | None:
+    """The sentence for an output that was computed (it names an op, or holds a context)
+    but whose inputs were found nowhere: never drawn as a silent lone node."""
+    if root.parents or not isinstance(adapter, StudentAdapter):
+        return None
+    shown = adapter.claimed_op(root)
+    cls = type(root.source).__name__
+    fields = ", ".join(n for n, _ in fields_of(root.source)[:12]) or "no fields"
+    if shown is None:
+        empty = [n for n, v in fields_of(root.source) if isinstance(v, (list, set, dict)) and not v]
+        if adapter.recording is None and empty and not adapter.has_backward(root):
+            # no rule, no op, no inputs: a leaf, or an output whose consumers' lists hold the edges
+            return (f"ad_magic cannot tell where this {cls}'s inputs are: it has no rule, no op and nothing in "
+                    f"{', '.join(empty)}; if {empty[0]} lists the nodes that use it, name the inputs "
+                    "(adapt(out, inputs=[x, y])) or run the code under %%autodiff, which watches the graph being "
+                    "built.")
+        return None          # a leaf: nothing says it was computed
+    return (f"ad_magic cannot find the inputs of this {cls}: its op is {shown!r}, but none of its fields "
+            f"({fields}) holds other {cls} objects, also one level down, and nothing recorded them; keep each "
+            "result's inputs on it (e.g. in a tuple), or run the code under %%autodiff, which watches the graph "
+            "being built.")
 
 
 # --------------------------------------------------------------------------- op names
@@ -269,147 +324,193 @@ def _op_text(value, *, objects=True):
 
 # --------------------------------------------------------------------------- the adapter
 
-class StudentAdapter:
-    """Reads any class that follows one of the contract's spellings (see the module doc).
+SPELLINGS = {"data": DATA, "parents": PARENTS, "holders": HOLDERS, "grad": GRAD, "rules": RULES, "op": OP,
+             "names": NAMES, "requires": REQUIRES, "canonical": canonical_op}
+
+
+class _Rule:
+    """A node's rule, however it is kept: ``call(grad)`` runs it and returns what it
+    returned (its inputs' grads, when it returns them instead of adding them)."""
+
+    def __init__(self, name, call, source=None):
+        self.name, self.call, self.source = name, call, source
+
+
+class StudentAdapter(Adapter):
+    """Reads a class's nodes by their structure (``structure.py``), the contract's
+    spellings first (see the module doc); each class's :class:`~.structure.Reading` is
+    resolved once. ``recording`` (:func:`~.watching.recording`) says which call made
+    which node from which inputs, for what the objects no longer say; ``inputs`` are
+    nodes the caller named (the leaves), from which edges kept on the consumers are found.
 
     ``kind`` names the style in messages: "practical" (``_parents``), "micrograd"
     (``_prev``) or the class's own name."""
 
-    unordered = True            # refined per node: a set of parents has no operand order
 
-    def __init__(self, root=None):
-        spelling = _field(root, PARENTS)[0] if root is not None else None
-        self.kind = {"_parents": "practical", "_prev": "micrograd"}.get(spelling) or (
-            type(root).__name__ if root is not None else "student")
-        self.classes = {type(root)}     # a parent of a class already in the graph is a node, however bare
-        self.spellings = {}             # class -> the parents' spelling chosen for it
+    def __init__(self, root=None, *, recording=None, inputs=()):
+        self.recording = recording
+        self.readings = {}              # class -> its Reading, resolved once
+        self.views = {}                 # id(node) -> its fields as made (a graph erased since)
+        self.inverse = None             # id(node) -> [(input, extra)]: edges kept on the consumers, turned around
+        self.consumers = None           # the path of the field listing a node's consumers, when turned around
+        self.classes = set()
+        self.family = family_of(type(root)) if root is not None else ()
+        self.like = None
+        self.kind = "student"
+        if root is None:
+            return
+        self.classes.add(type(root))
+        made = recording.made(root) if recording is not None else None
+        if made is not None and self._stored(root) is None:
+            erased = AsMade(root, made.fields)        # the graph as it was made (backward() erased it)
+            if self._stored(erased):
+                self.views[id(root)] = erased
+                self.readings.pop(type(root), None)
+        reading = self.reading(root)
+        if reading is None:
+            raise AdapterError(not_a_node(root, "ad_magic"))
+        self.like = reading
+        spelled = reading.parents[0] if reading.parents else None
+        self.kind = {"_parents": "practical", "_prev": "micrograd"}.get(spelled) or type(root).__name__
+        if self._stored(self.view(root)) is None:
+            self._turn_around(root, list(inputs) + (recording.nodes() if recording is not None else []))
+
+    # -- structure, resolved once per class
+    def is_node(self, value) -> bool:
+        if value is None or isinstance(value, (str, bytes, bool, numbers.Number, np.generic, np.ndarray, type)):
+            return False
+        cls = type(value)
+        if cls in self.classes:
+            return True
+        if any(issubclass(cls, k) for k in self.family) or looks_like(value):
+            self.classes.add(cls)
+            return True
+        return False
+
+    def reading(self, obj):
+        cls = type(obj)
+        if cls not in self.readings:
+            self.readings[cls] = read_class(self.view(obj), self.is_node, SPELLINGS, like=self.like)
+        return self.readings[cls]
+
+    def view(self, obj):
+        """The object whose structure is read: the node, or its fields as they were when it
+        was made (when its graph has been erased since)."""
+        return self.views.get(id(obj), obj)
+
+    def _stored(self, obj):
+        """The inputs stored on ``obj`` (entries), or None when it stores none."""
+        reading = self.reading(obj) if not isinstance(obj, AsMade) else read_class(obj, self.is_node, SPELLINGS)
+        if reading is None or reading.parents is None:
+            return None
+        value = follow(obj, reading.parents)
+        if hasattr(value, "__next__"):
+            return [()] if value is not None else None     # a generator: not used up to look
+        return entries(value, self.is_node, itself=obj.made_node if isinstance(obj, AsMade) else obj)
+
+    def _turn_around(self, root, starts):
+        """Edges kept on the consumers: from the named inputs (and the recorded nodes),
+        follow the field that holds the nodes using each one until the output is reached,
+        and record each node's inputs as the nodes that list it."""
+        starts = [s for s in {id(s): s for s in starts}.values() if s is not root and self.is_node(s)]
+        paths = []
+        for start in starts:
+            for name, value in fields_of(start):
+                if (name,) not in paths and entries(value, self.is_node, itself=start):
+                    paths.append((name,))
+        for path in paths:
+            inverse, seen, queue = {}, {id(s) for s in starts}, list(starts)
+            while queue:
+                node = queue.pop()
+                for used_by, extra in entries(follow(node, path), self.is_node, itself=node) or ():
+                    if used_by is CONSTANT:
+                        continue
+                    inverse.setdefault(id(used_by), []).append((node, extra))
+                    if id(used_by) not in seen:
+                        seen.add(id(used_by))
+                        queue.append(used_by)
+            if id(root) in inverse:
+                self.inverse = inverse
+                self.consumers = path
+                return
 
     # -- structure
     def node(self, graph, obj):
         cls = type(obj).__name__
-        data_name, data = _field(obj, DATA)
-        if data_name is None:
+        reading = self.reading(obj)
+        if reading is None:
             raise AdapterError(not_a_node(obj, "ad_magic"))
-        numeric(data, f"{cls}.{data_name}")          # one clear sentence, now
-        name = _field(obj, NAMES)[1]
-        req_name, requires = _field(obj, REQUIRES)
-        requires = True if req_name is None or not isinstance(requires, (bool, np.bool_)) else bool(requires)
-        node = ForeignNode(graph, obj, None, name if isinstance(name, str) and name else None, requires)
-        return node
+        numeric(follow(obj, reading.data), f"{cls}.{reading.spelled('data')}")     # one clear sentence, now
+        name = follow(obj, reading.name) if reading.name else _field(obj, NAMES)[1]
+        requires = follow(obj, reading.requires) if reading.requires else _field(obj, REQUIRES)[1]
+        requires = bool(requires) if isinstance(requires, (bool, np.bool_)) else True
+        return ForeignNode(graph, obj, None, name if isinstance(name, str) and name else None, requires)
 
     def operands_of(self, node):
         """The node's inputs in stored order: nodes (to wrap) and constants (numbers, arrays)."""
         obj = node.source
         cls = type(obj).__name__
-        where, parents = self._parents_field(obj)
-        owner, attribute = obj, where
-        if where is None:
-            for holder_name in HOLDERS:
-                try:
-                    holder = getattr(obj, holder_name)
-                except Exception:
-                    continue
-                if holder is None or isinstance(holder, (str, bytes)) or callable(holder) and not hasattr(
-                        holder, "__dict__"):
-                    continue
-                inner, value = _field(holder, HOLDER_PARENTS)
-                if inner is not None:
-                    where, parents = f"{holder_name}.{inner}", value
-                    owner, attribute = holder, inner
-                    break
         node.ordered = True
-        if where is None or parents is None:
-            return ()
-        if looks_like(parents) or type(parents) in self.classes:
-            parents = (parents,)                 # one parent kept as itself, not in a collection
-        if isinstance(parents, (str, bytes)) or _is_number(parents) or not hasattr(parents, "__iter__"):
-            raise AdapterError(f"{cls}.{where} is {short_repr(parents)} ({type(parents).__name__}), which is not a "
-                               "set, list or tuple of nodes.")
-        if isinstance(parents, (set, frozenset)) or type(parents).__name__ in ("dict_keys", "WeakSet"):
-            node.ordered = False
-        if isinstance(parents, dict):
-            parents = parents.keys()
-            node.ordered = False
-        if iter(parents) is parents:      # a one-shot iterator (a generator): read it, and leave an equal one
-            items = tuple(parents)
+        if self.inverse is not None:
+            found = self.inverse.get(id(obj), ())
+            made = self.recording.made(obj) if self.recording is not None else None
+            order = {id(p): i for i, p in enumerate(made.inputs)} if made is not None else None
+            node.ordered = order is not None
+            if order is not None:
+                found = sorted(found, key=lambda e: order.get(id(e[0]), len(order)))
+            return tuple(p for p, _ in found)
+        reading = self.reading(obj)
+        view = self.view(obj)
+        where = reading.spelled("parents") if reading.parents else None
+        parents = follow(view, reading.parents) if reading.parents else None
+        if parents is not None and not isinstance(view, AsMade) and hasattr(parents, "__next__"):
+            items = tuple(parents)    # a one-shot iterator (a generator): read it, and leave an equal one
             try:
-                setattr(owner, attribute, iter(items))
+                setattr(follow(obj, reading.parents[:-1]), reading.parents[-1], iter(items))
             except Exception:     # a property making a new generator each time: nothing was used up
                 pass
             parents = items
-        else:
-            parents = tuple(parents)
-        operands = []
-        for p in parents:
-            if isinstance(p, tuple) and p and looks_like(p[0]):
-                p = p[0]                          # (node, its local rule) pairs
-            elif isinstance(p, dict) and looks_like(p.get("tensor")):
-                p = p["tensor"]                   # {"tensor": t, "grad_func": f} records
-            elif not looks_like(p) and hasattr(p, "tensor") and looks_like(p.tensor):
-                p = p.tensor                      # Dependency(tensor, grad_fn) records
-            if looks_like(p) or (type(p) in self.classes and _field(p, DATA)[0] is not None):
-                self.classes.add(type(p))
-                operands.append(p)
-            elif _is_number(p) or isinstance(p, list):
-                operands.append(numeric(p, f"a number in {cls}.{where}"))
-            elif p is None:
-                continue
-            else:
-                raise AdapterError(f"{cls}.{where} holds {short_repr(p)} ({type(p).__name__}), which is neither a node "
-                                   f"(it has no {'/'.join(DATA[:3])} with parents, grad or rule) nor a number.")
-        return tuple(operands)
+        if isinstance(parents, (set, frozenset, dict)) or type(parents).__name__ in ("dict_keys", "WeakSet"):
+            node.ordered = False
+        found = entries(parents, self.is_node) if parents is not None else None
+        made = self.recording.made(obj) if self.recording is not None and not found else None
+        if made is not None and not isinstance(view, AsMade):
+            erased = AsMade(obj, made.fields)           # its inputs as made (backward() erased them since)
+            kept = entries(follow(erased, reading.parents), self.is_node) if reading.parents else None
+            if kept:
+                self.views[id(obj)] = erased
+                return self.operands_of(node)
+            if reading.parents is None and made.inputs:
+                return made.inputs             # kept nowhere on the node: the recorded call's inputs
+        if not found:
+            if isinstance(parents, (list, tuple, set, frozenset)) and parents:
+                odd = next((p for p in parents if p is not None and not _is_number(p)
+                            and self._entry(p) is None), None)
+                if odd is not None:
+                    raise AdapterError(f"{cls}.{where} holds {short_repr(odd)} ({type(odd).__name__}), which is "
+                                       "neither a node (it holds no numbers with inputs, grad or rule) nor a number.")
+            if parents is not None and not found and not _empty(parents) and found is None:
+                raise AdapterError(f"{cls}.{where} is {short_repr(parents)} ({type(parents).__name__}), which is "
+                                   "not a set, list or tuple of nodes.")
+            return ()
+        return tuple(numeric(p, f"a number in {cls}.{where}") if n_is is CONSTANT else n_is
+                     for n_is, p in ((e[0], e[1]) for e in found))
 
-    def _parents_field(self, obj):
-        """(spelling, value) of the parents, chosen once per class: the first spelling that
-        holds something on the first node of the class met (the output, which nobody
-        consumes yet: a class keeping both ``parents`` and its consumers in ``children``
-        is read by its parents), else the first one it has."""
-        cls = type(obj)
-        chosen = self.spellings.get(cls)
-        if chosen is not None:
-            return (chosen, getattr(obj, chosen, None)) if hasattr(obj, chosen) else _field(obj, PARENTS)
-        present = []
-        for name in PARENTS:
-            found, value = _field(obj, (name,))
-            if found is None:
-                continue
-            if hasattr(value, "__next__"):
-                return found, value           # a one-shot generator: not looked into twice
-            present.append((found, value))
-            try:
-                if value is not None and len(value) > 0:
-                    self.spellings[cls] = found
-                    return found, value
-            except TypeError:
-                self.spellings[cls] = found
-                return found, value
-        return present[0] if present else (None, None)
+    def _entry(self, item):
+        found = entries((item,), self.is_node)
+        return found[0] if found else None
 
     def label_of(self, node, n_operands):
         """(what the op node shows, the registry's name or None, constants from the label)."""
-        obj = node.source
-        text = None
-        for names in (OP, HOLDERS):
-            for name in names:
-                try:
-                    value = getattr(obj, name)
-                except Exception:
-                    continue
-                if inspect.ismethod(value) and getattr(value, "__self__", None) is obj:
-                    continue
-                text = _op_text(value)
-                if not text and names is HOLDERS and value is not None and not isinstance(value, (str, type)):
-                    inner = _field(value, OP + ("name", "_name"))[1]      # node.op, grad_fn.name …
-                    text = inner.strip() if isinstance(inner, str) and inner.strip() else None
-                if text:
-                    break
-            if text:
-                break
-        claimed = text
-        rule = _rule_field(obj)[1]
-        inferred = _op_text(rule) if rule is not None else None
+        claimed = self.claimed_op(node)
+        rule = self._rule(node)
+        inferred = _op_text(rule.source) if rule is not None and rule.source is not None else None
         if claimed is None:
             claimed = inferred
+        made = self.recording.made(node.source) if self.recording is not None else None
+        if claimed is None and made is not None:
+            claimed = next((t for t in (made.owner, made.call.rsplit(".", 1)[-1])
+                            if t and canonical_op(t, n_operands)), made.call.rsplit(".", 1)[-1])
         if claimed is None:
             return "?", None, (), inferred
         kind = canonical_op(claimed, n_operands)
@@ -422,11 +523,47 @@ class StudentAdapter:
                 kind = None
         return claimed, kind, constants, (canonical_op(inferred, n_operands) if inferred else None)
 
+    def claimed_op(self, node):
+        """The op the node names itself (an op field, or its holders'), or None."""
+        obj = self.view(node.source)
+        reading = self.reading(node.source)
+        text = None
+        for path in (reading.op,) + tuple((n,) for n in OP):
+            value = follow(obj, path) if path else None
+            if not (inspect.ismethod(value) and getattr(value, "__self__", None) is node.source):
+                text = _op_text(value)
+            if text:
+                break
+        for name in (HOLDERS if not text else ()):
+            try:
+                value = getattr(obj, name)
+            except Exception:
+                continue
+            text = self._holder_text(value)
+            if text:
+                break
+        if not text and reading.rule and len(reading.rule) > 1:     # the rule's holders: ctx, ctx.op
+            for depth in range(len(reading.rule) - 1, 0, -1):
+                text = self._holder_text(follow(obj, reading.rule[:depth]))
+                if text:
+                    break
+        return text or None
+
+    @staticmethod
+    def _holder_text(value):
+        if value is None or isinstance(value, (str, bool)) or _is_number(value):
+            return _op_text(value) if isinstance(value, str) else None
+        text = _op_text(value)
+        if not text and not isinstance(value, type):
+            inner = _field(value, OP + ("name", "_name"))[1]      # node.op, grad_fn.name …
+            text = inner.strip() if isinstance(inner, str) and inner.strip() else _op_text(inner)
+        return text
+
     def hidden_constants(self, node):
         """Numbers the node's rule closes over (the 2 of ``x ** 2`` when only x is stored as
         a parent), then those written in its code, as candidate constant operands."""
-        rule = _rule_field(node.source)[1]
-        fn = getattr(rule, "__func__", rule)
+        rule = self._rule(node)
+        fn = getattr(rule.source, "__func__", rule.source) if rule is not None else None
         found = []
         for cell in getattr(fn, "__closure__", None) or ():
             try:
@@ -444,25 +581,32 @@ class StudentAdapter:
     # -- values
     def data(self, node):
         obj = node.source
-        name, value = _field(obj, DATA)
-        return numeric(value, f"{type(obj).__name__}.{name or 'data'}")
+        reading = self.reading(obj)
+        return numeric(follow(obj, reading.data), f"{type(obj).__name__}.{reading.spelled('data')}")
 
     def grad(self, node):
-        name, g = _field(node.source, GRAD)
+        reading = self.reading(node.source)
+        g = follow(node.source, reading.grad) if reading.grad else None
         if g is None:
             return None
-        if looks_like(g):                        # a grad kept as a node of the same class
-            g = _field(g, DATA)[1]
+        if self.is_node(g):                        # a grad kept as a node of the same class
+            g = follow(g, self.reading(g).data)
         try:
             array = np.asarray(g, dtype=np.float64)
         except Exception:
             return None
         return array
 
+    def _upstream(self, node):
+        reading = self.reading(node.source)
+        return follow(node.source, reading.grad) if reading.grad else None
+
     def set_grad(self, node, value):
         obj = node.source
-        name = _field(obj, GRAD)[0] or "grad"
-        raw = _field(obj, DATA)[1]
+        reading = self.reading(obj)
+        name = reading.grad[-1] if reading.grad else "grad"
+        owner = follow(obj, reading.grad[:-1]) if reading.grad else obj
+        raw = follow(obj, reading.data)
         value = np.asarray(value, dtype=np.float64)
         if isinstance(raw, numbers.Real) and not isinstance(raw, (np.generic, np.ndarray)) and value.size == 1:
             written = float(value.reshape(-1)[0])      # a Python number's Value keeps a float grad
@@ -470,10 +614,10 @@ class StudentAdapter:
             dtype = np.result_type(raw.dtype, np.float32) if isinstance(raw, (np.ndarray, np.generic)) \
                 else np.dtype(np.float64)
             written = np.array(value, dtype=dtype if dtype.kind == "f" else np.float64)
-        names = [name] + [n for n in GRAD if n != name and _field(obj, (n,))[0] is not None]
+        names = [name] + [n for n in GRAD if n != name and _field(owner, (n,))[0] is not None]
         for attempt in names:
             try:
-                setattr(obj, attempt, written)
+                setattr(owner, attempt, written)
                 return
             except AttributeError:      # a read-only property: its stored spelling (e.g. _grad) may take it
                 continue
@@ -481,32 +625,83 @@ class StudentAdapter:
                            "grads it computes there.")
 
     # -- rules
+    def _rule(self, node):
+        """The node's rule as a :class:`_Rule`, or None (a leaf, or no rule anywhere)."""
+        obj = node.source
+        cls = type(obj).__name__
+        view = self.view(obj)
+        reading = self.reading(obj)
+        if reading.rule is not None:
+            fn = follow(view, reading.rule)
+            if callable(fn) and not isinstance(fn, type):
+                context = follow(view, reading.rule_context) if reading.rule_context else None
+                return _Rule(reading.spelled("rule"), _caller(obj, reading.spelled("rule"), fn, context), fn)
+        pairs = self._pairs(node)
+        if pairs:
+            extras = [e for _, e in pairs]
+            if all(callable(e) or _is_number(e) for e in extras):
+                def from_pairs(grad):
+                    # each input's own local rule, or its local derivative times the node's grad,
+                    # added into that input's grad (whatever order the inputs are read in)
+                    upstream = np.asarray(grad, dtype=np.float64)
+                    for parent, extra in pairs:
+                        g = extra(upstream) if callable(extra) else np.asarray(extra, dtype=np.float64) * upstream
+                        self._add_into(node.graph.node(parent), numeric(g, f"the grad of an input of {cls}"))
+                source = next((e for e in extras if callable(e)), None)
+                return _Rule("the rule kept with each input" if source is not None
+                             else "the local derivatives kept with the inputs", from_pairs, source)
+        if reading.local is not None:
+            local = follow(view, reading.local)
+            stored = entries(follow(view, reading.parents), self.is_node) if reading.parents else None
+            inputs = [e[0] for e in stored or () if e[0] is not CONSTANT]
+            if local is not None and len(local) and len(local) == len(inputs):
+                def from_local(grad):
+                    upstream = np.asarray(grad, dtype=np.float64)
+                    for parent, number in zip(inputs, local):
+                        self._add_into(node.graph.node(parent), np.asarray(number, dtype=np.float64) * upstream)
+                return _Rule(reading.spelled("local"), from_local)
+        name, fn = _rule_field(view)                 # the contract's holders (grad_fn.backward …)
+        if fn is not None:
+            return _Rule(name, _caller(obj, name, fn), fn)
+        made = self.recording.made(obj) if self.recording is not None else None
+        if made is not None and made.rule is not None:   # kept elsewhere (a tape): the one its call defined
+            return _Rule(getattr(made.rule, "__qualname__", "its rule"), _caller(obj, "its rule", made.rule),
+                         made.rule)
+        return None
+
+    def _pairs(self, node):
+        """(input, extra) for inputs stored with a local rule or a local derivative."""
+        obj = node.source
+        if self.inverse is not None:
+            found = self.inverse.get(id(obj), ())
+        else:
+            reading = self.reading(obj)
+            value = follow(self.view(obj), reading.parents) if reading.parents else None
+            found = entries(value, self.is_node, itself=obj) if value is not None and not hasattr(
+                value, "__next__") else None
+        found = [e for e in (found or ()) if e[0] is not CONSTANT]
+        return found if found and all(e[1] is not None for e in found) else None
+
     def has_backward(self, node):
-        return _rule_field(node.source)[1] is not None
+        return self._rule(node) is not None
 
     def rule_name(self, node):
-        return _rule_field(node.source)[0] or "_backward"
+        rule = self._rule(node)
+        return rule.name if rule is not None else "_backward"
 
     def run_backward(self, node):
         """Run the node's rule: with no argument, or with the node's grad when it takes
         one; grads it returns (instead of adding them) are added into the parents'."""
-        name, rule = _rule_field(node.source)
-        takes = _arguments(rule)
+        rule = self._rule(node)
         parents = node.parents
         before = [self.grad(p) for p in parents]
-        if takes == 0:
-            returned = rule()
-        elif takes == 1:
-            returned = rule(_field(node.source, GRAD)[1])
-        else:
-            raise TypeError(f"{type(node.source).__name__}.{name} takes {takes} arguments; ad_magic calls a rule with "
-                            "none, or with the node's grad")
+        returned = rule.call(self._upstream(node))
         if returned is None or returned is node.source:
             return
         after = [self.grad(p) for p in parents]
         if any(not _same(a, b) for a, b in zip(before, after)):
             return                               # it added into the grads itself; what it returns is not for us
-        self._add_returned(node, name, returned)
+        self._add_returned(node, rule.name, returned)
 
     def _add_returned(self, node, name, returned):
         cls = type(node.source).__name__
@@ -524,15 +719,37 @@ class StudentAdapter:
             raise ValueError(f"{cls}.{name} returns its inputs' grads, but its parents are a set, which has no order: "
                              "keep them in a tuple or list to match the returned grads")
         for parent, g in pairs:
-            if g is None:
-                continue
-            g = numeric(g, f"a grad returned by {cls}.{name}")
-            old = self.grad(parent)
-            total = g if old is None else old + g
-            if np.shape(total) != np.shape(parent.data) and np.size(total) != np.size(parent.data):
-                axes = tuple(range(np.ndim(total) - np.ndim(parent.data)))
-                total = np.sum(total, axis=axes) if axes else total
-            self.set_grad(parent, total)
+            if g is not None:
+                self._add_into(parent, numeric(g, f"a grad returned by {cls}.{name}"))
+
+    def _add_into(self, parent, g):
+        old = self.grad(parent)
+        total = g if old is None else old + g
+        if np.shape(total) != np.shape(parent.data) and np.size(total) != np.size(parent.data):
+            axes = tuple(range(np.ndim(total) - np.ndim(parent.data)))
+            total = np.sum(total, axis=axes) if axes else total
+        self.set_grad(parent, total)
+
+
+def _caller(obj, name, fn, context=None):
+    """Call ``fn`` as the library would: with nothing, the node's grad, or (its context,
+    the grad) — read from its signature when it is first called."""
+    def call(grad):
+        takes = _arguments(fn)
+        if takes == 2 and context is not None:
+            return fn(context, grad)
+        if takes > 1:
+            raise TypeError(f"{type(obj).__name__}.{name} takes {takes} arguments; ad_magic calls a rule with "
+                            "none, or with the node's grad")
+        return fn(grad) if takes == 1 else fn()
+    return call
+
+
+def _empty(value) -> bool:
+    try:
+        return len(value) == 0
+    except TypeError:
+        return False
 
 
 def _arguments(rule) -> int:

@@ -34,9 +34,7 @@ class ForeignGraph:
         root = self._wrap(root_source)
         self.root = root
         self.order = self._topological(root)
-        built = getattr(adapter, "built", None)   # e.g. PyTorch: intermediate values, parents first
-        if built is not None:
-            built(self.order)
+        adapter.built(self.order)     # e.g. PyTorch: intermediate values, parents first
 
     def _wrap(self, obj):
         node = self._by_id.get(id(obj))
@@ -52,14 +50,7 @@ class ForeignGraph:
             return
         node.expanded = True
         adapter = self.adapter
-        operands_of = getattr(adapter, "operands_of", None)
-        if operands_of is None:      # PyTorch: nodes only, in operand order
-            parents = tuple(self._wrap(p) for p in adapter.parents_of(node))
-            node.parents = adapter.arrange(node, parents)
-            node.operands = node.parents
-            node.kind = adapter.canonical(node)
-            return
-        operands = tuple(o if isinstance(o, np.ndarray) else self._wrap(o) for o in operands_of(node))
+        operands = tuple(o if isinstance(o, np.ndarray) else self._wrap(o) for o in adapter.operands_of(node))
         nodes = tuple(o for o in operands if isinstance(o, ForeignNode))
         node.parents, node.operands = nodes, operands
         if not nodes:
@@ -70,10 +61,10 @@ class ForeignGraph:
         operands = operands + tuple(constants)
         node.operands = node.stored = operands
         fits = {}
-        hidden = getattr(adapter, "hidden_constants", None)
+        hidden = adapter.hidden_constants
         for kind in (k for k in dict.fromkeys((claimed, inferred)) if k in OPS):
             arranged = None
-            if hidden is not None and len(OPS[kind].inputs) == len(operands) + 1:
+            if len(OPS[kind].inputs) == len(operands) + 1:
                 # a constant kept only by the rule (x ** 3 with _prev = (x,)) comes before reading
                 # the one parent as both operands (x ** x, which coincides with it at x = 3)
                 for constant in hidden(node):
@@ -135,9 +126,7 @@ class ForeignGraph:
             obj = obj.source
         node = self._by_id.get(id(obj))
         if node is None:
-            alias = getattr(self.adapter, "alias", None)
-            if alias is not None:
-                node = self._by_id.get(id(alias(obj)))
+            node = self._by_id.get(id(self.adapter.alias(obj)))
         if node is None:
             raise KeyError("not a node of this graph")
         return node

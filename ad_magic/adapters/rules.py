@@ -121,8 +121,7 @@ def readings(node):
     order of its inputs, each one used as both operands, and constants its rule closes over."""
     kinds = [k for k in dict.fromkeys([node.inferred, node.kind, *ALTERNATIVES]) if k in OPS]
     stored = tuple(node.stored)
-    hidden = getattr(node.graph.adapter, "hidden_constants", None)
-    extra = hidden(node) if hidden is not None else []
+    extra = node.graph.adapter.hidden_constants(node)
     seen = {(node.kind, tuple(id(o) for o in node.operands))}
     for kind in kinds:
         op = OPS[kind]

@@ -19,7 +19,7 @@ import numpy as np
 import torch
 
 from ..engine.nn import ModuleCall
-from .base import AdapterError, ForeignNode, numeric
+from .base import Adapter, AdapterError, ForeignNode, numeric
 
 __all__ = ["TorchAdapter", "track_modules"]
 
@@ -77,9 +77,8 @@ def _array(t) -> np.ndarray:
     return t.detach().cpu().numpy()
 
 
-class TorchAdapter:
+class TorchAdapter(Adapter):
     kind = "torch"
-    unordered = False           # next_functions are in operand order
     checks_rules = False        # the rules are PyTorch's own
 
     def __init__(self):
@@ -129,14 +128,8 @@ class TorchAdapter:
         self._inputs[id(node)] = positions
         return parents
 
-    def arrange(self, node, parents):
-        return parents
-
-    def canonical(self, node):
-        return None
-
-    def constants(self, node):
-        return ()
+    def operands_of(self, node):
+        return tuple(self.parents_of(node))      # next_functions are in operand order; no constants
 
     def rule_text(self, node):
         return f"PyTorch's {node._function}"

@@ -86,6 +86,8 @@ class Cell:
                 self._expression = ast.Expression(last.value)
                 self.expression_text = ast.get_source_segment("\n" + source, last.value)
         self.bound = _bound_names(self.statements)
+        # A class statement in the cell: its objects may be a graph's nodes (see adapters.recording).
+        self.defines_class = any(isinstance(n, ast.ClassDef) for s in self.statements for n in ast.walk(s))
         self.last_value = _MISSING
         self._compiled = {}
 

@@ -43,7 +43,7 @@ def run_foreign(run, output):
             raise UsageError(f"{magic}: {option} works on ad_magic's Tensor only; the output is a {kind}, "
                              "which is drawn and stepped through with its own _backward rules.")
     try:
-        node = adapt(output, magic)
+        node = adapt(output, magic, recording=run.recording)
     except AdapterError as exc:
         raise UsageError(f"{magic}: {exc}") from None
     if node.size != 1:

@@ -279,6 +279,7 @@ class _Run:
     def __init__(self, shell, args, *, source, raw, expression, magic):
         self.shell, self.args, self.magic = shell, args, magic
         self.ns = shell.user_ns
+        self.recording = None          # what the cell was seen building (set when it runs)
         self._validate_options()
         self.cell = Cell(shell, source, raw=raw, expression=expression, magic=magic,
                          output_name=getattr(args, "name", None))
@@ -349,7 +350,13 @@ class _Run:
             raise UsageError(f"{self.magic} {exc}") from None
 
     def go(self):
-        output = self.cell.run()
+        from ..adapters import recording
+
+        # While the cell runs, watch the user's classes build their graph (which call made
+        # which node from which inputs), for graphs a student's objects do not hold whole.
+        with recording(self.ns, files=[self.cell.filename], expect_classes=self.cell.defines_class) as seen:
+            output = self.cell.run()
+        self.recording = seen
         if not isinstance(output, Tensor):   # another library's tensor: through its adapter
             from .foreign import run_foreign
 

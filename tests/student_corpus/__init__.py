@@ -30,15 +30,40 @@ def fields(obj):
     return {k: id(v) for k, v in state.items()}
 
 
-def own_grads(module):
-    """The grads the class's own backward() gives its inputs."""
-    out, inputs = module.build()
-    out.backward()
-    from ad_magic.adapters.contract import DATA, GRAD, _field, looks_like
+def built(module):
+    """``module.build()`` run while the construction is recorded, as ``%%autodiff`` does:
+    (output, {name: input}, recording)."""
+    from ad_magic.adapters import recording
 
-    def value(grad):          # a grad kept as a node of the class (a Tensor) is read through its data
-        return _field(grad, DATA)[1] if looks_like(grad) else grad
-    return {name: np.asarray(value(_field(obj, GRAD)[1]), dtype=float) for name, obj in inputs.items()}
+    with recording(vars(module)) as seen:
+        out, inputs = module.build()
+    return out, inputs, seen
+
+
+def own_backward(module, out, inputs):
+    """The class's own backward (a module-level ``backward(out, inputs)`` where the class
+    has no ``backward()`` method)."""
+    if hasattr(module, "backward"):
+        module.backward(out, inputs)
+    else:
+        out.backward()
+
+
+def own_grads(module):
+    """The grads the class's own backward() gives its inputs, read where the class keeps them."""
+    from ad_magic.adapters.contract import StudentAdapter
+    from ad_magic.adapters.structure import follow
+
+    out, inputs, seen = built(module)
+    own_backward(module, out, inputs)
+    adapter = StudentAdapter(out, recording=seen, inputs=list(inputs.values()))
+
+    def value(obj):
+        grad = follow(obj, adapter.reading(obj).grad)
+        if adapter.is_node(grad):          # a grad kept as a node of the class (a Tensor) is read through its data
+            grad = follow(grad, adapter.reading(grad).data)
+        return grad
+    return {name: np.asarray(value(obj), dtype=float) for name, obj in inputs.items()}
 
 
 def run(module, folder):
@@ -48,15 +73,15 @@ def run(module, folder):
     from ad_magic.widgets.stepper import BackwardStepper
 
     results = {}
-    out, inputs = module.build()
+    out, inputs, seen = built(module)
     try:
-        node = adapt(out)
+        node = adapt(out, recording=seen, inputs=list(inputs.values()))
         assert isinstance(node, ForeignNode)
         computed = [n for n in node.graph.order if n.parents]
         assert computed and all(n._function for n in computed)
         results["adapt"] = (True, f"{len(node.graph.order)} nodes, {len(computed)} ops")
 
-        source = draw_computation_graph(out).source
+        source = draw_computation_graph(node).source
         ops = source.count("shape=ellipse")
         edges = source.count("->")
         assert ops == len(computed), f"{ops} op nodes drawn for {len(computed)} computed values"
@@ -68,7 +93,7 @@ def run(module, folder):
         mistake = getattr(module, "MISTAKE", None)
         positions = 0
         for forward in (False, True):
-            stepper = BackwardStepper(out, names={v: k for k, v in inputs.items()}, forward=forward,
+            stepper = BackwardStepper(node, names={v: k for k, v in inputs.items()}, forward=forward,
                                       grad=getattr(module, "SEED", None))
             for k in range(stepper.n_steps + 1):
                 stepper.step = k
