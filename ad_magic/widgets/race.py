@@ -52,7 +52,7 @@ class Run:
     hyperparameters (``lr``, ``opts``: now, and ``initial``: as first given, for Reset),
     its :class:`~ad_magic.optim.DescentHistory` and whatever was recorded of the graph
     at each iteration (``states``). The widgets that change it live in
-    :class:`ad_magic.hyperparameters.HyperparameterControls`."""
+    :class:`ad_magic.widgets.hyperparameters.HyperparameterControls`."""
 
     def __init__(self, name, spec, lr, opts):
         self.name, self.spec, self.lr, self.opts = name, spec, lr, dict(opts)

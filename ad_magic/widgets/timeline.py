@@ -4,18 +4,18 @@
 ``tensor.forward_steps()`` (each value appears, parents first, with its formula and the
 numbers plugged in: ``h = x · y = 2.0 · 3.0 = 6.0``) and ``tensor.backward_steps()`` (each
 ``_backward`` call, with the chain rule written out). The graph is laid out once
-(:class:`~ad_magic.graph_view.GraphView`); a state only says what each node shows.
+(:class:`~ad_magic.drawing.graph_view.GraphView`); a state only says what each node shows.
 
 State 0 shows the inputs (with ``forward=False``: the output's seeded grad); the states
 after it follow the engine's steps. Besides the caption of each state, every drawn value
 has a *node card*: its name, shape and whole value, its formula with numbers, its grad so
 far, the local derivative and upstream grad of its own rule, and each contribution it
 received (with their sum when it is used several times). A card line has the interval of
-states in which it is shown, so the browser (:mod:`ad_magic.stepper`, the exported page)
+states in which it is shown, so the browser (:mod:`ad_magic.widgets.stepper`, the exported page)
 and Python (:meth:`Timeline.card_text`) show the same text.
 
 All names are the user's (``names``, else ``tensor.name``); every other tensor gets one
-name that cannot clash with them (``mul₁``, ``leaf₁``: :mod:`ad_magic.display_names`),
+name that cannot clash with them (``mul₁``, ``leaf₁``: :mod:`ad_magic.drawing.names`),
 the same in the picture, the captions, the rule lines and the cards. The registry's
 letters (``a``, ``b``, ``out``) are never shown: each is replaced by the name of the
 tensor it stands for.
