@@ -78,7 +78,11 @@ def test_dragging_the_lr_slider_reruns_the_race_and_the_path_changes(tmp_path):
                 after = e2e.wait_for_change(explorer, before, **pictures)
                 e2e.save_screenshot(page, "e2e-descent-race.png")
                 assert after["images"] != before["images"], "the race's picture did not change"
-                assert e2e.snapshot(lr)["readouts"] != lr_before, "the lr readout did not move"
+                readout = e2e.snapshot(lr)["readouts"]
+                assert readout != lr_before, "the lr readout did not move"
+                # the slider's readout (d3-format in the browser) and the header (Python) agree
+                header = e2e.snapshot(explorer.locator(".ad-descent-header").first)["text"]
+                assert f"lr={readout[0].strip()}" in header, (readout, header)
                 now = e2e.snapshot(label)["text"]
                 assert sgd_loss(now) and sgd_loss(now) != sgd_loss(shown), (shown, now)
                 errors = [e for c in e2e.notebook_state(page)["cells"] for e in c["errors"]]

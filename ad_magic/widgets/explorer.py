@@ -67,6 +67,9 @@ from .hyperparameters import MAX_START_INPUTS, HyperparameterControls
 from .plots import figure_png
 from .race import Run, summary_lines
 
+# On every button of the iteration player (ipywidgets' Play gives its buttons no title of their own).
+PLAY_TOOLTIP = "▶ play the iterations (❚❚ pauses) · ■ stop: back to iteration 0 · ↻ loop: start over at the end"
+
 __all__ = ["DescentExplorer"]
 
 PLAY_INTERVAL_MS = 350
@@ -187,7 +190,7 @@ class DescentExplorer(widgets.VBox):
         self.slider = widgets.IntSlider(value=0, min=0, max=last, step=1, description="",
                                         continuous_update=True, layout=widgets.Layout(width="320px"))
         self.play = widgets.Play(value=0, min=0, max=last, step=1, interval=PLAY_INTERVAL_MS,
-                                 description="Play", disabled=last == 0)
+                                 description="Play", disabled=last == 0, tooltip=PLAY_TOOLTIP)
         widgets.link((self.play, "value"), (self.slider, "value"))
         self.label = widgets.HTML()
         self.header = widgets.HTML()     # how the runs went: redrawn by _show, so after a live change too
