@@ -28,6 +28,10 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
+# How long a browser test waits for something that will happen (a cell run, a kernel
+# shut down, a widget redrawn): waits end on the event, so a generous limit costs nothing
+# on an idle machine and keeps a loaded one from failing.
+LONG_MS = 180_000
 ARTIFACTS = ROOT / "test-artifacts"
 CHROMIUM = os.environ.get("AD_MAGIC_CHROMIUM", "/usr/bin/chromium")
 
@@ -355,7 +359,7 @@ def launch_browser(pw):
                               timeout=60_000)
 
 
-def open_notebook(page, server: LabServer, relpath: str, timeout_ms: int = 90_000, *,
+def open_notebook(page, server: LabServer, relpath: str, timeout_ms: int = LONG_MS, *,
                   notebook7: bool = False) -> None:
     """Open a notebook (in JupyterLab, or with ``notebook7`` in Notebook 7) and wait until
     its kernel is connected and idle.
@@ -436,6 +440,28 @@ def run_all_cells(page, timeout_s: float = 180, nudge_after_s: float = 15) -> di
         time.sleep(0.2)
 
 
+def run_cell(page, index: int, timeout_ms: int = LONG_MS) -> None:
+    """Run one cell (Lab's run-cell command) and wait until it has run: its execution count
+    changed and the kernel is idle."""
+    before = notebook_state(page)["cells"][index]["count"]
+    page.evaluate("""(i) => { const w = window.jupyterapp.shell.currentWidget;
+                             w.content.activeCellIndex = i;
+                             return window.jupyterapp.commands.execute('notebook:run-cell'); }""", index)
+    page.wait_for_function("""([i, before]) => { const w = window.jupyterapp.shell.currentWidget;
+                                 const c = w.content.model.cells.get(i);
+                                 const k = w.sessionContext.session.kernel;
+                                 return c.executionCount !== before && k.status === 'idle'; }""",
+                           arg=[index, before], timeout=timeout_ms)
+
+
+def next_frames(page, frames: int = 2) -> None:
+    """Wait until the page has drawn ``frames`` more animation frames: whatever a widget
+    scheduled for its next frame (fitting its picture) has run, however busy the machine."""
+    page.evaluate("""(n) => new Promise((done) => {
+                       const tick = () => (n-- <= 0 ? done() : requestAnimationFrame(tick));
+                       requestAnimationFrame(tick); })""", frames)
+
+
 def cell_locator(page, index: int):
     return page.locator(".jp-Notebook .jp-Cell").nth(index)
 
@@ -497,7 +523,7 @@ def snapshot(locator) -> dict:
     return locator.evaluate(_SNAPSHOT_JS)
 
 
-def wait_for_change(locator, before: dict, timeout_s: float = 20,
+def wait_for_change(locator, before: dict, timeout_s: float = LONG_MS / 1000,
                     key=lambda s: (s["svgs"], s["images"], s["text"])) -> dict:
     deadline = time.monotonic() + timeout_s
     while True:
