@@ -32,6 +32,7 @@ from .engine import (
     unbroadcast,
 )
 from .engine.gradcheck import gradcheck
+from .engine.non_finite import NonFiniteWarning
 
 for _module in (nn, optim, landscapes):
     _sys.modules.setdefault(f"{__name__}.{_module.__name__.rsplit('.', 1)[1]}", _module)
@@ -40,7 +41,7 @@ __version__ = "0.2.0"
 
 __all__ = [
     "Tensor", "add", "mul", "no_grad", "enable_grad", "trace_graph", "topological_order", "unbroadcast",
-    "gradcheck", "draw_computation_graph", "GraphView",
+    "gradcheck", "draw_computation_graph", "GraphView", "NonFiniteWarning",
 ]
 
 

@@ -312,7 +312,7 @@ def test_the_stepper_s_module_button_collapses_the_model_in_the_browser(lab, chr
             timeline.wait_for(state="visible")
             svg = "(el) => el.querySelector('.ad-viewport svg').outerHTML"
             before = timeline.evaluate(svg)
-            assert "cluster" in before and "layers.0: Linear(1→3)" in before
+            assert "cluster" in before and "layers[0]: Linear(1→3)" in before
             button = timeline.locator(".ad-modules")
             assert button.inner_text() == "Collapse modules"
             button.click()
@@ -322,7 +322,7 @@ def test_the_stepper_s_module_button_collapses_the_model_in_the_browser(lab, chr
             timeline = page.locator(".ad-backward-stepper .ad-timeline").first
             after = timeline.evaluate(svg)
             # the layers' `linear` ops are gone: each layer is one box now
-            assert ">linear<" in before and ">linear<" not in after and "layers.1: Linear(3→1)" in after
+            assert ">linear<" in before and ">linear<" not in after and "layers[1]: Linear(3→1)" in after
             area = e2e.cell_locator(page, 1).locator(".jp-OutputArea").first
             e2e.next_frames(page)
             problems = check_graphs(area.evaluate(_GRAPHS_JS), "the collapsed stepper")
