@@ -201,9 +201,14 @@ def chromium():
 
 def pytest_collection_modifyitems(config, items):
     """Under pytest-xdist (``--dist loadgroup``), every browser test runs in one worker, which
-    starts the one Lab server and browser, and the notebook tests share one worker's runs."""
+    starts the one Lab server and browser, the notebook tests share one worker's runs, and
+    the other tests go to a worker file by file, so a module's fixtures (the benchmarks'
+    runs, a shell) are set up once, not once per worker."""
     for item in items:
         if item.get_closest_marker("e2e"):
-            item.add_marker(pytest.mark.xdist_group("browser"))
+            group = "browser"
         elif item.get_closest_marker("notebooks"):
-            item.add_marker(pytest.mark.xdist_group("notebooks"))
+            group = "notebooks"
+        else:
+            group = item.nodeid.split("::", 1)[0]
+        item.add_marker(pytest.mark.xdist_group(group))

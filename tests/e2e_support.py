@@ -1,7 +1,11 @@
 """Helpers for the real-browser test: an isolated JupyterLab on 127.0.0.1 driven by
 Debian's Chromium through Playwright (sync API).
 
-What this guards against (see shared notes on the machine): no downloaded browser,
+The session's one server and browser are the fixtures ``lab_server`` and ``chromium`` of
+tests/conftest.py: a browser test takes them (a test that starts Playwright itself would
+collide with the session's instance) and opens its own context and notebook.
+
+What this guards against: no downloaded browser,
 no network beyond 127.0.0.1 (every other request is aborted and recorded), a kernel
 websocket before any cell runs, teardown that kills only the processes we started
 (by PID), and an outer watchdog in case Playwright's own timeouts do not fire.

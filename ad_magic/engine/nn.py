@@ -22,8 +22,9 @@ __all__ = ["Module", "Linear", "MLP", "mse_loss", "ModuleCall", "module_scope"]
 
 class ModuleCall:
     """One call of a module: ``module`` and the ``name`` it has in the module that called
-    it, written as the user reaches it (``layers[0]``; None for a call from outside any module). The nodes the call made
-    carry it in their scope; it holds no tensor, so it keeps no graph alive."""
+    it, written as the user reaches it (``layers[0]``; None for a call from outside any
+    module). The nodes the call made carry it in their scope; it holds no tensor, so it
+    keeps no graph alive."""
 
     __slots__ = ("module", "name")
 

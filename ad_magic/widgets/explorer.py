@@ -67,12 +67,11 @@ from .hyperparameters import MAX_START_INPUTS, HyperparameterControls
 from .plots import figure_png
 from .race import Run, summary_lines
 
-# On every button of the iteration player (ipywidgets' Play gives its buttons no title of their own).
-PLAY_TOOLTIP = "▶ play the iterations (❚❚ pauses) · ■ stop: back to iteration 0 · ↻ loop: start over at the end"
-
 __all__ = ["DescentExplorer"]
 
 PLAY_INTERVAL_MS = 350
+# On every button of the iteration player (ipywidgets' Play gives its buttons no title of their own).
+PLAY_TOOLTIP = "▶ play the iterations (❚❚ pauses) · ■ stop: back to iteration 0 · ↻ loop: start over at the end"
 
 # Keyword arguments of the box itself (layout=...); every other one goes to the optimizer.
 _BOX_KEYWORDS = frozenset(widgets.VBox.class_trait_names())
