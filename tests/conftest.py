@@ -10,9 +10,17 @@ import sys
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, settings
 from IPython.testing import globalipapp
 
 from ad_magic.drawing import render
+
+# The property tests' defaults (each test sets its own max_examples): no deadline, since a
+# loaded machine runs an example slower and a timing is not what they test; a failure prints
+# the blob that replays it (@reproduce_failure).
+settings.register_profile("ad_magic", deadline=None, print_blob=True,
+                          suppress_health_check=[HealthCheck.too_slow])
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ad_magic"))
 
 
 @pytest.fixture(params=["system dot", "graphviz-pure"])

@@ -34,3 +34,11 @@ def test_clearing_the_shell_runs_no_full_garbage_collection(magic_shell, monkeyp
     monkeypatch.undo()
     assert calls == []
     assert ip.displayhook.do_full_cache, "the output cache is on again"
+
+
+def test_property_tests_have_no_deadline_by_default():
+    """A loaded machine runs an example slower: hypothesis's 200 ms deadline would fail a
+    property test for the machine's load, not for the property."""
+    from hypothesis import HealthCheck, settings
+
+    assert settings.default.deadline is None and HealthCheck.too_slow in settings.default.suppress_health_check
