@@ -3,6 +3,8 @@
 
     python3 dev.py lab                 set up .venv and start JupyterLab on notebooks/ (127.0.0.1)
     python3 dev.py test [pytest args]  set up .venv (+ Debian's chromium), run `ruff check .`, `lint-imports` and pytest
+                                       (on every core with pytest-xdist); pytest's own options pass through
+    python3 dev.py test --quick [...]  the same without the browser, notebook and wheel tests (a minute or two)
     python3 dev.py bench [args]        set up .venv with the benchmark peers and run benchmarks/run.py
 """
 from __future__ import annotations
@@ -89,9 +91,36 @@ def run(cmd: list, up: urllib.request.Request | None = None, banner: str = "", *
             up = None  # the child got the Ctrl+C too: wait for it to stop
 
 
+# `dev.py test --quick`: leaves out what needs a browser, a kernel per notebook or a fresh venv.
+QUICK = "not e2e and not notebooks and not wheel"
+
+
+def pytest_args(args: list[str]) -> list[str]:
+    """pytest's arguments for `dev.py test ARGS`: ``--quick`` becomes a marker expression
+    (joined to the caller's own ``-m``), and unless the caller chose otherwise the tests run
+    on every core with pytest-xdist, each browser test and notebook group in one worker
+    (``--dist loadgroup``: tests/conftest.py)."""
+    args = list(args)
+    if "--quick" in args:
+        args.remove("--quick")
+        if "-m" in args[:-1]:
+            i = args.index("-m")
+            args[i + 1] = f"({args[i + 1]}) and {QUICK}"
+        else:
+            args += ["-m", QUICK]
+    chosen = any(a in ("-n", "--numprocesses", "--dist", "no:xdist") or a.startswith(("-n", "--numprocesses="))
+                 for a in args)
+    if not chosen:
+        args = ["-n", "auto", "--dist", "loadgroup", *args]
+    return args
+
+
 def cmd_test(args: list[str]) -> int:
     setup("test")
-    ensure_chromium()
+    quick = "--quick" in args
+    args = pytest_args(args)
+    if not quick:
+        ensure_chromium()
     say("ruff check .")
     lint = subprocess.call([BIN / "ruff", "check", "--output-format=concise", "."], cwd=ROOT)
     say("lint-imports (the layer contracts in pyproject.toml)")

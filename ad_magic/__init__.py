@@ -33,6 +33,7 @@ from .engine import (
 )
 from .engine.functional import grad, jvp
 from .engine.gradcheck import gradcheck
+from .engine.non_finite import NonFiniteWarning
 
 for _module in (nn, optim, landscapes):
     _sys.modules.setdefault(f"{__name__}.{_module.__name__.rsplit('.', 1)[1]}", _module)
@@ -41,7 +42,7 @@ __version__ = "0.2.0"
 
 __all__ = [
     "Tensor", "add", "mul", "no_grad", "enable_grad", "trace_graph", "topological_order", "unbroadcast",
-    "gradcheck", "grad", "jvp", "draw_computation_graph", "GraphView",
+    "gradcheck", "grad", "jvp", "draw_computation_graph", "GraphView", "NonFiniteWarning",
 ]
 
 

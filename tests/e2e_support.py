@@ -1,7 +1,11 @@
 """Helpers for the real-browser test: an isolated JupyterLab on 127.0.0.1 driven by
 Debian's Chromium through Playwright (sync API).
 
-What this guards against (see shared notes on the machine): no downloaded browser,
+The session's one server and browser are the fixtures ``lab_server`` and ``chromium`` of
+tests/conftest.py: a browser test takes them (a test that starts Playwright itself would
+collide with the session's instance) and opens its own context and notebook.
+
+What this guards against: no downloaded browser,
 no network beyond 127.0.0.1 (every other request is aborted and recorded), a kernel
 websocket before any cell runs, teardown that kills only the processes we started
 (by PID), and an outer watchdog in case Playwright's own timeouts do not fire.
@@ -28,6 +32,10 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
+# How long a browser test waits for something that will happen (a cell run, a kernel
+# shut down, a widget redrawn): waits end on the event, so a generous limit costs nothing
+# on an idle machine and keeps a loaded one from failing.
+LONG_MS = 180_000
 ARTIFACTS = ROOT / "test-artifacts"
 CHROMIUM = os.environ.get("AD_MAGIC_CHROMIUM", "/usr/bin/chromium")
 
@@ -355,7 +363,7 @@ def launch_browser(pw):
                               timeout=60_000)
 
 
-def open_notebook(page, server: LabServer, relpath: str, timeout_ms: int = 90_000, *,
+def open_notebook(page, server: LabServer, relpath: str, timeout_ms: int = LONG_MS, *,
                   notebook7: bool = False) -> None:
     """Open a notebook (in JupyterLab, or with ``notebook7`` in Notebook 7) and wait until
     its kernel is connected and idle.
@@ -436,6 +444,28 @@ def run_all_cells(page, timeout_s: float = 180, nudge_after_s: float = 15) -> di
         time.sleep(0.2)
 
 
+def run_cell(page, index: int, timeout_ms: int = LONG_MS) -> None:
+    """Run one cell (Lab's run-cell command) and wait until it has run: its execution count
+    changed and the kernel is idle."""
+    before = notebook_state(page)["cells"][index]["count"]
+    page.evaluate("""(i) => { const w = window.jupyterapp.shell.currentWidget;
+                             w.content.activeCellIndex = i;
+                             return window.jupyterapp.commands.execute('notebook:run-cell'); }""", index)
+    page.wait_for_function("""([i, before]) => { const w = window.jupyterapp.shell.currentWidget;
+                                 const c = w.content.model.cells.get(i);
+                                 const k = w.sessionContext.session.kernel;
+                                 return c.executionCount !== before && k.status === 'idle'; }""",
+                           arg=[index, before], timeout=timeout_ms)
+
+
+def next_frames(page, frames: int = 2) -> None:
+    """Wait until the page has drawn ``frames`` more animation frames: whatever a widget
+    scheduled for its next frame (fitting its picture) has run, however busy the machine."""
+    page.evaluate("""(n) => new Promise((done) => {
+                       const tick = () => (n-- <= 0 ? done() : requestAnimationFrame(tick));
+                       requestAnimationFrame(tick); })""", frames)
+
+
 def cell_locator(page, index: int):
     return page.locator(".jp-Notebook .jp-Cell").nth(index)
 
@@ -497,7 +527,7 @@ def snapshot(locator) -> dict:
     return locator.evaluate(_SNAPSHOT_JS)
 
 
-def wait_for_change(locator, before: dict, timeout_s: float = 20,
+def wait_for_change(locator, before: dict, timeout_s: float = LONG_MS / 1000,
                     key=lambda s: (s["svgs"], s["images"], s["text"])) -> dict:
     deadline = time.monotonic() + timeout_s
     while True:

@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from conftest import SHIPPED_NOTEBOOKS
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -83,17 +84,13 @@ def test_test_command_propagates_pytest_exit_code_and_fails_on_lint(dev, monkeyp
         assert calls == ["ruff", "lint-imports"]
 
 
-NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
-
-
-@pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.name for p in NOTEBOOKS])
-def test_notebook_metadata_matches_the_kernel_dev_py_installs(path, dev):
-    """Otherwise JupyterLab marks every notebook changed as soon as it opens."""
-    nb = json.loads(path.read_text(encoding="utf-8"))
+@pytest.mark.parametrize("name", SHIPPED_NOTEBOOKS)
+def test_notebook_metadata_matches_the_kernel_dev_py_installs(name, dev):
+    """Otherwise JupyterLab marks every notebook changed as soon as it opens. (That they are
+    committed without outputs: tests/test_notebooks.py.)"""
+    nb = json.loads((ROOT / "notebooks" / name).read_text(encoding="utf-8"))
     assert nb["metadata"]["kernelspec"] == dev.KERNEL
     assert nb["metadata"]["language_info"]["name"] == "python"
-    code = [c for c in nb["cells"] if c["cell_type"] == "code"]
-    assert all(c["outputs"] == [] and c["execution_count"] is None for c in code), "commit notebooks without outputs"
 
 
 def test_extras():
@@ -103,3 +100,30 @@ def test_extras():
     assert any(r.startswith("ruff") for r in extras["test"])
     assert any(r.startswith("import-linter") for r in extras["test"])   # dev.py test runs lint-imports
     assert "torch==2.13.0" in extras["bench"]  # a bare `torch` would pull a multi-GB CUDA build
+
+
+def test_test_runs_on_every_core_unless_told_otherwise(dev):
+    assert dev.pytest_args(["-k", "magic"]) == ["-n", "auto", "--dist", "loadgroup", "-k", "magic"]
+    for own in (["-n", "0"], ["-n4"], ["--numprocesses=2"], ["-p", "no:xdist"]):
+        assert dev.pytest_args(own) == own
+
+
+def test_quick_leaves_out_the_browser_notebook_and_wheel_tests(dev, monkeypatch):
+    assert dev.pytest_args(["--quick", "-k", "grad"])[-4:] == ["-k", "grad", "-m", dev.QUICK]
+    assert dev.pytest_args(["--quick", "-m", "not slow", "-n", "0"]) == [
+        "-m", f"(not slow) and {dev.QUICK}", "-n", "0"]
+    assert all(m in dev.QUICK for m in ("not e2e", "not notebooks", "not wheel"))
+    # and it does not install a browser
+    monkeypatch.setattr(dev, "setup", lambda extra: None)
+    monkeypatch.setattr(dev, "ensure_chromium", lambda: pytest.fail("--quick installs no browser"))
+    ran = []
+    monkeypatch.setattr(dev, "run", lambda cmd, **kw: ran.append([str(c) for c in cmd]) or 0)
+    assert dev.cmd_test(["--quick"]) == 0
+    assert ran[0][-2:] == ["-m", dev.QUICK] and "--quick" not in ran[0]
+
+
+def test_every_marker_quick_mode_names_is_registered():
+    tomllib = pytest.importorskip("tomllib")
+    markers = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["pytest"]["ini_options"]["markers"]
+    names = {m.split(":")[0].split("(")[0] for m in markers}
+    assert {"e2e", "notebooks", "wheel"} <= names

@@ -7,7 +7,6 @@ a missing piece is a failure. Select with `-m e2e`, leave out with `-m "not e2e"
 from __future__ import annotations
 
 import re
-import shutil
 import textwrap
 
 import pytest
@@ -19,45 +18,20 @@ except ImportError:
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(420)]
 
-NOTEBOOKS = e2e.ROOT / "notebooks"
-PRACTICAL = "tp04_autodiff.ipynb"
 TEST_TIMEOUT = 300  # seconds, the watchdog's outer limit for one test
 
 
 # ---------------------------------------------------------------- fixtures
-@pytest.fixture(scope="module")
-def lab():
-    """One isolated Lab server for the module, serving a temp copy of notebooks/
-    (Lab autosaves: the repo's notebooks are never written)."""
-    e2e.require_browser_stack()
-    base = e2e.make_base_dir()
-    root = base / "root"
-    if NOTEBOOKS.is_dir():
-        shutil.copytree(NOTEBOOKS, root, ignore=shutil.ignore_patterns(".ipynb_checkpoints"))
-    root.mkdir(parents=True, exist_ok=True)
-    server = e2e.LabServer(root, base / "jupyter")
-    try:
-        server.start()
-        yield server
-    finally:
-        server.stop()
-        log = server.log_tail(200)
-        e2e.ARTIFACTS.mkdir(exist_ok=True)
-        (e2e.ARTIFACTS / "jupyter-server.log").write_text(log)
-        e2e.remove_tree(base)
+@pytest.fixture
+def lab(lab_server):
+    """The session's one Lab server (tests/conftest.py), serving a temp copy of the shipped
+    notebooks (Lab autosaves: the repo's notebooks are never written)."""
+    return lab_server
 
 
-@pytest.fixture(scope="module")
-def browser():
-    e2e.require_browser_stack()
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as pw:
-        b = e2e.launch_browser(pw)
-        try:
-            yield b
-        finally:
-            b.close()
+@pytest.fixture
+def browser(chromium):
+    return chromium
 
 
 @pytest.fixture
@@ -152,11 +126,9 @@ def _run_timeline(page, lab, name, *, notebook7):
     card = _open_card(timeline, "v0", "input (leaf)")
     assert "value = 2.0" in card
     # While the kernel runs, the widget tells Python where it is.
-    page.evaluate("""() => { const w = window.jupyterapp.shell.currentWidget;
-                             w.content.activeCellIndex = 2;
-                             return window.jupyterapp.commands.execute('notebook:run-cell'); }""")
+    e2e.run_cell(page, 2)       # waits until the cell has run and the kernel is idle, however long
     told = e2e.cell_locator(page, 2).locator(".jp-OutputArea-output")
-    told.filter(has_text="Python sees step 2").wait_for(timeout=30_000)
+    told.filter(has_text="Python sees step 2").wait_for()
 
     # Shut the kernel down: the slider, the buttons and the cards still work, and the
     # widget sends nothing more (no failed sync message in the console).
@@ -166,7 +138,7 @@ def _run_timeline(page, lab, name, *, notebook7):
     lab.shutdown_kernel(kernel)
     page.wait_for_function("(id) => { const s = window.jupyterapp.shell.currentWidget.sessionContext;"
                            " return !s.session || !s.session.kernel || s.session.kernel.status === 'dead'"
-                           " || s.session.kernel.id !== id; }", arg=kernel, timeout=30_000)
+                           " || s.session.kernel.id !== id; }", arg=kernel, timeout=e2e.LONG_MS)
     assert kernel not in lab.kernel_ids()
     before = e2e.timeline_state(timeline)
     e2e.drag_range(page, timeline.locator(".ad-range"), 1.0)
@@ -239,7 +211,7 @@ def test_exported_page_works_from_file_with_no_network(browser, tmp_path):
         timeline.locator(".ad-range").fill("0")
         timeline.locator(".ad-play").click()
         pg.wait_for_function("(el) => Number(el.dataset.step) >= 2", arg=timeline.element_handle(),
-                             timeout=10_000)
+                             timeout=e2e.LONG_MS)
         timeline.locator(".ad-play").click()           # pause
         paused = e2e.timeline_state(timeline)["step"]
         pg.wait_for_timeout(900)
@@ -298,9 +270,9 @@ def test_lab_widget_roundtrip(lab, page, tmp_path):
 
 
 # --- the real widgets ----------------------------------------------------
-HAVE_WIDGETS = (e2e.ROOT / "ad_magic" / "widgets" / "__init__.py").exists()
-
-FALLBACK_CELLS = [
+# Part B's quadratic and a descent: the practical's widgets (tests/test_e2e_notebooks.py runs
+# the whole practical in the browser).
+STEPPER_AND_DESCENT_CELLS = [
     "%load_ext ad_magic\nfrom ad_magic import Tensor\n",
     textwrap.dedent('''\
         %%autodiff loss
@@ -331,16 +303,12 @@ def _widget_roots(page, out_css: str, marker: str, source_words: tuple[str, ...]
     return None
 
 
-@pytest.mark.skipif(not HAVE_WIDGETS, reason="ad_magic/widgets/ does not exist yet")
 def test_lab_backward_stepper_and_descent(lab, page):
-    """The practical in Lab: run every cell, drag a BackwardStepper's slider (the SVG
+    """The practical's widgets in Lab: run every cell, drag a BackwardStepper's slider (the SVG
     changes and its highlighted node moves), drag a DescentExplorer's slider (the shown
     iteration changes)."""
-    if (lab.root_dir / PRACTICAL).exists():
-        nb = PRACTICAL
-    else:
-        nb = "_e2e_autodiff.ipynb"
-        e2e.write_notebook(lab.root_dir / nb, FALLBACK_CELLS)
+    nb = "_e2e_autodiff.ipynb"
+    e2e.write_notebook(lab.root_dir / nb, STEPPER_AND_DESCENT_CELLS)
     e2e.open_notebook(page, lab, nb)
     e2e.run_all_cells(page, timeout_s=240)
     page.locator(".widget-slider .noUi-handle").first.wait_for(state="visible")
@@ -485,22 +453,9 @@ RERENDER_CELLS = [
 RENDERS = 20
 
 
-def _run_cell(page, index: int) -> None:
-    """Run one cell and wait until it has run (its execution count changed, kernel idle)."""
-    before = e2e.notebook_state(page)["cells"][index]["count"]
-    page.evaluate("""(i) => { const w = window.jupyterapp.shell.currentWidget;
-                             w.content.activeCellIndex = i;
-                             return window.jupyterapp.commands.execute('notebook:run-cell'); }""", index)
-    page.wait_for_function("""([i, before]) => { const w = window.jupyterapp.shell.currentWidget;
-                                 const c = w.content.model.cells.get(i);
-                                 const k = w.sessionContext.session.kernel;
-                                 return c.executionCount !== before && k.status === 'idle'; }""",
-                           arg=[index, before], timeout=60_000)
-
-
 def _settled_counts(page) -> dict:
     page.locator(".ad-backward-stepper .ad-timeline").first.wait_for(state="visible")
-    page.wait_for_timeout(300)          # the first frame (fit) has run
+    e2e.next_frames(page)               # the first frame (fit) has run
     return {**page.evaluate("() => window.__adLive()"), **page.evaluate(MODEL_HANDLERS_JS)}
 
 
@@ -512,8 +467,8 @@ def test_rerendering_the_stepper_20_times_leaves_no_listener_behind(lab, page):
     page.add_init_script(LISTENER_COUNTER_JS)
     e2e.write_notebook(lab.root_dir / "_e2e_rerender.ipynb", RERENDER_CELLS)
     e2e.open_notebook(page, lab, "_e2e_rerender.ipynb")
-    _run_cell(page, 0)
-    _run_cell(page, 1)
+    e2e.run_cell(page, 0)
+    e2e.run_cell(page, 1)
     one = _settled_counts(page)
     print("one view:", one)
     assert one["timelines"] == 1 and one["models"] == 1
@@ -523,13 +478,13 @@ def test_rerendering_the_stepper_20_times_leaves_no_listener_behind(lab, page):
 
     for _ in range(RENDERS):
         page.locator(".ad-backward-stepper .ad-play").click()     # an interval running
-        _run_cell(page, 1)                                        # the view replaced by a new one
+        e2e.run_cell(page, 1)                                        # the view replaced by a new one
     again = _settled_counts(page)
     print(f"after {RENDERS} renders:", again)
     page.locator(".ad-backward-stepper .ad-play").click()
     page.evaluate("() => { document.querySelector('.ad-backward-stepper .ad-timeline').dataset.old = '1'; }")
     for _ in range(RENDERS):
-        _run_cell(page, 2)                                        # a new payload: mounted again
+        e2e.run_cell(page, 2)                                        # a new payload: mounted again
     remounted = _settled_counts(page)
     assert page.locator(".ad-backward-stepper .ad-timeline[data-old]").count() == 0, "not mounted again"
     print(f"after {RENDERS} remounts:", remounted)

@@ -37,62 +37,54 @@ def sgd_loss(text):
     return found and found.group(1)
 
 
-def test_dragging_the_lr_slider_reruns_the_race_and_the_path_changes(tmp_path):
-    from playwright.sync_api import sync_playwright
-
-    e2e.require_browser_stack()
-    base = e2e.make_base_dir()
-    root = base / "root"
-    e2e.write_notebook(root / "race.ipynb", RACE_CELLS)
-    server = e2e.LabServer(root, base / "jupyter")
+def test_dragging_the_lr_slider_reruns_the_race_and_the_path_changes(lab_server, chromium):
+    server = lab_server
+    e2e.write_notebook(server.root_dir / "_e2e_race.ipynb", RACE_CELLS)
     guard = e2e.NetworkGuard()
-    try:
-        server.start()
-        with e2e.Watchdog(TEST_TIMEOUT, server) as dog, sync_playwright() as pw:
-            browser = e2e.launch_browser(pw)
-            context = browser.new_context(viewport={"width": 1400, "height": 1100})
-            context.set_default_timeout(60_000)
-            guard.install(context)
-            page = context.new_page()
+    with e2e.Watchdog(TEST_TIMEOUT, server) as dog:
+        context = chromium.new_context(viewport={"width": 1400, "height": 1100})
+        context.set_default_timeout(e2e.LONG_MS)
+        guard.install(context)
+        page = context.new_page()
+        try:
+            e2e.open_notebook(page, server, "_e2e_race.ipynb")
+            e2e.run_all_cells(page)
+            explorer = page.locator(".jp-OutputArea .ad-descent-explorer").first
+            explorer.wait_for(state="visible")
+            pictures = {"key": lambda s: s["images"]}    # the race's PNG (the graph is inline SVG)
+
+            # go to a late iteration, where the paths have moved away from the start
+            iteration = explorer.locator(".widget-slider").first
+            before = e2e.snapshot(explorer)
+            assert before["images"], "the race shows no picture"
+            e2e.drag_slider(page, iteration, 0.95)
+            e2e.wait_for_change(explorer, before, **pictures)
+            label = explorer.locator(".widget-html").first
+            shown = e2e.snapshot(label)["text"]
+            assert re.search(r"iteration (\d+)", shown) and sgd_loss(shown), shown
+
+            lr = explorer.locator(".ad-optimizer-sgd .ad-hyper-lr").first
+            lr_before = e2e.snapshot(lr)["readouts"]
+            before = e2e.snapshot(explorer)
+            e2e.drag_slider(page, lr, 0.66)             # 1e-3 -> about 2e-3: a longer path
+            after = e2e.wait_for_change(explorer, before, **pictures)
+            e2e.save_screenshot(page, "e2e-descent-race.png")
+            assert after["images"] != before["images"], "the race's picture did not change"
+            readout = e2e.snapshot(lr)["readouts"]
+            assert readout != lr_before, "the lr readout did not move"
+            # the slider's readout (d3-format in the browser) and the header (Python) agree
+            header = e2e.snapshot(explorer.locator(".ad-descent-header").first)["text"]
+            assert f"lr={readout[0].strip()}" in header, (readout, header)
+            now = e2e.snapshot(label)["text"]
+            assert sgd_loss(now) and sgd_loss(now) != sgd_loss(shown), (shown, now)
+            errors = [e for c in e2e.notebook_state(page)["cells"] for e in c["errors"]]
+            assert not errors, errors
+        finally:
             try:
-                e2e.open_notebook(page, server, "race.ipynb")
-                e2e.run_all_cells(page, timeout_s=150)
-                explorer = page.locator(".jp-OutputArea .ad-descent-explorer").first
-                explorer.wait_for(state="visible")
-                pictures = {"key": lambda s: s["images"]}    # the race's PNG (the graph is inline SVG)
-
-                # go to a late iteration, where the paths have moved away from the start
-                iteration = explorer.locator(".widget-slider").first
-                before = e2e.snapshot(explorer)
-                assert before["images"], "the race shows no picture"
-                e2e.drag_slider(page, iteration, 0.95)
-                e2e.wait_for_change(explorer, before, **pictures)
-                label = explorer.locator(".widget-html").first
-                shown = e2e.snapshot(label)["text"]
-                assert re.search(r"iteration (\d+)", shown) and sgd_loss(shown), shown
-
-                lr = explorer.locator(".ad-optimizer-sgd .ad-hyper-lr").first
-                lr_before = e2e.snapshot(lr)["readouts"]
-                before = e2e.snapshot(explorer)
-                e2e.drag_slider(page, lr, 0.66)             # 1e-3 -> about 2e-3: a longer path
-                after = e2e.wait_for_change(explorer, before, **pictures)
-                e2e.save_screenshot(page, "e2e-descent-race.png")
-                assert after["images"] != before["images"], "the race's picture did not change"
-                assert e2e.snapshot(lr)["readouts"] != lr_before, "the lr readout did not move"
-                now = e2e.snapshot(label)["text"]
-                assert sgd_loss(now) and sgd_loss(now) != sgd_loss(shown), (shown, now)
-                errors = [e for c in e2e.notebook_state(page)["cells"] for e in c["errors"]]
-                assert not errors, errors
-            finally:
-                try:
-                    e2e.save_screenshot(page, "e2e-descent-race-last.png")
-                except Exception:
-                    pass
-                server.record_children()
-                context.close()
-                browser.close()
-        assert not dog.fired, f"watchdog fired after {TEST_TIMEOUT} s"
-        assert not guard.blocked, f"requests to hosts other than 127.0.0.1: {guard.blocked}"
-    finally:
-        server.stop()
-        e2e.remove_tree(base)
+                e2e.save_screenshot(page, "e2e-descent-race-last.png")
+            except Exception:
+                pass
+            server.record_children()
+            context.close()
+    assert not dog.fired, f"watchdog fired after {TEST_TIMEOUT} s"
+    assert not guard.blocked, f"requests to hosts other than 127.0.0.1: {guard.blocked}"

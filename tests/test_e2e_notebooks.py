@@ -10,11 +10,11 @@ done the practical sees it.
 """
 from __future__ import annotations
 
-import json
 import re
 import shutil
 
 import pytest
+from conftest import SHIPPED_NOTEBOOKS
 
 try:  # tests/ may or may not become a package
     from . import e2e_support as e2e
@@ -23,7 +23,6 @@ except ImportError:
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(900)]
 
-NOTEBOOKS = sorted((e2e.ROOT / "notebooks").glob("*.ipynb"))
 SCREENSHOTS = e2e.ARTIFACTS / "screenshots"
 OUTPUT_WIDTH = 1000       # px of output area the graphs must fit
 TEST_TIMEOUT = 780        # seconds, the watchdog's outer limit
@@ -126,27 +125,16 @@ def check_graphs(graphs, where: str) -> list:
     return problems
 
 
-def _student_filled(path, target):
-    """The student's notebook with every blank filled from the reference solution."""
-    from practical_solutions import sections
-
-    nb = json.loads(path.read_text())
-    solution = sections()
-    for cell in nb["cells"]:
-        blank = cell.get("metadata", {}).get("practical_blank")
-        if blank:
-            cell["source"] = solution[blank]
-    target.write_text(json.dumps(nb))
-
-
 def _fit_output_width(page, width: int) -> int:
     """Resize the window so that the notebook's output areas are ``width`` px wide."""
     measure = "() => { const o = document.querySelector('.jp-OutputArea-output'); return o ? o.clientWidth : 0; }"
     now = page.evaluate(measure)
-    if now:
+    if now and now != width:
         size = page.viewport_size
         page.set_viewport_size({"width": size["width"] + width - now, "height": size["height"]})
-        page.wait_for_timeout(500)
+        page.wait_for_function(f"() => {{ const w = ({measure})(); return w && w !== {now}; }}",
+                               timeout=e2e.LONG_MS)
+        e2e.next_frames(page)
         now = page.evaluate(measure)
     return now
 
@@ -167,7 +155,7 @@ def _look_at_notebook(page, lab, name: str) -> tuple:
         if not area.locator("svg g.node, img[src^='data:image/svg+xml']").count():
             continue
         area.scroll_into_view_if_needed()
-        page.wait_for_timeout(300)   # the timeline fits itself on the next frame
+        e2e.next_frames(page)        # the timeline fits itself on the next frame
         graphs = area.evaluate(_GRAPHS_JS)
         if not graphs:
             continue
@@ -200,46 +188,30 @@ def _zoom_buttons_work(frame, where: str) -> list:
     return problems
 
 
-@pytest.fixture(scope="module")
-def lab():
-    e2e.require_browser_stack()
-    base = e2e.make_base_dir()
-    root = base / "root"
-    root.mkdir(parents=True)
-    for path in NOTEBOOKS:
-        if path.name == "tp04_student.ipynb":
-            _student_filled(path, root / path.name)
-        else:
-            shutil.copy(path, root / path.name)
-    server = e2e.LabServer(root, base / "jupyter")
-    try:
-        server.start()
-        yield server
-    finally:
-        server.stop()
-        e2e.remove_tree(base)
+@pytest.fixture
+def lab(lab_server):
+    """The session's one Lab server (tests/conftest.py): copies of the shipped notebooks, the
+    student's with its blanks filled."""
+    return lab_server
 
 
-def test_every_notebook_graph_fits_at_1000_px_and_no_boxes_overlap(lab):
-    from playwright.sync_api import sync_playwright
-
-    assert NOTEBOOKS, "notebooks/ has no notebook"
+def test_every_notebook_graph_fits_at_1000_px_and_no_boxes_overlap(lab, chromium):
     if SCREENSHOTS.exists():
         shutil.rmtree(SCREENSHOTS)
     SCREENSHOTS.mkdir(parents=True)
     guard = e2e.NetworkGuard()
     report, problems = {}, []
-    with e2e.Watchdog(TEST_TIMEOUT, lab) as dog, sync_playwright() as pw:
-        browser = e2e.launch_browser(pw)
+    with e2e.Watchdog(TEST_TIMEOUT, lab) as dog:
+        browser = chromium
         # Tall, so that a tall output's screenshot is not cut by the notebook's own scrolling.
         context = browser.new_context(viewport={"width": 1400, "height": 2400})
-        context.set_default_timeout(90_000)
+        context.set_default_timeout(e2e.LONG_MS)
         guard.install(context)
         page = context.new_page()
         try:
-            for path in NOTEBOOKS:
-                seen, found = _look_at_notebook(page, lab, path.name)
-                report[path.name] = seen
+            for name in SHIPPED_NOTEBOOKS:
+                seen, found = _look_at_notebook(page, lab, name)
+                report[name] = seen
                 problems += found
                 # Leave the page, then stop its kernel (closing the tab would ask first).
                 page.goto("about:blank")
@@ -248,7 +220,6 @@ def test_every_notebook_graph_fits_at_1000_px_and_no_boxes_overlap(lab):
         finally:
             lab.record_children()
             context.close()
-            browser.close()
     assert not dog.fired, f"watchdog fired after {TEST_TIMEOUT} s"
     assert not guard.blocked, f"requests to hosts other than 127.0.0.1: {guard.blocked}"
     print("graphs looked at per notebook:", report)
@@ -256,47 +227,44 @@ def test_every_notebook_graph_fits_at_1000_px_and_no_boxes_overlap(lab):
     assert not problems, "\n".join(problems)
 
 
-def test_the_exported_matvec_page_fits_at_1000_px(tmp_path):
+def test_the_exported_matvec_page_fits_at_1000_px(tmp_path, chromium):
     """The exported timeline of Part D's matrix-vector product, opened from file:// in
     a window whose timeline is 1,000 px wide: the output node is in view at every step."""
     import numpy as np
-    from playwright.sync_api import sync_playwright
 
     from ad_magic import Tensor
     from ad_magic.widgets.stepper import BackwardStepper
 
-    e2e.require_browser_stack()
     W = Tensor(np.array([[1.0, 2.0, 0.5], [0.0, 1.0, 3.0]]), name="W")
     v = Tensor(np.array([1.0, 2.0, -1.0]), name="v")
     h = (W @ v).relu()
     s = h.sum()
     path = BackwardStepper(s, names={h: "h", s: "s"}, forward=True).save_html(tmp_path / "matvec.html")
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    with sync_playwright() as pw:
-        browser = e2e.launch_browser(pw)
-        # body margin 24 px each side: a 1,048 px window gives the timeline 1,000 px
-        context = browser.new_context(viewport={"width": OUTPUT_WIDTH + 48, "height": 900})
-        blocked = []
-        context.route("**/*", lambda route: route.continue_() if route.request.url == path.as_uri()
-                      else (blocked.append(route.request.url), route.abort()))
-        page = context.new_page()
-        try:
-            page.goto(path.as_uri())
-            timeline = page.locator(".ad-timeline")
-            timeline.wait_for(state="visible")
-            page.wait_for_timeout(300)
-            width = timeline.evaluate("(el) => el.getBoundingClientRect().width")
-            assert abs(width - OUTPUT_WIDTH) <= 2, width
-            problems = []
-            last = int(timeline.locator(".ad-range").get_attribute("max"))
-            for k in (0, last // 2, last):
-                timeline.locator(".ad-range").fill(str(k))
-                page.wait_for_timeout(100)
-                problems += check_graphs(timeline.evaluate(_GRAPHS_JS), f"exported page step {k}")
-            page.screenshot(path=str(SCREENSHOTS / "exported-matvec.png"), full_page=True)
-        finally:
-            context.close()
-            browser.close()
+    # body margin 24 px each side: a 1,048 px window gives the timeline 1,000 px
+    context = chromium.new_context(viewport={"width": OUTPUT_WIDTH + 48, "height": 900})
+    blocked = []
+    context.route("**/*", lambda route: route.continue_() if route.request.url == path.as_uri()
+                  else (blocked.append(route.request.url), route.abort()))
+    page = context.new_page()
+    try:
+        page.goto(path.as_uri())
+        timeline = page.locator(".ad-timeline")
+        timeline.wait_for(state="visible")
+        e2e.next_frames(page)
+        width = timeline.evaluate("(el) => el.getBoundingClientRect().width")
+        assert abs(width - OUTPUT_WIDTH) <= 2, width
+        problems = []
+        last = int(timeline.locator(".ad-range").get_attribute("max"))
+        for k in (0, last // 2, last):
+            timeline.locator(".ad-range").fill(str(k))
+            page.wait_for_function("([el, k]) => Number(el.dataset.step) === k",
+                                   arg=[timeline.element_handle(), k])
+            e2e.next_frames(page)
+            problems += check_graphs(timeline.evaluate(_GRAPHS_JS), f"exported page step {k}")
+        page.screenshot(path=str(SCREENSHOTS / "exported-matvec.png"), full_page=True)
+    finally:
+        context.close()
     assert blocked == []
     assert not problems, "\n".join(problems)
 
@@ -325,18 +293,15 @@ MODULE_CELLS = [
 ]
 
 
-def test_the_stepper_s_module_button_collapses_the_model_in_the_browser(lab):
+def test_the_stepper_s_module_button_collapses_the_model_in_the_browser(lab, chromium):
     """Part D's model in the stepper: its modules boxed; the Collapse button redraws it
     with each Linear as one box, and the output node stays in view."""
-    from playwright.sync_api import sync_playwright
-
     e2e.write_notebook(lab.root_dir / "_e2e_modules.ipynb", MODULE_CELLS)
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     guard = e2e.NetworkGuard()
-    with e2e.Watchdog(300, lab) as dog, sync_playwright() as pw:
-        browser = e2e.launch_browser(pw)
-        context = browser.new_context(viewport={"width": 1400, "height": 1600})
-        context.set_default_timeout(60_000)
+    with e2e.Watchdog(300, lab) as dog:
+        context = chromium.new_context(viewport={"width": 1400, "height": 1600})
+        context.set_default_timeout(e2e.LONG_MS)
         guard.install(context)
         page = context.new_page()
         try:
@@ -347,25 +312,23 @@ def test_the_stepper_s_module_button_collapses_the_model_in_the_browser(lab):
             timeline.wait_for(state="visible")
             svg = "(el) => el.querySelector('.ad-viewport svg').outerHTML"
             before = timeline.evaluate(svg)
-            assert "cluster" in before and "layers.0: Linear(1→3)" in before
+            assert "cluster" in before and "layers[0]: Linear(1→3)" in before
             button = timeline.locator(".ad-modules")
             assert button.inner_text() == "Collapse modules"
             button.click()
             page.wait_for_function("(el) => { const b = el.querySelector('.ad-modules');"
                                    " return b && b.textContent === 'Expand modules'; }",
-                                   arg=page.locator(".ad-backward-stepper").first.element_handle(),
-                                   timeout=30_000)
+                                   arg=page.locator(".ad-backward-stepper").first.element_handle())
             timeline = page.locator(".ad-backward-stepper .ad-timeline").first
             after = timeline.evaluate(svg)
             # the layers' `linear` ops are gone: each layer is one box now
-            assert ">linear<" in before and ">linear<" not in after and "layers.1: Linear(3→1)" in after
+            assert ">linear<" in before and ">linear<" not in after and "layers[1]: Linear(3→1)" in after
             area = e2e.cell_locator(page, 1).locator(".jp-OutputArea").first
-            page.wait_for_timeout(300)
+            e2e.next_frames(page)
             problems = check_graphs(area.evaluate(_GRAPHS_JS), "the collapsed stepper")
             area.screenshot(path=str(SCREENSHOTS / "modules-collapsed-stepper.png"))
         finally:
             lab.record_children()
             context.close()
-            browser.close()
     assert not dog.fired and not guard.blocked
     assert not problems, "\n".join(problems)

@@ -48,7 +48,7 @@ def test_a_call_stamps_the_nodes_it_made_outermost_first():
         by_function.setdefault(t._function, []).append(module_scope(t))
     first, second = by_function["linear"]
     assert [c.module for c in first] == [net, net.layers[0]]
-    assert [c.name for c in first] == [None, "layers.0"] and [c.name for c in second] == [None, "layers.1"]
+    assert [c.name for c in first] == [None, "layers[0]"] and [c.name for c in second] == [None, "layers[1]"]
     assert first[0] is second[0]                      # one MLP call holds both layers
     assert [c.module for c in by_function["relu"][0]] == [net]
     assert by_function["mean"] == [()] and by_function["sub"] == [()]   # the loss is not a module
@@ -89,11 +89,11 @@ def test_the_dot_boxes_each_call_and_names_it():
     _, loss = part_d_loss()
     source = html.unescape(draw_computation_graph(loss).source)
     assert re.search(r"subgraph cluster_m0 \{\s*[^\n]*label=<MLP\(1→3→1\)>", source)
-    assert "label=<layers.0: Linear(1→3)>" in source and "label=<layers.1: Linear(3→1)>" in source
+    assert "label=<layers[0]: Linear(1→3)>" in source and "label=<layers[1]: Linear(3→1)>" in source
     flat = draw_computation_graph(loss, modules="flat").source
     assert "cluster" not in flat
     collapsed = html.unescape(draw_computation_graph(loss, modules="collapsed").source)
-    assert "<b>layers.0: Linear(1→3)</b>" in collapsed and "peripheries=2" in collapsed
+    assert "<b>layers[0]: Linear(1→3)</b>" in collapsed and "peripheries=2" in collapsed
     with pytest.raises(ValueError, match="modules must be one of"):
         draw_computation_graph(loss, modules="folded")
 

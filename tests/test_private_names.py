@@ -6,7 +6,7 @@ The rule, checked over every module of ad_magic/ (parsed with `ast`, nothing han
   (`timeline._changes` read by the magic). Inside one layer its modules share their objects'
   fields (the engine's Tensor slots `_data`, `_grad`, … are the engine's).
 The exception is the practical's node protocol: a Tensor of the practical holds `_parents`,
-`_function` and `_backward` (DESIGN.md, Part A and B), so every layer may read those names on
+`_function` and `_backward` (Parts A and B of `notebooks/tp04_student.ipynb`), so every layer may read those names on
 any node, ours or a student's.
 """
 from __future__ import annotations

@@ -5,8 +5,7 @@ import numpy as np
 
 from ad_magic import Tensor
 from ad_magic.engine.formatting import format_number
-from ad_magic.magic.report import GradientTable, descent_summary, grad_of
-from ad_magic.magic.variables import Named
+from ad_magic.magic.report import GradientTable, grad_of
 
 
 def _row(label, value, grad, **extra):
@@ -42,25 +41,6 @@ def test_checked_table_shows_errors_and_notes():
     assert "finite differences" in text and "rel. error" in text
     assert "1.2e-10 ok" in text and "3.3e-01 MISMATCH" in text
     assert "cannot be nudged" in text
-
-
-def test_descent_summary_says_how_it_ran_and_where_it_ended():
-    class History:
-        losses = [4.0, 1.0, 0.25]
-        stopped = None
-
-    x, w = Tensor(1.5), Tensor(np.zeros(10))
-    text = descent_summary(History(), optimizer="adam", lr=0.05, final_loss=0.25,
-                           params=[Named(x, "x", "x"), Named(w, "w", "w")])
-    assert text.startswith("Gradient descent (adam, lr=0.05), 2 iterations")
-    assert f"loss {format_number(4.0)} → {format_number(0.25)}" in text
-    assert f"x = {format_number(1.5)}" in text and "updated in place: w" in text
-    History.stopped = "loss became nan at iteration 2; try a smaller learning rate"
-    assert "stopped at iteration 2" in descent_summary(History(), optimizer="sgd", lr=1.0, final_loss=0.25,
-                                                       params=[Named(x, "x", "x")])
-    # a learning rate from a log slider reads in three digits
-    text = descent_summary(History(), optimizer="sgd", lr=0.000281838, final_loss=0.25, params=[Named(x, "x", "x")])
-    assert "lr=0.000282" in text and "0.000281838" not in text
 
 
 def test_grad_of_copies_and_fills_zeros():

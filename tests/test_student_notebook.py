@@ -3,49 +3,15 @@ says "not implemented yet" and nothing else fails) and with each blank filled fr
 reference solution in tests/practical_solutions (every check passes, nothing fails)."""
 from __future__ import annotations
 
-import json
-import os
-import sys
-from pathlib import Path
-
 import pytest
+from conftest import ROOT
 from practical_solutions import sections
 
-ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOK = ROOT / "notebooks" / "tp04_student.ipynb"
-TIMEOUT_PER_CELL = 300
+NAME = NOTEBOOK.name
 
 nbformat = pytest.importorskip("nbformat")
-nbclient = pytest.importorskip("nbclient")
-
-
-@pytest.fixture(scope="module")
-def kernel_env(tmp_path_factory):
-    base = tmp_path_factory.mktemp("student-kernel")
-    spec_dir = base / "jupyter-path" / "kernels" / "python3"
-    spec_dir.mkdir(parents=True)
-    (spec_dir / "kernel.json").write_text(json.dumps({
-        "argv": [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
-        "display_name": "Python 3 (test)", "language": "python"}))
-    names = ("JUPYTER_PATH", "JUPYTER_RUNTIME_DIR", "IPYTHONDIR", "MPLCONFIGDIR")
-    saved = {k: os.environ.get(k) for k in names}
-    os.environ.update(JUPYTER_PATH=str(base / "jupyter-path"), JUPYTER_RUNTIME_DIR=str(base / "runtime"),
-                      IPYTHONDIR=str(base / "ipython"), MPLCONFIGDIR=str(base / "mpl"))
-    try:
-        yield base
-    finally:
-        for k, v in saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
-
-
-def _execute(nb):
-    client = nbclient.NotebookClient(nb, kernel_name="python3", timeout=TIMEOUT_PER_CELL, allow_errors=False,
-                                     resources={"metadata": {"path": str(NOTEBOOK.parent)}})
-    client.execute()   # a cell not tagged raises-exception that fails stops the run here
-    return nb
+pytestmark = pytest.mark.notebooks
 
 
 def _text(cell) -> str:
@@ -78,8 +44,8 @@ def test_the_notebook_has_a_blank_per_solution_section_and_a_check_per_part():
 
 
 @pytest.mark.timeout(600)
-def test_as_shipped_every_check_says_not_implemented_yet(kernel_env):
-    nb = _execute(nbformat.read(str(NOTEBOOK), as_version=4))
+def test_as_shipped_every_check_says_not_implemented_yet(executed_notebook):
+    nb = executed_notebook(NAME)
     for cell in _check_cells(nb):
         text = _text(cell)
         assert not _errors(cell), cell.source
@@ -92,14 +58,8 @@ def test_as_shipped_every_check_says_not_implemented_yet(kernel_env):
 
 
 @pytest.mark.timeout(600)
-def test_filled_from_the_solution_every_check_passes(kernel_env):
-    nb = nbformat.read(str(NOTEBOOK), as_version=4)
-    solution = sections()
-    for cell in nb.cells:
-        blank = cell.get("metadata", {}).get("practical_blank")
-        if blank:
-            cell.source = solution[blank]
-    nb = _execute(nb)
+def test_filled_from_the_solution_every_check_passes(executed_notebook):
+    nb = executed_notebook(NAME, filled=True)
     assert not [(c.source, _errors(c)) for c in nb.cells if _errors(c)]
     for part, cell in zip("ABCD", _check_cells(nb)):
         text = _text(cell)

@@ -71,7 +71,7 @@ def test_the_hint_gives_a_learning_rate_a_learner_can_read():
     e = DescentExplorer(rosenbrock(x, y), [x, y], lr=SLIDER_LR, steps=30)
     assert e.stopped is not None
     assert "e.g. lr=0.00282" in e.stopped and "0.0028183" not in e.stopped, e.stopped
-    assert format_lr(0.000281838) == "0.000282" and format_lr(0.1) == "0.1" and format_lr(1e-5) == "1e-05"
+    assert format_lr(0.000281838) == "0.000282" and format_lr(0.1) == "0.1" and format_lr(1e-5) == "0.00001"
 
 
 def test_the_magic_s_race_shows_its_summary_only_in_the_widget(ip):

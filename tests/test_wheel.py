@@ -20,6 +20,8 @@ from pathlib import Path
 
 import pytest
 
+pytestmark = pytest.mark.wheel
+
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGE_SUFFIXES = (".py", ".js", ".css")
 COPY_IGNORE = (".git", ".venv", "build", "dist", "*.egg-info", "__pycache__", ".pytest_cache", ".hypothesis",

@@ -27,10 +27,10 @@ __all__ = ["DEFAULT_MAX_NODES", "draw_computation_graph", "GraphView", "repr_svg
 REPR_TIMEOUT = 20.0          # seconds a notebook repr may spend in dot
 
 
-def _laid_out_svg(tensor) -> str:
+def _laid_out_svg(tensor, names=None) -> str:
     """The graph of ``tensor`` laid out in its best orientation, at its natural size."""
     tensor = as_node(tensor, "draw_computation_graph")
-    plan = GraphPlan(tensor, node_names(tensor, None), DEFAULT_MAX_NODES)
+    plan = GraphPlan(tensor, node_names(tensor, names), DEFAULT_MAX_NODES)
     return lay_out(plan, timeout=REPR_TIMEOUT)[1]
 
 
@@ -46,13 +46,14 @@ def repr_svg(tensor) -> str:
         return message_svg(f"Graph not drawn: {type(exc).__name__}: {exc}")
 
 
-def repr_mimebundle(tensor) -> dict:
+def repr_mimebundle(tensor, names=None) -> dict:
     """What Jupyter shows for a tensor, from one layout: the graph in HTML fitted to the
     output with zoom buttons, the same graph as an SVG picture (for nbconvert, GitHub),
-    and the plain-text repr. Never raises."""
+    and the plain-text repr; ``names`` ({tensor: name}) as in draw_computation_graph (the
+    magic's extension passes the notebook's variable names). Never raises."""
     bundle = {"text/plain": repr(tensor)}
     try:
-        svg = _laid_out_svg(tensor)
+        svg = _laid_out_svg(tensor, names)
     except RenderError as exc:
         bundle["image/svg+xml"] = message_svg(f"Graph not drawn: {exc}")
         return bundle

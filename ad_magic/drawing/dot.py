@@ -162,7 +162,7 @@ def module_label(module) -> str:
 
 
 def call_title(call) -> str:
-    """A module call's title: ``layers.0: Linear(1→3)``, or the label alone at the top."""
+    """A module call's title: ``layers[0]: Linear(1→3)``, or the label alone at the top."""
     label = module_label(call.module)
     return f"{call.name}: {label}" if call.name else label
 

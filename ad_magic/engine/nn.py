@@ -22,8 +22,9 @@ __all__ = ["Module", "Linear", "MLP", "mse_loss", "ModuleCall", "module_scope"]
 
 class ModuleCall:
     """One call of a module: ``module`` and the ``name`` it has in the module that called
-    it (``layers.0``; None for a call from outside any module). The nodes the call made
-    carry it in their scope; it holds no tensor, so it keeps no graph alive."""
+    it, written as the user reaches it (``layers[0]``; None for a call from outside any
+    module). The nodes the call made carry it in their scope; it holds no tensor, so it
+    keeps no graph alive."""
 
     __slots__ = ("module", "name")
 
@@ -61,18 +62,19 @@ def _tensors_in(value, found):
 
 
 def _child_name(parent, child) -> str | None:
-    """The attribute path of ``child`` in ``parent`` (``head``, ``layers.0``), or None."""
+    """How ``child`` is reached from ``parent`` in Python (``head``, ``layers[0]``,
+    ``heads['query']``), the path its parameters' names start with; or None."""
     for attribute, value in vars(parent).items():
         if value is child:
             return attribute
         if isinstance(value, (list, tuple)):
             for k, item in enumerate(value):
                 if item is child:
-                    return f"{attribute}.{k}"
+                    return f"{attribute}[{k}]"
         elif isinstance(value, dict):
             for key, item in value.items():
                 if item is child:
-                    return f"{attribute}.{key}"
+                    return f"{attribute}[{key!r}]"
     return None
 
 
@@ -207,7 +209,7 @@ class MLP(Module):
         rng = _rng(seed)
         self.sizes = sizes
         self.layers = [
-            Linear(n_in, n_out, seed=rng, dtype=dtype, name=f"layer{i}")
+            Linear(n_in, n_out, seed=rng, dtype=dtype, name=f"layers[{i}]")   # W is net.layers[0].W
             for i, (n_in, n_out) in enumerate(zip(sizes[:-1], sizes[1:]))
         ]
 

@@ -30,6 +30,7 @@ import re
 
 import numpy as np
 
+from .non_finite import explained  # log, div, pow, exp: a NaN or inf is explained in one sentence
 from .tensor import BORROWED, OWNED, Tensor, accumulate, compact, constant_tensor, float_array, grad_mode
 
 __all__ = [
@@ -634,12 +635,13 @@ def _relu_local(out, a):
 add = elementwise("add", "out = a + b", operator.add, ("1", ONE), ("1", ONE))
 sub = elementwise("sub", "out = a - b", operator.sub, ("1", ONE), ("-1", MINUS_ONE))
 mul = elementwise("mul", "out = a · b", operator.mul, ("b", B), ("a", A))
-div = elementwise("div", "out = a / b", operator.truediv,
+div = elementwise("div", "out = a / b", explained("div", operator.truediv),
                   ("1/b", lambda out, a, b: 1 / b), ("-a/b²", _neg_ratio))
-power = elementwise("pow", "out = a ** b", operator.pow, ("b·a^(b-1)", _pow_base), ("out·log(a)", _pow_exponent))
+power = elementwise("pow", "out = a ** b", explained("pow", operator.pow),
+                    ("b·a^(b-1)", _pow_base), ("out·log(a)", _pow_exponent))
 neg = elementwise("neg", "out = -a", operator.neg, ("-1", MINUS_ONE))
-exp = elementwise("exp", "out = exp(a)", np.exp, ("out", OUT))
-log = elementwise("log", "out = log(a)", np.log, ("1/a", lambda out, a: 1 / a),
+exp = elementwise("exp", "out = exp(a)", explained("exp", np.exp), ("out", OUT))
+log = elementwise("log", "out = log(a)", explained("log", np.log), ("1/a", lambda out, a: 1 / a),
                   doc="out = log(a), the natural logarithm.   ∂L/∂a = ∂L/∂out · 1/a")
 tanh = elementwise("tanh", "out = tanh(a)", np.tanh, ("1 - out²", _tanh_local))
 sigmoid = elementwise("sigmoid", "out = σ(a) = 1/(1 + exp(-a))", _sigmoid, ("out·(1 - out)", _sigmoid_local))

@@ -49,7 +49,7 @@ from ..engine import Tensor, topological_order
 from ..engine.gradcheck import gradcheck
 from .cell import OUTPUT_FALLBACK, Cell, CellSyntaxError, UserCodeError
 from .report import GradientTable, grad_of, show_descent_pictures, show_graph, show_message, show_table
-from .variables import SavedVariables, leaves, namespace_names, resolve_wrt
+from .variables import NamedPictures, SavedVariables, leaves, namespace_names, resolve_wrt
 
 __all__ = ["AutodiffMagics", "CellSyntaxError", "GradientTable", "load_ipython_extension", "unload_ipython_extension"]
 
@@ -362,8 +362,9 @@ class _Run:
 
             return run_foreign(self, output)
         self.output = output
-        graph_ids = {id(t) for t in topological_order(output)}
-        self.named = namespace_names(self.ns, graph_ids, self.cell.bound)
+        graph = topological_order(output)
+        graph_ids = {id(t) for t in graph}
+        self.named = namespace_names(self.ns, graph_ids, self.cell.bound, graph)
         self.output_label = self._output_label(output)
         # One name per tensor for everything the cell shows (table, picture, stepper).
         self.names = complete_names(output, {**{n.tensor: n.label for n in self.named.values()},
@@ -618,12 +619,15 @@ def _race(output, params, optimizers, *, lr, steps, names):
 
 def load_ipython_extension(ip):
     """``%load_ext ad_magic``: register ``%%autodiff`` and ``%autodiff``.
-    Loading twice only registers the magics again."""
+    Loading twice only registers the magics again. A Tensor at the end of a cell is then
+    drawn with the notebook's variable names (``NamedPictures``)."""
     ip.register_magics(AutodiffMagics)
+    NamedPictures.register(ip)
 
 
 def unload_ipython_extension(ip):
     """``%unload_ext ad_magic``: remove what load_ipython_extension added."""
+    NamedPictures.remove(ip)
     manager = ip.magics_manager
     instance = manager.registry.get(AutodiffMagics.__name__)
     for kind in ("line", "cell"):

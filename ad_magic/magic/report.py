@@ -1,5 +1,5 @@
-"""What the magic shows besides the widgets: the gradient table, the descent summary,
-messages and the graph picture.
+"""What the magic shows besides the widgets: the gradient table, the messages
+(the descent's summary among them) and the graph picture.
 
 Every display sends both a text and an HTML form, so a terminal or nbconvert to text
 keeps a readable copy. Numbers and tables are written by :mod:`ad_magic.engine.formatting`,
@@ -13,10 +13,9 @@ import numpy as np
 from IPython.display import display
 
 from ..drawing.render import RenderError
-from ..engine.formatting import escape, format_array, format_number, html_table, text_table
-from ..widgets.race import format_lr, parameter_summary
+from ..engine.formatting import escape, format_array, html_table, text_table
 
-__all__ = ["GradientTable", "descent_summary", "grad_of", "show_table", "show_message", "show_graph",
+__all__ = ["GradientTable", "grad_of", "show_table", "show_message", "show_graph",
            "show_descent_pictures"]
 
 
@@ -61,21 +60,6 @@ class GradientTable:
 
     def _repr_html_(self):
         return html_table(*self._columns(), css_class="ad-magic-gradients")
-
-
-def descent_summary(history, *, optimizer, lr, params, final_loss):
-    """One line on a descent: how it ran, the loss from start to end, where the
-    parameters ended. `history` is the explorer (``losses``, ``stopped``); `params` the
-    magic's labelled parameters. (The explorer's own header, which follows its live
-    sliders, is :func:`ad_magic.widgets.race.summary_lines`, written the same way.)"""
-    last = len(history.losses) - 1
-    how = f"{optimizer}, lr={format_lr(lr)}"
-    if history.stopped:
-        head = f"Gradient descent ({how}) stopped at iteration {last}"
-    else:
-        head = f"Gradient descent ({how}), {last} iterations"
-    where = parameter_summary([(p.label, p.tensor.data) for p in params])
-    return f"{head}: loss {format_number(history.losses[0])} → {format_number(final_loss)}; {where}."
 
 
 # ------------------------------------------------------------------ displaying

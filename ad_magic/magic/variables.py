@@ -8,12 +8,13 @@ misbehaving object never makes every cell fail.
 """
 from __future__ import annotations
 
+import numpy as np
 from IPython.core.error import UsageError
 
 from ..engine import Tensor, topological_order
 from ..engine.formatting import a_type
 
-__all__ = ["Named", "namespace_names", "resolve_wrt", "leaves", "SavedVariables"]
+__all__ = ["Named", "namespace_names", "resolve_wrt", "leaves", "SavedVariables", "NamedPictures"]
 
 _MISSING = object()
 
@@ -43,21 +44,25 @@ def _parameters(module):
         return None
 
 
-def namespace_names(ns, graph_ids, preferred):
+def namespace_names(ns, graph_ids, preferred, graph=()):
     """{id(tensor): Named} for the graph's tensors bound in the user namespace.
 
     Names in `preferred` (those the cell binds) win over older aliases; private names
     (``_``, ``_3``, ``_autodiff_output``) are ignored. A Module's parameters get
-    ``module.W``-style labels; a Module whose parameters() raises is skipped.
+    ``module.W``-style labels; a Module whose parameters() raises is skipped. With
+    `graph` (the graph's tensors), a constant made from a NumPy array of the namespace
+    (``X @ w - Y``) is labelled with the array's variable, ``X``, not ``const₁``.
     """
     from ..engine.nn import Module
 
     found = {}
     public = sorted(n for n in ns if isinstance(n, str) and not n.startswith("_"))
-    for name in [n for n in preferred if not n.startswith("_")] + public:
+    in_order = [n for n in preferred if not n.startswith("_")] + public
+    for name in in_order:
         value = ns.get(name, None)
         if _is(value, Tensor) and id(value) in graph_ids and id(value) not in found:
             found[id(value)] = Named(value, name, name)
+    found.update(_array_names(ns, in_order, [t for t in graph if id(t) not in found]))
     for name in public:
         value = ns.get(name)
         if not _is(value, Module):
@@ -65,6 +70,33 @@ def namespace_names(ns, graph_ids, preferred):
         for i, p in enumerate(_parameters(value) or ()):
             if id(p) in graph_ids and id(p) not in found:
                 found[id(p)] = Named(p, f"{name}.{p.name or f'parameters()[{i}]'}", name)
+    return found
+
+
+def _array_names(ns, names, graph):
+    """{id(constant): Named} for the constant leaves of `graph` holding an array that a
+    variable of `names` holds: the same array (NumPy arrays of floats go into a constant
+    as they are), else the one variable whose array has the same shape and values (an
+    array of ints becomes a float copy). Two variables with equal arrays: no label."""
+    constants = [t for t in graph if t.is_leaf and not t.requires_grad and t.data.ndim > 0]
+    if not constants:
+        return {}
+    arrays = {}                                   # variable name -> its array, first name per object
+    for name in names:
+        value = ns.get(name, None)
+        if _is(value, np.ndarray) and value.ndim > 0 and name not in arrays:
+            arrays[name] = value
+    found, by_object = {}, {}
+    for name, value in arrays.items():
+        by_object.setdefault(id(value), name)
+    for t in constants:
+        name = by_object.get(id(t.data))
+        if name is None:
+            same = {id(v): n for n, v in arrays.items()
+                    if v.shape == t.shape and v.dtype.kind in "biuf" and np.array_equal(v, t.data)}
+            name = next(iter(same.values())) if len(same) == 1 else None
+        if name is not None:
+            found[id(t)] = Named(t, name, name)
     return found
 
 
@@ -141,3 +173,45 @@ class SavedVariables:
                 self.ns.pop(name, None)
             else:
                 self.ns[name] = value
+
+
+# ------------------------------------------------------------ a tensor at the end of a cell
+
+class NamedPictures:
+    """While the extension is loaded, a Tensor shown at the end of a cell (a bare ``f``) is
+    drawn with the names the notebook gives its tensors — ``f``, ``x``, the arrays ``X``,
+    ``net.layers[0].W`` — as ``%%autodiff`` draws them, not ``L`` and ``leaf₁``. It is
+    IPython's MIME-bundle formatter for Tensor: :meth:`register` puts it in, :meth:`remove`
+    takes it out again (``%unload_ext``)."""
+
+    def __init__(self, ip):
+        self.ip = ip
+
+    def names(self, tensor) -> dict:
+        """{tensor: variable label} for the tensors of ``tensor``'s graph the namespace holds."""
+        graph = topological_order(tensor)
+        named = namespace_names(self.ip.user_ns, {id(t) for t in graph}, (), graph)
+        return {n.tensor: n.label for n in named.values()}
+
+    def __call__(self, tensor):
+        from ..drawing import repr_mimebundle
+
+        try:
+            names = self.names(tensor)
+        except Exception:      # the namespace's own objects misbehaving: draw without names
+            names = None
+        return repr_mimebundle(tensor, names=names)
+
+    @staticmethod
+    def _formatter(ip):
+        return ip.display_formatter.mimebundle_formatter
+
+    @classmethod
+    def register(cls, ip) -> None:
+        cls._formatter(ip).for_type(Tensor, cls(ip))
+
+    @classmethod
+    def remove(cls, ip) -> None:
+        formatter = cls._formatter(ip)
+        if isinstance(formatter.type_printers.get(Tensor), cls):
+            formatter.pop(Tensor)

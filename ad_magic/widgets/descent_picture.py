@@ -1,10 +1,10 @@
 """The picture of a DescentExplorer: loss curves beside the loss landscape.
 
-:class:`DescentPicture` turns the runs of a race (:class:`~ad_magic.race.Run`, data
-only) into a :class:`~ad_magic.plots.DescentPlot`: one loss curve per run and, for one
+:class:`DescentPicture` turns the runs of a race (:class:`~ad_magic.widgets.race.Run`, data
+only) into a :class:`~ad_magic.widgets.plots.DescentPlot`: one loss curve per run and, for one
 or two scalar parameters, the loss slice or its contours with every path, framed by
-:func:`ad_magic.landscape_grid.frame` and sampled by the ``sample`` function it is
-given (the explorer's :meth:`ad_magic.descent_runs.DescentRuns.sample`). After a re-run,
+:func:`ad_magic.engine.landscape_grid.frame` and sampled by the ``sample`` function it is
+given (the explorer's :meth:`ad_magic.widgets.descent_runs.DescentRuns.sample`). After a re-run,
 :meth:`DescentPicture.update` keeps the landscape drawn when it still holds the start
 and every path, and samples a new one around them otherwise.
 """
@@ -25,11 +25,11 @@ def _scalars(values) -> list:
 class DescentPicture:
     """The figure of every run at any iteration.
 
-    ``runs`` are :class:`~ad_magic.race.Run` objects whose ``history`` is set; ``start``
+    ``runs`` are :class:`~ad_magic.widgets.race.Run` objects whose ``history`` is set; ``start``
     one array per parameter (where every run starts); ``names`` the parameters' names;
     ``minima`` points marked on the contour; ``sample(bounds) -> (axes, z)`` the loss
     over a frame. The landscape is drawn when the parameters are one or two scalars.
-    ``plot`` is the :class:`~ad_magic.plots.DescentPlot`; ``bounds`` its landscape's
+    ``plot`` is the :class:`~ad_magic.widgets.plots.DescentPlot`; ``bounds`` its landscape's
     frame (None without one).
     """
 

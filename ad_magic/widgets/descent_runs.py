@@ -1,7 +1,7 @@
 """The descents of a DescentExplorer: every optimizer of a race from one start on one loss.
 
 :class:`DescentRuns` runs :func:`ad_magic.optim.descend` — the one descent loop — once
-per :class:`~ad_magic.race.Run`, checks every run's inputs with
+per :class:`~ad_magic.widgets.race.Run`, checks every run's inputs with
 :func:`ad_magic.optim.check_descent` before any of them moves anything, and is the one
 owner of the parameters' state (and a Tensor loss's graph) around those runs:
 
@@ -48,7 +48,7 @@ class DescentRuns:
 
     ``loss`` is a scalar Tensor (its graph replayed at every iteration) or a function of
     no arguments returning one; ``params`` the leaf Tensors to update. ``optimizer`` /
-    ``optimizers``, ``lr`` and ``opts`` are as :func:`ad_magic.race.make_runs` takes them.
+    ``optimizers``, ``lr`` and ``opts`` are as :func:`ad_magic.widgets.race.make_runs` takes them.
     ``record(k, loss)``, if given, is called at every iteration of a run with the loss
     Tensor, and what it returns is kept in ``run.states[k]`` once the run completes.
 
@@ -214,7 +214,7 @@ class DescentRuns:
             return self.loss().data
 
     def sample(self, bounds) -> tuple:
-        """The loss over the frame ``bounds`` (see :func:`ad_magic.landscape_grid.sample`):
+        """The loss over the frame ``bounds`` (see :func:`ad_magic.engine.landscape_grid.sample`):
         a loss function is tried on whole grids first, a Tensor loss is replayed point
         by point. Afterwards the state is settled again."""
         try:

@@ -25,7 +25,7 @@ returns a picture (a matplotlib Figure, PNG bytes, SVG or HTML text, or anything
 ``_repr_png_``/``_repr_svg_``/``_repr_html_``), drawn beside the loss at every
 iteration; if it raises, its error is shown in its place. With ``params`` a model (an
 ``nn.Module``) and ``data=(X, Y)``, that view is the model's fit
-(:class:`ad_magic.training.TrainingView`).
+(:class:`ad_magic.widgets.training.TrainingView`).
 
 The graph is laid out once per distinct structure and only restyled per iteration. A
 loss whose graph changes between iterations (a branch on a value: ``x * x if x.item() > 0
@@ -38,12 +38,12 @@ start box updates the state synchronously, and ``svg(k)``, ``figure(k)``, ``png(
 
 The explorer is the box that puts four parts together, each with its own interface:
 
-- running the descents — :class:`ad_magic.descent_runs.DescentRuns` (``optim.descend``
+- running the descents — :class:`ad_magic.widgets.descent_runs.DescentRuns` (``optim.descend``
   for each run, its checks, and the one owner of the parameters' and graph's state);
-- sampling the loss landscape — :mod:`ad_magic.landscape_grid` (NumPy only);
-- the picture — :class:`ad_magic.descent_picture.DescentPicture` (and the graphs,
-  :class:`ad_magic.graph_layouts.GraphLayouts`);
-- the controls — :class:`ad_magic.hyperparameters.HyperparameterControls` (widgets
+- sampling the loss landscape — :mod:`ad_magic.engine.landscape_grid` (NumPy only);
+- the picture — :class:`ad_magic.widgets.descent_picture.DescentPicture` (and the graphs,
+  :class:`ad_magic.widgets.graph_layouts.GraphLayouts`);
+- the controls — :class:`ad_magic.widgets.hyperparameters.HyperparameterControls` (widgets
   that report changes through callbacks).
 """
 from __future__ import annotations
@@ -70,6 +70,8 @@ from .race import Run, summary_lines
 __all__ = ["DescentExplorer"]
 
 PLAY_INTERVAL_MS = 350
+# On every button of the iteration player (ipywidgets' Play gives its buttons no title of their own).
+PLAY_TOOLTIP = "▶ play the iterations (❚❚ pauses) · ■ stop: back to iteration 0 · ↻ loop: start over at the end"
 
 # Keyword arguments of the box itself (layout=...); every other one goes to the optimizer.
 _BOX_KEYWORDS = frozenset(widgets.VBox.class_trait_names())
@@ -187,7 +189,7 @@ class DescentExplorer(widgets.VBox):
         self.slider = widgets.IntSlider(value=0, min=0, max=last, step=1, description="",
                                         continuous_update=True, layout=widgets.Layout(width="320px"))
         self.play = widgets.Play(value=0, min=0, max=last, step=1, interval=PLAY_INTERVAL_MS,
-                                 description="Play", disabled=last == 0)
+                                 description="Play", disabled=last == 0, tooltip=PLAY_TOOLTIP)
         widgets.link((self.play, "value"), (self.slider, "value"))
         self.label = widgets.HTML()
         self.header = widgets.HTML()     # how the runs went: redrawn by _show, so after a live change too
@@ -393,7 +395,7 @@ class DescentExplorer(widgets.VBox):
         self.slider.value = self._check(k)
 
     def summary_lines(self) -> list:
-        """How the runs went, now: ``[(text, stopped)]`` (see :func:`ad_magic.race.summary_lines`),
+        """How the runs went, now: ``[(text, stopped)]`` (see :func:`ad_magic.widgets.race.summary_lines`),
         then why each stopped run stopped."""
         lines = summary_lines(self.runs, list(zip(self.param_names, (p.data for p in self.params))))
         for run in self.runs:

@@ -28,7 +28,7 @@ class GraphLayouts:
 
     ``record(k, loss)`` returns the state of ``loss``'s graph: ``(structure, values,
     grads)``, copies of its tensors' data and grads in that structure's node order.
-    ``view(structure)`` is the :class:`~ad_magic.graph_view.GraphView` that draws it,
+    ``view(structure)`` is the :class:`~ad_magic.drawing.graph_view.GraphView` that draws it,
     ``svg(state, caption)`` the drawing. ``names`` and ``max_nodes`` are GraphView's.
     """
 

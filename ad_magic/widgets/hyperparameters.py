@@ -1,8 +1,9 @@
 """Live hyperparameters for the DescentExplorer: :class:`HyperparameterControls`, a box of widgets.
 
-Per optimizer: a learning-rate slider on a log scale and, where the optimizer has them,
-momentum's β or Adam's β₁ and β₂; for up to four scalar parameters, the start point
-typed in; and Reset. The sliders update on release (``continuous_update=False``): each
+Per optimizer: a learning-rate slider on a log scale (its readout writes a learning
+rate as the explorer's header does, :func:`ad_magic.widgets.race.format_lr`) and, where
+the optimizer has them, momentum's β or Adam's β₁ and β₂; for up to four scalar
+parameters, the start point typed in; and Reset. The sliders update on release (``continuous_update=False``): each
 move is a whole re-run.
 
 The controls know nothing of the runs: they are made from the optimizers (their names
@@ -28,6 +29,7 @@ import ipywidgets as widgets
 
 from ..engine import optim
 from ..engine.formatting import escape
+from .race import LR_READOUT
 
 __all__ = ["HyperparameterControls", "LR_DECADES", "MAX_START_INPUTS"]
 
@@ -43,7 +45,7 @@ def _sliders(optimizer) -> dict:
     exponent = min(max(math.floor(math.log10(lr)), -290), 290)   # 10**max must stay finite
     sliders["lr"] = widgets.FloatLogSlider(
         value=lr, base=10, min=exponent - LR_DECADES[0], max=exponent + LR_DECADES[1],
-        step=0.05, description="lr", readout_format=".2g", continuous_update=False,
+        step=0.05, description="lr", readout_format=LR_READOUT, continuous_update=False,
         layout=widgets.Layout(width="260px"))
     if isinstance(optimizer, optim.Momentum):
         sliders["momentum"] = widgets.FloatSlider(

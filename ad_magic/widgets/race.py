@@ -11,13 +11,14 @@ explorer's header (redrawn after every live change) and the magic's text.
 from __future__ import annotations
 
 import inspect
+import math
 
 import numpy as np
 
 from ..engine import optim
 from ..engine.formatting import format_array, format_number
 
-__all__ = ["Run", "make_runs", "optimizer_name", "format_lr", "summary_lines", "parameter_summary"]
+__all__ = ["Run", "make_runs", "optimizer_name", "format_lr", "LR_READOUT", "summary_lines", "parameter_summary"]
 
 
 def optimizer_name(spec) -> str:
@@ -52,7 +53,7 @@ class Run:
     hyperparameters (``lr``, ``opts``: now, and ``initial``: as first given, for Reset),
     its :class:`~ad_magic.optim.DescentHistory` and whatever was recorded of the graph
     at each iteration (``states``). The widgets that change it live in
-    :class:`ad_magic.hyperparameters.HyperparameterControls`."""
+    :class:`ad_magic.widgets.hyperparameters.HyperparameterControls`."""
 
     def __init__(self, name, spec, lr, opts):
         self.name, self.spec, self.lr, self.opts = name, spec, lr, dict(opts)
@@ -115,10 +116,21 @@ def make_runs(optimizer, optimizers, lr, opts) -> list:
 
 # ------------------------------------------------------------------ how the runs went, in words
 
+# The lr slider's readout (a d3-format spec, run in the browser: 3 significant digits, trailing
+# zeros dropped, JavaScript's toPrecision) writes what format_lr writes.
+LR_READOUT = ".3"
+
+
 def format_lr(lr) -> str:
-    """A learning rate as a learner reads it: three significant digits (``0.000282``,
-    ``0.1``, ``1e-05``), not the slider's ``0.000281838``."""
-    return f"{float(lr):.3g}"
+    """A learning rate as a learner reads it, and as the lr slider's readout shows it:
+    three significant digits, trailing zeros dropped (``0.000282``, ``0.1``, ``1.78``,
+    ``0.00001``; ``3.16e-7`` and ``1.5e+3`` out of 10⁻⁶…10³), not the slider's ``0.000281838``."""
+    lr = float(lr)
+    mantissa, exponent = f"{lr:.2e}".split("e")
+    exponent = int(exponent)
+    if lr == 0 or -7 < exponent < 3 or not math.isfinite(lr):
+        return np.format_float_positional(lr, precision=3, unique=False, fractional=False, trim="-")
+    return f"{mantissa.rstrip('0').rstrip('.')}e{exponent:+d}"
 
 
 def parameter_summary(named, small=4, listed=6) -> str:

@@ -1,6 +1,6 @@
 """Step through a computation: :class:`BackwardStepper` (an anywidget).
 
-The stepper shows one :class:`~ad_magic.timeline.Timeline`: with ``forward=True`` the
+The stepper shows one :class:`~ad_magic.widgets.timeline.Timeline`: with ``forward=True`` the
 forward pass (each value appears, parents first, with its formula and numbers), then the
 backward pass — the same generator ``backward()`` runs — one ``_backward`` call per step,
 the chain rule written out with the actual numbers. The graph is laid out once; each
@@ -105,7 +105,7 @@ class BackwardStepper(anywidget.AnyWidget):
     and the backward steps. ``names`` maps tensors to display names; ``grad`` seeds a
     non-scalar output (as in ``backward(grad)``). Nodes made by an ``nn.Module`` are boxed
     by module; ``modules="collapsed"`` draws each innermost module as one box, stepped
-    through as one step (``"auto"``: only in big models; see :class:`ad_magic.dot.GraphPlan`).
+    through as one step (``"auto"``: only in big models; see :class:`ad_magic.drawing.dot.GraphPlan`).
     Afterwards every grad holds its final ``backward()`` value.
     """
 

@@ -4,18 +4,18 @@
 ``tensor.forward_steps()`` (each value appears, parents first, with its formula and the
 numbers plugged in: ``h = x · y = 2.0 · 3.0 = 6.0``) and ``tensor.backward_steps()`` (each
 ``_backward`` call, with the chain rule written out). The graph is laid out once
-(:class:`~ad_magic.graph_view.GraphView`); a state only says what each node shows.
+(:class:`~ad_magic.drawing.graph_view.GraphView`); a state only says what each node shows.
 
 State 0 shows the inputs (with ``forward=False``: the output's seeded grad); the states
 after it follow the engine's steps. Besides the caption of each state, every drawn value
 has a *node card*: its name, shape and whole value, its formula with numbers, its grad so
 far, the local derivative and upstream grad of its own rule, and each contribution it
 received (with their sum when it is used several times). A card line has the interval of
-states in which it is shown, so the browser (:mod:`ad_magic.stepper`, the exported page)
+states in which it is shown, so the browser (:mod:`ad_magic.widgets.stepper`, the exported page)
 and Python (:meth:`Timeline.card_text`) show the same text.
 
 All names are the user's (``names``, else ``tensor.name``); every other tensor gets one
-name that cannot clash with them (``mul₁``, ``leaf₁``: :mod:`ad_magic.display_names`),
+name that cannot clash with them (``mul₁``, ``leaf₁``: :mod:`ad_magic.drawing.names`),
 the same in the picture, the captions, the rule lines and the cards. The registry's
 letters (``a``, ``b``, ``out``) are never shown: each is replaced by the name of the
 tensor it stands for.
@@ -34,6 +34,7 @@ from ..drawing.graph_view import GraphView, data_texts, grad_text, inline_svg
 from ..drawing.names import DisplayNames, normalize_names
 from ..engine import OPS, Tensor, topological_order
 from ..engine.formatting import format_array, format_number, format_value
+from ..engine.non_finite import explain
 
 __all__ = ["Timeline", "State"]
 
@@ -153,6 +154,7 @@ class Timeline:
         self._received = [[] for _ in nodes]   # (state, clause text, values, delta) per contribution
         self._own = [None] * len(nodes)        # (state, rule lines) of the node's own backward step
         self._formulas = [None] * len(nodes)   # the forward formula with numbers
+        self._non_finite = [None] * len(nodes)  # why the value is NaN or inf, in one sentence
         self._forward_states()
         self._backward_states(tensor.backward_steps(grad))
         self.view.lay_out(values=[[v] for v in self.values],
@@ -168,7 +170,8 @@ class Timeline:
             order = output.graph.order_from(output)
         else:
             try:
-                return [_Replayed(s.node, np.array(s.value), s.formula) for s in output.forward_steps()]
+                with np.errstate(all="ignore"):   # a NaN made here is told at its step, not warned again
+                    return [_Replayed(s.node, np.array(s.value), s.formula) for s in output.forward_steps()]
             except ValueError:
                 order = topological_order(output, only_grad=True)
         return [_Replayed(t, np.array(t.data), _formula(t)) for t in order if t._function is not None]
@@ -243,6 +246,7 @@ class Timeline:
             for i, t in enumerate(nodes):
                 if t._function is not None:
                     self._formulas[i] = self.forward_text(t, _formula(t), t.data)
+                    self._non_finite[i] = self._why_not_finite(t, t.data)
             return
         leaves = [t for t in nodes if t._function is None and t.requires_grad]
         named = [f"{self.namer(t)} = {format_value(t.data)}" for t in leaves if self.namer(t)]
@@ -276,7 +280,19 @@ class Timeline:
                 self.appears[position] = k
                 self._formulas[position] = text
             rule = self._rule_line(node, step.formula)
-            self.states.append(State("forward", j, position, (), f"{node._function}: {text}", rule, node._function))
+            why = self._why_not_finite(node, step.value)
+            if position is not None:
+                self._non_finite[position] = why
+            caption = f"{node._function}: {text}" + (f" ⚠ {why}" if why else "")
+            self.states.append(State("forward", j, position, (), caption, rule, node._function))
+
+    def _why_not_finite(self, node, value):
+        """The engine's sentence on a NaN or inf this node made from finite inputs, or None."""
+        datas = [getattr(p, "data", p) for p in self._operands(node)]
+        try:
+            return explain(getattr(node, "kind", None) or node._function, datas, value)
+        except (TypeError, ValueError, IndexError):     # operands the registry's op cannot read
+            return None
 
     # ------------------------------------------------------------------ backward
     def _backward_states(self, generator):
@@ -547,6 +563,8 @@ class Timeline:
         lines.append((f"value = {value}" if "\n" not in value else f"value =\n{value}", appear, None))
         if self._formulas[i]:
             lines.append((f"formula: {self._formulas[i]}", appear, None))
+        if self._non_finite[i]:
+            lines.append((f"⚠ {self._non_finite[i]}", appear, None))
         if kind != "const":
             changes = self.grad_changes[i]
             first = changes[0][0] if changes else None
