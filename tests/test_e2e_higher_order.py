@@ -23,17 +23,10 @@ from ad_magic.widgets.stepper import BackwardStepper
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(300)]
 
 
-@pytest.fixture(scope="module")
-def browser():
-    e2e.require_browser_stack()
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as pw:
-        b = e2e.launch_browser(pw)
-        try:
-            yield b
-        finally:
-            b.close()
+@pytest.fixture
+def browser(chromium):
+    """The session's one Chromium (tests/conftest.py): a second Playwright would collide with it."""
+    return chromium
 
 
 def step_through(browser, path):
