@@ -15,6 +15,7 @@ import numpy as np
 
 from .backprop import replay_order, topological_order
 from .formatting import a_type, format_number
+from .nn import parameter_list
 from .tensor import Tensor
 
 __all__ = ["Optimizer", "SGD", "Momentum", "Adam", "OPTIMIZERS", "descend", "check_descent",
@@ -50,7 +51,7 @@ class Optimizer:
     """Holds the parameters; `step()` updates them in place, `zero_grad()` clears grads."""
 
     def __init__(self, params, lr):
-        params = [params] if isinstance(params, Tensor) else list(params)
+        params = parameter_list(params, type(self).__name__)
         if not params:
             raise ValueError(f"{type(self).__name__}: got an empty list of parameters")
         for i, p in enumerate(params):
@@ -280,7 +281,7 @@ def check_descent(loss, params, optimizer="sgd", lr=0.1, steps=50, *, callback=N
     ``opts``, or an instance made for exactly these parameters) and ``callback``.
     A loss function is checked when descend first calls it, before anything changes.
     """
-    params = [params] if isinstance(params, Tensor) else list(params) if params is not None else []
+    params = parameter_list(params, "descend")
     if not params:
         raise ValueError("descend: params is empty; pass the leaf Tensors gradient descent should update")
     for i, p in enumerate(params):
