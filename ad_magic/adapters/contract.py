@@ -352,8 +352,9 @@ class StudentAdapter:
                 operands.append(p)
             elif _is_number(p) or isinstance(p, list):
                 operands.append(numeric(p, f"a number in {cls}.{where}"))
-            elif p is None:
-                continue
+            elif p is None:               # left out, and said at this node's step (never silently)
+                node.remark = "; ".join(filter(None, (node.remark, f"{cls}.{where} holds None, which is neither a "
+                                                                     "node nor a number: it is left out")))
             else:
                 raise AdapterError(f"{cls}.{where} holds {short_repr(p)} ({type(p).__name__}), which is neither a node "
                                    f"(it has no {'/'.join(DATA[:3])} with parents, grad or rule) nor a number.")

@@ -88,8 +88,9 @@ class ForeignGraph:
             node.kind = claimed
         elif inferred in fits:
             node.kind = inferred
-            node.remark = (f"it is labelled {shown!r}, but its value is {inferred} of its inputs and its rule "
-                           f"was written for {inferred}: it is stepped as {inferred}")
+            node.remark = "; ".join(filter(None, (node.remark, (
+                f"it is labelled {shown!r}, but its value is {inferred} of its inputs and its rule "
+                f"was written for {inferred}: it is stepped as {inferred}"))))
         else:
             node.kind = claimed if claimed in OPS else None
         if node.kind in fits:

@@ -142,7 +142,7 @@ class DescentExplorer(widgets.VBox):
         self.model = params if isinstance(params, Module) else None
         if self.model is not None:
             params = self.model.parameters()
-        self._names = normalize_names(names)
+        self._names = normalize_names(names, loss if isinstance(loss, Tensor) else None)
         self._layouts = GraphLayouts(self._names, max_nodes)
         # descend's own checks, for every optimizer, before anything moves
         self.descents = DescentRuns(loss, params, optimizer=optimizer, optimizers=optimizers, lr=lr,
