@@ -163,8 +163,10 @@ class ForeignGraph:
     def preserved(self):
         """Put back every field of every node when the block ends, however it ends."""
         saved = [_fields(n.source) for n in self.order]
+        kept = getattr(self.adapter, "kept", None)     # what fields do not hold (a PyTorch leaf's .grad)
         try:
-            yield self
+            with kept(self.order) if kept is not None else contextlib.nullcontext():
+                yield self
         finally:
             for node, fields in zip(self.order, saved):
                 _restore(node.source, fields)
