@@ -163,6 +163,14 @@ def test_np_dot_of_tensors_is_the_recorded_product():
     np.testing.assert_array_equal(x.grad, [4.0, 6.0])
 
 
+def test_np_sum_and_np_mean_of_a_tensor_are_its_own_reductions():
+    t = Tensor(np.ones((2, 3)))
+    assert np.sum(t)._function == "sum" and np.sum(t).item() == 6.0
+    np.testing.assert_array_equal(np.mean(t, axis=0).data, [1.0, 1.0, 1.0])
+    with pytest.raises(np.exceptions.AxisError):
+        np.sum(t, axis=5)
+
+
 def test_numpy_arithmetic_on_a_tensor_is_recorded():
     x = Tensor([1.0, 2.0])
     for y in (np.array([2.0, 2.0]) * x, np.float64(2.0) * x, np.multiply(x, 2.0), np.exp(x) * 0 + 2 * x):

@@ -18,9 +18,10 @@ import itertools
 
 import numpy as np
 
-from .tensor import OWNED, Tensor, compact, describe, float_array
+from .tensor import BORROWED, OWNED, Tensor, compact, describe, float_array
 
-__all__ = ["topological_order", "trace_graph", "run_backward", "run_forward", "replay_order", "CustomOp"]
+__all__ = ["topological_order", "trace_graph", "run_backward", "run_forward", "replay_order", "detached_copy",
+           "CustomOp"]
 
 _ndarray = np.ndarray
 _search = itertools.count(1)  # each graph search marks the nodes it meets with its own number
@@ -271,6 +272,26 @@ def replay_order(root):
     order = _order(root, _TENSORS)
     _replayed(order)
     return order
+
+
+def detached_copy(root):
+    """A copy of `root`'s recorded graph that shares no Tensor and no array with it:
+    ``(the copy of root, {id(tensor): its copy})``. Replaying the copy (set its leaves'
+    data, call ``forward()``) never changes the original graph, so a picture can sample
+    the loss anywhere without moving the user's tensors. Checked like `replay_order`."""
+    order = replay_order(root)
+    copies = {}
+    for t in order:
+        c = Tensor.__new__(Tensor)
+        c._data = t._data.copy() if type(t._data) is _ndarray else t._data
+        c._grad, c._gstate, c._mark = None, BORROWED, 0
+        c.name, c.requires_grad = t.name, t.requires_grad
+        c._function, c._op, c._args = t._function, t._op, t._args
+        c._a, c._b, c._rest = (None if p is None else copies.get(id(p), p) for p in (t._a, t._b, None))
+        if t._rest is not None:
+            c._rest = tuple(copies.get(id(p), p) if isinstance(p, Tensor) else p for p in t._rest)
+        copies[id(t)] = c
+    return copies[id(root)], copies
 
 
 def _replayed(order):

@@ -222,12 +222,16 @@ class Tensor:
         return getattr(_ops, op)(*inputs)
 
     def __array_function__(self, func, types, args, kwargs):
-        """``np.dot(W, x)`` (vectors and matrices) is ``W @ x``, recorded; NumPy's other
-        functions (``np.stack``, ``np.concatenate``, …) are refused in one sentence rather
-        than returning an array of one-element tensors."""
+        """``np.dot(W, x)`` (vectors and matrices) is ``W @ x``, and ``np.sum(t, axis)`` and
+        ``np.mean`` are ``t.sum(axis)`` and ``t.mean``, recorded; NumPy's other functions
+        (``np.stack``, ``np.concatenate``, …) are refused in one sentence rather than
+        returning an array of one-element tensors."""
         name = getattr(func, "__name__", "function")
         if name in ("shape", "ndim", "size") and len(args) == 1 and not kwargs:
             return func(self._data)
+        if name in ("sum", "mean") and args and args[0] is self and len(args) <= 2 and set(kwargs) <= {
+                "axis", "keepdims"}:
+            return getattr(self, name)(*args[1:], **kwargs)          # np.sum(t, axis=0) is t.sum(axis=0)
         if name in ("dot", "matmul") and len(args) == 2 and not kwargs and all(
                 np.ndim(a._data if isinstance(a, Tensor) else a) <= 2 for a in args):
             return _ops.matmul(*args)
