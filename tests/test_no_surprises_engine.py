@@ -274,6 +274,18 @@ def test_every_parameter_taking_entry_point_reads_params_through_one_function(mo
         Adam("net")
 
 
+def test_the_explorer_reads_params_through_the_same_function(monkeypatch):
+    from ad_magic.engine import nn
+    from ad_magic.widgets.explorer import DescentExplorer
+
+    seen = []
+    real = nn.parameter_list
+    monkeypatch.setattr(nn, "parameter_list", lambda params, who="descend": seen.append(who) or real(params, who))
+    net, loss = _model_loss()
+    explorer = DescentExplorer(loss, net, steps=2)
+    assert "DescentExplorer" in seen and explorer.params == net.parameters()
+
+
 def test_a_module_among_tensors_stands_for_its_parameters():
     net, loss = _model_loss()
     extra = Tensor(1.0)
