@@ -97,3 +97,11 @@ def test_looking_at_a_torch_graph_changes_no_grad_and_leaves_no_hook(look, had_g
     assert len(seen) == 1
     reference = torch.autograd.grad(((w * b).tanh() * w).sum(), [w])[0]
     torch.testing.assert_close(w.grad, reference)
+
+
+def test_stepping_leaves_a_retained_output_grad_as_it_was():
+    w = torch.tensor(2.0, requires_grad=True)
+    y = w * w
+    y.retain_grad()
+    BackwardStepper(y)
+    assert y.grad is None and w.grad is None

@@ -262,9 +262,11 @@ class TorchAdapter:
 
     @contextlib.contextmanager
     def kept(self, order):
-        """Looking at the graph changes nothing: every leaf's ``.grad`` (the tensor itself,
-        with its values) is put back when the block ends."""
-        leaves = [node.source for node in order if node.is_leaf and isinstance(node.source, torch.Tensor)]
+        """Looking at the graph changes nothing: the ``.grad`` of every tensor it holds (the
+        leaves, and the output when it retains its grad), the tensor itself with its values,
+        is put back when the block ends."""
+        leaves = [node.source for node in order
+                  if isinstance(node.source, torch.Tensor) and (node.source.is_leaf or node.source.retains_grad)]
         saved = [(leaf.grad, None if leaf.grad is None else leaf.grad.detach().clone()) for leaf in leaves]
         try:
             yield
