@@ -101,6 +101,21 @@ def test_grads_at_answers_for_a_node_outside_the_drawn_window():
         stepper.grads_at(last, outside)
 
 
+def test_values_at_answers_for_a_node_outside_the_drawn_window_from_its_forward_step():
+    x = Tensor(1.0, name="x")
+    y = x
+    for _ in range(100):
+        y = y + 1.0
+    stepper = BackwardStepper(y, forward=True, max_nodes=20)
+    first = y
+    while first.parents and first.parents[0] is not x:
+        first = first.parents[0]
+    assert first not in stepper.timeline.view.nodes
+    shown = [stepper.values_at(k, first) for k in range(stepper.timeline.last + 1)]
+    assert shown[0] is None and shown[1] == 2.0 and shown[-1] == 2.0
+    assert stepper.values_at(0, x) == 1.0
+
+
 def test_an_undrawn_grad_appears_at_the_step_that_writes_it():
     x = Tensor(1.0, name="x")
     y = x

@@ -240,6 +240,7 @@ class Timeline:
 
     def _forward_states(self):
         nodes = self.view.nodes
+        self._undrawn_appears = {}   # id(tensor) -> the state computing a node that is not drawn
         if not self.forward:
             for i, t in enumerate(nodes):
                 if t._function is not None:
@@ -256,6 +257,9 @@ class Timeline:
             text = self.forward_text(node, step.formula, step.value)
             position = self._position.get(id(node))
             inside = self.view.plan.box_of(node)
+            if position is None:
+                joins = inside is not None and box is not None and box[0] == inside[0]
+                self._undrawn_appears[id(node)] = len(self.states) - 1 if joins else len(self.states)
             if inside is not None:     # a collapsed module: its ops are one state
                 k = len(self.states) - 1 if box is not None and box[0] == inside[0] else len(self.states)
                 if k == len(self.states):
@@ -495,6 +499,11 @@ class Timeline:
         ``node`` (a drawn tensor, the student's own object, or a position) its value only."""
         k = self.check(k)
         if node is not None:
+            if self._undrawn_changes(node) is not None:    # in the graph, outside the drawn window
+                if isinstance(self.output, ForeignNode) and not isinstance(node, ForeignNode):
+                    node = self.output.graph.node(node)
+                shown = self._undrawn_appears.get(id(node), 0) <= k
+                return np.array(node.data) if shown else None
             i = self._index(node)
             return self.values[i] if self.appears[i] <= k else None
         return [v if self.appears[i] <= k else None for i, v in enumerate(self.values)]
