@@ -26,6 +26,16 @@ def test_changing_a_numpy_array_after_the_graph_was_built_changes_neither_its_va
     assert y.forward().item() == 11.0                   # the replay uses it too
 
 
+@pytest.mark.parametrize("index", [np.array([0, 1]), np.array([True, True, False])])
+def test_changing_an_index_array_after_indexing_changes_neither_value_nor_grads(index):
+    w = Tensor([1.0, 2.0, 3.0])
+    y = (w[index] * w[index]).sum()
+    index[...] = index[::-1]
+    y.backward()
+    np.testing.assert_array_equal(w.grad, [2.0, 4.0, 0.0])
+    assert y.forward().item() == 5.0
+
+
 def test_a_new_minibatch_in_a_constant_tensor_is_still_replayed():
     w = Tensor([1.0, 2.0])
     X = Tensor([3.0, 4.0], requires_grad=False)

@@ -763,8 +763,10 @@ def _plain_index(index):
         return tuple(_plain_index(i) for i in index)
     if isinstance(index, list):
         return _plain_index(np.asarray(index)) if index else np.asarray(index, dtype=np.intp)
-    if isinstance(index, _ndarray) and index.dtype.kind == "f":
-        raise IndexError(f"getitem: an index array must hold integers or booleans, got dtype {index.dtype}")
+    if isinstance(index, _ndarray):
+        if index.dtype.kind == "f":
+            raise IndexError(f"getitem: an index array must hold integers or booleans, got dtype {index.dtype}")
+        return index.copy()   # kept in the node: the caller's array may change later, the graph's may not
     return index
 
 
