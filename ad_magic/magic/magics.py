@@ -526,7 +526,8 @@ class _Run:
         params = self._parameters()
         output = self.output
         try:
-            # The explorer's checks (descend's, once): a graph that cannot be replayed, too.
+            # A graph that cannot be replayed, said in the magic's words before the explorer
+            # starts (a check of its structure: nothing is run, the descent replays it).
             replay_order(output)
         except ValueError as exc:
             reason = str(exc).removeprefix("forward: ").split(";")[0]
