@@ -253,18 +253,18 @@ def test_a_tensor_loss_of_two_parameters_has_its_contours():
     assert float(loss.data) == pytest.approx((float(a.data) - 1) ** 2 + 3 * (float(b.data) + 2) ** 2)
 
 
-def test_the_run_is_optim_descend_with_a_callback(monkeypatch):
+def test_the_run_is_optim_descends_loop_with_a_callback(monkeypatch):
     from ad_magic.engine import optim
     calls = []
-    real = optim.descend
+    real = optim.run_descent
 
     def spy(*args, **kwargs):
-        calls.append(kwargs)
+        calls.append((args, kwargs))
         return real(*args, **kwargs)
-    monkeypatch.setattr(optim, "descend", spy)
+    monkeypatch.setattr(optim, "run_descent", spy)
     x, loss_fn = quadratic()
     e = DescentExplorer(loss_fn, [x], lr=0.1, steps=5, optimizer="momentum", momentum=0.5)
-    assert len(calls) == 1 and callable(calls[0]["callback"]) and calls[0]["momentum"] == 0.5
+    assert len(calls) == 1 and callable(calls[0][1]["callback"]) and calls[0][0][2].momentum == 0.5
     assert e.optimizer.momentum == 0.5
     assert [r.loss for r in e.history] == e.losses == list(e.descent.losses)
     assert e.stopped is e.descent.stopped and len(e.descent) == 6
@@ -419,8 +419,8 @@ def test_a_diverging_optimizer_stops_with_the_reason_while_the_others_go_on():
 
 
 @pytest.mark.parametrize("kwargs, error, pattern", [
-    (dict(optimizers=["sgd", "rmsprop"]), ValueError, "unknown optimizer 'rmsprop'; choose among sgd, momentum, adam"),
-    (dict(optimizers=["adam", "sgd", "Adam"]), ValueError, "'adam' appears twice"),
+    (dict(optimizers=["sgd", "rmsprop"]), ValueError, "unknown optimizer 'rmsprop'; choose one of sgd, momentum, adam"),
+    (dict(optimizers=["adam", "sgd", "Adam"]), ValueError, "'Adam' is listed twice"),
     (dict(optimizers=[]), ValueError, "optimizers is empty"),
     (dict(optimizers=["sgd", 3]), TypeError, "got int"),
     (dict(optimizers=["sgd", "adam"], lr={"sgd": 0.1}), ValueError, "no learning rate for 'adam'"),
@@ -666,8 +666,8 @@ def test_a_race_in_the_magic_goes_on_when_one_optimizer_diverges(ip):
 
 
 @pytest.mark.parametrize("value, message", [
-    ("sgd,rmsprop", "unknown optimizer 'rmsprop'; choose among sgd, momentum, adam."),
-    ("adam,sgd,adam", "--optimizer names 'adam' twice; list each optimizer once."),
+    ("sgd,rmsprop", "--optimizer: unknown optimizer 'rmsprop'; choose one of sgd, momentum, adam, newton."),
+    ("adam,sgd,adam", "--optimizer: optimizer 'adam' is listed twice; list each optimizer once."),
     ("sgd,,adam", "has an empty name"),
 ])
 def test_the_magics_optimizer_list_refuses_bad_names(ip, value, message):

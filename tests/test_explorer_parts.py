@@ -150,19 +150,25 @@ def graph_state(loss):
             for t in topological_order(loss)]
 
 
-def test_descent_runs_use_descends_own_checks(monkeypatch):
-    checked = []
-    real = optim.check_descent
+def test_descent_runs_use_descends_own_checks_once(monkeypatch):
+    checked, optimizers = [], []
+    real, real_optimizer = optim.check_descent, optim.check_optimizer
 
     def spy(*args, **kwargs):
         checked.append(args[2])
         return real(*args, **kwargs)
+
+    def spy_optimizer(spec, *args, **kwargs):
+        optimizers.append(spec)
+        return real_optimizer(spec, *args, **kwargs)
     monkeypatch.setattr(optim, "check_descent", spy)
+    monkeypatch.setattr(optim, "check_optimizer", spy_optimizer)
     a, b, loss = bowl()
     runs = DescentRuns(loss, [a, b], optimizers=["sgd", "adam"], lr=0.01, steps=3)
-    assert checked == ["sgd", "adam"]            # one check per run, before any run
+    assert checked == ["sgd"] and optimizers == ["adam"]   # the loss and params once, each optimizer once
     runs.run()
-    assert checked[2:] == ["sgd", "adam"]        # and descend's own, inside descend
+    assert checked == ["sgd"]                    # descend's loop runs without checking them again
+    assert optimizers[1:] == ["sgd", "adam"]     # each run's optimizer made with its live lr and options
 
 
 @pytest.mark.parametrize("bad", [dict(steps=0), dict(lr=-1.0), dict(optimizer="rmsprop"),

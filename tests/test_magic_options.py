@@ -86,10 +86,10 @@ def test_the_line_magics_options_are_split_shell_style_and_its_expression_kept_a
     ("lambda", "the output name 'lambda' is not a Python variable name"),
     ("--descent --optimizer sgd, adam", "--optimizer 'sgd,' has an empty name"),
     ("--wrt x, loss", "--wrt 'x,' has an empty name"),
-    ("--descent --optimizer adma", "unknown optimizer 'adma'; choose among sgd, momentum, adam. "
+    ("--descent --optimizer adma", "unknown optimizer 'adma'; choose one of sgd, momentum, adam, newton "
                                    "(did you mean 'adam'?)"),
     ("--descent --lr fast", "invalid float value: 'fast'"),
-    ("--descent --lr nan", "--lr must be a positive number, got nan"),
+    ("--descent --lr nan", "--lr must be a positive finite number, got nan"),
     ("--export out.txt", "out.txt ends in .txt, but the page is HTML: give a file name ending in .html"),
     ("--export notes", "notes has no extension, but the page is HTML"),
 ])

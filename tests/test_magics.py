@@ -573,7 +573,7 @@ def test_descent_interrupted_puts_the_graph_back(ip, monkeypatch, where):
     # The explorer owns the graph's state: interrupted anywhere (here, midway through a
     # run, or while it draws the loss away from the path), it puts every tensor back.
     from ad_magic.engine import landscape_grid, optim
-    real_descend = optim.descend
+    real_descend = optim.run_descent      # the loop the explorer runs once its inputs are checked
 
     def descend(*args, **kwargs):
         record = kwargs["callback"]
@@ -589,7 +589,7 @@ def test_descent_interrupted_puts_the_graph_back(ip, monkeypatch, where):
         raise KeyboardInterrupt
 
     if where == "in a run":
-        monkeypatch.setattr(optim, "descend", descend)
+        monkeypatch.setattr(optim, "run_descent", descend)
     else:
         monkeypatch.setattr(landscape_grid, "sample", sample)
     ran = run(ip, "%%autodiff --descent\nx = Tensor(3.0)\nd = x - 2\nloss = d * d\n")
@@ -676,17 +676,17 @@ def test_line_magic_options_and_expressions_that_look_like_options(ip):
     ("%%autodiff --wrt c\nc = Tensor(1.0, requires_grad=False)\nx = Tensor(1.0)\nx * c\n",
      "'c' has requires_grad=False"),
     ("%%autodiff --descent --wrt h\nx = Tensor(1.0)\nh = x * 2\nh * h\n", "'h' is computed from other tensors"),
-    ("%%autodiff --descent --steps 0\nx = Tensor(1.0)\nx * x\n", "--steps must be a positive"),
-    ("%%autodiff --descent --steps -3\nx = Tensor(1.0)\nx * x\n", "--steps must be a positive"),
+    ("%%autodiff --descent --steps 0\nx = Tensor(1.0)\nx * x\n", "--steps must be a whole number of at least 1"),
+    ("%%autodiff --descent --steps -3\nx = Tensor(1.0)\nx * x\n", "--steps must be a whole number of at least 1"),
     ("%%autodiff --descent --steps 10000000\nx = Tensor(1.0)\nx * x\n", f"the limit of {MAX_STEPS} iterations"),
     ("%autodiff --descent --steps 10001 x * x", "the limit of 10000 iterations"),
-    ("%%autodiff --descent --lr nan\nx = Tensor(1.0)\nx * x\n", "--lr must be a positive number, got nan"),
-    ("%%autodiff --descent --lr inf\nx = Tensor(1.0)\nx * x\n", "--lr must be a positive number, got inf"),
-    ("%%autodiff --descent --lr 0\nx = Tensor(1.0)\nx * x\n", "--lr must be a positive number"),
-    ("%%autodiff --descent --lr -0.5\nx = Tensor(1.0)\nx * x\n", "--lr must be a positive number"),
+    ("%%autodiff --descent --lr nan\nx = Tensor(1.0)\nx * x\n", "--lr must be a positive finite number, got nan"),
+    ("%%autodiff --descent --lr inf\nx = Tensor(1.0)\nx * x\n", "--lr must be a positive finite number, got inf"),
+    ("%%autodiff --descent --lr 0\nx = Tensor(1.0)\nx * x\n", "--lr must be a positive finite number"),
+    ("%%autodiff --descent --lr -0.5\nx = Tensor(1.0)\nx * x\n", "--lr must be a positive finite number"),
     ("%%autodiff --descent --lr fast\nx = Tensor(1.0)\nx * x\n", "invalid float value: 'fast'"),
     ("%%autodiff --descent --optimizer rmsprop\nx = Tensor(1.0)\nx * x\n", "unknown optimizer 'rmsprop'"),
-    ("%%autodiff --lr 0.1\nx = Tensor(1.0)\nx * x\n", "--lr only apply with --descent"),
+    ("%%autodiff --lr 0.1\nx = Tensor(1.0)\nx * x\n", "--lr only applies with --descent"),
     ("%%autodiff out\nx = Tensor(1.0)\nx * x\n", "did not define 'out'"),
     ("%%autodiff n\nn = 3\nx = Tensor(1.0)\n", "'n' is an int, not a Tensor"),
     ("%%autodiff --descent\nloss = Tensor(2.0) * Tensor(3.0)\n", "no parameters to descend on"),

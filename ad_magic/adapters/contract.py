@@ -472,6 +472,10 @@ class StudentAdapter(Adapter):
             parents = items
         if isinstance(parents, (set, frozenset, dict)) or type(parents).__name__ in ("dict_keys", "WeakSet"):
             node.ordered = False
+        if isinstance(parents, (list, tuple, set, frozenset)) and any(p is None for p in parents):
+            # left out, and said at this node's step (never silently)
+            node.remark = "; ".join(filter(None, (node.remark, f"{cls}.{where} holds None, which is neither a "
+                                                                 "node nor a number: it is left out")))
         found = entries(parents, self.is_node) if parents is not None else None
         made = self.recording.made(obj) if self.recording is not None and not found else None
         if made is not None and not isinstance(view, AsMade):

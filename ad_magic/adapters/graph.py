@@ -79,8 +79,9 @@ class ForeignGraph:
             node.kind = claimed
         elif inferred in fits:
             node.kind = inferred
-            node.remark = (f"it is labelled {shown!r}, but its value is {inferred} of its inputs and its rule "
-                           f"was written for {inferred}: it is stepped as {inferred}")
+            node.remark = "; ".join(filter(None, (node.remark, (
+                f"it is labelled {shown!r}, but its value is {inferred} of its inputs and its rule "
+                f"was written for {inferred}: it is stepped as {inferred}"))))
         else:
             node.kind = claimed if claimed in OPS else None
         if node.kind in fits:
@@ -151,8 +152,10 @@ class ForeignGraph:
     def preserved(self):
         """Put back every field of every node when the block ends, however it ends."""
         saved = [_fields(n.source) for n in self.order]
+        kept = getattr(self.adapter, "kept", None)     # what fields do not hold (a PyTorch leaf's .grad)
         try:
-            yield self
+            with kept(self.order) if kept is not None else contextlib.nullcontext():
+                yield self
         finally:
             for node, fields in zip(self.order, saved):
                 _restore(node.source, fields)

@@ -81,9 +81,10 @@ class ForeignStep:
                 claimed = node._function
                 self.note, self.expected, self.op = None, other, OPS[kind]
                 if kind != node.kind:
-                    self.remark = (f"labelled {claimed!r}, but this rule did {kind}'s chain rule, and {kind} of "
-                                   "these inputs gives the same value here, so the rule is not called wrong; is the "
-                                   f"label {claimed!r} the op it computes?")
+                    self.remark = "; ".join(filter(None, (node.remark, (
+                        f"labelled {claimed!r}, but this rule did {kind}'s chain rule, and {kind} of "
+                        "these inputs gives the same value here, so the rule is not called wrong; is the "
+                        f"label {claimed!r} the op it computes?"))))
                 return
 
     @property

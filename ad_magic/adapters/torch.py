@@ -9,11 +9,18 @@ PyTorch keeps no other intermediate values.
 Stepping runs PyTorch's own backward once (``retain_graph=True``) with a hook on every
 node (``Node.register_hook``) recording the grads it produced for its inputs; each step
 then adds one node's grads into its parents', so a step shows exactly what that node of
-PyTorch computed. Like the practical's ``backward()`` (and unlike PyTorch's), stepping
-starts from zero: the leaves' ``.grad`` is reset first, and holds the result afterwards.
+PyTorch computed. A node's grad, once its last contribution is in, is the one PyTorch
+passed on (``Node.register_prehook``): a tensor hook (``w.register_hook(lambda g: 2 * g)``)
+shows at that step. Like the practical's ``backward()`` (and unlike PyTorch's), a pass
+starts from zero; the leaves' ``.grad`` hold its result afterwards (`backward`), or, when
+only looking (`BackwardStepper`, a drawing: :meth:`TorchAdapter.kept`), what they held
+before. A graph PyTorch refuses to run (already backpropagated, or changed in place) is
+one sentence, and every ``.grad`` is as it was. Our hooks are removed when the pass ends.
 This module imports torch only when handed a torch tensor.
 """
 from __future__ import annotations
+
+import contextlib
 
 import numpy as np
 import torch
@@ -88,6 +95,9 @@ class TorchAdapter(Adapter):
         self._record = {}       # id(node) -> grads it produced for each input, from PyTorch's run
         self._shapes = {}       # id(autograd Node) -> its output's shape, seen while stepping
         self._values = {}
+        self._accumulators = {}  # id(leaf tensor) -> its AccumulateGrad node
+        self._received = {}     # id(node) -> the grad PyTorch passed on to it (after tensor hooks)
+        self._pending = {}      # id(node) -> contributions still to come in this pass
 
     # -- structure
     def scope(self, node) -> tuple:
@@ -119,6 +129,8 @@ class TorchAdapter(Adapter):
             if nxt is None:
                 continue   # a constant, or an input that needs no gradient
             parent = nxt.variable if hasattr(nxt, "variable") else nxt
+            if parent is not nxt:
+                self._accumulators[id(parent)] = nxt
             parents.append(parent)
             positions.append(i)
             if not hasattr(nxt, "variable"):
@@ -205,26 +217,64 @@ class TorchAdapter(Adapter):
         output = root.source
         if not isinstance(output, torch.Tensor):
             raise AdapterError("a PyTorch graph is stepped from its output tensor, not from an inner node.")
-        self._record = {}
+        self._record, self._received = {}, {}
         handles = []
+        leaves = [node.source for node in order if node.is_leaf and isinstance(node.source, torch.Tensor)]
+        saved = [leaf.grad for leaf in leaves]
         try:
             for node in order:
                 fn = self._fn(node)
                 if fn is not None and node.parents:
                     handles.append(fn.register_hook(self._recorder(id(node), fn)))
-            for node in order:
-                if node.is_leaf and isinstance(node.source, torch.Tensor):
-                    node.source.grad = None      # stepping starts from zero, like the practical's backward
+                passed_on = fn if fn is not None else self._accumulators.get(id(node.source))
+                if passed_on is not None and node is not root:
+                    handles.append(passed_on.register_prehook(self._receiver(id(node))))
+            for leaf in leaves:
+                leaf.grad = None      # a pass starts from zero, like the practical's backward
             try:
                 torch.autograd.backward(output, torch.as_tensor(seed, dtype=output.dtype), retain_graph=True)
             except RuntimeError as exc:
+                for leaf, grad in zip(leaves, saved):   # refused: every grad as it was
+                    leaf.grad = grad
                 if "second time" in str(exc) or "freed" in str(exc):
                     raise AdapterError("this PyTorch graph was already backpropagated and its buffers freed; "
                                        "compute it again (or call backward(retain_graph=True)).") from None
+                if "inplace operation" in str(exc):
+                    raise AdapterError("this PyTorch graph cannot be backpropagated: a tensor it saved was changed "
+                                       "in place after it was computed; compute it again.") from None
                 raise
         finally:
             for h in handles:
                 h.remove()
+        self._pending = {}
+        for node in order:
+            produced = self._record.get(id(node))
+            for position, parent in zip(self._inputs.get(id(node), ()), node.parents):
+                if produced is not None and position < len(produced) and produced[position] is not None:
+                    self._pending[id(parent)] = self._pending.get(id(parent), 0) + 1
+
+    @contextlib.contextmanager
+    def kept(self, order):
+        """Looking at the graph changes nothing: the ``.grad`` of every tensor it holds (the
+        leaves, and the output when it retains its grad), the tensor itself with its values,
+        is put back when the block ends."""
+        leaves = [node.source for node in order
+                  if isinstance(node.source, torch.Tensor) and (node.source.is_leaf or node.source.retains_grad)]
+        saved = [(leaf.grad, None if leaf.grad is None else leaf.grad.detach().clone()) for leaf in leaves]
+        try:
+            yield
+        finally:
+            for leaf, (grad, values) in zip(leaves, saved):
+                if grad is not None:
+                    with torch.no_grad():
+                        grad.copy_(values)
+                leaf.grad = grad
+
+    def _receiver(self, key):
+        def receive(grad_outputs):
+            if grad_outputs and grad_outputs[0] is not None:
+                self._received[key] = _array(grad_outputs[0]).astype(np.float64)
+        return receive
 
     def _recorder(self, key, fn):
         def record(grad_inputs, grad_outputs):
@@ -242,6 +292,14 @@ class TorchAdapter(Adapter):
             if c is not None:
                 old = self._grads.get(id(parent))
                 self._grads[id(parent)] = c.copy() if old is None or old.shape != c.shape else old + c
+                left = self._pending[id(parent)] = self._pending.get(id(parent), 1) - 1
+                passed_on = self._received.get(id(parent))
+                if left == 0 and passed_on is not None and passed_on.shape == self._grads[id(parent)].shape:
+                    if not np.allclose(passed_on, self._grads[id(parent)], equal_nan=True):
+                        said = f"a hook on this input changed its grad from the sum {self._grads[id(parent)]}"
+                        if said not in (node.remark or ""):
+                            node.remark = "; ".join(filter(None, (node.remark, said)))
+                    self._grads[id(parent)] = passed_on.copy()   # after the tensor's hooks, as PyTorch
 
 
 def _saved(fn, name):

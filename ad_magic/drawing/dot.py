@@ -28,7 +28,8 @@ from ..engine import Tensor
 from ..engine.formatting import WHOLE_ARRAY, format_number, format_value, printable, whole_array
 from ..engine.nn import module_scope
 from .frame import FIT_WIDTH_PT, fit_scale, fitted_svg, graph_html, svg_size
-from .nodes import as_node, graph_order, node_names
+from .names import normalize_names
+from .nodes import as_node, graph_order
 from .render import RenderError, find_dot, render_svg
 
 __all__ = ["DEFAULT_MAX_NODES", "draw_computation_graph", "GraphPlan", "lay_out", "fitted_svg", "fit_scale"]
@@ -203,7 +204,7 @@ class GraphPlan:
         order = [t for t in order if id(t) not in self._hidden]
         self.tensors = order
         self.index = {id(t): i for i, t in enumerate(order)}
-        by_id = {id(t): n for t, n in (names or {}).items()}
+        by_id = {id(t): n for t, n in normalize_names(names).items()}
         self.names = []
         self.kinds = []
         for t in order:
@@ -697,7 +698,7 @@ def draw_computation_graph(tensor, *, names=None, max_nodes=DEFAULT_MAX_NODES, s
     ``nn.Module`` are boxed by module (``modules``: see :class:`GraphPlan`).
     """
     tensor = as_node(tensor, "draw_computation_graph")
-    names = node_names(tensor, names)
+    names = normalize_names(names, tensor)
     find_dot()  # without a system dot, points the graphviz package's own rendering at ours
     plan = GraphPlan(tensor, names, max_nodes, modules)
     if rankdir not in RANKDIRS:

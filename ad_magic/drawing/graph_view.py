@@ -41,7 +41,8 @@ from .dot import (
     value_lines,
 )
 from .frame import graph_html, inline_svg
-from .nodes import as_node, node_names
+from .names import normalize_names
+from .nodes import as_node
 
 __all__ = ["GraphView", "inline_svg", "graph_html", "message_svg"]
 
@@ -170,7 +171,7 @@ class GraphView:
     def __init__(self, tensor, *, names=None, max_nodes=DEFAULT_MAX_NODES, modules="auto", rankdir="auto",
                  layout=True):
         tensor = as_node(tensor, "GraphView")     # another library's graph: through its adapter
-        names = node_names(tensor, names)
+        names = normalize_names(names, tensor)
         self._plan = GraphPlan(tensor, names, max_nodes, modules)
         self.output = tensor
         self.nodes = list(self._plan.tensors)

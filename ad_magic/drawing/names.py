@@ -24,7 +24,7 @@ from __future__ import annotations
 import re
 
 from ..engine.formatting import format_number
-from .nodes import graph_order, is_node
+from .nodes import graph_order, is_node, node_names
 
 __all__ = ["normalize_names", "complete_names", "DisplayNames", "subscript", "LOSS"]
 
@@ -44,12 +44,26 @@ def subscript(n: int) -> str:
     return str(n).translate(_SUBSCRIPTS)
 
 
-def normalize_names(names) -> dict:
-    """{tensor: name} from a dict keyed either way ({tensor: name} or {name: tensor})."""
-    if not names:
+def normalize_names(names, node=None) -> dict:
+    """{tensor: name} from a ``names=`` argument: the one reading every entry point
+    (drawings, `GraphView`, the stepper, the explorer) gives it.
+
+    ``names`` is None or a dict keyed either way: ``{x: "speed"}`` or ``{"speed": x}``.
+    With ``node`` (the graph's output), objects of another library's graph are re-keyed
+    by that graph's nodes. Anything but a dict, or an entry with a tensor on neither
+    side, is a TypeError in one sentence.
+    """
+    if names is None:
         return {}
-    if not hasattr(names, "items"):
-        raise TypeError(f"names must be a dict mapping tensors to names, got {type(names).__name__}")
+    if not hasattr(names, "items") or isinstance(names, type):
+        raise TypeError(f'names must be a dict mapping tensors to names ({{x: "x"}}) or names to tensors '
+                        f'({{"x": x}}), got {type(names).__name__}')
+    for key, value in names.items():
+        if not (is_node(key) or is_node(value)) and not _foreign(key, value, node):
+            raise TypeError(f"names: the entry {_short(key)}: {_short(value)} has a tensor on neither side; "
+                            'map a tensor to its name ({x: "x"}) or a name to its tensor ({"x": x})')
+    if node is not None:
+        names = node_names(node, names)
     out = {}
     for key, value in names.items():
         if is_node(key) and value is not None:
@@ -57,6 +71,18 @@ def normalize_names(names) -> dict:
         elif is_node(value) and key is not None:
             out.setdefault(value, str(key))
     return out
+
+
+def _foreign(key, value, node) -> bool:
+    """Could this entry name a node of another library's graph (a micrograd Value, a
+    student's Tensor, a PyTorch tensor)? Only a plain name beside a plain value cannot."""
+    plain = (str, bytes, int, float, complex, bool, type(None))
+    return node is not None and not (isinstance(key, plain) and isinstance(value, plain))
+
+
+def _short(value) -> str:
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
 
 
 def _order(output) -> list:

@@ -18,9 +18,10 @@ import itertools
 
 import numpy as np
 
-from .tensor import OWNED, Tensor, compact, describe, float_array
+from .tensor import BORROWED, OWNED, Tensor, compact, describe, float_array
 
-__all__ = ["topological_order", "trace_graph", "run_backward", "run_forward", "replay_order", "CustomOp"]
+__all__ = ["topological_order", "trace_graph", "run_backward", "run_forward", "replay_order", "detached_copy",
+           "CustomOp"]
 
 _ndarray = np.ndarray
 _search = itertools.count(1)  # each graph search marks the nodes it meets with its own number
@@ -83,6 +84,8 @@ def _order(root, which):
             for parent in reversed(node.parents):  # constants become Tensors here, for display
                 if parent._mark < expanded:
                     push(parent)
+                elif parent._mark == expanded:
+                    raise _cycle(parent, node)
             continue
         # Numbers kept in a node are not Tensors: they are skipped (they cannot change).
         rest = node._rest
@@ -90,14 +93,46 @@ def _order(root, which):
             for parent in reversed(rest):
                 if parent.__class__ is not Tensor and not isinstance(parent, Tensor):
                     continue
-                if parent._mark < expanded and (parent.requires_grad or not only_grad):
-                    push(parent)
+                if parent._mark < expanded:
+                    if parent.requires_grad or not only_grad:
+                        push(parent)
+                elif parent._mark == expanded:
+                    raise _cycle(parent, node)
+        # A parent marked `expanded` (not yet done) lies on the path from the root to this
+        # node: reaching it again is a cycle. The test costs nothing on the usual path.
         b = node._b
-        if b is not None and isinstance(b, Tensor) and b._mark < expanded and (b.requires_grad or not only_grad):
-            push(b)
-        if isinstance(a, Tensor) and a._mark < expanded and (a.requires_grad or not only_grad):
-            push(a)
+        if b is not None and isinstance(b, Tensor):
+            if b._mark < expanded:
+                if b.requires_grad or not only_grad:
+                    push(b)
+            elif b._mark == expanded:
+                raise _cycle(b, node)
+        if isinstance(a, Tensor):
+            if a._mark < expanded:
+                if a.requires_grad or not only_grad:
+                    push(a)
+            elif a._mark == expanded:
+                raise _cycle(a, node)
     return order
+
+
+def _cycle(parent, node):
+    """The ValueError for a graph that loops back: `parent` is an input of `node`, which
+    `parent` itself depends on (an edited `_parents` can do this)."""
+    return ValueError(
+        f"this graph has a cycle: {_node_text(parent)} is a parent of {_node_text(node)}, which is itself one of "
+        f"the inputs {_node_text(parent)} was computed from; a computation graph cannot loop back (check what "
+        "was assigned to _parents)"
+    )
+
+
+def _node_text(node):
+    what = repr(node.name) if node.name else (f"the {node._function!r} node" if node._function else "a leaf")
+    try:
+        value = f" (value {float(node._data):g})" if np.size(node._data) == 1 else f" (shape {np.shape(node._data)})"
+    except (TypeError, ValueError):
+        value = ""
+    return what + value
 
 
 def trace_graph(root):
@@ -237,6 +272,26 @@ def replay_order(root):
     order = _order(root, _TENSORS)
     _replayed(order)
     return order
+
+
+def detached_copy(root):
+    """A copy of `root`'s recorded graph that shares no Tensor and no array with it:
+    ``(the copy of root, {id(tensor): its copy})``. Replaying the copy (set its leaves'
+    data, call ``forward()``) never changes the original graph, so a picture can sample
+    the loss anywhere without moving the user's tensors. Checked like `replay_order`."""
+    order = replay_order(root)
+    copies = {}
+    for t in order:
+        c = Tensor.__new__(Tensor)
+        c._data = t._data.copy() if type(t._data) is _ndarray else t._data
+        c._grad, c._gstate, c._mark = None, BORROWED, 0
+        c.name, c.requires_grad = t.name, t.requires_grad
+        c._function, c._op, c._args = t._function, t._op, t._args
+        c._a, c._b, c._rest = (None if p is None else copies.get(id(p), p) for p in (t._a, t._b, None))
+        if t._rest is not None:
+            c._rest = tuple(copies.get(id(p), p) if isinstance(p, Tensor) else p for p in t._rest)
+        copies[id(t)] = c
+    return copies[id(root)], copies
 
 
 def _replayed(order):

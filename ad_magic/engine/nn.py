@@ -17,7 +17,7 @@ import numpy as np
 from .ops import linear
 from .tensor import Tensor
 
-__all__ = ["Module", "Linear", "MLP", "mse_loss", "ModuleCall", "module_scope"]
+__all__ = ["Module", "Linear", "MLP", "mse_loss", "ModuleCall", "module_scope", "parameter_list"]
 
 
 class ModuleCall:
@@ -117,6 +117,33 @@ def record_call(module, inputs, outputs) -> None:
 
 def _rng(seed):
     return seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
+
+
+def parameter_list(params, who="descend") -> list:
+    """`params` as the list of Tensors it stands for: the one reading of a ``params``
+    argument (optimizers, `descend`, `check_descent`, the explorer, the magic).
+
+    A `Module` stands for its `parameters()`, a Tensor for itself, None for nothing, and a
+    list, tuple or other iterable for its items in order (a Module among them for its
+    parameters). Anything else is a TypeError naming `who`. The items are not checked
+    further here: each caller says what it needs of them.
+    """
+    if isinstance(params, Module):
+        return params.parameters()
+    if isinstance(params, Tensor):
+        return [params]
+    if params is None:
+        return []
+    if isinstance(params, (str, bytes, dict)) or not hasattr(params, "__iter__"):
+        raise TypeError(f"{who}: params must be a Tensor, a list of Tensors or an nn.Module, "
+                        f"got {type(params).__name__}")
+    found = []
+    for item in params:
+        if isinstance(item, Module):
+            found.extend(item.parameters())
+        else:
+            found.append(item)
+    return found
 
 
 class Module:

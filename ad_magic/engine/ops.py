@@ -46,6 +46,7 @@ _F32 = np.dtype(np.float32)
 _LETTERS = ("a", "b", "c")
 
 OPS: dict = {}
+_BUILT_IN: frozenset = frozenset()  # the names declared in this module (set at its end), never replaced
 """Every registered operation by name."""
 
 # Local derivatives that are constants: the chain rule passes ∂L/∂out through (1) or
@@ -158,17 +159,19 @@ def _constant(value, like, op):
     A number stays an immutable Python float, which mixes with the other operand's data
     as NumPy does (it takes that float type); zero becomes a NumPy scalar, so that
     derivatives such as 1/b give inf as NumPy does rather than a ZeroDivisionError. Other
-    numbers become NumPy scalars; an array becomes a constant Tensor of this node only.
+    numbers become NumPy scalars; an array becomes a constant Tensor of this node only,
+    holding a copy: writing into the caller's array later (``X[:] = …``) changes neither
+    the recorded value nor its gradients (replay a new batch through a Tensor's data).
     """
     kind = type(value)
     if kind is int:
         kind, value = float, float(value)
     if kind is float and value:
         return value
-    if kind is float or (isinstance(value, numbers.Real) and not isinstance(value, _ndarray)):
+    if kind is float or (isinstance(value, (numbers.Real, np.bool_)) and not isinstance(value, _ndarray)):
         return np.float32(value) if like.dtype is _F32 else np.float64(value)
     if isinstance(value, (_ndarray, list, tuple)):
-        return constant_tensor(compact(float_array(value, op, copy=False)))
+        return constant_tensor(compact(float_array(value, op, copy=True)))
     raise TypeError(
         f"{op}: unsupported operand of type {type(value).__name__}; expected a Tensor, a number or a NumPy array"
     )
@@ -216,8 +219,10 @@ class Op:
 
     def __init__(self, name, formula, forward, derivatives, *, locals=None, vjps=None,
                  broadcast=False, params=False, prepare=None, doc=None):
-        if name in OPS:
-            raise ValueError(f"an operation named {name!r} is already registered")
+        if name in _BUILT_IN:
+            raise ValueError(f"an operation named {name!r} is already registered (it is built in): choose another name")
+        # Any other name may be declared again (re-running a notebook cell): the newest
+        # declaration is the op from now on; nodes recorded before keep the op that made them.
         self.name, self.formula, self.forward = name, formula, forward
         self.derivatives = tuple(derivatives)
         self.inputs = _LETTERS[: len(self.derivatives)] if len(self.derivatives) <= 3 else tuple(
@@ -513,7 +518,7 @@ def _unary_function(op):
 
     def apply(t):
         if not isinstance(t, Tensor):
-            t = constant_tensor(compact(float_array(t, name, copy=False)))
+            t = constant_tensor(compact(float_array(t, name, copy=True)))  # the caller's array is theirs
         data = forward(t._data)
         out = _new(Tensor)
         out._data = data
@@ -745,6 +750,10 @@ linear = structural(
 
 # --------------------------------------------------------------------------- reductions and shapes
 
+# NumPy's own error for an axis out of range (a ValueError and an IndexError both).
+_AxisError = getattr(np, "exceptions", np).AxisError
+
+
 def _normalize_axis(op):
     def prepare(a, axis=None, keepdims=False):
         ndim = np.ndim(a)
@@ -756,7 +765,7 @@ def _normalize_axis(op):
             if isinstance(ax, bool) or not isinstance(ax, (int, np.integer)):
                 raise TypeError(f"{op}: axis must be an int or a tuple of ints, got {axis!r}")
             if not -ndim <= ax < ndim:
-                raise ValueError(f"{op}: axis {ax} is out of range for a tensor with {ndim} dimension(s)")
+                raise _AxisError(f"{op}: axis {ax} is out of range for a tensor with {ndim} dimension(s)")
             normalized.append(int(ax) % ndim)
         if len(set(normalized)) != len(normalized):
             raise ValueError(f"{op}: repeated axis in {axis!r}")
@@ -843,8 +852,10 @@ def _plain_index(index):
         return tuple(_plain_index(i) for i in index)
     if isinstance(index, list):
         return _plain_index(np.asarray(index)) if index else np.asarray(index, dtype=np.intp)
-    if isinstance(index, _ndarray) and index.dtype.kind == "f":
-        raise IndexError(f"getitem: an index array must hold integers or booleans, got dtype {index.dtype}")
+    if isinstance(index, _ndarray):
+        if index.dtype.kind == "f":
+            raise IndexError(f"getitem: an index array must hold integers or booleans, got dtype {index.dtype}")
+        return index.copy()   # kept in the node: the caller's array may change later, the graph's may not
     return index
 
 
@@ -906,6 +917,9 @@ getitem = structural(
     doc="out = a[index] (slices, integers, integer or boolean arrays).\n\n∂L/∂a = zeros of a's shape with "
         "∂L/∂out added at `index`; an element picked several times gets the sum of its gradients.",
 )
+
+
+_BUILT_IN = frozenset(OPS)
 
 
 # --------------------------------------------------------------------------- the table

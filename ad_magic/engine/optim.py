@@ -16,10 +16,19 @@ import numpy as np
 from .backprop import replay_order, topological_order
 from .formatting import a_type, format_number
 from .functional import gradient_and_hessian
+from .nn import parameter_list
 from .tensor import Tensor
 
 __all__ = ["Optimizer", "SGD", "Momentum", "Adam", "Newton", "OPTIMIZERS", "descend", "check_descent",
+           "check_optimizer", "check_lr", "check_steps", "optimizer_classes", "run_descent", "DescentInputError",
            "DescentHistory", "DescentRecord"]
+
+
+class DescentInputError(ValueError, TypeError):
+    """A mistake in what was given to `descend` or an optimizer (a parameter, the loss,
+    ``lr``, ``steps``, the optimizer or its options), found before anything changed. It is
+    a ValueError and a TypeError both, so either ``except`` catches it; the magic turns it
+    into a UsageError."""
 
 
 def _label(t) -> str:
@@ -37,14 +46,50 @@ def _refuse_repeats(params, who, item):
     for i, p in enumerate(params):
         j = first.setdefault(id(p), i)
         if j != i:
-            raise ValueError(f"{who}: the parameter {_label(p)} is listed twice ({item.format(j)} and "
-                             f"{item.format(i)}), so each step would update it twice; list each parameter once")
+            raise DescentInputError(f"{who}: the parameter {_label(p)} is listed twice ({item.format(j)} and "
+                                    f"{item.format(i)}), so each step would update it twice; list each parameter once")
 
 
-def _check_lr(lr, who):
+def check_lr(lr, who="descend", name="lr") -> float:
+    """A learning rate as a float: a positive finite number, else one sentence naming
+    ``who`` (the caller) and ``name`` (how the caller spells it: ``lr``, ``--lr``)."""
     if isinstance(lr, bool) or not isinstance(lr, numbers.Real) or not math.isfinite(lr) or lr <= 0:
-        raise ValueError(f"{who}: lr must be a positive finite number, got {lr!r}")
+        raise DescentInputError(f"{who}: {name} must be a positive finite number, got {lr!r}")
     return float(lr)
+
+
+def check_steps(steps, who="descend", name="steps") -> int:
+    """A number of iterations: a whole number of at least 1, else one sentence."""
+    if isinstance(steps, bool) or not isinstance(steps, numbers.Integral) or steps < 1:
+        raise DescentInputError(f"{who}: {name} must be a whole number of at least 1, got {steps!r}")
+    return int(steps)
+
+
+def optimizer_classes(optimizers, who="descend") -> list:
+    """The Optimizer class of each entry (a name, any case, or a class; None for an
+    instance), each optimizer once: the one check of optimizer names, with a did-you-mean
+    for a misspelt one (`descend`, a race's list, the magic's ``--optimizer``)."""
+    classes, seen = [], {}
+    for spec in optimizers:
+        if isinstance(spec, Optimizer):
+            cls, key = None, id(spec)
+        elif isinstance(spec, type) and issubclass(spec, Optimizer):
+            cls = key = spec
+        elif isinstance(spec, str):
+            cls = key = OPTIMIZERS.get(spec.strip().lower())
+            if cls is None:
+                close = difflib.get_close_matches(spec.strip().lower(), OPTIMIZERS, n=1)
+                hint = f" (did you mean {close[0]!r}?)" if close else ""
+                raise DescentInputError(f"{who}: unknown optimizer {spec!r}; choose one of {', '.join(OPTIMIZERS)}"
+                                        + hint)
+        else:
+            raise DescentInputError(f"{who}: optimizer must be one of {', '.join(OPTIMIZERS)} or an Optimizer, "
+                                    f"got {type(spec).__name__}")
+        if key in seen:
+            raise DescentInputError(f"{who}: optimizer {spec!r} is listed twice; list each optimizer once")
+        seen[key] = spec
+        classes.append(cls)
+    return classes
 
 
 class Optimizer:
@@ -60,14 +105,17 @@ class Optimizer:
     note = None
 
     def __init__(self, params, lr):
-        params = [params] if isinstance(params, Tensor) else list(params)
+        try:
+            params = parameter_list(params, type(self).__name__)
+        except TypeError as exc:
+            raise DescentInputError(str(exc)) from None
         if not params:
-            raise ValueError(f"{type(self).__name__}: got an empty list of parameters")
+            raise DescentInputError(f"{type(self).__name__}: got an empty list of parameters")
         for i, p in enumerate(params):
             if not isinstance(p, Tensor):
-                raise TypeError(f"{type(self).__name__}: parameter {i} is {a_type(p)}, not a Tensor")
+                raise DescentInputError(f"{type(self).__name__}: parameter {i} is {a_type(p)}, not a Tensor")
         _refuse_repeats(params, type(self).__name__, "parameter {}")
-        self.params, self.lr = params, _check_lr(lr, type(self).__name__)
+        self.params, self.lr = params, check_lr(lr, type(self).__name__)
 
     def zero_grad(self):
         for p in self.params:
@@ -107,7 +155,7 @@ class Momentum(Optimizer):
     def __init__(self, params, lr=0.01, momentum=0.9):
         super().__init__(params, lr)
         if isinstance(momentum, bool) or not isinstance(momentum, numbers.Real) or not 0 <= momentum < 1:
-            raise ValueError(f"Momentum: momentum must be in [0, 1), got {momentum!r}")
+            raise DescentInputError(f"Momentum: momentum must be in [0, 1), got {momentum!r}")
         self.momentum = float(momentum)
         self.velocity = [None] * len(self.params)
 
@@ -129,11 +177,11 @@ class Adam(Optimizer):
         try:
             b1, b2 = betas
         except (TypeError, ValueError):
-            raise ValueError(f"Adam: betas must be a pair (β₁, β₂), got {betas!r}") from None
+            raise DescentInputError(f"Adam: betas must be a pair (β₁, β₂), got {betas!r}") from None
         if not (0 <= b1 < 1 and 0 <= b2 < 1):
-            raise ValueError(f"Adam: betas must be in [0, 1), got {betas!r}")
+            raise DescentInputError(f"Adam: betas must be in [0, 1), got {betas!r}")
         if not isinstance(eps, numbers.Real) or not eps > 0:
-            raise ValueError(f"Adam: eps must be a positive number, got {eps!r}")
+            raise DescentInputError(f"Adam: eps must be a positive number, got {eps!r}")
         self.betas, self.eps = (float(b1), float(b2)), float(eps)
         n = len(self.params)
         self.m, self.v, self.t = [None] * n, [None] * n, [0] * n
@@ -172,12 +220,13 @@ class Newton(Optimizer):
         super().__init__(params, lr)
         if isinstance(damping, bool) or not isinstance(damping, numbers.Real) or not math.isfinite(damping) \
                 or damping < 0:
-            raise ValueError(f"Newton: damping must be a finite number ≥ 0, got {damping!r}")
+            raise DescentInputError(f"Newton: damping must be a finite number ≥ 0, got {damping!r}")
         self.damping = float(damping)
         n = sum(p.size for p in self.params)
         if n > self.MAX_VALUES:
-            raise ValueError(f"Newton: the parameters hold {n} values, so the Hessian would have {n * n} entries; "
-                             f"Newton's method here is for small problems (at most {self.MAX_VALUES} values)")
+            raise DescentInputError(f"Newton: the parameters hold {n} values, so the Hessian would have {n * n} "
+                                    f"entries; Newton's method here is for small problems (at most "
+                                    f"{self.MAX_VALUES} values)")
         self.smallest_eigenvalue = None
 
     def step(self, loss=None):
@@ -273,26 +322,17 @@ class DescentHistory:
 def _make_optimizer(optimizer, params, lr, opts):
     if isinstance(optimizer, Optimizer):
         if opts:
-            raise TypeError(f"descend: options {sorted(opts)} cannot be applied to an optimizer instance; "
-                            "give them to its constructor")
+            raise DescentInputError(f"descend: options {sorted(opts)} cannot be applied to an optimizer instance; "
+                                    "give them to its constructor")
         _check_instance(optimizer, params)
         return optimizer
-    if isinstance(optimizer, type) and issubclass(optimizer, Optimizer):
-        cls = optimizer
-    elif isinstance(optimizer, str):
-        cls = OPTIMIZERS.get(optimizer.strip().lower())
-        if cls is None:
-            close = difflib.get_close_matches(optimizer.strip().lower(), OPTIMIZERS, n=1)
-            hint = f" (did you mean {close[0]!r}?)" if close else ""
-            raise ValueError(f"descend: unknown optimizer {optimizer!r}; choose one of {', '.join(OPTIMIZERS)}"
-                             + hint)
-    else:
-        raise TypeError(f"descend: optimizer must be one of {', '.join(OPTIMIZERS)} or an Optimizer, "
-                        f"got {type(optimizer).__name__}")
+    (cls,) = optimizer_classes([optimizer])
     try:
         return cls(params, lr=lr, **opts)
+    except DescentInputError:
+        raise
     except TypeError as exc:
-        raise TypeError(f"descend: {cls.__name__} does not take these options ({exc})") from None
+        raise DescentInputError(f"descend: {cls.__name__} does not take these options ({exc})") from None
 
 
 def _check_instance(optimizer, params):
@@ -309,24 +349,24 @@ def _check_instance(optimizer, params):
     missing = [i for i, p in enumerate(params) if id(p) not in mine]
     if missing:
         i = missing[0]
-        raise ValueError(f"descend: the {name} given does not update params[{i}] ({_label(params[i])}): it was "
-                         "made for other tensors, so the loss would not move; make it with the same params "
-                         f"({name}(params, ...)) or pass its name")
+        raise DescentInputError(f"descend: the {name} given does not update params[{i}] ({_label(params[i])}): it was "
+                                "made for other tensors, so the loss would not move; make it with the same params "
+                                f"({name}(params, ...)) or pass its name")
     extra = next(p for p in theirs if id(p) not in wanted)
-    raise ValueError(f"descend: the {name} given also updates {_label(extra)}, which is not in params; make it "
-                     "with the same params, or pass its name")
+    raise DescentInputError(f"descend: the {name} given also updates {_label(extra)}, which is not in params; make it "
+                            "with the same params, or pass its name")
 
 
 def _check_loss(loss, iteration):
     if not isinstance(loss, Tensor):
-        raise TypeError(f"descend: the loss must be a Tensor, got {type(loss).__name__}"
-                        + (f" (from the loss function at iteration {iteration})" if iteration is not None else ""))
+        where = f" (from the loss function at iteration {iteration})" if iteration is not None else ""
+        raise DescentInputError(f"descend: the loss must be a Tensor, got {type(loss).__name__}{where}")
     if loss.size != 1:
-        raise ValueError(f"descend: the loss must be a single value (a scalar Tensor), got shape {loss.shape}; "
-                         "reduce it first, e.g. with .sum() or .mean()")
+        raise DescentInputError(f"descend: the loss must be a single value (a scalar Tensor), got shape {loss.shape}; "
+                                "reduce it first, e.g. with .sum() or .mean()")
     if not loss.requires_grad:
-        raise ValueError("descend: the loss does not depend on any tensor that needs a gradient "
-                         "(it was computed from constants only, or inside no_grad())")
+        raise DescentInputError("descend: the loss does not depend on any tensor that needs a gradient "
+                                "(it was computed from constants only, or inside no_grad())")
     return loss
 
 
@@ -337,8 +377,8 @@ def _check_in_graph(graph, params, from_function=False):
     if missing:
         i = missing[0]
         where = "the graph of the loss the function returned at iteration 0" if from_function else "the loss's graph"
-        raise ValueError(f"descend: params[{i}] is not in {where}, so the loss does not depend on it "
-                         f"({_label(params[i])} was not used to compute it)")
+        raise DescentInputError(f"descend: params[{i}] is not in {where}, so the loss does not depend on it "
+                                f"({_label(params[i])} was not used to compute it)")
 
 
 def check_descent(loss, params, optimizer="sgd", lr=0.1, steps=50, *, callback=None, **opts):
@@ -352,32 +392,36 @@ def check_descent(loss, params, optimizer="sgd", lr=0.1, steps=50, *, callback=N
     ``opts``, or an instance made for exactly these parameters) and ``callback``.
     A loss function is checked when descend first calls it, before anything changes.
     """
-    params = [params] if isinstance(params, Tensor) else list(params) if params is not None else []
+    try:
+        params = parameter_list(params, "descend")
+    except TypeError as exc:
+        raise DescentInputError(str(exc)) from None
     if not params:
-        raise ValueError("descend: params is empty; pass the leaf Tensors gradient descent should update")
+        raise DescentInputError("descend: params is empty; pass the leaf Tensors gradient descent should update")
     for i, p in enumerate(params):
         if not isinstance(p, Tensor):
-            raise TypeError(f"descend: params[{i}] is {a_type(p)}, not a Tensor")
+            raise DescentInputError(f"descend: params[{i}] is {a_type(p)}, not a Tensor")
         if not p.is_leaf or not p.requires_grad:
-            raise ValueError(f"descend: params[{i}] must be a leaf Tensor that requires a gradient "
-                             "(a value you created, not the result of an operation)")
+            raise DescentInputError(f"descend: params[{i}] must be a leaf Tensor that requires a gradient "
+                                    "(a value you created, not the result of an operation)")
     _refuse_repeats(params, "descend", "params[{}]")
-    if isinstance(steps, bool) or not isinstance(steps, numbers.Integral) or steps < 1:
-        raise ValueError(f"descend: steps must be a whole number of at least 1, got {steps!r}")
-    lr = _check_lr(lr, "descend")
+    check_steps(steps)
+    lr = check_lr(lr, "descend")
     if isinstance(loss, Tensor):
         _check_loss(loss, None)
         try:
             graph = replay_order(loss)
         except ValueError as exc:
-            raise ValueError(f"descend: the loss's graph cannot be replayed ({str(exc).removeprefix('forward: ')}); "
-                             "pass a function that builds the loss instead") from None
+            reason = str(exc).removeprefix("forward: ")
+            raise DescentInputError(f"descend: the loss's graph cannot be replayed ({reason}); "
+                                    "pass a function that builds the loss instead") from None
         _check_in_graph(graph, params)
     elif not callable(loss):
-        raise TypeError(f"descend: loss must be a scalar Tensor or a function returning one, "
-                        f"got {type(loss).__name__}")
+        raise DescentInputError(f"descend: loss must be a scalar Tensor or a function returning one, "
+                                f"got {type(loss).__name__}")
     if callback is not None and not callable(callback):
-        raise TypeError(f"descend: callback must be a function of (iteration, loss), got {type(callback).__name__}")
+        raise DescentInputError(f"descend: callback must be a function of (iteration, loss), "
+                                f"got {type(callback).__name__}")
     return params, _make_optimizer(optimizer, params, lr, opts)
 
 
@@ -402,8 +446,24 @@ def descend(loss, params, optimizer="sgd", lr=0.1, steps=50, *, callback=None, *
     holds that iteration's values and grads.
     """
     params, optim = check_descent(loss, params, optimizer, lr, steps, callback=callback, **opts)
+    return run_descent(loss, params, optim, steps, callback=callback)
+
+
+def check_optimizer(optimizer, params, lr=0.1, **opts):
+    """The optimizer `descend` would use over `params` (a list `check_descent` accepted),
+    made from a name, a class and its ``opts``, or an instance checked to update exactly
+    those parameters; a DescentInputError for the first mistake. For a race: the loss and
+    the parameters are checked once, each optimizer with this."""
+    return _make_optimizer(optimizer, params, check_lr(lr, "descend"), opts)
+
+
+def run_descent(loss, params, optimizer, steps, *, callback=None) -> DescentHistory:
+    """The loop of `descend`, for inputs already checked: ``params`` and ``steps`` as
+    `check_descent` accepted them, ``optimizer`` an Optimizer over exactly ``params``
+    (`check_descent`'s or `check_optimizer`'s). Nothing is checked again."""
+    optim = optimizer
     replay = isinstance(loss, Tensor)
-    history = DescentHistory(optim, getattr(optim, "lr", lr))
+    history = DescentHistory(optim, optim.lr)
 
     def stop(k, what):
         history.stopped_at = k

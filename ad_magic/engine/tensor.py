@@ -204,8 +204,39 @@ class Tensor:
     # reads it with a default); _scope: the module calls that made the node (nn.Module.__call__),
     # set only on nodes a module call made. Unset everywhere else, at no cost.
 
-    # Let NumPy defer to Tensor's reflected operators: array * tensor -> Tensor.
-    __array_ufunc__ = None
+    # -- NumPy functions on tensors --------------------------------------------------
+    def __array__(self, dtype=None, copy=None):
+        """``np.array(t)``, ``np.asarray(t)``: the values (outside the graph), as ``t.data``."""
+        if copy is False:
+            return np.asarray(self._data, dtype=dtype)
+        return np.array(self._data, dtype=dtype, copy=True)
+
+    def __array_ufunc__(self, ufunc, method, *inputs, **kwargs):
+        """``array * t``, ``np.exp(t)``: NumPy's arithmetic on a tensor is the tensor's own
+        operation, recorded in the graph; any other use of a ufunc is refused in one sentence."""
+        op = _UFUNC_OPS.get(ufunc.__name__)
+        if op is None or method != "__call__" or kwargs:
+            call = f"np.{ufunc.__name__}" + ("" if method == "__call__" else f".{method}")
+            raise TypeError(f"{call} cannot record a graph for a Tensor: use the Tensor's own operations "
+                            "(t + u, t.exp(), W @ x, t.sum()), or t.data for its values outside the graph")
+        return getattr(_ops, op)(*inputs)
+
+    def __array_function__(self, func, types, args, kwargs):
+        """``np.dot(W, x)`` (vectors and matrices) is ``W @ x``, and ``np.sum(t, axis)`` and
+        ``np.mean`` are ``t.sum(axis)`` and ``t.mean``, recorded; NumPy's other functions
+        (``np.stack``, ``np.concatenate``, …) are refused in one sentence rather than
+        returning an array of one-element tensors."""
+        name = getattr(func, "__name__", "function")
+        if name in ("shape", "ndim", "size") and len(args) == 1 and not kwargs:
+            return func(self._data)
+        if name in ("sum", "mean") and args and args[0] is self and len(args) <= 2 and set(kwargs) <= {
+                "axis", "keepdims"}:
+            return getattr(self, name)(*args[1:], **kwargs)          # np.sum(t, axis=0) is t.sum(axis=0)
+        if name in ("dot", "matmul") and len(args) == 2 and not kwargs and all(
+                np.ndim(a._data if isinstance(a, Tensor) else a) <= 2 for a in args):
+            return _ops.matmul(*args)
+        raise TypeError(f"np.{name} cannot record a graph for Tensors: use the Tensor's own operations "
+                        "(W @ x, t.sum(), t.reshape(…)), or t.data for the values outside the graph")
 
     def __init__(self, data, name=None, requires_grad=True):
         if name is not None and not isinstance(name, str):
@@ -216,13 +247,15 @@ class Tensor:
     @property
     def data(self) -> np.ndarray:
         """The values, as a NumPy array: shared with the tensor, except for a 0-d tensor,
-        whose single value is handed out as a new 0-d array (assign ``t.data = …`` to change it)."""
+        whose single value is handed out as a new 0-d array (assign ``t.data = …`` to change it;
+        the tensor keeps a copy of what is assigned, so the engine never writes into the
+        caller's array)."""
         d = self._data
         return d if type(d) is _ndarray else np.asarray(d)
 
     @data.setter
     def data(self, value):
-        self._data = compact(float_array(value, "Tensor.data", copy=False))
+        self._data = compact(float_array(value, "Tensor.data", copy=True))
 
     @property
     def grad(self):
@@ -494,6 +527,12 @@ class Tensor:
         """Replay the graph one node at a time: yields a `ForwardStep` (the node and its
         new value) after each node is recomputed, in the order forward() runs them."""
         return _backprop.run_forward(self)
+
+
+# NumPy's ufuncs that are a Tensor operation (the name of the function in ops.py).
+_UFUNC_OPS = {"add": "add", "subtract": "sub", "multiply": "mul", "true_divide": "div", "divide": "div",
+              "power": "power", "matmul": "matmul", "negative": "neg", "exp": "exp", "log": "log",
+              "tanh": "tanh"}
 
 
 def _tensor_repr(t: Tensor) -> str:

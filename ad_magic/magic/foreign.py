@@ -95,6 +95,11 @@ def run_foreign(run, output):
         display(widget)
     else:
         show_graph(node, names, label)
+    if args.export is not None:
+        try:
+            run._export(widget, node, names)      # the same page as for ad_magic's Tensor
+        except AdapterError as exc:
+            raise UsageError(f"{magic} --export: {exc}") from None
     run.ns["_autodiff"] = widget
     run.ns["_autodiff_output"] = output
     run.ns["_autodiff_grads"] = table.grads

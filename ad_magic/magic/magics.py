@@ -30,10 +30,11 @@ can inspect: ``_autodiff`` (the BackwardStepper or DescentExplorer; None with
 """
 from __future__ import annotations
 
+import contextlib
 import difflib
 import keyword
-import math
 import os
+import re
 import shlex
 
 import numpy as np
@@ -45,7 +46,8 @@ from IPython.utils.process import arg_split
 
 from ..drawing.names import complete_names
 from ..drawing.render import RenderError
-from ..engine import Tensor, topological_order
+from ..engine import Tensor, optim, topological_order
+from ..engine.backprop import replay_order
 from ..engine.gradcheck import gradcheck
 from .cell import OUTPUT_FALLBACK, Cell, CellSyntaxError, UserCodeError
 from .report import GradientTable, grad_of, show_descent_pictures, show_graph, show_message, show_table
@@ -53,7 +55,6 @@ from .variables import NamedPictures, SavedVariables, leaves, namespace_names, r
 
 __all__ = ["AutodiffMagics", "CellSyntaxError", "GradientTable", "load_ipython_extension", "unload_ipython_extension"]
 
-OPTIMIZERS = ("sgd", "momentum", "adam")
 DEFAULT_LR = 0.1
 DEFAULT_STEPS = 50
 DEFAULT_OPTIMIZER = "sgd"
@@ -64,6 +65,8 @@ CHECK_MAX_ELEMENTS = 2000
 # Options that take a value, for splitting "%autodiff [options] EXPR": the options are
 # read shell-style, the expression is Python, which shell-style splitting would mangle.
 _VALUED_OPTIONS = ("--wrt", "--lr", "--steps", "--optimizer", "--export", "--mode", "--order")
+_OPTION_NAMES = ("--wrt", "--check", "--static", "--export", "--descent", "--lr", "--steps", "--optimizer",
+                 "--mode", "--order")
 MODES = ("reverse", "forward")
 
 
@@ -92,8 +95,8 @@ _OPTIONS = (
              help=f"Learning rate for --descent (default {DEFAULT_LR})."),
     argument("--steps", default=None, type=int,
              help=f"Number of iterations for --descent (default {DEFAULT_STEPS}, at most {MAX_STEPS})."),
-    argument("--optimizer", default=None, metavar="|".join(OPTIMIZERS) + "[,...]",
-             help=f"Optimizer for --descent (default {DEFAULT_OPTIMIZER}): {', '.join(OPTIMIZERS)}; "
+    argument("--optimizer", default=None, metavar="|".join(optim.OPTIMIZERS) + "[,...]",
+             help=f"Optimizer for --descent (default {DEFAULT_OPTIMIZER}): {', '.join(optim.OPTIMIZERS)}; "
                   "a comma list races them from the same start (one picture, a path and a loss "
                   "curve each, live learning-rate and beta sliders)."),
     argument("--mode", default="reverse", metavar="reverse|forward",
@@ -184,9 +187,10 @@ class AutodiffMagics(Magics):
         """Evaluate one expression, backpropagate from it and show the computation graph,
         the gradients and a BackwardStepper.
 
-        Options come before the expression and work as in the cell magic (see
-        %%autodiff?); with --descent the expression is evaluated once and its graph
-        replayed at each iteration.
+        Options work as in the cell magic (see %%autodiff?), before the expression or
+        after it (`%autodiff loss --descent`: from the first of the magic's own options
+        after the expression, the rest of the line is options); with --descent the
+        expression is evaluated once and its graph replayed at each iteration.
 
         Example:
 
@@ -194,7 +198,8 @@ class AutodiffMagics(Magics):
         """
         __tracebackhide__ = True
         options, expression = _split_options(line, "%autodiff")
-        args = _parse(self.autodiff_line, options, "%autodiff")
+        expression, trailing = _trailing_options(expression, "%autodiff")
+        args = _parse(self.autodiff_line, options + trailing, "%autodiff")
         if not expression.strip():
             raise UsageError("%autodiff: give an expression after the options, e.g. %autodiff x * x + 1.")
         self._run(args, source=expression, raw=expression, expression=True, magic="%autodiff")
@@ -220,7 +225,32 @@ def _parse(function, options, magic):
         return function.parser.parse_args(argv)
     except UsageError as exc:
         message = str(exc).rstrip(".")
-        raise UsageError(f"{magic}: {message} (see {magic}? for the options).") from None
+        raise UsageError(f"{magic}: {message}{_did_you_mean(argv)} (see {magic}? for the options).") from None
+
+
+def _did_you_mean(argv) -> str:
+    """A hint for the first word that looks like a mistyped option (``--setps``)."""
+    for word in argv:
+        if word.startswith("-") and word.split("=")[0] not in _OPTION_NAMES:
+            close = difflib.get_close_matches(word.split("=")[0], _OPTION_NAMES, n=1, cutoff=0.6)
+            if close:
+                return f"; did you mean {close[0]}?"
+    return ""
+
+
+_TRAILING = re.compile(r"(?:^|(?<=\s))(--[A-Za-z][\w-]*)")
+
+
+def _trailing_options(expression, magic):
+    """(the expression, the option words after it): ``%autodiff loss --descent --lr 0.1``.
+    Options start at the first of the magic's own option names (or a near miss of one,
+    for its did-you-mean) written after a space; Python has no ``--name`` of its own there
+    that a learner would write (``x --y`` is x minus minus y: write ``x + y``)."""
+    for match in _TRAILING.finditer(expression):
+        word = match.group(1)
+        if word in _OPTION_NAMES or difflib.get_close_matches(word, _OPTION_NAMES, n=1, cutoff=0.75):
+            return expression[:match.start(1)].rstrip(), _words(expression[match.start(1):], magic)
+    return expression, []
 
 
 # The line is split as IPython's own magics split theirs (parse_options, %%writefile):
@@ -302,16 +332,19 @@ class _Run:
         if not a.descent:
             given = [f"--{o}" for o in ("lr", "steps", "optimizer") if getattr(a, o) is not None]
             if given:
-                raise UsageError(f"{magic}: {', '.join(given)} only apply with --descent.")
+                listed = given[0] if len(given) == 1 else f"{', '.join(given[:-1])} and {given[-1]}"
+                verb = "applies" if len(given) == 1 else "apply"
+                raise UsageError(f"{magic}: {listed} only {verb} with --descent; add --descent, or leave "
+                                 f"{'it' if len(given) == 1 else 'them'} out.")
             return
-        self.lr = DEFAULT_LR if a.lr is None else a.lr
-        self.steps = DEFAULT_STEPS if a.steps is None else a.steps
-        self.optimizers = _optimizer_list(a.optimizer or DEFAULT_OPTIMIZER, magic)
+        # The engine's own checks of each value, before the cell runs (descent checks them again
+        # with the loss, in the same functions): their sentence as a UsageError.
+        with _usage_errors(magic):
+            self.lr = optim.check_lr(DEFAULT_LR if a.lr is None else a.lr, magic, "--lr")
+            self.steps = optim.check_steps(DEFAULT_STEPS if a.steps is None else a.steps, magic, "--steps")
+            self.optimizers = _optimizer_list(a.optimizer or DEFAULT_OPTIMIZER, magic)
+            optim.optimizer_classes(self.optimizers, f"{magic} --optimizer")
         self.optimizer = self.optimizers[0]
-        if not (math.isfinite(self.lr) and self.lr > 0):
-            raise UsageError(f"{magic}: --lr must be a positive number, got {a.lr:g}.")
-        if self.steps < 1:
-            raise UsageError(f"{magic}: --steps must be a positive number of iterations, got {a.steps}.")
         if self.steps > MAX_STEPS:
             raise UsageError(f"{magic}: --steps {a.steps} is above the limit of {MAX_STEPS} iterations; "
                              "ask for fewer, or call ad_magic.optim.descend from code.")
@@ -537,9 +570,9 @@ class _Run:
         params = self._parameters()
         output = self.output
         try:
-            # Descent replays the graph: one replay at the starting point (same values)
-            # says now, in one sentence, if a node cannot be replayed.
-            output.forward()
+            # A graph that cannot be replayed, said in the magic's words before the explorer
+            # starts (a check of its structure: nothing is run, the descent replays it).
+            replay_order(output)
         except ValueError as exc:
             reason = str(exc).removeprefix("forward: ").split(";")[0]
             raise UsageError(f"{self.magic}: --descent cannot replay the graph the cell recorded ({reason}); "
@@ -558,7 +591,7 @@ class _Run:
         # drawing the loss landscape away from the path), and if anything fails (an error,
         # an interrupt) it puts every tensor of the graph back before the error goes on.
         try:
-            with np.errstate(all="ignore"):
+            with np.errstate(all="ignore"), _usage_errors(self.magic):
                 if len(self.optimizers) > 1:
                     explorer = _race(output, [p.tensor for p in params], self.optimizers, lr=self.lr,
                                      steps=self.steps, names=names)
@@ -591,21 +624,26 @@ class _Run:
 # ------------------------------------------------------------------ --optimizer a,b,c: a race
 
 def _optimizer_list(text, magic):
-    """``--optimizer``'s value as a list of known names: one, or a comma list to race."""
+    """``--optimizer``'s value as a list of names: one, or a comma list to race (which
+    names exist is the engine's to say: ``optim.optimizer_classes``)."""
     names = [name.strip().lower() for name in str(text).split(",")]
     if any(not name for name in names):
         raise UsageError(f"{magic}: --optimizer {text!r} has an empty name; separate names by commas, "
-                         f"e.g. --optimizer {','.join(OPTIMIZERS)} (quote a list with spaces: "
+                         f"e.g. --optimizer {','.join(optim.OPTIMIZERS)} (quote a list with spaces: "
                          f"--optimizer \"sgd, adam\").")
-    for name in names:
-        if name not in OPTIMIZERS:
-            close = difflib.get_close_matches(name, OPTIMIZERS, n=1)
-            hint = f" (did you mean {close[0]!r}?)" if close else ""
-            raise UsageError(f"{magic}: unknown optimizer {name!r}; choose among {', '.join(OPTIMIZERS)}.{hint}")
-    repeated = next((name for i, name in enumerate(names) if name in names[:i]), None)
-    if repeated is not None:
-        raise UsageError(f"{magic}: --optimizer names {repeated!r} twice; list each optimizer once.")
     return names
+
+
+@contextlib.contextmanager
+def _usage_errors(magic):
+    """The engine's DescentInputError (one sentence) as the magic's UsageError."""
+    try:
+        yield
+    except optim.DescentInputError as exc:
+        text = str(exc).rstrip(".")
+        if not text.startswith(magic):
+            text = f"{magic}: {text.removeprefix('descend: ')}"
+        raise UsageError(f"{text}.") from None
 
 
 def _race(output, params, optimizers, *, lr, steps, names):

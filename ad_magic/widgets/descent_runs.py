@@ -7,7 +7,8 @@ owner of the parameters' state (and a Tensor loss's graph) around those runs:
 
 - after the runs, a re-run, or sampling the loss away from the path, each parameter's
   data and grad are those of the first run's last iteration, and a Tensor loss's graph
-  is replayed there, grads included (:meth:`DescentRuns.settle`);
+  is replayed there, grads included (:meth:`DescentRuns.settle`); a Tensor loss is
+  sampled on a detached copy of its graph, so drawing never moves the user's graph;
 - if a first run raises (an error in a loss function, a graph that cannot be drawn,
   an interrupt), every tensor of a Tensor loss's graph — for a loss function, every
   parameter — gets back its data and grad as they were before; the same holds for
@@ -25,7 +26,7 @@ import math
 import numpy as np
 
 from ..engine import landscape_grid, optim
-from ..engine.backprop import topological_order
+from ..engine.backprop import detached_copy, topological_order
 from ..engine.tensor import Tensor, no_grad
 from .race import Run, make_runs
 
@@ -59,8 +60,12 @@ class DescentRuns:
     def __init__(self, loss, params, *, optimizer="sgd", optimizers=None, lr=0.1, steps=50, opts=None,
                  record=None):
         self.runs = make_runs(optimizer, optimizers, lr, dict(opts or {}))
-        for run in self.runs:            # descend's own checks, for every run before the first moves anything
-            params, _ = optim.check_descent(loss, params, run.spec, run.lr, steps, **run.opts)
+        # descend's own checks, each input once, before the first run moves anything: the loss,
+        # the parameters and steps with the first run, the optimizer of every other run alone.
+        first = self.runs[0]
+        params, _ = optim.check_descent(loss, params, first.spec, first.lr, steps, **first.opts)
+        for run in self.runs[1:]:
+            optim.check_optimizer(run.spec, params, run.lr, **run.opts)
         self.loss = loss
         self.params = params
         self.steps = int(steps)
@@ -136,9 +141,9 @@ class DescentRuns:
         if self.record is not None:
             def callback(k, loss):
                 states[k] = self.record(k, loss)
+        optimizer = optim.check_optimizer(run.spec, self.params, run.lr, **run.opts)   # the live lr and options
         with np.errstate(all="ignore"):
-            history = optim.descend(self.loss, self.params, run.spec, run.lr, self.steps, callback=callback,
-                                    **run.opts)
+            history = optim.run_descent(self.loss, self.params, optimizer, self.steps, callback=callback)
         run.history, run.states, run.lr = history, states, history.lr
 
     def settle(self) -> None:
@@ -191,21 +196,34 @@ class DescentRuns:
         """Are the parameters scalars (their loss can be drawn over one or two of them)?"""
         return all(p.size == 1 and p.ndim == 0 for p in self.params)
 
-    def loss_at(self, values) -> float:
+    def loss_at(self, values, replica=None) -> float:
         """The loss with the parameters set to ``values``; NaN where it fails (e.g. a
-        domain error far from the path). Leaves the parameters there: see :meth:`sample`."""
-        for p, value in zip(self.params, values):
+        domain error far from the path). A Tensor loss is replayed on ``replica`` (a
+        :func:`~ad_magic.engine.backprop.detached_copy` of its graph and the copies of the
+        parameters; a new one when not given), so the user's graph and parameters never
+        move; a loss function is called with the parameters set to ``values`` and leaves
+        them there: see :meth:`sample`."""
+        if self.replayed:
+            root, params = replica if replica is not None else self.replica()
+        else:
+            root, params = None, self.params
+        for p, value in zip(params, values):
             p.data = value
         try:
             with np.errstate(all="ignore"):
-                if self.replayed:
-                    out = self.loss.forward()      # forward() keeps the graph's shapes: one point at a time
+                if root is not None:
+                    out = root.forward()           # forward() keeps the graph's shapes: one point at a time
                 else:
                     with no_grad():
                         out = self.loss()
             return float(np.asarray(out.data).reshape(-1)[0])
         except Exception:
             return math.nan
+
+    def replica(self) -> tuple:
+        """(a detached copy of the Tensor loss's graph, the copies of the parameters in it)."""
+        root, copies = detached_copy(self.loss)
+        return root, [copies[id(p)] for p in self.params]
 
     def _loss_on_grid(self, grids):
         for p, grid in zip(self.params, grids):
@@ -215,10 +233,14 @@ class DescentRuns:
 
     def sample(self, bounds) -> tuple:
         """The loss over the frame ``bounds`` (see :func:`ad_magic.engine.landscape_grid.sample`):
-        a loss function is tried on whole grids first, a Tensor loss is replayed point
-        by point. Afterwards the state is settled again."""
+        a Tensor loss is replayed point by point on a detached copy of its graph (the
+        user's graph is never touched); a loss function is tried on whole grids first, with
+        the parameters set, which are settled again afterwards."""
+        if self.replayed:
+            replica = self.replica()
+            return landscape_grid.sample(bounds, lambda values: self.loss_at(values, replica))
         try:
-            return landscape_grid.sample(bounds, self.loss_at, None if self.replayed else self._loss_on_grid)
+            return landscape_grid.sample(bounds, self.loss_at, self._loss_on_grid)
         finally:
             self.settle()
 

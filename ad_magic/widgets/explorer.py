@@ -133,7 +133,7 @@ class DescentExplorer(widgets.VBox):
                  names=None, max_nodes=DEFAULT_MAX_NODES, minima=(), view=None, data=None,
                  controls=True, **opts):
         from ..engine.landscapes import Landscape, landscape_of
-        from ..engine.nn import Module
+        from ..engine.nn import Module, parameter_list
 
         box = {key: opts.pop(key) for key in list(opts) if key in _BOX_KEYWORDS}
         if isinstance(loss, Landscape):
@@ -142,9 +142,8 @@ class DescentExplorer(widgets.VBox):
             minima = minima or loss.minima
             loss = loss(*params)
         self.model = params if isinstance(params, Module) else None
-        if self.model is not None:
-            params = self.model.parameters()
-        self._names = normalize_names(names)
+        params = parameter_list(params, "DescentExplorer")   # a Module's parameters, a Tensor, a list
+        self._names = normalize_names(names, loss if isinstance(loss, Tensor) else None)
         self._layouts = GraphLayouts(self._names, max_nodes)
         # descend's own checks, for every optimizer, before anything moves
         self.descents = DescentRuns(loss, params, optimizer=optimizer, optimizers=optimizers, lr=lr,

@@ -17,6 +17,7 @@ folder, then renamed into place (``os.replace``), so a failure keeps the previou
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
 import re
@@ -71,6 +72,22 @@ def check_target(path, what: str, suffixes=PAGE_SUFFIXES) -> Path:
         raise FileNotFoundError(f"{what}: the folder {folder} does not exist; create it first.")
     if not path.parent.is_dir():
         raise NotADirectoryError(f"{what}: {folder} is a file, not a folder.")
+    if path.is_symlink():           # the page is written where the link points: that must work too
+        try:
+            os.stat(path)
+        except OSError as exc:
+            if exc.errno == errno.ELOOP:
+                raise OSError(f"{what}: {given} is a symbolic link that loops back on itself; give another "
+                              "file name.") from None
+            if not _target(path).parent.is_dir():
+                raise FileNotFoundError(f"{what}: {given} is a symbolic link to {os.readlink(path)}, whose "
+                                        "folder does not exist; give another file name.") from None
+        folder = str(_target(path).parent)
+    real_folder = _target(path).parent
+    mode = os.stat(real_folder).st_mode
+    if not os.access(real_folder, os.W_OK | os.X_OK) or not mode & 0o222:
+        raise PermissionError(f"{what}: the folder {folder} is read-only; give a file name in a folder you "
+                              "can write to.")
     return path
 
 

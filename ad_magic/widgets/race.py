@@ -81,34 +81,25 @@ def make_runs(optimizer, optimizers, lr, opts) -> list:
         optimizers = [optimizers]
     specs = list(optimizers)
     if not specs:
-        raise ValueError("optimizers is empty: name at least one, e.g. ['sgd', 'adam'].")
-    names = []
-    for spec in specs:
-        if isinstance(spec, str) and optimizer_name(spec) not in optim.OPTIMIZERS:
-            raise ValueError(f"unknown optimizer {spec!r}; choose among {', '.join(optim.OPTIMIZERS)}.")
-        if not (isinstance(spec, (str, optim.Optimizer))
-                or (isinstance(spec, type) and issubclass(spec, optim.Optimizer))):
-            raise TypeError(f"optimizers must be names ({', '.join(optim.OPTIMIZERS)}), Optimizer "
-                            f"classes or instances, got {type(spec).__name__}.")
-        name = optimizer_name(spec)
-        if name in names:
-            raise ValueError(f"optimizer {name!r} appears twice in the race; list each one once.")
-        names.append(name)
+        raise optim.DescentInputError("optimizers is empty: name at least one, e.g. ['sgd', 'adam'].")
+    optim.optimizer_classes(specs, "optimizers")   # known names, classes or instances, each once
+    names = [optimizer_name(spec) for spec in specs]
     if isinstance(lr, dict):
         lrs = {str(k).strip().lower(): v for k, v in lr.items()}
         unknown = sorted(set(lrs) - set(names))
         if unknown:
-            raise ValueError(f"lr names {unknown[0]!r}, which is not in the race ({', '.join(names)}).")
+            raise optim.DescentInputError(f"lr names {unknown[0]!r}, which is not in the race ({', '.join(names)}).")
         missing = [n for n in names if n not in lrs]
         if missing:
-            raise ValueError(f"lr has no learning rate for {missing[0]!r}; give one per optimizer "
-                             "or a single number for all.")
+            raise optim.DescentInputError(f"lr has no learning rate for {missing[0]!r}; give one per optimizer "
+                                          "or a single number for all.")
     else:
         lrs = dict.fromkeys(names, lr)
     classes = [optimizer_class(spec) for spec in specs]
     for option in opts:
         if not any(cls is not None and takes(cls, option) for cls in classes):
-            raise TypeError(f"no optimizer in the race ({', '.join(names)}) takes the option {option}=.")
+            raise optim.DescentInputError(f"no optimizer in the race ({', '.join(names)}) takes the option "
+                                          f"{option}=.")
     return [Run(name, spec, lrs[name],
                  {k: v for k, v in opts.items() if cls is not None and takes(cls, k)})
             for name, spec, cls in zip(names, specs, classes)]

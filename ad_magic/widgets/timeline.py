@@ -32,6 +32,7 @@ from ..adapters.base import ForeignNode
 from ..drawing.dot import DEFAULT_MAX_NODES
 from ..drawing.graph_view import GraphView, data_texts, grad_text, inline_svg
 from ..drawing.names import DisplayNames, normalize_names
+from ..drawing.nodes import graph_order
 from ..engine import OPS, Tensor, topological_order
 from ..engine.formatting import format_array, format_number, format_value
 from ..engine.non_finite import explain
@@ -131,7 +132,7 @@ class Timeline:
             self._build(tensor, names, grad, forward, max_nodes, modules)
 
     def _build(self, tensor, names, grad, forward, max_nodes, modules):
-        names = normalize_names(adapt_names(tensor, names))
+        names = normalize_names(names, tensor)
         tensor.backward_steps(grad)            # the engine's errors (non-scalar, ...) surface here, first
         self.output = tensor
         self.forward = bool(forward)
@@ -242,6 +243,7 @@ class Timeline:
 
     def _forward_states(self):
         nodes = self.view.nodes
+        self._undrawn_appears = {}   # id(tensor) -> the state computing a node that is not drawn
         if not self.forward:
             for i, t in enumerate(nodes):
                 if t._function is not None:
@@ -259,6 +261,9 @@ class Timeline:
             text = self.forward_text(node, step.formula, step.value)
             position = self._position.get(id(node))
             inside = self.view.plan.box_of(node)
+            if position is None:
+                joins = inside is not None and box is not None and box[0] == inside[0]
+                self._undrawn_appears[id(node)] = len(self.states) - 1 if joins else len(self.states)
             if inside is not None:     # a collapsed module: its ops are one state
                 k = len(self.states) - 1 if box is not None and box[0] == inside[0] else len(self.states)
                 if k == len(self.states):
@@ -298,6 +303,7 @@ class Timeline:
     def _backward_states(self, generator):
         root = self.output
         last = {}            # id(tensor) -> copy of its latest grad
+        self._undrawn = {}   # id(tensor) -> [tensor, (backward step, grad after)...] for nodes not drawn
         self.steps = []
         self._changes = []   # per backward step: (position, after, before) per changed parent
         seed_state = len(self.states)
@@ -314,7 +320,10 @@ class Timeline:
                 after = np.array(parent.grad)
                 before = last.get(id(parent))
                 last[id(parent)] = after
-                changes.append((self._position.get(id(parent), -1), after, before))
+                position = self._position.get(id(parent), -1)
+                changes.append((position, after, before))
+                if position < 0:       # not drawn (a big graph's window): its grads are still known
+                    self._undrawn.setdefault(id(parent), [parent]).append((len(steps_done) + 1, after))
             steps_done.append((step, node_grad, changes))
             self.steps.append(step)
             self._changes.append(tuple(changes))
@@ -325,12 +334,15 @@ class Timeline:
         self.states.append(State("seed", 0, None, [] if seed_position is None else [seed_position],
                                  self._seed_caption()))
         box = None
+        state_of_step = {}
         for j, (step, node_grad, changes) in enumerate(steps_done, start=1):
             inside = self.view.plan.box_of(step.node)
             if inside is not None:     # a collapsed module: its backward steps are one state
                 self._box_step(j, step, node_grad, changes, inside, box)
                 box = inside
+                state_of_step[j] = len(self.states) - 1
                 continue
+            state_of_step[j] = len(self.states)
             box = None
             k = len(self.states)
             caption, per_parent = self._describe(step, node_grad, changes)
@@ -354,6 +366,8 @@ class Timeline:
             self.states.append(State("backward", j, position, [p for p, _, _ in changes if p >= 0],
                                      f"{step.function}: {caption}", rule, step.function))
         self.seed_state = seed_state
+        for changes in self._undrawn.values():    # backward step -> the state that shows it
+            changes[1:] = [(state_of_step[j], after) for j, after in changes[1:]]
 
     def _box_step(self, j, step, node_grad, changes, inside, previous) -> None:
         """One backward step made inside a collapsed module: joined to the module's state
@@ -501,6 +515,11 @@ class Timeline:
         ``node`` (a drawn tensor, the student's own object, or a position) its value only."""
         k = self.check(k)
         if node is not None:
+            if self._undrawn_changes(node) is not None:    # in the graph, outside the drawn window
+                if isinstance(self.output, ForeignNode) and not isinstance(node, ForeignNode):
+                    node = self.output.graph.node(node)
+                shown = self._undrawn_appears.get(id(node), 0) <= k
+                return np.array(node.data) if shown else None
             i = self._index(node)
             return self.values[i] if self.appears[i] <= k else None
         return [v if self.appears[i] <= k else None for i, v in enumerate(self.values)]
@@ -510,6 +529,9 @@ class Timeline:
         with ``node`` (a drawn tensor, the student's own object, or a position) its grad only."""
         k = self.check(k)
         if node is not None:
+            undrawn = self._undrawn_changes(node)
+            if undrawn is not None:
+                return self._grad_at_step(undrawn, k)
             return self.grads_at(k)[self._index(node)]
         out = []
         for changes in self.grad_changes:
@@ -520,6 +542,33 @@ class Timeline:
                 grad = after
             out.append(grad)
         return out
+
+    def _undrawn_changes(self, node):
+        """A node of the graph outside the drawn window: its (backward step, grad) changes
+        (empty when no grad reached it); None for a drawn node or a position."""
+        if isinstance(node, numbers.Integral):
+            return None
+        if isinstance(self.output, ForeignNode) and not isinstance(node, ForeignNode):
+            try:
+                node = self.output.graph.node(node)
+            except (KeyError, TypeError):
+                return None
+        if id(node) in self._position:
+            return None
+        changes = self._undrawn.get(id(node))
+        if changes is not None and changes[0] is node:
+            return changes[1:]
+        return [] if any(t is node for t in graph_order(self.output)) else None
+
+    @staticmethod
+    def _grad_at_step(changes, k):
+        """The grad after the last of ``changes`` (state, grad after) made by state ``k``."""
+        grad = None
+        for state, after in changes:
+            if state > k:
+                break
+            grad = after
+        return grad
 
     def svg(self, k, *, caption=True) -> str:
         """The graph at state ``k`` as inline SVG; with ``caption``, the caption under it
