@@ -21,10 +21,11 @@ from ..engine import Tensor
 from .base import AdapterError, ForeignNode
 from .contract import StudentAdapter, looks_like, not_a_node
 from .graph import ForeignGraph
+from .observe import Observation, observe_backward
 from .steps import ForeignStep, ForeignTerm
 
 __all__ = ["adapt", "adaptable", "adapt_names", "preserved", "AdapterError", "ForeignNode", "ForeignStep",
-           "ForeignTerm"]
+           "ForeignTerm", "observe_backward", "Observation"]
 
 
 def _torch_tensor(obj) -> bool:

@@ -13,7 +13,7 @@ from ..engine import OPS, ChainTerm
 from .base import ForeignNode, label
 from .rules import expected, readings
 
-__all__ = ["ForeignStep", "ForeignTerm"]
+__all__ = ["ForeignStep", "ForeignTerm", "where"]
 
 _PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -35,12 +35,15 @@ class ForeignStep:
     * ``error`` / ``where``: the closure's exception and the line it came from.
     """
 
+    caption = None       # the timeline writes the chain rule out from the terms
+
     def __init__(self, index, node, before, after, upstream, *, error=None, note=None, watched=()):
         self.index, self.node, self.error = index, node, error
+        self.upstream = upstream
         self.function = node._function
         self.op = OPS.get(node.kind) if node.kind else None
         self.parents = tuple(dict.fromkeys(p for p in node.parents if p.requires_grad))
-        self.where = _where(error) if error is not None else None
+        self.where = where(error) if error is not None else None
         self.changes = {}
         for n in watched:
             old, new = before.get(id(n)), after.get(id(n))
@@ -137,7 +140,7 @@ def _same(a, b) -> bool:
     return a.shape == b.shape and np.array_equal(a, b, equal_nan=True)
 
 
-def _where(exc) -> str | None:
+def where(exc) -> str | None:
     """"file, line N: code" of the deepest frame outside ad_magic and NumPy."""
     frames = traceback.extract_tb(exc.__traceback__)
     keep = [f for f in frames if not os.path.abspath(f.filename).startswith(_PACKAGE_DIR)
