@@ -45,7 +45,7 @@ from .contract import GRAD, RULES
 from .rules import expected
 from .steps import ForeignStep, where
 
-__all__ = ["observe_backward", "Observation", "ObservedStep", "StopObserving"]
+__all__ = ["observe_backward", "observable", "Observation", "ObservedStep", "StopObserving"]
 
 _PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -530,6 +530,13 @@ def _monitored(watcher):   # pragma: no cover - Python 3.12+ only; the machines 
 
 
 # ------------------------------------------------------------------ observing
+
+def observable(node) -> bool:
+    """True when ``node``'s backward is the student's own code, to be watched (a student's
+    class); False for ad_magic's Tensor and for libraries whose rules need no checking
+    (PyTorch: stepped with its own autograd hooks)."""
+    return isinstance(node, ForeignNode) and getattr(node.graph.adapter, "checks_rules", True)
+
 
 def _backward_callable(root, backward, grad):
     """What to call, and how: the output's own ``backward`` method, or ``backward`` given

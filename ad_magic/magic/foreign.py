@@ -1,6 +1,8 @@
 """``%%autodiff`` on a cell whose output is another library's tensor (the practical's
 own ``Tensor``, a micrograd ``Value``, a PyTorch tensor): its graph drawn, its own
-``_backward`` rules run and stepped through, and the leaves' gradients in a table.
+``backward()`` run once, for real, as the user's own cell would run it, and watched
+while it runs (``adapters.observe``): the stepper shows what it did, the table the grads
+it left, and what went wrong is said in one sentence each.
 
 Options that need ad_magic's engine (``--descent``, ``--check``) are refused in one
 sentence; ``--wrt`` picks the rows of the table.
@@ -12,6 +14,7 @@ from IPython.core.error import UsageError
 from IPython.display import display
 
 from ..adapters import AdapterError, adapt, adapt_names
+from ..adapters.observe import observable, observe_backward
 from ..drawing.names import DisplayNames, complete_names
 from ..drawing.render import RenderError
 from .report import GradientTable, show_graph, show_message, show_table
@@ -67,18 +70,22 @@ def run_foreign(run, output):
             rows_of = [n for n in rows_of if n in names or n.size != 1]
     names = complete_names(node, names)        # one name per node: table, picture, stepper, notes
     adapt_names(node, names)
-    widget, steps = None, None
+    widget, observation = None, None
     try:
-        # The magic runs backward, as it does on ad_magic's Tensor: the grads keep the result
-        # (a rule that raises puts every grad back); the stepper then only looks.
-        steps = list(node.backward_steps())
-        failed = any(s.error is not None for s in steps)     # then the grads were put back: none to show
-        final = {} if failed else {n: n.grad for n in node.graph.order_from(node)}
+        if observable(node):
+            # Their backward() runs once, for real, watched: the grads are what their code leaves.
+            observation = observe_backward(node, restore=False)
+            steps = observation.steps
+            final = observation.grads
+        else:   # PyTorch: its own engine, stepped with hooks
+            steps = list(node.backward_steps())
+            failed = any(s.error is not None for s in steps)     # then the grads were put back: none to show
+            final = {} if failed else {n: n.grad for n in node.graph.order_from(node)}
         if not args.static:
             from ..widgets.stepper import BackwardStepper
 
             try:
-                widget = BackwardStepper(node, names=names)    # runs the graph's own rules, step by step
+                widget = BackwardStepper(node, names=names, observation=observation)
             except RenderError as exc:
                 show_message(f"BackwardStepper not shown: {exc}", warning=True)
     except AdapterError as exc:
@@ -89,8 +96,12 @@ def run_foreign(run, output):
     table = GradientTable(label, rows)
     # One picture: the stepper's graph, or (--static, or no widget) the graph alone.
     show_table(table)
-    for step in wrong[:1]:
-        show_message(f"Step {step.index} ({step.function}): {step.note}", warning=True)
+    if observation is not None:
+        for problem in observation.problems:
+            show_message(problem, warning=True)
+    else:
+        for step in wrong[:1]:
+            show_message(f"Step {step.index} ({step.function}): {step.note}", warning=True)
     if widget is not None:
         display(widget)
     else:

@@ -29,6 +29,7 @@ import numpy as np
 
 from ..adapters import adapt, adapt_names, preserved
 from ..adapters.base import ForeignNode
+from ..adapters.observe import observable, observe_backward
 from ..drawing.dot import DEFAULT_MAX_NODES
 from ..drawing.graph_view import GraphView, data_texts, grad_text, inline_svg
 from ..drawing.names import DisplayNames, normalize_names
@@ -121,17 +122,37 @@ class Timeline:
     ``names`` maps tensors to display names (either direction); ``grad`` seeds a
     non-scalar output as in ``backward(grad)``. Afterwards every tensor holds its
     forward value and its final ``backward()`` grad.
+
+    A student's class is not stepped by ad_magic: its own ``backward()`` (or ``backward``
+    given) is watched as it runs (:func:`~ad_magic.adapters.observe.observe_backward`,
+    stopped after ``timeout`` seconds), and the steps are what it did, seed and zeroing
+    included; ``problems`` lists what went wrong, in one sentence each (empty for
+    ad_magic's Tensor and when their backward agrees with the chain rule). An
+    ``observation`` already made is shown as it is.
     """
 
     def __init__(self, tensor, *, names=None, grad=None, forward=False, max_nodes=DEFAULT_MAX_NODES,
-                 modules="auto"):
+                 modules="auto", backward=None, timeout=10.0, observation=None):
         tensor = adapt(tensor, "BackwardStepper")   # another library's graph: through its adapter
+        if backward is not None and not observable(tensor):
+            raise TypeError("backward= watches the backward of another class; ad_magic's Tensor (or a PyTorch "
+                            "tensor) is stepped through its own backward pass.")
+        self._observing = (backward, timeout, observation)
         with preserved(tensor):       # stepping a student's graph leaves every one of its fields as it was
             self._build(tensor, names, grad, forward, max_nodes, modules)
 
     def _build(self, tensor, names, grad, forward, max_nodes, modules):
         names = normalize_names(adapt_names(tensor, names))
-        tensor.backward_steps(grad)            # the engine's errors (non-scalar, ...) surface here, first
+        backward, timeout, observation = self._observing
+        self.observation = None
+        if observable(tensor):
+            adapt_names(tensor, DisplayNames(names, output=tensor).names)   # the findings use the same names
+            self.observation = observation or observe_backward(tensor, backward, timeout, grad=grad)
+            steps = self.observation.steps
+        else:
+            tensor.backward_steps(grad)        # the engine's errors (non-scalar, ...) surface here, first
+            steps = None
+        self.problems = list(self.observation.problems) if self.observation is not None else []
         self.output = tensor
         self.forward = bool(forward)
         # One name per tensor (the user's, else a generated one), in every text and the picture.
@@ -154,7 +175,7 @@ class Timeline:
         self._own = [None] * len(nodes)        # (state, rule lines) of the node's own backward step
         self._formulas = [None] * len(nodes)   # the forward formula with numbers
         self._forward_states()
-        self._backward_states(tensor.backward_steps(grad))
+        self._backward_states(tensor.backward_steps(grad) if steps is None else steps)
         self.view.lay_out(values=[[v] for v in self.values],
                           grads=[[after for _, after in changes] or [None] for changes in self.grad_changes])
 
@@ -286,28 +307,50 @@ class Timeline:
         self._changes = []   # per backward step: (position, after, before) per changed parent
         seed_state = len(self.states)
         steps_done = []
+        observation = self.observation
+        if observation is not None:   # what the grads were before the student's backward ran
+            for node, grad in observation.before.items():
+                if grad is not None:
+                    last[id(node)] = grad
         for step in generator:
             node = step.node
-            if id(root) not in last:
+            if observation is None and id(root) not in last:
                 last[id(root)] = np.array(root.grad)
-            node_grad = last.get(id(node))
-            if node_grad is None:    # a custom rule's node that got no grad: zeros
+            node_grad = step.upstream if step.upstream is not None else last.get(id(node))
+            if node_grad is None and node is not None and observation is None:   # a custom rule's node: zeros
                 node_grad = last[id(node)] = np.array(node.grad)
             changes = []
-            for parent in step.parents:
-                after = np.array(parent.grad)
+            if step.changes is None:      # the engine's steps: the grads as they are now
+                recorded = [(parent, np.array(parent.grad)) for parent in step.parents]
+            else:                         # recorded when the step happened
+                recorded = [(parent, after) for parent, (_, after) in step.changes.items() if after is not None]
+            for parent, after in recorded:
                 before = last.get(id(parent))
                 last[id(parent)] = after
                 changes.append((self._position.get(id(parent), -1), after, before))
             steps_done.append((step, node_grad, changes))
             self.steps.append(step)
             self._changes.append(tuple(changes))
-        self._seed = last[id(root)] if id(root) in last else np.array(root.grad)
         seed_position = self._position.get(id(root))
-        if seed_position is not None:
-            self.grad_changes[seed_position].append((seed_state, self._seed))
-        self.states.append(State("seed", 0, None, [] if seed_position is None else [seed_position],
-                                 self._seed_caption()))
+        if observation is not None:
+            self._seed = None
+            shown = []
+            for node, grad in observation.before.items():
+                position = self._position.get(id(node))
+                if grad is not None and position is not None:
+                    self.grad_changes[position].append((seed_state, grad))
+                    shown.append(position)
+            root_grad = observation.before.get(root)
+            self.states.append(State("seed", 0, None, shown, (
+                f"Before your backward(): {self.namer.grad(root)} is "
+                f"{'None' if root_grad is None else format_value(root_grad)}. Each step is what your code did, "
+                "in its order: the seed and the zeroing too.")))
+        else:
+            self._seed = last[id(root)] if id(root) in last else np.array(root.grad)
+            if seed_position is not None:
+                self.grad_changes[seed_position].append((seed_state, self._seed))
+            self.states.append(State("seed", 0, None, [] if seed_position is None else [seed_position],
+                                     self._seed_caption()))
         box = None
         for j, (step, node_grad, changes) in enumerate(steps_done, start=1):
             inside = self.view.plan.box_of(step.node)
@@ -317,19 +360,26 @@ class Timeline:
                 continue
             box = None
             k = len(self.states)
-            caption, per_parent = self._describe(step, node_grad, changes)
+            if step.caption is not None:     # what a student's backward did outside a rule (seed, zeroing)
+                caption, per_parent = self._plain(step, changes)
+            else:
+                caption, per_parent = self._describe(step, node_grad, changes)
             position = self._position.get(id(step.node))
             for (p, after, _), info in zip(changes, per_parent):
                 if p >= 0:
                     self.grad_changes[p].append((k, after))
                     self._received[p].append((k, info))
-            if position is not None:
+            if position is not None and step.caption is None:
                 self._own[position] = (k, self._own_rule(step, node_grad))
-            formula = getattr(step.op, "formula", None) or f"out = {step.function}(…)"
-            rule = self._rule_line(step.node, formula, step.terms)
-            note = getattr(step, "note", None)   # an adapted graph's step whose rule went wrong, or raised
-            remark = getattr(step, "remark", None)   # a label that disagrees with the node: said, not a mistake
-            if note and getattr(step, "error", None) is not None:
+            if step.caption is not None:
+                rule = ""
+            else:
+                formula = getattr(step.op, "formula", None) or f"out = {step.function}(…)"
+                rule = self._rule_line(step.node, formula, step.terms)
+            note, remark = step.note, step.remark     # the step protocol (engine/steps.py)
+            if step.caption is not None:
+                caption = caption if step.ok else f"{caption} ✗"
+            elif note and step.error is not None:
                 caption = note
             elif note:
                 caption = f"{caption} ✗ {note}"
@@ -363,6 +413,18 @@ class Timeline:
                  for p, after in self._box_changed.items()]
         state.caption = (f"{inside[1]}: backward through the module in one step"
                          + (f"; {'; '.join(names)}" if names else ""))
+
+    def _plain(self, step, changes):
+        """A step with its own caption: what each changed grad became."""
+        per_parent = []
+        parents = [parent for parent, (_, after) in step.changes.items() if after is not None]
+        for (_, after, before), parent in zip(changes, parents):
+            symbol = self.namer.grad(parent)
+            with np.errstate(all="ignore"):
+                delta = after if before is None or before.shape != after.shape else after - before
+            per_parent.append({"symbol": symbol, "clauses": [f"{symbol} = {format_value(after)}"], "values": None,
+                               "delta": delta, "wrong": False, "from": step.function})
+        return step.caption, per_parent
 
     def _seed_caption(self) -> str:
         seed = format_value(self._seed)
@@ -420,7 +482,7 @@ class Timeline:
             old = [] if before is None else [before.reshape(-1)[0]]
             # Only a step judged wrong (a student's rule: step.ok False) is compared with the
             # chain rule; the engine's own steps are the chain rule.
-            wrong = (known and getattr(step, "ok", True) is False
+            wrong = (known and step.ok is False
                      and not _close(sum(old + contributions), after.reshape(-1)[0]))
             if scalar:
                 if wrong:    # the rule did something else than the chain rule
@@ -445,7 +507,7 @@ class Timeline:
             per_parent.append({"symbol": symbol, "clauses": clauses, "values": values, "delta": delta,
                                "wrong": wrong, "from": f"{node._function} → {namer(node) or '?'}"})
         if not parts:
-            parts.append("no input needs a gradient")
+            parts.append("no input needs a gradient" if step.changes is None else "its rule changed no grad")
         return "; ".join(parts), per_parent
 
     def _own_rule(self, step, node_grad) -> list:
