@@ -69,6 +69,8 @@ _LIBRARY = _library_dirs()
 
 
 def _is_student_code(code, cache={}) -> bool:   # noqa: B006 (a cache per code object, by design)
+    """Code outside ad_magic, NumPy, the standard library and installed packages: a
+    notebook cell, a student's module."""
     found = cache.get(code)
     if found is None:
         name = code.co_filename
@@ -288,10 +290,11 @@ def _same_value(a, b) -> bool:
 # ------------------------------------------------------------------ the tracer
 
 class _Call:
-    __slots__ = ("frame", "code", "parent", "rule_of", "depth")
+    __slots__ = ("frame", "code", "parent", "rule_of", "depth", "returned")
 
     def __init__(self, frame, parent, rule_of):
         self.frame, self.code, self.parent, self.rule_of = frame, frame.f_code, parent, rule_of
+        self.returned = False      # a rule that returns its inputs' grads (the caller adds them)
         self.depth = 0 if parent is None else parent.depth + 1
 
     def owner(self):
@@ -307,8 +310,9 @@ class _Call:
 class _Watcher:
     """The state shared by both tracers: the student's calls, and what changed when."""
 
-    def __init__(self, grads, rules, deadline):
+    def __init__(self, grads, rules, deadline, files=()):
         self.grads, self.rules, self.deadline = grads, rules, deadline
+        self.files = frozenset(files)   # the files of the nodes' classes and rules: theirs, wherever installed
         self.stack = []             # the student's calls running now, outermost first
         self.batches = []           # (call, [(i, before, after)])
         self.raised_in = None       # the innermost student call an exception started in
@@ -353,6 +357,9 @@ class _Watcher:
             self.batches.append((call, changes))
 
     # -- events
+    def watches(self, code) -> bool:
+        return code.co_filename in self.files or _is_student_code(code)
+
     def enter(self, frame):
         self.look(everywhere=bool(self.stack) and self.stack[-1].depth == 0)
         call = _Call(frame, self.stack[-1] if self.stack else None, self._rule_of(frame))
@@ -363,9 +370,10 @@ class _Watcher:
             self.batches.append((call, []))     # a rule that changes nothing is still a step
         self.check_time(frame, entering=True)
 
-    def leave(self, frame):
+    def leave(self, frame, value=None):
         if self.stack and self.stack[-1].frame is frame:
             call = self.stack[-1]
+            call.returned = value is not None
             self.look(everywhere=call.depth == 0 or (call.depth == 1 and call.rule_of is None))
             self.stack.pop()
 
@@ -446,6 +454,26 @@ def _rules(nodes) -> dict:
     return found
 
 
+def _files(nodes, rules, call, backward) -> set:
+    """The files the graph's code lives in (its classes, their backward, the rules), whose
+    calls are watched even when installed as a package (micrograd from PyPI)."""
+    files = set()
+    for code in rules:
+        if not isinstance(code, tuple):
+            files.add(code.co_filename)
+    for cls in {type(n.source) for n in nodes}:
+        for klass in cls.__mro__[:-1]:
+            try:
+                files.add(inspect.getfile(klass))
+            except (TypeError, OSError):
+                continue
+    for fn in (backward, getattr(call, "__func__", call)):
+        code = getattr(getattr(fn, "__func__", fn), "__code__", None)
+        if code is not None:
+            files.add(code.co_filename)
+    return {f for f in files if not os.path.abspath(f).startswith(_PACKAGE_DIR + os.sep)}
+
+
 @contextlib.contextmanager
 def _traced(watcher):
     """Run the block with ``watcher`` told of every call, return and line of the
@@ -459,13 +487,13 @@ def _traced(watcher):
         if event == "line":
             watcher.check_time(frame)
         elif event == "return":
-            watcher.leave(frame)
+            watcher.leave(frame, arg)
         elif event == "exception":
             watcher.exception(frame, arg[1])
         return local
 
     def tracer(frame, event, arg):
-        if event != "call" or not _is_student_code(frame.f_code):
+        if event != "call" or not watcher.watches(frame.f_code):
             return None
         watcher.enter(frame)
         return local
@@ -490,7 +518,7 @@ def _monitored(watcher):   # pragma: no cover - Python 3.12+ only; the machines 
     lines_on = set()
 
     def start(code, offset):
-        if not _is_student_code(code):
+        if not watcher.watches(code):
             return monitoring.DISABLE
         frame = sys._getframe(1)
         if code not in lines_on:
@@ -499,12 +527,12 @@ def _monitored(watcher):   # pragma: no cover - Python 3.12+ only; the machines 
         watcher.enter(frame)
 
     def finish(code, offset, value):
-        if not _is_student_code(code):
+        if not watcher.watches(code):
             return monitoring.DISABLE
-        watcher.leave(sys._getframe(1))
+        watcher.leave(sys._getframe(1), value)
 
     def unwind(code, offset, exc):
-        if _is_student_code(code):
+        if watcher.watches(code):
             frame = sys._getframe(1)
             watcher.exception(frame, exc)
             watcher.leave(frame)
@@ -547,8 +575,8 @@ def _backward_callable(root, backward, grad):
         if method is None or not callable(method):
             raise AdapterError(f"{type(source).__name__} has no backward() method to watch; pass the function "
                                "that runs your backward pass: backward=my_backward.")
-        if grad is None:
-            return method
+        if grad is None or not _takes_an_argument(method):
+            return method          # their backward seeds itself (a non-scalar output too)
         return lambda: method(grad)
     if not callable(backward):
         raise TypeError(f"backward must be a function, got {type(backward).__name__}")
@@ -560,6 +588,14 @@ def _backward_callable(root, backward, grad):
     if len(required) >= 1:
         return lambda: backward(source)
     return backward
+
+
+def _takes_an_argument(function) -> bool:
+    try:
+        parameters = inspect.signature(function).parameters.values()
+    except (TypeError, ValueError):
+        return False
+    return any(p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD, p.VAR_POSITIONAL) for p in parameters)
 
 
 def observe_backward(out, backward=None, timeout=10.0, *, grad=None, restore=True) -> Observation:
@@ -579,13 +615,18 @@ def observe_backward(out, backward=None, timeout=10.0, *, grad=None, restore=Tru
         raise ValueError(f"timeout must be a positive number of seconds, got {timeout!r}")
     graph = root.graph
     nodes = list(graph.order_from(root))
+    computed = [n for n in nodes if n.parents]
+    if backward is None and computed and not any(graph.adapter.has_backward(n) for n in computed):
+        raise AdapterError(f"no node of this graph has a backward rule yet ({graph.adapter.kind}; looked for "
+                           f"{'/'.join(RULES)}): give each operation's output a _backward closure first.")
     call = _backward_callable(root, backward, grad)
     saved = graph.preserved() if restore else contextlib.nullcontext()
     with saved:
         grads = _Grads(nodes)
         before = list(grads.values)
         started = time.monotonic()
-        watcher = _Watcher(grads, _rules(nodes), started + float(timeout))
+        rules = _rules(nodes)
+        watcher = _Watcher(grads, rules, started + float(timeout), _files(nodes, rules, call, backward))
         watcher.started = started
         watcher.outermost = None
         error = None
@@ -628,6 +669,8 @@ def _assemble(root, nodes, watcher, before, after, error, timed_out, seconds):
     for call, changes in watcher.batches:
         mine = call.owner() if call is not None else None
         key = mine if mine is not None and mine.rule_of is not None else None
+        if key is None and owner is not None and owner.returned and not pending and changes:
+            key = owner       # the grads a rule returned, added by the code that called it
         if key is not None and key is owner:
             pending.extend(changes)
             continue
@@ -637,7 +680,6 @@ def _assemble(root, nodes, watcher, before, after, error, timed_out, seconds):
         else:
             owner, pending = key, list(changes)
     flush()
-    # a rule that ran and changed nothing is still a step of the order (a leaf's lambda: None is not)
     where_text = None
     if error is not None:
         where_text = where(error)
@@ -670,6 +712,8 @@ def _steps_of(owner, changes, nodes, state, steps, order, root, position, error=
         touched = {j for j, _, _ in changes} | {position[id(p)] for p in node.parents if id(p) in position} | {i}
         before_d = {id(nodes[j]): state[j] for j in touched}
         for j, _, new in changes:
+            if state[j] is None and new is not None:
+                before_d[id(nodes[j])] = np.zeros_like(new)    # None: no contribution yet (zero so far)
             state[j] = new
         after_d = {id(nodes[j]): state[j] for j in touched}
         step = ForeignStep(len(steps) + 1, node, before_d, after_d, upstream, error=error,

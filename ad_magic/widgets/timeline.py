@@ -328,7 +328,8 @@ class Timeline:
                 before = last.get(id(parent))
                 last[id(parent)] = after
                 changes.append((self._position.get(id(parent), -1), after, before))
-            steps_done.append((step, node_grad, changes))
+            targets = [parent for parent, _ in recorded]
+            steps_done.append((step, node_grad, changes, targets))
             self.steps.append(step)
             self._changes.append(tuple(changes))
         seed_position = self._position.get(id(root))
@@ -352,7 +353,7 @@ class Timeline:
             self.states.append(State("seed", 0, None, [] if seed_position is None else [seed_position],
                                      self._seed_caption()))
         box = None
-        for j, (step, node_grad, changes) in enumerate(steps_done, start=1):
+        for j, (step, node_grad, changes, targets) in enumerate(steps_done, start=1):
             inside = self.view.plan.box_of(step.node)
             if inside is not None:     # a collapsed module: its backward steps are one state
                 self._box_step(j, step, node_grad, changes, inside, box)
@@ -363,12 +364,13 @@ class Timeline:
             if step.caption is not None:     # what a student's backward did outside a rule (seed, zeroing)
                 caption, per_parent = self._plain(step, changes)
             else:
-                caption, per_parent = self._describe(step, node_grad, changes)
+                caption, per_parent = self._describe(step, node_grad, changes, targets)
             position = self._position.get(id(step.node))
             for (p, after, _), info in zip(changes, per_parent):
                 if p >= 0:
                     self.grad_changes[p].append((k, after))
-                    self._received[p].append((k, info))
+                    if step.caption is None:     # a contribution of a rule (the zeroing and the seed are not)
+                        self._received[p].append((k, info))
             if position is not None and step.caption is None:
                 self._own[position] = (k, self._own_rule(step, node_grad))
             if step.caption is not None:
@@ -398,7 +400,7 @@ class Timeline:
             self._box_changed = {}
         k = len(self.states) - 1
         state = self.states[k]
-        _, per_parent = self._describe(step, node_grad, changes)
+        _, per_parent = self._describe(step, node_grad, changes, step.parents)
         for (p, after, _), info in zip(changes, per_parent):
             if p >= 0:
                 self.grad_changes[p].append((k, after))
@@ -436,7 +438,7 @@ class Timeline:
             return f"Seed: {symbol} = {seed} (the output's own gradient{who}).{rest}"
         return f"Seed: {symbol} = grad {seed}.{rest}"
 
-    def _describe(self, step, node_grad, changes):
+    def _describe(self, step, node_grad, changes, targets):
         """The chain rule applied at ``step``, with numbers, and per changed parent what it
         received: ``(clause, contributions, delta)``.
 
@@ -453,7 +455,7 @@ class Timeline:
         for term in step.terms:
             terms_by_parent.setdefault(id(term.parent), []).append(term)
         parts, per_parent = [], []
-        for (_, after, before), parent in zip(changes, step.parents):
+        for (_, after, before), parent in zip(changes, targets):
             terms = terms_by_parent.get(id(parent), [])
             symbol = namer.grad(parent)
             scalar = after.size == 1
