@@ -131,6 +131,17 @@ class Endless(Tensor):
         self.grad = np.ones_like(self.data)
 
 
+class RulesForever(Tensor):
+    def backward(self):
+        order = self.topological()
+        for node in order:
+            node.grad = np.zeros_like(node.data)
+        self.grad = np.ones_like(self.data)
+        while True:                       # meant to stop when nothing changes: never checks
+            for node in reversed(order):
+                node._backward()
+
+
 class Recursive(Tensor):
     def backward(self):
         order, seen = [], set()
@@ -161,7 +172,7 @@ class RuleRaises(Tensor):
         return out
 
 
-BUGS = (NoSeed, BreadthFirst, Overwrite, NeverInitialised, Endless, Recursive, RuleRaises)
+BUGS = (NoSeed, BreadthFirst, Overwrite, NeverInitialised, Endless, RulesForever, Recursive, RuleRaises)
 
 
 def build(cls):

@@ -96,6 +96,15 @@ def test_an_endless_loop_is_stopped_at_the_time_limit_with_the_steps_so_far():
     assert sys.gettrace() is None                    # the tracer is gone
 
 
+def test_a_backward_that_runs_the_rules_forever_is_stopped_before_the_time_limit():
+    out, x = sb.build(sb.RulesForever)
+    observation = observe_backward(out, timeout=60)
+    assert observation.timed_out and observation.seconds < 60
+    problem, = observation.problems        # the rule cut off at the limit is not called wrong
+    assert "its rules had run" in problem and "a loop that does not end" in problem
+    assert len(observation.steps) < 1200       # 20 rule calls per node and 1,000 more at most
+
+
 def test_a_loop_that_catches_base_exception_is_stopped_too():
     class Stubborn(sb.Tensor):
         def backward(self):

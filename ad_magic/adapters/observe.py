@@ -48,6 +48,8 @@ from .steps import ForeignStep, where
 __all__ = ["observe_backward", "observable", "Observation", "ObservedStep", "StopObserving"]
 
 _PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+RULES_PER_NODE = 20      # rule calls per node after which a backward is stopped as a runaway loop
+STOPPED_NOTE = "this rule was running when the time limit stopped your backward: what it did so far is shown."
 
 
 class StopObserving(BaseException):
@@ -313,6 +315,12 @@ class _Watcher:
     def __init__(self, grads, rules, deadline, files=()):
         self.grads, self.rules, self.deadline = grads, rules, deadline
         self.files = frozenset(files)   # the files of the nodes' classes and rules: theirs, wherever installed
+        self.rule_calls = 0
+        self.stopped_in = None      # the call running when the time limit stopped the code
+        # a backward that keeps running rules (a walk that never marks a node done) is stopped
+        # here too, before its steps fill the memory: no correct backward runs this many
+        self.most_rule_calls = RULES_PER_NODE * len(grads.nodes) + 1000
+        self.runaway = False
         self.stack = []             # the student's calls running now, outermost first
         self.batches = []           # (call, [(i, before, after)])
         self.raised_in = None       # the innermost student call an exception started in
@@ -368,6 +376,12 @@ class _Watcher:
         self.stack.append(call)
         if call.rule_of is not None:
             self.batches.append((call, []))     # a rule that changes nothing is still a step
+            self.rule_calls += 1
+            if self.rule_calls > self.most_rule_calls:
+                self.runaway = True
+                self.stopped_at = (frame.f_code, frame.f_lineno)
+                self.stopped_in = call
+                raise StopObserving(f"{self.rule_calls} rule calls")
         self.check_time(frame, entering=True)
 
     def leave(self, frame, value=None):
@@ -397,6 +411,7 @@ class _Watcher:
             if any(start <= offset < end for start, end in _protected(frame.f_code)):
                 return            # inside their try: it could swallow the stop; the next line
         self.stopped_at = (frame.f_code, frame.f_lineno)
+        self.stopped_in = self.stack[-1] if self.stack else None
         raise StopObserving(f"stopped after {self.deadline - self.started:.3g} s")
 
     def _rule_of(self, frame):
@@ -659,11 +674,14 @@ def _assemble(root, nodes, watcher, before, after, error, timed_out, seconds):
     raised = watcher.raised_in[0].owner() if error is not None and watcher.raised_in else None
     failed = raised if raised is not None and raised.rule_of is not None else None
 
+    stopped_in = watcher.stopped_in.owner() if timed_out and watcher.stopped_in is not None else None
+
     def flush():
         nonlocal pending, owner
-        if owner is not None:
+        if owner is not None and not (owner is stopped_in and not pending):   # cut off before it did anything
             _steps_of(owner, pending, nodes, state, steps, order, root, position,
-                      error=error if owner is failed else None)
+                      error=error if owner is failed else None,
+                      note=STOPPED_NOTE if owner is stopped_in else None)
         pending, owner = [], None
 
     for call, changes in watcher.batches:
@@ -694,13 +712,15 @@ def _assemble(root, nodes, watcher, before, after, error, timed_out, seconds):
                                   f"stopped after {seconds:.2g} s" + (f", {stopped}" if stopped else ""),
                                   function="backward", note="it did not finish"))
     grads = {n: after[i] for i, n in enumerate(nodes)}
+    if timed_out and watcher.runaway:
+        stopped = f"its rules had run {watcher.rule_calls} times for {len(nodes)} nodes, {stopped}"
     problems = _problems(root, nodes, steps, before, after, error, where_text, timed_out, stopped,
                          seconds)
     return Observation(root, steps, grads, {n: before[i] for i, n in enumerate(nodes)}, order,
                        None if error is None else (error, where_text), timed_out, problems, seconds)
 
 
-def _steps_of(owner, changes, nodes, state, steps, order, root, position, error=None):
+def _steps_of(owner, changes, nodes, state, steps, order, root, position, error=None, note=None):
     """Turn one owner's changes into steps: a node's rule is one ForeignStep; what
     backward() itself did is split into the zeroing, the seed, and the rest."""
     if owner is not None:
@@ -716,7 +736,7 @@ def _steps_of(owner, changes, nodes, state, steps, order, root, position, error=
                 before_d[id(nodes[j])] = np.zeros_like(new)    # None: no contribution yet (zero so far)
             state[j] = new
         after_d = {id(nodes[j]): state[j] for j in touched}
-        step = ForeignStep(len(steps) + 1, node, before_d, after_d, upstream, error=error,
+        step = ForeignStep(len(steps) + 1, node, before_d, after_d, upstream, error=error, note=note,
                            watched=[nodes[j] for j in sorted(touched)])
         steps.append(step)
         order.append(node)
@@ -803,7 +823,7 @@ def _problems(root, nodes, steps, before, after, error, where_text, timed_out, s
     problems = []
     depth = _depths(root, nodes)
     position = {n: i for i, n in enumerate(nodes)}
-    rule_steps = [s for s in steps if isinstance(s, ForeignStep) and s.error is None]
+    rule_steps = [s for s in steps if isinstance(s, ForeignStep) and s.error is None and s.note != STOPPED_NOTE]
     # 1. the seed: the output's grad when its own rule ran (or when the first rule ran)
     first_root = next((s for s in rule_steps if s.node is root), None)
     if root.parents and rule_steps:
