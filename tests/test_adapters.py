@@ -508,8 +508,14 @@ def test_the_line_magic_and_wrt_work_on_the_student_s_tensor(ip):
         ip.run_line_magic("autodiff", "--wrt w --static x * w + w")
     assert list(ip.user_ns["_autodiff_grads"]) == ["w"] and float(ip.user_ns["_autodiff_grads"]["w"]) == 4.0
     assert ip.user_ns["_autodiff"] is None and float(ip.user_ns["x"].grad) == 2.0    # --static: no widget
-    with pytest.raises(UsageError, match=r"^%autodiff: --wrt 'q' is not a variable holding a node of the output"):
+    # --wrt is read as for ad_magic's Tensor: the same sentences
+    with pytest.raises(UsageError, match=r"^--wrt: there is no variable named 'q'\.$"):
         ip.run_line_magic("autodiff", "--wrt q x * w")
+    ip.run_cell("q = Tensor(1.0)\nv = 3.0\n")
+    with pytest.raises(UsageError, match=r"^--wrt: the output does not depend on 'q'\.$"):
+        ip.run_line_magic("autodiff", "--wrt q x * w")
+    with pytest.raises(UsageError, match=r"^--wrt: 'v' is a float, not a Tensor\.$"):
+        ip.run_line_magic("autodiff", "--wrt v x * w")
 
 
 def test_the_magic_on_a_rule_that_raises_names_it_and_leaves_the_grads(ip, micrograd):

@@ -13,26 +13,28 @@ import numpy as np
 from IPython.core.error import UsageError
 from IPython.display import display
 
-from ..adapters import AdapterError, adapt, adapt_names
+from ..adapters import AdapterError, adapt, adapt_names, adaptable
 from ..adapters.observe import observable, observe_backward
 from ..drawing.names import DisplayNames, complete_names
 from ..drawing.render import RenderError
 from .report import GradientTable, show_graph, show_message, show_table
+from .variables import leaves, namespace_names, resolve_wrt
 
 __all__ = ["run_foreign"]
 
 
-def _names(ns, graph, preferred):
-    """{node: variable name} for the graph's objects bound in the user namespace."""
-    found = {}
-    public = sorted(n for n in ns if isinstance(n, str) and not n.startswith("_"))
-    for name in [n for n in preferred if not n.startswith("_")] + public:
+def _node_of(graph):
+    """A namespace value as a node of ``graph`` (the node wrapping the student's object); a
+    node of another graph as itself (not in this one); anything else None."""
+    def node_of(value):
         try:
-            node = graph.node(ns.get(name))
+            return graph.node(value)
         except (KeyError, TypeError):
-            continue
-        found.setdefault(node, name)
-    return found
+            try:
+                return value if value is not None and adaptable(value) else None
+            except Exception:     # an object that raises when looked at is not a node
+                return None
+    return node_of
 
 
 def run_foreign(run, output):
@@ -52,18 +54,19 @@ def run_foreign(run, output):
     if node.size != 1:
         raise UsageError(f"{magic}: the output has shape {node.shape}, not a single value; "
                          "reduce it first, or name a scalar output.")
-    names = _names(run.ns, node.graph, run.cell.bound)
+    # The same reading of the namespace as for ad_magic's Tensor (variables.py), through the node
+    # wrapping each of the student's objects.
+    graph, node_of = node.graph, _node_of(node.graph)
+    order = graph.order_from(node)
+    graph_ids = {id(n) for n in order}
+    named = namespace_names(run.ns, graph_ids, run.cell.bound, node_of=node_of)
+    names = {item.tensor: item.label for item in named.values()}
     label = run.cell.output_name or names.get(node) or "output"
     names[node] = label
     if args.wrt is not None:
-        wanted = [w.strip() for w in args.wrt.split(",") if w.strip()]
-        by_name = {v: k for k, v in names.items()}
-        unknown = [w for w in wanted if w not in by_name]
-        if unknown:
-            raise UsageError(f"{magic}: --wrt {unknown[0]!r} is not a variable holding a node of the output's graph.")
-        rows_of = [by_name[w] for w in wanted]
+        rows_of = [item.tensor for item in resolve_wrt(args.wrt, run.ns, graph_ids, named, node_of=node_of)]
     else:
-        rows_of = [n for n in node.graph.order_from(node) if n.is_leaf]
+        rows_of = [item.tensor for item in leaves(node, named, order=order)]
         # A one-number leaf bound to no variable is a constant of the code (the 5 of 5 * x):
         # listed only when no leaf has a name. The stepper's cards show its grad.
         if any(n in names for n in rows_of):
