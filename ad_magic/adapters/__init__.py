@@ -20,12 +20,12 @@ from ..drawing.nodes import Node, register_adapter
 from ..engine import Tensor
 from .base import AdapterError, ForeignNode
 from .contract import StudentAdapter, looks_like, not_a_node
-from .graph import ForeignGraph
+from .graph import ForeignGraph, node_for
 from .observe import Observation, observe_backward
 from .steps import ForeignStep, ForeignTerm
 
 __all__ = ["adapt", "adaptable", "adapt_names", "preserved", "AdapterError", "ForeignNode", "ForeignStep",
-           "ForeignTerm", "observe_backward", "Observation"]
+           "ForeignTerm", "observe_backward", "Observation", "node_for"]
 
 
 def _torch_tensor(obj) -> bool:

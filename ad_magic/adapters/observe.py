@@ -39,6 +39,7 @@ import time
 
 import numpy as np
 
+from ..drawing.nodes import as_node
 from ..engine.formatting import format_value
 from .base import AdapterError, ForeignNode, label
 from .contract import GRAD, RULES
@@ -620,9 +621,7 @@ def observe_backward(out, backward=None, timeout=10.0, *, grad=None, restore=Tru
     ``timeout`` (seconds) stops a backward that is still running then. With ``restore``
     (the default) every field of every node is put back afterwards; ``restore=False``
     leaves what the student's code did, as running their own cell would."""
-    from . import adapt
-
-    root = adapt(out, "observe_backward")
+    root = as_node(out, "observe_backward")     # the adapter registered by this package
     if not isinstance(root, ForeignNode):
         raise TypeError("observe_backward watches another class's backward(); ad_magic's own Tensor is stepped "
                         "with its backward_steps().")

@@ -27,12 +27,12 @@ import re
 
 import numpy as np
 
-from ..adapters import adapt, adapt_names, preserved
-from ..adapters.base import ForeignNode
+from ..adapters import adapt, adapt_names, node_for, preserved
 from ..adapters.observe import observable, observe_backward
 from ..drawing.dot import DEFAULT_MAX_NODES
 from ..drawing.graph_view import GraphView, data_texts, grad_text, inline_svg
 from ..drawing.names import DisplayNames, normalize_names
+from ..drawing.nodes import graph_order, is_node
 from ..engine import OPS, Tensor, topological_order
 from ..engine.formatting import format_array, format_number, format_value
 
@@ -185,13 +185,12 @@ class Timeline:
         A graph with a hand-written rule, or another library's graph, cannot be replayed:
         its nodes are shown in topological order with the values they hold."""
         output = self.output
-        if isinstance(output, ForeignNode):
-            order = output.graph.order_from(output)
-        else:
-            try:
-                return [_Replayed(s.node, np.array(s.value), s.formula) for s in output.forward_steps()]
-            except ValueError:
-                order = topological_order(output, only_grad=True)
+        try:
+            return [_Replayed(s.node, np.array(s.value), s.formula) for s in output.forward_steps()]
+        except ValueError:        # a hand-written rule: nothing to replay it with
+            order = topological_order(output, only_grad=True)
+        except TypeError:         # another library's graph records no forward rules: the values it holds
+            order = graph_order(output)
         return [_Replayed(t, np.array(t.data), _formula(t)) for t in order if t._function is not None]
 
     def _operands(self, node) -> list:
@@ -201,7 +200,7 @@ class Timeline:
         if key not in self._operands_of:
             operands = list(node.parents)
             op = OPS.get(getattr(node, "kind", None) or node._function)
-            arranged = getattr(node, "operands", None) if isinstance(node, ForeignNode) else None
+            arranged = getattr(node, "operands", None)    # an adapted node's reading (ad_magic's Tensor: none)
             if op is not None and arranged is not None and len(arranged) == len(op.inputs):
                 operands = list(arranged)     # the adapter's reading: parents and constants in operand order
             self._operands_of[key] = operands
@@ -215,7 +214,7 @@ class Timeline:
         letters = {"out": namer.ref(node) or "?"}
         operands = self._operands(node)
         for letter, operand in zip("abc", operands):
-            if isinstance(operand, (Tensor, ForeignNode)):
+            if is_node(operand):
                 letters[letter] = namer.ref(operand) or "?"
             else:
                 letters[letter] = _number(operand)
@@ -654,10 +653,10 @@ class Timeline:
     def _index(self, i) -> int:
         if isinstance(i, Tensor):
             return self.view.index(i)
-        if isinstance(self.output, ForeignNode) and not isinstance(i, numbers.Integral):
+        if not isinstance(i, numbers.Integral):
             try:   # the student's own object (or its wrapped node)
-                return self.view.index(self.output.graph.node(i))
-            except KeyError:
+                return self.view.index(node_for(self.output, i))
+            except (KeyError, TypeError):
                 raise IndexError(f"{type(i).__name__} object is not one of the {len(self.view.nodes)} drawn "
                                  "nodes of this graph") from None
         if isinstance(i, bool) or not isinstance(i, numbers.Integral) or not 0 <= i < len(self.view.nodes):
