@@ -135,6 +135,17 @@ def test_a_rule_that_raises_is_shown_at_its_step_up_to_the_raise():
     assert stepper.caption_text(stepper.n_steps).startswith("mul: your _backward raised AttributeError")
 
 
+def test_a_class_with_rules_but_no_backward_yet_has_its_rules_run_in_order_and_judged():
+    class NoBackwardYet(sb.Overwrite):
+        backward = None
+    out, x = sb.build(NoBackwardYet)
+    stepper = BackwardStepper(out, names={x: "x"})
+    assert [s.function for s in stepper.steps] == ["sub", "add", "mul", "mul"]
+    assert stepper.problems and all(p.startswith("step ") for p in stepper.problems)
+    assert any("instead of adding to it (+=)" in p for p in stepper.problems)
+    assert x.grad is None
+
+
 def test_a_backward_function_can_be_given():
     out, x = sb.build(sb.Tensor)
 

@@ -575,11 +575,21 @@ def _monitored(watcher):   # pragma: no cover - Python 3.12+ only; the machines 
 
 # ------------------------------------------------------------------ observing
 
-def observable(node) -> bool:
-    """True when ``node``'s backward is the student's own code, to be watched (a student's
-    class); False for ad_magic's Tensor and for libraries whose rules need no checking
-    (PyTorch: stepped with its own autograd hooks)."""
-    return isinstance(node, ForeignNode) and getattr(node.graph.adapter, "checks_rules", True)
+def observable(node, backward=None) -> bool:
+    """True when there is a backward of the student's own to watch: ``node`` is of another
+    class whose rules are theirs, and it has a ``backward()`` method (or ``backward`` is
+    given). False for ad_magic's Tensor, for libraries whose rules need no checking
+    (PyTorch: stepped with its own autograd hooks), and for a class with rules but no
+    backward() yet (its rules are then run in ad_magic's order)."""
+    if not isinstance(node, ForeignNode) or not getattr(node.graph.adapter, "checks_rules", True):
+        return False
+    if backward is not None:
+        return True
+    try:
+        method = getattr(node.source, "backward", None)
+    except Exception:         # a property that raises: no backward to call
+        return False
+    return inspect.ismethod(method) or inspect.isfunction(method)
 
 
 def _backward_callable(root, backward, grad):

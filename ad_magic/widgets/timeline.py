@@ -134,7 +134,7 @@ class Timeline:
     def __init__(self, tensor, *, names=None, grad=None, forward=False, max_nodes=DEFAULT_MAX_NODES,
                  modules="auto", backward=None, timeout=10.0, observation=None):
         tensor = adapt(tensor, "BackwardStepper")   # another library's graph: through its adapter
-        if backward is not None and not observable(tensor):
+        if backward is not None and not observable(tensor, backward):
             raise TypeError("backward= watches the backward of another class; ad_magic's Tensor (or a PyTorch "
                             "tensor) is stepped through its own backward pass.")
         self._observing = (backward, timeout, observation)
@@ -145,14 +145,13 @@ class Timeline:
         names = normalize_names(adapt_names(tensor, names))
         backward, timeout, observation = self._observing
         self.observation = None
-        if observable(tensor):
+        if observation is not None or observable(tensor, backward):
             adapt_names(tensor, DisplayNames(names, output=tensor).names)   # the findings use the same names
             self.observation = observation or observe_backward(tensor, backward, timeout, grad=grad)
             steps = self.observation.steps
         else:
             tensor.backward_steps(grad)        # the engine's errors (non-scalar, ...) surface here, first
             steps = None
-        self.problems = list(self.observation.problems) if self.observation is not None else []
         self.output = tensor
         self.forward = bool(forward)
         # One name per tensor (the user's, else a generated one), in every text and the picture.
@@ -176,6 +175,10 @@ class Timeline:
         self._formulas = [None] * len(nodes)   # the forward formula with numbers
         self._forward_states()
         self._backward_states(tensor.backward_steps(grad) if steps is None else steps)
+        if self.observation is not None:
+            self.problems = list(self.observation.problems)
+        else:   # the rules run in ad_magic's order (a class with no backward() of its own yet)
+            self.problems = [f"step {s.index}: {s.note}" for s in self.steps if not s.ok]
         self.view.lay_out(values=[[v] for v in self.values],
                           grads=[[after for _, after in changes] or [None] for changes in self.grad_changes])
 
