@@ -32,7 +32,13 @@ class ForeignStep:
     * ``expected``: ``{parent: the chain rule's contribution}`` when the op is known;
     * ``ok``: False when a contribution differs from the chain rule, a grad of a
       non-parent changed, or the closure raised; ``note`` says what, in one sentence;
-    * ``error`` / ``where``: the closure's exception and the line it came from.
+    * ``error`` / ``where``: the closure's exception and the line it came from;
+    * ``upstream``: the node's grad the rule was run with; ``caption`` None (the chain
+      rule is written out from ``terms``): the step protocol of ``engine/steps.py``.
+
+    Made by :meth:`ForeignGraph.backward_steps` (the rules run in ad_magic's order) and by
+    :func:`~ad_magic.adapters.observe.observe_backward` (a rule seen running in the
+    student's own backward, with what it changed).
     """
 
     caption = None       # the timeline writes the chain rule out from the terms
