@@ -144,16 +144,17 @@ def test_a_wrong_rule_is_flagged_at_the_step_where_it_goes_wrong():
     assert all(s.ok for s in steps[: wrong[0].index - 1])
     note = wrong[0].note
     assert "mul's _backward added" in note and "but the chain rule gives" in note
-    stepper = BackwardStepper(y, names={x: "x"})
-    assert " ✗ mul's _backward added" in stepper.caption_text(wrong[0].index)
+    stepper = BackwardStepper(y, names={x: "x"})     # the student's own backward, watched: the same verdict
+    observed, = [s for s in stepper.steps if not s.ok]
+    assert observed.function == "mul" and " ✗ mul's _backward added" in stepper.caption_text(observed.index)
     # 5 · x with mul's rule using its own operand: the constant 5 receives 5 · 1 instead of x · 1
     # (a set has no order: whichever operand is judged first is named; the stepper calls
     # the unnamed constant leaf₁ in every text, its note too)
-    step = stepper.steps[wrong[0].index - 1]
+    step = observed
     x_node = step.node.graph.node(x)
     constant = stepper.timeline.namer(next(n for n in step.node.parents if n.is_leaf and n is not x_node))
     assert constant in ("leaf₁", "leaf₂")
-    assert stepper.steps[wrong[0].index - 1].note in (
+    assert observed.note in (
         f"mul's _backward added 5.0 to the grad of {constant}, but the chain rule gives 2.0.",
         "mul's _backward added 2.0 to the grad of x, but the chain rule gives 5.0.")
 

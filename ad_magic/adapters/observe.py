@@ -571,6 +571,10 @@ def _monitored(watcher):   # pragma: no cover - Python 3.12+ only; the machines 
         for event in callbacks:
             monitoring.register_callback(tool, event, None)
         monitoring.free_tool_id(tool)
+        # what this tool disabled (code that was not the student's) must not stay disabled for
+        # the next observation, whose student code may be elsewhere (restart_events is global:
+        # another tool's disabled events come back too, and are disabled again at their next call)
+        monitoring.restart_events()
 
 
 # ------------------------------------------------------------------ observing
