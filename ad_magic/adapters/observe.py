@@ -868,11 +868,11 @@ def _problems(root, nodes, steps, before, after, error, where_text, timed_out, s
     overwrote = [s for s in rule_steps if not s.ok and s.note and "overwrote" in s.note]
     if overwrote:
         s = min(overwrote, key=lambda s: _stable_key(s.node, depth))
-        problems.append(f"step {s.index}: {s.note}")
+        problems.append(s.note)    # no step number: their order may follow a set's, which varies
     wrong = [s for s in rule_steps if not s.ok and s not in overwrote]
     if wrong:
         s = min(wrong, key=lambda s: _stable_key(s.node, depth))
-        problems.append(f"step {s.index}: {s.note}")
+        problems.append(s.note)    # no step number: their order may follow a set's, which varies
     # 4. the error and its line; 5. the loop
     if error is not None:
         hint = ""

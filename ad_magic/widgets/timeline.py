@@ -178,7 +178,7 @@ class Timeline:
         if self.observation is not None:
             self.problems = list(self.observation.problems)
         else:   # the rules run in ad_magic's order (a class with no backward() of its own yet)
-            self.problems = [f"step {s.index}: {s.note}" for s in self.steps if not s.ok]
+            self.problems = list(dict.fromkeys(s.note for s in self.steps if not s.ok))
         self.view.lay_out(values=[[v] for v in self.values],
                           grads=[[after for _, after in changes] or [None] for changes in self.grad_changes])
 
