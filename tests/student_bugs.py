@@ -99,6 +99,14 @@ class BreadthFirst(Tensor):
                     queue.append(p)
 
 
+class SetBreadthFirst(BreadthFirst):
+    """The practical's own shape: parents in a set, walked in whatever order the set gives."""
+
+    def __init__(self, data, parents=(), function=None):
+        super().__init__(data, parents, function)
+        self._parents = set(self._parents)
+
+
 class Overwrite(Tensor):
     def __mul__(self, other):
         other = self.wrap(other)

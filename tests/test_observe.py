@@ -183,8 +183,8 @@ sys.path.insert(0, {here!r})
 import student_bugs as sb
 from ad_magic.adapters import observe_backward
 found = {{}}
-for cls in (sb.NoSeed, sb.Overwrite, sb.BreadthFirst):
-    out, x = (sb.build_uneven if cls is sb.BreadthFirst else sb.build)(cls)
+for cls in (sb.NoSeed, sb.Overwrite, sb.BreadthFirst, sb.SetBreadthFirst):
+    out, x = (sb.build_uneven if issubclass(cls, sb.BreadthFirst) else sb.build)(cls)
     found[cls.__name__] = observe_backward(out).problems
 print(json.dumps(found))
 """
@@ -199,3 +199,4 @@ def test_the_findings_are_the_same_on_every_run_whatever_the_hash_seed():
         assert done.returncode == 0, done.stderr
         runs.append(json.loads(done.stdout))
     assert runs[0] == runs[1] and all(runs[0].values())
+    assert runs[0]["SetBreadthFirst"] == runs[0]["BreadthFirst"]     # the set's order does not change them
