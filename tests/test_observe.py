@@ -52,6 +52,17 @@ def test_the_practical_s_reference_class_has_no_problem():
         assert np.allclose(observation.grad(obj), obj.grad)
 
 
+@pytest.mark.parametrize("name", ["tensor_ctx", "tensor_node_holder", "tensor_returns_grads"])
+def test_rules_held_by_a_context_or_returning_grads_are_steps_of_their_own_nodes(name):
+    out, _ = load(name).build()
+    observation = observe_backward(out)
+    assert observation.problems == []
+    rules = [s for s in observation.steps if s.caption is None]       # a node's own rule, judged
+    computed = [n for n in observation.root.graph.order if n.parents]
+    assert sorted(id(s.node) for s in rules) == sorted(id(n) for n in computed)
+    assert all(s.ok for s in rules) and [s.kind for s in observation.steps[:2]] == ["zero", "seed"]
+
+
 def test_a_missing_seed_shows_their_zero_grads_and_names_the_seed():
     stepper, x = observed(sb.NoSeed)
     assert last_grad(stepper, x) == 0.0

@@ -42,7 +42,7 @@ import numpy as np
 from ..drawing.nodes import as_node
 from ..engine.formatting import format_value
 from .base import AdapterError, ForeignNode, label
-from .contract import GRAD, RULES
+from .contract import GRAD, HOLDERS, RULES
 from .rules import expected
 from .steps import ForeignStep, where
 
@@ -446,28 +446,50 @@ def _cell(cell):
         return _MISSING
 
 
+def _rule_owners(obj):
+    """Where a node's rule may be: the node itself, then an object it holds (``_ctx``,
+    ``grad_fn``, ``node``: a context whose ``backward`` is the rule)."""
+    yield obj, RULES
+    for name in HOLDERS:
+        try:
+            holder = getattr(obj, name)
+        except Exception:
+            continue
+        if holder is not None and not isinstance(holder, (type, str, bytes, numbers.Number)) \
+                and not callable(getattr(holder, "__code__", None)) and hasattr(holder, "__dict__"):
+            yield holder, RULES + ("backward",)
+
+
 def _rules(nodes) -> dict:
     """{code object: [(node position, function, bound self)]} of every node's own rule."""
     found = {}
     for i, node in enumerate(nodes):
-        obj = node.source
-        for name in RULES:
-            try:
-                rule = getattr(obj, name)
-            except Exception:
-                continue
-            fn = getattr(rule, "__func__", rule)
-            code = getattr(fn, "__code__", None)
-            if code is None or not callable(rule):
-                continue
-            bound = getattr(rule, "__self__", None) if inspect.ismethod(rule) else None
-            found.setdefault(code, []).append((i, fn, bound))
-            cells = getattr(fn, "__closure__", None)
-            first = _cell(cells[0]) if cells else bound
-            if first is not None:      # found again by the value it closes over (or its self)
-                found.setdefault((code, id(first)), []).append((i, fn, bound))
-            break
+        for owner, names in _rule_owners(node.source):
+            if _add_rule(found, i, owner, names):
+                break
     return found
+
+
+def _add_rule(found, i, obj, names) -> bool:
+    """Index the first rule spelling of ``obj`` as node ``i``'s: by its code object, and by
+    its code with the first value it closes over (or the object it is bound to)."""
+    for name in names:
+        try:
+            rule = getattr(obj, name)
+        except Exception:
+            continue
+        fn = getattr(rule, "__func__", rule)
+        code = getattr(fn, "__code__", None)
+        if code is None or not callable(rule):
+            continue
+        bound = getattr(rule, "__self__", None) if inspect.ismethod(rule) else None
+        found.setdefault(code, []).append((i, fn, bound))
+        cells = getattr(fn, "__closure__", None)
+        first = _cell(cells[0]) if cells else bound
+        if first is not None:
+            found.setdefault((code, id(first)), []).append((i, fn, bound))
+        return True
+    return False
 
 
 def _files(nodes, rules, call, backward) -> set:
@@ -687,6 +709,9 @@ def _assemble(root, nodes, watcher, before, after, error, timed_out, seconds):
     raised = watcher.raised_in[0].owner() if error is not None and watcher.raised_in else None
     failed = raised if raised is not None and raised.rule_of is not None else None
 
+    def inputs_of(call):
+        return {id(p) for p in nodes[call.rule_of].parents}
+
     stopped_in = watcher.stopped_in.owner() if timed_out and watcher.stopped_in is not None else None
 
     def flush():
@@ -700,8 +725,9 @@ def _assemble(root, nodes, watcher, before, after, error, timed_out, seconds):
     for call, changes in watcher.batches:
         mine = call.owner() if call is not None else None
         key = mine if mine is not None and mine.rule_of is not None else None
-        if key is None and owner is not None and owner.returned and not pending and changes:
-            key = owner       # the grads a rule returned, added by the code that called it
+        if key is None and owner is not None and owner.returned and changes and all(
+                id(nodes[j]) in inputs_of(owner) for j, _, _ in changes):
+            key = owner       # the grads a rule returned, added into its inputs by the code that called it
         if key is not None and key is owner:
             pending.extend(changes)
             continue
@@ -771,6 +797,10 @@ def _steps_of(owner, changes, nodes, state, steps, order, root, position, error=
         else:
             rest[node] = (old, new)
     if zeros:
+        last = steps[-1] if steps else None
+        if isinstance(last, ObservedStep) and last.kind == "zero" and not (set(zeros) & set(last.changes)):
+            steps.pop()          # one zeroing, even when each grad is set by a call of its own (a property)
+            zeros = {**last.changes, **zeros}
         shown = ", ".join(label(n) for n in list(zeros)[:3]) + (", …" if len(zeros) > 3 else "")
         steps.append(ObservedStep(len(steps) + 1, "zero", None, zeros,
                                   f"your backward set {len(zeros)} grad(s) to zero ({shown})", function="zeroing"))

@@ -46,7 +46,7 @@ def run_foreign(run, output):
     for option, given in (("--descent", args.descent), ("--check", getattr(args, "check", False))):
         if given:
             raise UsageError(f"{magic}: {option} works on ad_magic's Tensor only; the output is a {kind}, "
-                             "which is drawn and stepped through with its own _backward rules.")
+                             "which is drawn and stepped through with its own backward().")
     try:
         node = adapt(output, magic)
     except AdapterError as exc:
