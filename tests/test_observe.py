@@ -171,6 +171,16 @@ def test_a_backward_function_can_be_given():
     assert stepper.problems == [] and last_grad(stepper, x) == 11.0
 
 
+def test_ad_magic_s_own_tensor_has_no_problems_and_takes_no_backward_function():
+    from ad_magic import Tensor
+
+    x = Tensor(3.0)
+    y = x * x + 5 * x - 1
+    assert BackwardStepper(y).problems == []
+    with pytest.raises(TypeError, match="^backward= watches the backward of another class"):
+        BackwardStepper(y, backward=lambda: None)
+
+
 def test_a_bad_timeout_is_one_sentence():
     out, _ = sb.build(sb.Tensor)
     with pytest.raises(ValueError, match="timeout must be a positive number"):
