@@ -122,13 +122,16 @@ def test_stepping_runs_the_student_s_own_rules_in_order(ns):
 def test_the_stepper_steps_through_the_student_s_graph(ns):
     x, y = nine(ns)
     stepper = BackwardStepper(y, names={x: "x", y: "y"})
-    assert stepper.n_steps == 4
-    assert stepper.caption_text(0).startswith("Seed: ∂L/∂y = 1.0")
-    captions = [stepper.caption_text(k) for k in range(1, 5)]
+    assert stepper.n_steps == 6          # the student's backward: zeroing, seed, then the four rules
+    assert stepper.caption_text(0).startswith("Before your backward(): ∂L/∂y is None")
+    assert stepper.caption_text(1).startswith("zeroing: your backward set 6 grad(s) to zero")
+    assert stepper.caption_text(2) == "seed: your backward set the output's grad to 1.0 (the seed)"
+    captions = [stepper.caption_text(k) for k in range(3, 7)]
     assert any("so ∂L/∂x = " in c and c.endswith("= 9.0") or "= 9.0;" in c for c in captions), captions
-    stepper.step = 4
+    assert stepper.problems == []
+    stepper.step = 6
     assert "grad 9.0" in stepper.svg()
-    assert stepper.grads_at(0).count(None) == 6
+    assert stepper.grads_at(0).count(None) == 7    # before their backward: every grad None
 
 
 def test_a_wrong_rule_is_flagged_at_the_step_where_it_goes_wrong():
@@ -141,16 +144,17 @@ def test_a_wrong_rule_is_flagged_at_the_step_where_it_goes_wrong():
     assert all(s.ok for s in steps[: wrong[0].index - 1])
     note = wrong[0].note
     assert "mul's _backward added" in note and "but the chain rule gives" in note
-    stepper = BackwardStepper(y, names={x: "x"})
-    assert " ✗ mul's _backward added" in stepper.caption_text(wrong[0].index)
+    stepper = BackwardStepper(y, names={x: "x"})     # the student's own backward, watched: the same verdict
+    observed, = [s for s in stepper.steps if not s.ok]
+    assert observed.function == "mul" and " ✗ mul's _backward added" in stepper.caption_text(observed.index)
     # 5 · x with mul's rule using its own operand: the constant 5 receives 5 · 1 instead of x · 1
     # (a set has no order: whichever operand is judged first is named; the stepper calls
     # the unnamed constant leaf₁ in every text, its note too)
-    step = stepper.steps[wrong[0].index - 1]
+    step = observed
     x_node = step.node.graph.node(x)
     constant = stepper.timeline.namer(next(n for n in step.node.parents if n.is_leaf and n is not x_node))
     assert constant in ("leaf₁", "leaf₂")
-    assert stepper.steps[wrong[0].index - 1].note in (
+    assert observed.note in (
         f"mul's _backward added 5.0 to the grad of {constant}, but the chain rule gives 2.0.",
         "mul's _backward added 2.0 to the grad of x, but the chain rule gives 5.0.")
 
@@ -178,8 +182,10 @@ def test_a_rule_that_raises_becomes_a_step_with_the_exception_and_its_line(ns):
     assert failed.note.startswith("your _backward raised NameError: name 'undefined_name' is not defined")
     assert failed.where == "in _backward, line 4"
     stepper = BackwardStepper(z)
-    assert stepper.n_steps == 2
-    assert stepper.caption_text(2).startswith("double: your _backward raised NameError")
+    assert stepper.n_steps == 4          # zeroing, seed, mul, and double's rule raising
+    assert stepper.caption_text(4).startswith("double: your _backward raised NameError")
+    assert stepper.problems == ["your backward raised NameError: name 'undefined_name' is not defined (in _backward, "
+                                "line 4)."]
 
 
 def test_a_rule_that_touches_another_node_s_grad_is_flagged(ns):
@@ -295,15 +301,21 @@ def test_micrograd_stepping_gives_micrograd_s_own_gradients(micrograd):
     a, b, c, e = micro_graph(micrograd)
     e.backward()
     expected = (a.grad, b.grad, c.grad)
-    a.grad = b.grad = c.grad = 123.0          # stepping starts from zero, like the practical's backward
+    for v in adapt(e).graph.order:
+        v.source.grad = 0.0                   # as new: micrograd's backward adds to what is there
     stepper = BackwardStepper(e, names={a: "a", b: "b", c: "c"})
-    assert (a.grad, b.grad, c.grad) == (123.0, 123.0, 123.0)       # and looking leaves the grads as they were
+    assert (a.grad, b.grad, c.grad) == (0.0, 0.0, 0.0)       # looking leaves the grads as they were
     last = stepper.n_steps
     assert [float(stepper.grads_at(last, v)) for v in (a, b, c)] == pytest.approx(expected)
-    adapt(e).backward()                       # running backward through the adapter keeps the result
+    assert stepper.problems == []
     assert all(s.ok for s in stepper.steps), [s.note for s in stepper.steps]
     assert isinstance(a.grad, float)            # micrograd keeps floats
-    assert stepper.n_steps == len([n for n in adapt(e).graph.order if n.parents])
+    rules = [s for s in stepper.steps if s.caption is None]
+    assert stepper.steps[0].kind == "seed" and len(rules) == len([n for n in adapt(e).graph.order if n.parents])
+    a.grad = 123.0                            # not zeroed first: micrograd's own backward adds to it
+    again = BackwardStepper(e, names={a: "a", b: "b", c: "c"})
+    assert float(again.grads_at(again.n_steps, a)) == pytest.approx(123.0 + expected[0])
+    assert again.problems and "the chain rule gives" in again.problems[0]
     pow_step = next(s for s in stepper.steps if s.function == "**2")
     assert pow_step.rule.startswith("out = a ** b;  ∂L/∂a += ∂L/∂out · b·a^(b-1)")
 
@@ -346,7 +358,7 @@ def test_the_magic_names_the_first_wrong_step(ip):
     with capture_output() as cap:
         result = ip.run_cell("%%autodiff y\nx = Tensor(2.0)\ny = x * x + 5 * x + -1\n")
     assert result.success
-    messages = [o.data["text/plain"] for o in cap.outputs if o.data.get("text/plain", "").startswith("Step ")]
+    messages = [o.data["text/plain"] for o in cap.outputs if "_backward added" in o.data.get("text/plain", "")]
     assert len(messages) == 1 and "mul's _backward added" in messages[0]
 
 
@@ -499,8 +511,14 @@ def test_the_line_magic_and_wrt_work_on_the_student_s_tensor(ip):
         ip.run_line_magic("autodiff", "--wrt w --static x * w + w")
     assert list(ip.user_ns["_autodiff_grads"]) == ["w"] and float(ip.user_ns["_autodiff_grads"]["w"]) == 4.0
     assert ip.user_ns["_autodiff"] is None and float(ip.user_ns["x"].grad) == 2.0    # --static: no widget
-    with pytest.raises(UsageError, match=r"^%autodiff: --wrt 'q' is not a variable holding a node of the output"):
+    # --wrt is read as for ad_magic's Tensor: the same sentences
+    with pytest.raises(UsageError, match=r"^--wrt: there is no variable named 'q'\.$"):
         ip.run_line_magic("autodiff", "--wrt q x * w")
+    ip.run_cell("q = Tensor(1.0)\nv = 3.0\n")
+    with pytest.raises(UsageError, match=r"^--wrt: the output does not depend on 'q'\.$"):
+        ip.run_line_magic("autodiff", "--wrt q x * w")
+    with pytest.raises(UsageError, match=r"^--wrt: 'v' is a float, not a Tensor\.$"):
+        ip.run_line_magic("autodiff", "--wrt v x * w")
 
 
 def test_the_magic_on_a_rule_that_raises_names_it_and_leaves_the_grads(ip, micrograd):
@@ -511,6 +529,7 @@ def test_the_magic_on_a_rule_that_raises_names_it_and_leaves_the_grads(ip, micro
         result = ip.run_cell("%%autodiff c\nc = c\n")
     assert result.success
     messages = [o.data.get("text/plain", "") for o in cap.outputs]
-    assert any(m.startswith("Step 1 (*): your _backward raised RuntimeError: boom") for m in messages)
-    assert ip.user_ns["a"].grad == 7.0                                  # put back as it was
-    assert ip.user_ns["_autodiff_grads"] == {"a": None, "b": None}      # no grads to show
+    assert any(m.startswith("your backward raised RuntimeError: boom (in bad, line ") for m in messages), messages
+    # their backward ran once, for real: it seeded c and raised in c's rule, before touching a and b
+    assert ip.user_ns["a"].grad == 7.0 and ip.user_ns["c"].grad == 1.0
+    assert ip.user_ns["_autodiff_grads"] == {"a": 7.0, "b": 0.0}

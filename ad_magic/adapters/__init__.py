@@ -23,12 +23,13 @@ from ..drawing.nodes import Node, register_adapter
 from ..engine import Tensor
 from .base import AdapterError, ForeignNode
 from .contract import StudentAdapter, lone_output, looks_like, not_a_node, readable
-from .graph import ForeignGraph
+from .graph import ForeignGraph, node_for
+from .observe import Observation, observe_backward
 from .steps import ForeignStep, ForeignTerm
 from .watching import Recording, recording
 
 __all__ = ["adapt", "adaptable", "adapt_names", "preserved", "recording", "Recording", "AdapterError", "ForeignNode",
-           "ForeignStep", "ForeignTerm"]
+           "ForeignStep", "ForeignTerm", "observe_backward", "Observation", "node_for"]
 
 
 def _torch_tensor(obj) -> bool:

@@ -15,7 +15,7 @@ from .contract import RULES
 from .rules import arrange
 from .steps import ForeignStep
 
-__all__ = ["ForeignGraph"]
+__all__ = ["ForeignGraph", "node_for"]
 
 CHECK_ALL_NODES = 500        # up to this many nodes, every grad is compared after each closure
 
@@ -226,6 +226,14 @@ class ForeignGraph:
                 return
             after = {id(n): _copy(n.grad) for n in watched}
             yield ForeignStep(index, node, before, after, upstream, watched=watched)
+
+
+def node_for(output, obj):
+    """The node of ``output``'s graph standing for ``obj`` (the student's own object, or the
+    node itself); for ad_magic's Tensor, ``obj`` as it is. KeyError when it is not in the graph."""
+    if isinstance(output, ForeignNode):
+        return output.graph.node(obj)
+    return obj
 
 
 def _fields(obj):

@@ -13,7 +13,7 @@ from ..engine import OPS, ChainTerm
 from .base import ForeignNode, label
 from .rules import expected, readings
 
-__all__ = ["ForeignStep", "ForeignTerm"]
+__all__ = ["ForeignStep", "ForeignTerm", "where"]
 
 _PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -32,15 +32,24 @@ class ForeignStep:
     * ``expected``: ``{parent: the chain rule's contribution}`` when the op is known;
     * ``ok``: False when a contribution differs from the chain rule, a grad of a
       non-parent changed, or the closure raised; ``note`` says what, in one sentence;
-    * ``error`` / ``where``: the closure's exception and the line it came from.
+    * ``error`` / ``where``: the closure's exception and the line it came from;
+    * ``upstream``: the node's grad the rule was run with; ``caption`` None (the chain
+      rule is written out from ``terms``): the step protocol of ``engine/steps.py``.
+
+    Made by :meth:`ForeignGraph.backward_steps` (the rules run in ad_magic's order) and by
+    :func:`~ad_magic.adapters.observe.observe_backward` (a rule seen running in the
+    student's own backward, with what it changed).
     """
+
+    caption = None       # the timeline writes the chain rule out from the terms
 
     def __init__(self, index, node, before, after, upstream, *, error=None, note=None, watched=()):
         self.index, self.node, self.error = index, node, error
+        self.upstream = upstream
         self.function = node._function
         self.op = OPS.get(node.kind) if node.kind else None
         self.parents = tuple(dict.fromkeys(p for p in node.parents if p.requires_grad))
-        self.where = _where(error) if error is not None else None
+        self.where = where(error) if error is not None else None
         self.changes = {}
         for n in watched:
             old, new = before.get(id(n)), after.get(id(n))
@@ -138,7 +147,7 @@ def _same(a, b) -> bool:
     return a.shape == b.shape and np.array_equal(a, b, equal_nan=True)
 
 
-def _where(exc) -> str | None:
+def where(exc) -> str | None:
     """"file, line N: code" of the deepest frame outside ad_magic and NumPy."""
     frames = traceback.extract_tb(exc.__traceback__)
     keep = [f for f in frames if not os.path.abspath(f.filename).startswith(_PACKAGE_DIR)

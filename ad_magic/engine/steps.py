@@ -70,9 +70,31 @@ class BackwardStep(_Step):
     * `parents`: the tensors whose grads this step changed (in operand order).
     * `rule`: the forward formula and how each input's grad is computed, as text.
     * `terms`: one `ChainTerm` per changed parent (∂L/∂a += ∂L/∂out · …).
+
+    The step protocol: every step the timeline shows — the engine's, and those observed in
+    a student's own ``backward()`` (``ad_magic.adapters.observe``) — has these fields too.
+    The engine's steps are the chain rule itself, so they keep the defaults:
+
+    * `ok` (True), `note` (None: what went wrong, one sentence), `remark` (None: something
+      worth saying that is not a mistake), `error` and `where` (None: the exception a
+      rule raised and the line it came from);
+    * `changes` (None: the parents' grads are read when the step is reached; else
+      ``{node: (before, after)}`` recorded when the step happened);
+    * `upstream` (None: read the node's grad; else the grad its rule was given);
+    * `caption` (None: the timeline writes the chain rule out from `terms`; else the
+      step's own text, for what a student's backward did outside a rule: the seed,
+      the zeroing).
     """
 
     __slots__ = ()
+    ok = True
+    note = None
+    remark = None
+    error = None
+    where = None
+    changes = None
+    upstream = None
+    caption = None
 
     @property
     def parents(self):

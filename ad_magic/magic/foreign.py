@@ -1,6 +1,8 @@
 """``%%autodiff`` on a cell whose output is another library's tensor (the practical's
 own ``Tensor``, a micrograd ``Value``, a PyTorch tensor): its graph drawn, its own
-``_backward`` rules run and stepped through, and the leaves' gradients in a table.
+``backward()`` run once, for real, as the user's own cell would run it, and watched
+while it runs (``adapters.observe``): the stepper shows what it did, the table the grads
+it left, and what went wrong is said in one sentence each.
 
 Options that need ad_magic's engine (``--descent``, ``--check``) are refused in one
 sentence; ``--wrt`` picks the rows of the table.
@@ -11,25 +13,28 @@ import numpy as np
 from IPython.core.error import UsageError
 from IPython.display import display
 
-from ..adapters import AdapterError, adapt, adapt_names
+from ..adapters import AdapterError, adapt, adapt_names, adaptable
+from ..adapters.observe import observable, observe_backward
 from ..drawing.names import DisplayNames, complete_names
 from ..drawing.render import RenderError
 from .report import GradientTable, show_graph, show_message, show_table
+from .variables import leaves, namespace_names, resolve_wrt
 
 __all__ = ["run_foreign"]
 
 
-def _names(ns, graph, preferred):
-    """{node: variable name} for the graph's objects bound in the user namespace."""
-    found = {}
-    public = sorted(n for n in ns if isinstance(n, str) and not n.startswith("_"))
-    for name in [n for n in preferred if not n.startswith("_")] + public:
+def _node_of(graph):
+    """A namespace value as a node of ``graph`` (the node wrapping the student's object); a
+    node of another graph as itself (not in this one); anything else None."""
+    def node_of(value):
         try:
-            node = graph.node(ns.get(name))
+            return graph.node(value)
         except (KeyError, TypeError):
-            continue
-        found.setdefault(node, name)
-    return found
+            try:
+                return value if value is not None and adaptable(value) else None
+            except Exception:     # an object that raises when looked at is not a node
+                return None
+    return node_of
 
 
 def run_foreign(run, output):
@@ -41,7 +46,7 @@ def run_foreign(run, output):
     for option, given in (("--descent", args.descent), ("--check", getattr(args, "check", False))):
         if given:
             raise UsageError(f"{magic}: {option} works on ad_magic's Tensor only; the output is a {kind}, "
-                             "which is drawn and stepped through with its own _backward rules.")
+                             "which is drawn and stepped through with its own backward().")
     try:
         node = adapt(output, magic, recording=run.recording)
     except AdapterError as exc:
@@ -49,36 +54,41 @@ def run_foreign(run, output):
     if node.size != 1:
         raise UsageError(f"{magic}: the output has shape {node.shape}, not a single value; "
                          "reduce it first, or name a scalar output.")
-    names = _names(run.ns, node.graph, run.cell.bound)
+    # The same reading of the namespace as for ad_magic's Tensor (variables.py), through the node
+    # wrapping each of the student's objects.
+    graph, node_of = node.graph, _node_of(node.graph)
+    order = graph.order_from(node)
+    graph_ids = {id(n) for n in order}
+    named = namespace_names(run.ns, graph_ids, run.cell.bound, node_of=node_of)
+    names = {item.tensor: item.label for item in named.values()}
     label = run.cell.output_name or names.get(node) or "output"
     names[node] = label
     if args.wrt is not None:
-        wanted = [w.strip() for w in args.wrt.split(",") if w.strip()]
-        by_name = {v: k for k, v in names.items()}
-        unknown = [w for w in wanted if w not in by_name]
-        if unknown:
-            raise UsageError(f"{magic}: --wrt {unknown[0]!r} is not a variable holding a node of the output's graph.")
-        rows_of = [by_name[w] for w in wanted]
+        rows_of = [item.tensor for item in resolve_wrt(args.wrt, run.ns, graph_ids, named, node_of=node_of)]
     else:
-        rows_of = [n for n in node.graph.order_from(node) if n.is_leaf]
+        rows_of = [item.tensor for item in leaves(node, named, order=order)]
         # A one-number leaf bound to no variable is a constant of the code (the 5 of 5 * x):
         # listed only when no leaf has a name. The stepper's cards show its grad.
         if any(n in names for n in rows_of):
             rows_of = [n for n in rows_of if n in names or n.size != 1]
     names = complete_names(node, names)        # one name per node: table, picture, stepper, notes
     adapt_names(node, names)
-    widget, steps = None, None
+    widget, observation = None, None
     try:
-        # The magic runs backward, as it does on ad_magic's Tensor: the grads keep the result
-        # (a rule that raises puts every grad back); the stepper then only looks.
-        steps = list(node.backward_steps())
-        failed = any(s.error is not None for s in steps)     # then the grads were put back: none to show
-        final = {} if failed else {n: n.grad for n in node.graph.order_from(node)}
+        if observable(node):
+            # Their backward() runs once, for real, watched: the grads are what their code leaves.
+            observation = observe_backward(node, restore=False)
+            steps = observation.steps
+            final = observation.grads
+        else:   # PyTorch: its own engine, stepped with hooks
+            steps = list(node.backward_steps())
+            failed = any(s.error is not None for s in steps)     # then the grads were put back: none to show
+            final = {} if failed else {n: n.grad for n in node.graph.order_from(node)}
         if not args.static:
             from ..widgets.stepper import BackwardStepper
 
             try:
-                widget = BackwardStepper(node, names=names)    # runs the graph's own rules, step by step
+                widget = BackwardStepper(node, names=names, observation=observation)
             except RenderError as exc:
                 show_message(f"BackwardStepper not shown: {exc}", warning=True)
     except AdapterError as exc:
@@ -89,8 +99,12 @@ def run_foreign(run, output):
     table = GradientTable(label, rows)
     # One picture: the stepper's graph, or (--static, or no widget) the graph alone.
     show_table(table)
-    for step in wrong[:1]:
-        show_message(f"Step {step.index} ({step.function}): {step.note}", warning=True)
+    if observation is not None:
+        for problem in observation.problems:
+            show_message(problem, warning=True)
+    else:
+        for step in wrong[:1]:
+            show_message(f"Step {step.index} ({step.function}): {step.note}", warning=True)
     if widget is not None:
         display(widget)
     else:

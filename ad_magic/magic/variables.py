@@ -44,7 +44,12 @@ def _parameters(module):
         return None
 
 
-def namespace_names(ns, graph_ids, preferred, graph=()):
+def _tensor(value):
+    """A namespace value as a node of ad_magic's own graphs: the Tensor itself, or None."""
+    return value if _is(value, Tensor) else None
+
+
+def namespace_names(ns, graph_ids, preferred, graph=(), node_of=_tensor):
     """{id(tensor): Named} for the graph's tensors bound in the user namespace.
 
     Names in `preferred` (those the cell binds) win over older aliases; private names
@@ -52,6 +57,8 @@ def namespace_names(ns, graph_ids, preferred, graph=()):
     ``module.W``-style labels; a Module whose parameters() raises is skipped. With
     `graph` (the graph's tensors), a constant made from a NumPy array of the namespace
     (``X @ w - Y``) is labelled with the array's variable, ``X``, not ``const₁``.
+    ``node_of`` turns a value into the graph's node (another library's graph: the node
+    wrapping the student's object), or None.
     """
     from ..engine.nn import Module
 
@@ -59,10 +66,10 @@ def namespace_names(ns, graph_ids, preferred, graph=()):
     public = sorted(n for n in ns if isinstance(n, str) and not n.startswith("_"))
     in_order = [n for n in preferred if not n.startswith("_")] + public
     for name in in_order:
-        value = ns.get(name, None)
-        if _is(value, Tensor) and id(value) in graph_ids and id(value) not in found:
-            found[id(value)] = Named(value, name, name)
-    found.update(_array_names(ns, in_order, [t for t in graph if id(t) not in found]))
+        node = node_of(ns.get(name, None))
+        if node is not None and id(node) in graph_ids and id(node) not in found:
+            found[id(node)] = Named(node, name, name)
+    found.update(_array_names(ns, in_order, [t for t in graph if id(t) not in found and _is(t, Tensor)]))
     for name in public:
         value = ns.get(name)
         if not _is(value, Module):
@@ -100,8 +107,9 @@ def _array_names(ns, names, graph):
     return found
 
 
-def resolve_wrt(spec, ns, graph_ids, named):
-    """The tensors --wrt names, as Named (a Module stands for its parameters)."""
+def resolve_wrt(spec, ns, graph_ids, named, node_of=_tensor):
+    """The tensors --wrt names, as Named (a Module stands for its parameters); ``node_of``
+    as in :func:`namespace_names`."""
     from ..engine.nn import Module
 
     items = [s.strip() for s in spec.strip().strip("'\"").split(",")]   # IPython keeps quotes
@@ -117,12 +125,13 @@ def resolve_wrt(spec, ns, graph_ids, named):
         if name not in ns:
             raise UsageError(f"--wrt: there is no variable named {name!r}.")
         value = ns[name]
-        if _is(value, Tensor):
-            if id(value) not in graph_ids:
+        node = node_of(value)
+        if node is not None:
+            if id(node) not in graph_ids:
                 raise UsageError(f"--wrt: the output does not depend on {name!r}.")
-            if not value.requires_grad:
+            if not node.requires_grad:
                 raise UsageError(f"--wrt: {name!r} has requires_grad=False, so it has no gradient.")
-            chosen.append(Named(value, name, name))
+            chosen.append(Named(node, name, name))
         elif _is(value, Module):
             params = _parameters(value)
             if params is None:
@@ -143,12 +152,13 @@ def resolve_wrt(spec, ns, graph_ids, named):
     return list(unique.values())
 
 
-def leaves(output, named, names=None):
+def leaves(output, named, names=None, order=None):
     """The leaves backward() differentiates with respect to, labelled: by their variable,
-    else by ``names`` ({tensor: name}: the name the picture and the stepper give them)."""
+    else by ``names`` ({tensor: name}: the name the picture and the stepper give them).
+    ``order``: the graph's nodes, parents first (default: the engine's order of ``output``)."""
     rows, unnamed = [], 0
     names = {id(t): n for t, n in (names or {}).items()}
-    for t in topological_order(output, only_grad=True):
+    for t in topological_order(output, only_grad=True) if order is None else order:
         if t.is_leaf:
             if id(t) in named:
                 rows.append(named[id(t)])

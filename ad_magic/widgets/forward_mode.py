@@ -1,6 +1,6 @@
 """Forward mode on the timeline: each node's value and its *tangent*, pass by pass.
 
-:class:`ForwardModeTimeline` is a :class:`~ad_magic.timeline.Timeline` whose states come
+:class:`ForwardModeTimeline` is a :class:`~ad_magic.widgets.timeline.Timeline` whose states come
 from the engine's forward mode (:func:`ad_magic.engine.functional.tangent_steps`) instead
 of ``backward_steps()``. A pass seeds one input's tangent with 1 (every other input's
 with 0) and carries, beside each value, how fast it moves with that input: ∂v/∂x, from

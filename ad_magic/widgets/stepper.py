@@ -107,6 +107,15 @@ class BackwardStepper(anywidget.AnyWidget):
     by module; ``modules="collapsed"`` draws each innermost module as one box, stepped
     through as one step (``"auto"``: only in big models; see :class:`ad_magic.drawing.dot.GraphPlan`).
     Afterwards every grad holds its final ``backward()`` value.
+
+    A tensor of a student's own class is stepped through *their* ``backward()`` (or the
+    function given as ``backward``), watched as it runs: its steps are what their code
+    did, in its order, seed and zeroing included, and the last step shows the grads it
+    left. ``timeout`` (seconds) stops a backward that does not end. ``problems`` lists,
+    one sentence each, what disagrees with the chain rule (empty when nothing does):
+    a missing seed, a rule run before its node's consumers' rules, a grad overwritten
+    instead of added to, the error raised and its line, a loop stopped. Every field of
+    their objects is put back afterwards.
     """
 
     _esm = STATIC / "timeline.js"
@@ -118,14 +127,17 @@ class BackwardStepper(anywidget.AnyWidget):
     modules = traitlets.Unicode("auto").tag(sync=True)
 
     def __init__(self, tensor, *, names=None, grad=None, forward=False, max_nodes=DEFAULT_MAX_NODES,
-                 modules="auto", timeline=None, **kwargs):
-        self._options = {"names": names, "grad": grad, "forward": forward, "max_nodes": max_nodes}
+                 modules="auto", timeline=None, backward=None, timeout=10.0, observation=None, **kwargs):
         if timeline is None:
-            timeline = Timeline(tensor, names=names, grad=grad, forward=forward, max_nodes=max_nodes,
-                                modules=modules)
+            timeline = Timeline(tensor, names=names, grad=grad, forward=forward, max_nodes=max_nodes, modules=modules,
+                                backward=backward, timeout=timeout, observation=observation)
+            # laid out again with the module boxes toggled: the same observation, not a second run
+            self._options = {"names": names, "grad": grad, "forward": forward, "max_nodes": max_nodes,
+                             "observation": timeline.observation}
         else:   # a timeline built elsewhere (forward mode's) is stepped as it is, its layout kept
             self._options, modules = None, timeline.view.plan.modules
         self.timeline = timeline
+        self.problems = timeline.problems
         self.output = tensor
         self.view = timeline.view
         self.steps = timeline.steps
@@ -147,6 +159,7 @@ class BackwardStepper(anywidget.AnyWidget):
             return       # the value given at construction: laid out already (or a timeline given as it is)
         timeline = Timeline(self.output, modules=change["new"], **self._options)
         self.timeline = timeline
+        self.problems = timeline.problems
         self.view = timeline.view
         self.steps = timeline.steps
         self.position = min(self.position, timeline.last)

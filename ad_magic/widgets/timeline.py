@@ -27,12 +27,12 @@ import re
 
 import numpy as np
 
-from ..adapters import adapt, adapt_names, preserved
-from ..adapters.base import ForeignNode
+from ..adapters import adapt, adapt_names, node_for, preserved
+from ..adapters.observe import observable, observe_backward
 from ..drawing.dot import DEFAULT_MAX_NODES
 from ..drawing.graph_view import GraphView, data_texts, grad_text, inline_svg
 from ..drawing.names import DisplayNames, normalize_names
-from ..drawing.nodes import graph_order
+from ..drawing.nodes import graph_order, is_node
 from ..engine import OPS, Tensor, topological_order
 from ..engine.formatting import format_array, format_number, format_value
 from ..engine.non_finite import explain
@@ -123,17 +123,36 @@ class Timeline:
     ``names`` maps tensors to display names (either direction); ``grad`` seeds a
     non-scalar output as in ``backward(grad)``. Afterwards every tensor holds its
     forward value and its final ``backward()`` grad.
+
+    A student's class is not stepped by ad_magic: its own ``backward()`` (or ``backward``
+    given) is watched as it runs (:func:`~ad_magic.adapters.observe.observe_backward`,
+    stopped after ``timeout`` seconds), and the steps are what it did, seed and zeroing
+    included; ``problems`` lists what went wrong, in one sentence each (empty for
+    ad_magic's Tensor and when their backward agrees with the chain rule). An
+    ``observation`` already made is shown as it is.
     """
 
     def __init__(self, tensor, *, names=None, grad=None, forward=False, max_nodes=DEFAULT_MAX_NODES,
-                 modules="auto"):
+                 modules="auto", backward=None, timeout=10.0, observation=None):
         tensor = adapt(tensor, "BackwardStepper")   # another library's graph: through its adapter
+        if backward is not None and not observable(tensor, backward):
+            raise TypeError("backward= watches the backward of another class; ad_magic's Tensor (or a PyTorch "
+                            "tensor) is stepped through its own backward pass.")
+        self._observing = (backward, timeout, observation)
         with preserved(tensor):       # stepping a student's graph leaves every one of its fields as it was
             self._build(tensor, names, grad, forward, max_nodes, modules)
 
     def _build(self, tensor, names, grad, forward, max_nodes, modules):
         names = normalize_names(names, tensor)
-        tensor.backward_steps(grad)            # the engine's errors (non-scalar, ...) surface here, first
+        backward, timeout, observation = self._observing
+        self.observation = None
+        if observation is not None or observable(tensor, backward):
+            adapt_names(tensor, DisplayNames(names, output=tensor).names)   # the findings use the same names
+            self.observation = observation or observe_backward(tensor, backward, timeout, grad=grad)
+            steps = self.observation.steps
+        else:
+            tensor.backward_steps(grad)        # the engine's errors (non-scalar, ...) surface here, first
+            steps = None
         self.output = tensor
         self.forward = bool(forward)
         # One name per tensor (the user's, else a generated one), in every text and the picture.
@@ -157,7 +176,11 @@ class Timeline:
         self._formulas = [None] * len(nodes)   # the forward formula with numbers
         self._non_finite = [None] * len(nodes)  # why the value is NaN or inf, in one sentence
         self._forward_states()
-        self._backward_states(tensor.backward_steps(grad))
+        self._backward_states(tensor.backward_steps(grad) if steps is None else steps)
+        if self.observation is not None:
+            self.problems = list(self.observation.problems)
+        else:   # the rules run in ad_magic's order (a class with no backward() of its own yet)
+            self.problems = list(dict.fromkeys(s.note for s in self.steps if not s.ok))
         self.view.lay_out(values=[[v] for v in self.values],
                           grads=[[after for _, after in changes] or [None] for changes in self.grad_changes])
 
@@ -167,14 +190,13 @@ class Timeline:
         A graph with a hand-written rule, or another library's graph, cannot be replayed:
         its nodes are shown in topological order with the values they hold."""
         output = self.output
-        if isinstance(output, ForeignNode):
-            order = output.graph.order_from(output)
-        else:
-            try:
-                with np.errstate(all="ignore"):   # a NaN made here is told at its step, not warned again
-                    return [_Replayed(s.node, np.array(s.value), s.formula) for s in output.forward_steps()]
-            except ValueError:
-                order = topological_order(output, only_grad=True)
+        try:
+            with np.errstate(all="ignore"):   # a NaN made here is told at its step, not warned again
+                return [_Replayed(s.node, np.array(s.value), s.formula) for s in output.forward_steps()]
+        except ValueError:        # a hand-written rule: nothing to replay it with
+            order = topological_order(output, only_grad=True)
+        except TypeError:         # another library's graph records no forward rules: the values it holds
+            order = graph_order(output)
         return [_Replayed(t, np.array(t.data), _formula(t)) for t in order if t._function is not None]
 
     def _operands(self, node) -> list:
@@ -184,7 +206,7 @@ class Timeline:
         if key not in self._operands_of:
             operands = list(node.parents)
             op = OPS.get(getattr(node, "kind", None) or node._function)
-            arranged = getattr(node, "operands", None) if isinstance(node, ForeignNode) else None
+            arranged = getattr(node, "operands", None)    # an adapted node's reading (ad_magic's Tensor: none)
             if op is not None and arranged is not None and len(arranged) == len(op.inputs):
                 operands = list(arranged)     # the adapter's reading: parents and constants in operand order
             self._operands_of[key] = operands
@@ -198,7 +220,7 @@ class Timeline:
         letters = {"out": namer.ref(node) or "?"}
         operands = self._operands(node)
         for letter, operand in zip("abc", operands):
-            if isinstance(operand, (Tensor, ForeignNode)):
+            if is_node(operand):
                 letters[letter] = namer.ref(operand) or "?"
             else:
                 letters[letter] = _number(operand)
@@ -308,34 +330,57 @@ class Timeline:
         self._changes = []   # per backward step: (position, after, before) per changed parent
         seed_state = len(self.states)
         steps_done = []
+        observation = self.observation
+        if observation is not None:   # what the grads were before the student's backward ran
+            for node, grad in observation.before.items():
+                if grad is not None:
+                    last[id(node)] = grad
         for step in generator:
             node = step.node
-            if id(root) not in last:
+            if observation is None and id(root) not in last:
                 last[id(root)] = np.array(root.grad)
-            node_grad = last.get(id(node))
-            if node_grad is None:    # a custom rule's node that got no grad: zeros
+            node_grad = step.upstream if step.upstream is not None else last.get(id(node))
+            if node_grad is None and node is not None and observation is None:   # a custom rule's node: zeros
                 node_grad = last[id(node)] = np.array(node.grad)
             changes = []
-            for parent in step.parents:
-                after = np.array(parent.grad)
+            if step.changes is None:      # the engine's steps: the grads as they are now
+                recorded = [(parent, np.array(parent.grad)) for parent in step.parents]
+            else:                         # recorded when the step happened
+                recorded = [(parent, after) for parent, (_, after) in step.changes.items() if after is not None]
+            for parent, after in recorded:
                 before = last.get(id(parent))
                 last[id(parent)] = after
                 position = self._position.get(id(parent), -1)
                 changes.append((position, after, before))
                 if position < 0:       # not drawn (a big graph's window): its grads are still known
                     self._undrawn.setdefault(id(parent), [parent]).append((len(steps_done) + 1, after))
-            steps_done.append((step, node_grad, changes))
+            targets = [parent for parent, _ in recorded]
+            steps_done.append((step, node_grad, changes, targets))
             self.steps.append(step)
             self._changes.append(tuple(changes))
-        self._seed = last[id(root)] if id(root) in last else np.array(root.grad)
         seed_position = self._position.get(id(root))
-        if seed_position is not None:
-            self.grad_changes[seed_position].append((seed_state, self._seed))
-        self.states.append(State("seed", 0, None, [] if seed_position is None else [seed_position],
-                                 self._seed_caption()))
+        if observation is not None:
+            self._seed = None
+            shown = []
+            for node, grad in observation.before.items():
+                position = self._position.get(id(node))
+                if grad is not None and position is not None:
+                    self.grad_changes[position].append((seed_state, grad))
+                    shown.append(position)
+            root_grad = observation.before.get(root)
+            self.states.append(State("seed", 0, None, shown, (
+                f"Before your backward(): {self.namer.grad(root)} is "
+                f"{'None' if root_grad is None else format_value(root_grad)}. Each step is what your code did, "
+                "in its order: the seed and the zeroing too.")))
+        else:
+            self._seed = last[id(root)] if id(root) in last else np.array(root.grad)
+            if seed_position is not None:
+                self.grad_changes[seed_position].append((seed_state, self._seed))
+            self.states.append(State("seed", 0, None, [] if seed_position is None else [seed_position],
+                                     self._seed_caption()))
         box = None
         state_of_step = {}
-        for j, (step, node_grad, changes) in enumerate(steps_done, start=1):
+        for j, (step, node_grad, changes, targets) in enumerate(steps_done, start=1):
             inside = self.view.plan.box_of(step.node)
             if inside is not None:     # a collapsed module: its backward steps are one state
                 self._box_step(j, step, node_grad, changes, inside, box)
@@ -345,19 +390,27 @@ class Timeline:
             state_of_step[j] = len(self.states)
             box = None
             k = len(self.states)
-            caption, per_parent = self._describe(step, node_grad, changes)
+            if step.caption is not None:     # what a student's backward did outside a rule (seed, zeroing)
+                caption, per_parent = self._plain(step, changes)
+            else:
+                caption, per_parent = self._describe(step, node_grad, changes, targets)
             position = self._position.get(id(step.node))
             for (p, after, _), info in zip(changes, per_parent):
                 if p >= 0:
                     self.grad_changes[p].append((k, after))
-                    self._received[p].append((k, info))
-            if position is not None:
+                    if step.caption is None:     # a contribution of a rule (the zeroing and the seed are not)
+                        self._received[p].append((k, info))
+            if position is not None and step.caption is None:
                 self._own[position] = (k, self._own_rule(step, node_grad))
-            formula = getattr(step.op, "formula", None) or f"out = {step.function}(…)"
-            rule = self._rule_line(step.node, formula, step.terms)
-            note = getattr(step, "note", None)   # an adapted graph's step whose rule went wrong, or raised
-            remark = getattr(step, "remark", None)   # a label that disagrees with the node: said, not a mistake
-            if note and getattr(step, "error", None) is not None:
+            if step.caption is not None:
+                rule = ""
+            else:
+                formula = getattr(step.op, "formula", None) or f"out = {step.function}(…)"
+                rule = self._rule_line(step.node, formula, step.terms)
+            note, remark = step.note, step.remark     # the step protocol (engine/steps.py)
+            if step.caption is not None:
+                caption = caption if step.ok else f"{caption} ✗"
+            elif note and step.error is not None:
                 caption = note
             elif note:
                 caption = f"{caption} ✗ {note}"
@@ -378,7 +431,7 @@ class Timeline:
             self._box_changed = {}
         k = len(self.states) - 1
         state = self.states[k]
-        _, per_parent = self._describe(step, node_grad, changes)
+        _, per_parent = self._describe(step, node_grad, changes, step.parents)
         for (p, after, _), info in zip(changes, per_parent):
             if p >= 0:
                 self.grad_changes[p].append((k, after))
@@ -394,6 +447,18 @@ class Timeline:
         state.caption = (f"{inside[1]}: backward through the module in one step"
                          + (f"; {'; '.join(names)}" if names else ""))
 
+    def _plain(self, step, changes):
+        """A step with its own caption: what each changed grad became."""
+        per_parent = []
+        parents = [parent for parent, (_, after) in step.changes.items() if after is not None]
+        for (_, after, before), parent in zip(changes, parents):
+            symbol = self.namer.grad(parent)
+            with np.errstate(all="ignore"):
+                delta = after if before is None or before.shape != after.shape else after - before
+            per_parent.append({"symbol": symbol, "clauses": [f"{symbol} = {format_value(after)}"], "values": None,
+                               "delta": delta, "wrong": False, "from": step.function})
+        return step.caption, per_parent
+
     def _seed_caption(self) -> str:
         seed = format_value(self._seed)
         symbol = self.namer.grad(self.output)
@@ -404,7 +469,7 @@ class Timeline:
             return f"Seed: {symbol} = {seed} (the output's own gradient{who}).{rest}"
         return f"Seed: {symbol} = grad {seed}.{rest}"
 
-    def _describe(self, step, node_grad, changes):
+    def _describe(self, step, node_grad, changes, targets):
         """The chain rule applied at ``step``, with numbers, and per changed parent what it
         received: ``(clause, contributions, delta)``.
 
@@ -421,7 +486,7 @@ class Timeline:
         for term in step.terms:
             terms_by_parent.setdefault(id(term.parent), []).append(term)
         parts, per_parent = [], []
-        for (_, after, before), parent in zip(changes, step.parents):
+        for (_, after, before), parent in zip(changes, targets):
             terms = terms_by_parent.get(id(parent), [])
             symbol = namer.grad(parent)
             scalar = after.size == 1
@@ -450,7 +515,7 @@ class Timeline:
             old = [] if before is None else [before.reshape(-1)[0]]
             # Only a step judged wrong (a student's rule: step.ok False) is compared with the
             # chain rule; the engine's own steps are the chain rule.
-            wrong = (known and getattr(step, "ok", True) is False
+            wrong = (known and step.ok is False
                      and not _close(sum(old + contributions), after.reshape(-1)[0]))
             if scalar:
                 if wrong:    # the rule did something else than the chain rule
@@ -475,7 +540,7 @@ class Timeline:
             per_parent.append({"symbol": symbol, "clauses": clauses, "values": values, "delta": delta,
                                "wrong": wrong, "from": f"{node._function} → {namer(node) or '?'}"})
         if not parts:
-            parts.append("no input needs a gradient")
+            parts.append("no input needs a gradient" if step.changes is None else "its rule changed no grad")
         return "; ".join(parts), per_parent
 
     def _own_rule(self, step, node_grad) -> list:
@@ -516,8 +581,7 @@ class Timeline:
         k = self.check(k)
         if node is not None:
             if self._undrawn_changes(node) is not None:    # in the graph, outside the drawn window
-                if isinstance(self.output, ForeignNode) and not isinstance(node, ForeignNode):
-                    node = self.output.graph.node(node)
+                node = node_for(self.output, node)
                 shown = self._undrawn_appears.get(id(node), 0) <= k
                 return np.array(node.data) if shown else None
             i = self._index(node)
@@ -548,11 +612,10 @@ class Timeline:
         (empty when no grad reached it); None for a drawn node or a position."""
         if isinstance(node, numbers.Integral):
             return None
-        if isinstance(self.output, ForeignNode) and not isinstance(node, ForeignNode):
-            try:
-                node = self.output.graph.node(node)
-            except (KeyError, TypeError):
-                return None
+        try:
+            node = node_for(self.output, node)
+        except (KeyError, TypeError):
+            return None
         if id(node) in self._position:
             return None
         changes = self._undrawn.get(id(node))
@@ -657,10 +720,10 @@ class Timeline:
     def _index(self, i) -> int:
         if isinstance(i, Tensor):
             return self.view.index(i)
-        if isinstance(self.output, ForeignNode) and not isinstance(i, numbers.Integral):
+        if not isinstance(i, numbers.Integral):
             try:   # the student's own object (or its wrapped node)
-                return self.view.index(self.output.graph.node(i))
-            except KeyError:
+                return self.view.index(node_for(self.output, i))
+            except (KeyError, TypeError):
                 raise IndexError(f"{type(i).__name__} object is not one of the {len(self.view.nodes)} drawn "
                                  "nodes of this graph") from None
         if isinstance(i, bool) or not isinstance(i, numbers.Integral) or not 0 <= i < len(self.view.nodes):
