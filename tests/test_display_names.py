@@ -80,7 +80,8 @@ def check_one_name_per_tensor(tl: Timeline, users: dict = ()):
         where = f"state {k} ({state.phase})"
         i = state.highlight
         if i is None:
-            allowed = set(range(len(nodes))) if state.phase == "inputs" else {output}
+            # a step of the student's backward outside any rule (the zeroing) names the grads it changed
+            allowed = set(range(len(nodes))) if state.phase == "inputs" else {output, *(state.changed or ())}
         else:
             allowed = {i, output} | {position[id(p)] for p in nodes[i].parents if id(p) in position}
         for text in (state.caption, state.rule):

@@ -117,6 +117,17 @@ class Adapter:
     def set_grad(self, node, value) -> None:
         raise NotImplementedError
 
+    def read_as_made(self) -> bool:
+        """True when some of the graph was read as it was made (a recording), because the
+        library's code erased it since: its own backward() can no longer be run on it."""
+        return False
+
+    def grad_field(self, obj):
+        """Where ``obj`` (the library's own object) keeps its grad, as a path of attribute
+        names (``("grad",)``, ``("g",)``), or None when the adapter does not know: what the
+        tracer watches while the library's own backward runs."""
+        return None
+
     def has_backward(self, node) -> bool:
         raise NotImplementedError
 

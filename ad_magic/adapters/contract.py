@@ -393,6 +393,12 @@ class StudentAdapter(Adapter):
             self.readings[cls] = read_class(self.view(obj), self.is_node, SPELLINGS, like=self.like)
         return self.readings[cls]
 
+    def read_as_made(self) -> bool:
+        return bool(self.views)
+
+    def grad_field(self, obj):
+        return self.reading(obj).grad
+
     def view(self, obj):
         """The object whose structure is read: the node, or its fields as they were when it
         was made (when its graph has been erased since)."""

@@ -122,8 +122,12 @@ def observable(node, backward=None) -> bool:
     class whose rules are theirs, and it has a ``backward()`` method (or ``backward`` is
     given). False for ad_magic's Tensor, for libraries whose rules need no checking
     (PyTorch: stepped with its own autograd hooks), and for a class with rules but no
-    backward() yet (its rules are then run in ad_magic's order)."""
-    if not isinstance(node, ForeignNode) or not getattr(node.graph.adapter, "checks_rules", True):
+    backward() yet (its rules are then run in ad_magic's order), and for a graph its own
+    backward() erased (read from a recording of it being built: the rules it kept are run
+    in ad_magic's order, since running their backward() again would find no graph)."""
+    if not isinstance(node, ForeignNode) or not node.graph.adapter.checks_rules:
+        return False
+    if node.graph.adapter.read_as_made():
         return False
     if backward is not None:
         return True

@@ -105,7 +105,7 @@ class GradFields:
     def __init__(self, nodes):
         self.nodes = nodes
         self.objects = [n.source for n in nodes]
-        self.fields = [_grad_name(o) for o in self.objects]
+        self.fields = [self._field(n) for n in nodes]
         names = set(self.fields)
         self.getter = operator.attrgetter(names.pop()) if len(names) == 1 else None
         self.position = {id(o): i for i, o in enumerate(self.objects)}
@@ -114,6 +114,16 @@ class GradFields:
         self.raw = [self._read(i) for i in range(len(nodes))]
         self.signature = [self._signature(r) for r in self.raw]
         self.values = [self._value(i, r) for i, r in enumerate(self.raw)]
+
+    @staticmethod
+    def _field(node) -> str:
+        """The dotted path of ``node``'s grad field: the adapter's reading of its class, else
+        the first grad spelling the object has."""
+        try:
+            path = node.graph.adapter.grad_field(node.source)
+        except Exception:
+            path = None
+        return ".".join(path) if path else _grad_name(node.source)
 
     def _read_all(self):
         if self.getter is not None:
@@ -125,7 +135,7 @@ class GradFields:
 
     def _read(self, i):
         try:
-            return getattr(self.objects[i], self.fields[i], None)
+            return operator.attrgetter(self.fields[i])(self.objects[i])
         except Exception:
             return None
 

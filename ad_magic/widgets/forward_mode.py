@@ -91,6 +91,9 @@ class ForwardModeTimeline(Timeline):
         self._received = [[] for _ in nodes]
         self._own = [None] * len(nodes)
         self._formulas = [None] * len(nodes)
+        self._non_finite = [None] * len(nodes)
+        self._undrawn, self._undrawn_appears, self._box_changed = {}, {}, {}
+        self.observation, self.problems = None, []    # no student's backward is watched here
         self._tangent_lines = [[] for _ in nodes]  # (state, text) per pass: the card's tangent lines
         self.passes = self._passes(inputs)
         self.forward_steps = []
