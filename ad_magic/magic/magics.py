@@ -62,11 +62,6 @@ MAX_STEPS = 10_000          # each iteration replays the graph and keeps copies:
 MAX_LABEL_CHARS = 24
 CHECK_MAX_ELEMENTS = 2000
 
-# Options that take a value, for splitting "%autodiff [options] EXPR": the options are
-# read shell-style, the expression is Python, which shell-style splitting would mangle.
-_VALUED_OPTIONS = ("--wrt", "--lr", "--steps", "--optimizer", "--export", "--mode", "--order")
-_OPTION_NAMES = ("--wrt", "--check", "--static", "--export", "--descent", "--lr", "--steps", "--optimizer",
-                 "--mode", "--order")
 MODES = ("reverse", "forward")
 
 
@@ -108,6 +103,14 @@ _OPTIONS = (
                   "with respect to one scalar input (--wrt x), whose backward pass gives the "
                   "second derivative."),
 )
+
+
+# Read from the declarations above, for splitting "%autodiff [options] EXPR" (the options are
+# read shell-style, the expression is Python, which shell-style splitting would mangle) and
+# for the did-you-mean of a mistyped option.
+_OPTION_NAMES = tuple(name for option in _OPTIONS for name in option.args)
+_VALUED_OPTIONS = tuple(name for option in _OPTIONS for name in option.args
+                        if option.kwds.get("action") not in ("store_true", "store_false"))
 
 
 class _PlainHelp(MagicHelpFormatter):
