@@ -1,0 +1,454 @@
+"""One submission graded inside its own process: ``python -m ad_magic.practical.submission PATH``.
+
+The grading process (:mod:`ad_magic.practical.grade`) starts one such process per
+submission and never runs a student's code itself. Here the submission — a notebook, or a
+``.py`` file, nbconvert's scripts with their ``get_ipython()`` lines included — is read
+statement by statement, in order:
+
+- statements that *define* things (imports, ``def``, ``class``, assignments of the
+  practical's names or of a class's attributes, constants) run with the per-question
+  limit: they are the code being graded;
+- every other statement *demonstrates* (prints, draws, ``%%autodiff`` cells, loops over
+  examples): it runs with a short limit, and whatever it raises costs no points;
+- calls of ``practical.check`` in the notebook are skipped: grading runs it itself.
+
+Then ``practical.check`` runs part by part on the namespace (each question in a forked
+copy with its own limit), and for each part with a wrong answer the part's example is
+built with the student's code and drawn, so the feedback shows the graph and grads their
+code produced. Each finding is written as one JSON line to the grading process as soon as
+it is known, so a submission stopped at its overall limit keeps what it reached.
+"""
+from __future__ import annotations
+
+import argparse
+import ast
+import io
+import json
+import math
+import os
+import signal
+import sys
+import time
+
+import numpy as np
+
+from . import PARTS, check
+from .gradebook import result_fields
+
+__all__ = ["read_cells", "plan_statements", "Limit", "SubmissionTimeout", "QuietShell", "main"]
+
+PRINTED_LIMIT = 64_000        # characters of the submission's printed output kept (the rest is dropped)
+PICTURE_NODES = 40            # a part's example drawn only up to this many nodes
+STUDENT_FILE = "<submission"  # prefix of the file name every compiled piece of the submission gets
+
+
+class SubmissionTimeout(BaseException):
+    """Raised into the submission's code when its limit has passed (a BaseException, so
+    an ``except Exception`` in a loop does not swallow it)."""
+
+
+# --------------------------------------------------------------------------- reading
+
+def read_cells(path) -> list:
+    """The submission's code as ``[(label, source)]``: a notebook's code cells ("cell 3",
+    counting code cells from 1), or a ``.py`` file as one piece ("the script")."""
+    path = os.fspath(path)
+    with open(path, encoding="utf-8") as file:
+        text = file.read()
+    if not path.endswith(".ipynb"):
+        return [("the script", text)]
+    try:
+        notebook = json.loads(text)
+        cells = [c for c in notebook.get("cells", []) if c.get("cell_type") == "code"]
+    except (ValueError, AttributeError):
+        raise ValueError(f"{os.path.basename(path)} is not a notebook (its JSON does not parse)") from None
+    pieces = []
+    for n, cell in enumerate(cells, 1):
+        source = cell.get("source", "")
+        pieces.append((f"cell {n}", "".join(source) if isinstance(source, list) else str(source)))
+    return pieces
+
+
+def _practical_names() -> set:
+    return {name for questions in PARTS.values() for q in questions for name in q.needs}
+
+
+def _is_check_call(node) -> bool:
+    """``practical.check(...)`` or ``check(...)`` as a statement of its own."""
+    call = node.value if isinstance(node, ast.Expr) else None
+    if not isinstance(call, ast.Call):
+        return False
+    f = call.func
+    return (isinstance(f, ast.Attribute) and f.attr == "check") or (isinstance(f, ast.Name) and f.id == "check")
+
+
+def _calls_nothing(node) -> bool:
+    return not any(isinstance(n, (ast.Call, ast.Await, ast.Yield, ast.YieldFrom)) for n in ast.walk(node))
+
+
+def _kind(node, names) -> str:
+    """"defines", "demo" or "skip" for one top-level statement (see the module's docstring)."""
+    if isinstance(node, (ast.Import, ast.ImportFrom, ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+        return "defines"
+    if _is_check_call(node):
+        return "skip"
+    if isinstance(node, (ast.Assign, ast.AnnAssign, ast.AugAssign)):
+        targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+        for target in targets:
+            for n in ast.walk(target):
+                if isinstance(n, ast.Name) and n.id in names:
+                    return "defines"                    # add = ..., Tensor = ...
+            if isinstance(target, ast.Attribute) and isinstance(target.value, ast.Name) \
+                    and target.value.id in names:
+                return "defines"                        # Tensor.backward = backward
+        if node.value is not None and _calls_nothing(node.value):
+            return "defines"                            # EPS = 1e-6, a lambda, a table of constants
+    return "demo"
+
+
+def _python(label, source) -> str:
+    """The piece as plain Python: a notebook cell's magics become ``get_ipython()`` calls,
+    as IPython itself turns them."""
+    if label == "the script":
+        return source
+    from IPython.core.inputtransformer2 import TransformerManager
+
+    return TransformerManager().transform_cell(source)
+
+
+def plan_statements(cells) -> tuple:
+    """``([(label, line, kind, code)], notes)``: each top-level statement compiled on its
+    own (line numbers as in its cell), with its kind; a cell that does not parse is a note."""
+    names = _practical_names()
+    plan, notes = [], []
+    for label, source in cells:
+        try:
+            tree = ast.parse(_python(label, source))
+        except SyntaxError as error:
+            notes.append(f"{label} was not run: SyntaxError on line {error.lineno}: {error.msg}")
+            continue
+        for node in tree.body:
+            code = compile(ast.Module(body=[node], type_ignores=[]), f"{STUDENT_FILE} {label}>", "exec")
+            plan.append((label, node.lineno, _kind(node, names), code))
+    return plan, notes
+
+
+# --------------------------------------------------------------------------- limits
+
+def _student(frame) -> bool:
+    return frame.f_code.co_filename.startswith(STUDENT_FILE)
+
+
+class Limit:
+    """``with Limit(seconds):`` stops the submission's code run inside it once ``seconds``
+    have passed: a timer signal raises :class:`SubmissionTimeout`, and from then on every
+    line of the submission's code raises it again, so a loop that catches even
+    BaseException is stopped as soon as it reaches a line outside its ``try``. The main
+    thread only (signals); nothing is left running afterwards."""
+
+    def __init__(self, seconds: float):
+        self.seconds, self.active, self.expired = float(seconds), False, False
+        self._armed = []
+
+    def __enter__(self):
+        self._previous = signal.signal(signal.SIGALRM, self._alarm)
+        self.active = True
+        signal.setitimer(signal.ITIMER_REAL, self.seconds, 0.05)    # then every 50 ms until left
+        return self
+
+    def __exit__(self, *exc):
+        self.active = False
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        sys.settrace(None)
+        for frame in self._armed:
+            frame.f_trace = None
+        self._armed.clear()
+        signal.signal(signal.SIGALRM, self._previous)
+        return False
+
+    def _alarm(self, signum, frame):
+        if not self.active:
+            return
+        if not self.expired:
+            self.expired = True
+            sys.settrace(self._trace)          # frames the submission starts from now on
+            while frame is not None:           # and the ones it is running
+                if _student(frame):
+                    frame.f_trace = self._trace
+                    self._armed.append(frame)
+                frame = frame.f_back
+        raise SubmissionTimeout()
+
+    def _trace(self, frame, event, arg):
+        if not _student(frame):
+            return None
+        if self.active and self.expired:
+            raise SubmissionTimeout()
+        return self._trace
+
+
+def run_limited(code, ns, seconds):
+    """Run ``code`` in ``ns`` within ``seconds``: None, or the exception it ended with."""
+    try:
+        with Limit(seconds):
+            exec(code, ns)
+    except BaseException as error:        # the submission's error is a finding, never ours
+        return error
+    return None
+
+
+def _where(error) -> str:
+    """"line N" of the deepest frame of the submission's code in ``error``'s traceback."""
+    tb, line = error.__traceback__, None
+    while tb is not None:
+        if _student(tb.tb_frame):
+            line = tb.tb_lineno
+        tb = tb.tb_next
+    return "" if line is None else f" on line {line}"
+
+
+# --------------------------------------------------------------------------- IPython, quietly
+
+class QuietShell:
+    """What ``get_ipython()`` returns while a submission is graded: line magics, shell
+    commands and anything else asked of IPython do nothing (no ``!pip install``, no
+    ``%load_ext``), and the cell magics that only wrap Python (``%%autodiff``, ``%%time``,
+    ``%%capture``) run their cell as plain Python, so the names it sets exist."""
+
+    RUN_BODY = ("autodiff", "time", "timeit", "capture", "prun")
+
+    def __init__(self, ns):
+        self._ns = ns
+
+    def run_line_magic(self, name, line, *args, **kwargs):
+        return None
+
+    def run_cell_magic(self, name, line, cell):
+        if name in self.RUN_BODY:
+            exec(compile(cell, f"{STUDENT_FILE} %%{name} cell>", "exec"), self._ns)
+
+    def system(self, command):
+        return None
+
+    def getoutput(self, command, *args, **kwargs):
+        return []
+
+    def __getattr__(self, name):
+        if name.startswith("__"):
+            raise AttributeError(name)
+        return lambda *args, **kwargs: None
+
+
+class _Printed(io.TextIOBase):
+    """The submission's printed output, kept up to PRINTED_LIMIT characters."""
+
+    def __init__(self):
+        self.parts, self.size = [], 0
+
+    def writable(self):
+        return True
+
+    def write(self, text):
+        if self.size < PRINTED_LIMIT:
+            self.parts.append(str(text)[: PRINTED_LIMIT - self.size])
+            self.size += len(self.parts[-1])
+        return len(text)
+
+
+# --------------------------------------------------------------------------- the part's picture
+
+class _Snapshot:
+    """A copy of one node of the student's graph, shaped as the practical's Tensor, with
+    its parents in a fixed order (the student's ``_parents`` is a set of objects hashed by
+    address, whose order changes from run to run): the same graph is drawn the same way."""
+
+    def __init__(self, data, grad, parents, function):
+        self.data, self.grad, self._parents, self._function = data, grad, tuple(parents), function
+        self._backward = _nothing
+
+
+def _nothing():
+    return None
+
+
+def _array(value):
+    try:
+        return None if value is None else np.array(value, dtype=np.float64)
+    except Exception:
+        return None
+
+
+def snapshot(root, limit=PICTURE_NODES):
+    """``(copy of root, {id(original): copy})``, parents ordered by what they hold; None
+    for a graph that is not a DAG of practical-shaped nodes or has more than ``limit`` nodes."""
+    order, seen, stack = [], set(), [(root, False)]
+    while stack:
+        node, done = stack.pop()
+        if done:
+            order.append(node)
+            continue
+        if id(node) in seen:
+            continue
+        seen.add(id(node))
+        if len(seen) > limit or not hasattr(node, "data"):
+            return None
+        stack.append((node, True))
+        try:
+            parents = list(getattr(node, "_parents", ()) or ())
+        except TypeError:
+            return None
+        stack.extend((p, False) for p in parents if id(p) not in seen)
+    signature, copies = {}, {}
+    for node in order:                       # parents first
+        parents = [p for p in (getattr(node, "_parents", ()) or ()) if id(p) in signature]
+        parents.sort(key=lambda p: signature[id(p)])
+        data, grad = _array(node.data), _array(getattr(node, "grad", None))
+        signature[id(node)] = (str(getattr(node, "_function", None)), repr(data), repr(grad),
+                               tuple(signature[id(p)] for p in parents))
+        copies[id(node)] = _Snapshot(data, grad, [copies[id(p)] for p in parents], getattr(node, "_function", None))
+    return copies[id(root)], copies
+
+
+# Each part's example, as the practical's notebook writes it, and what its picture should show.
+EXAMPLES = {
+    "A": ("x = Tensor(3.0)\nout = add(add(mul(x, x), mul(Tensor(4.0), x)), Tensor(2.0))\n",
+          {"x": "x", "out": "f"}, "your graph of f = x·x + 4·x + 2 at x = 3 (built with your add and mul): "
+                                  "f should be 23, made by two adds and two muls"),
+    "B": ("x = Tensor(2.0)\nout = add(add(mul(x, x), mul(Tensor(5.0), x)), Tensor(-1.0))\nout.backward()\n",
+          {"x": "x", "out": "y"}, "your graph of y = x·x + 5·x − 1 at x = 2 after your backward(): "
+                                  "x.grad should be 9 (2 + 2 from x·x, 5 from 5·x), y.grad 1"),
+    "D": ("W = Tensor([[1.0, 2.0, 0.5], [-1.0, 0.5, -3.0]])\nv = Tensor([1.0, 2.0, -1.0])\n"
+          "out = relu(matvec(W, v))\nout.backward()\n",
+          {"W": "W", "v": "v", "out": "h"}, "your graph of h = relu(W @ v) after your backward(): "
+                                            "W @ v = [4.5, 3] is positive, so the ReLU passes "
+                                            "both rows: W.grad should be [[1, 2, −1], [1, 2, −1]] and v.grad "
+                                            "[0, 2.5, −2.5]"),
+}
+
+
+def picture(part, ns, seconds):
+    """``{"caption", "svg"}`` or ``{"caption", "error"}`` for the part's example built with
+    the student's code (within ``seconds``), or None when the part has no example."""
+    if part not in EXAMPLES:
+        return None
+    source, names, caption = EXAMPLES[part]
+    local = dict(ns)
+    error = run_limited(compile(source, f"{STUDENT_FILE} example>", "exec"), local, seconds)
+    if error is not None:
+        what = "it took too long" if isinstance(error, SubmissionTimeout) else f"{type(error).__name__}: {error}"
+        first = source.splitlines()[1].strip()
+        return {"caption": f"building the example {first} with your code stopped: {what}", "error": True}
+    shot = snapshot(local["out"])
+    if shot is None:
+        return None
+    root, copies = shot
+    labels = {copies[id(local[k])]: v for k, v in names.items() if id(local[k]) in copies}
+    try:                          # a copy of at most PICTURE_NODES nodes: no limit needed
+        from ..drawing import draw_computation_graph
+
+        svg = draw_computation_graph(root, names=labels, rankdir="LR", modules="flat").pipe(format="svg")
+    except Exception:             # no renderer, or a value the drawing cannot show: no picture
+        return None
+    text = svg.decode("utf-8")
+    return {"caption": caption, "svg": text[text.find("<svg"):]}
+
+
+# --------------------------------------------------------------------------- the process
+
+DEMO_SHARE = 0.25     # of the submission's time, at most, for statements that only demonstrate
+SHORTEST = 0.5        # seconds: a question's limit is never cut below this
+EXAMPLE_TIMEOUT = 2.0  # seconds for building a part's example for its picture
+
+
+def _limit_per_question(left, questions, question_timeout):
+    """Each question's limit when ``left`` seconds remain for ``questions`` questions: the
+    per-question limit, or an equal share of what is left once that is less (a tenth of a
+    second below it), so every question runs before the submission's time is up."""
+    share = math.floor(10 * left / max(questions, 1)) / 10
+    return max(SHORTEST, min(question_timeout, share))
+
+
+def grade_here(path, question_timeout, cell_timeout, emit, budget=math.inf):
+    """Run the submission at ``path`` in this process and ``emit`` each finding (a dict),
+    within about ``budget`` seconds in all."""
+    end = time.monotonic() + budget
+    cells = read_cells(path)
+    plan, notes = plan_statements(cells)
+    for note in notes:
+        emit({"event": "note", "text": note})
+    ns = {"__name__": "__main__", "__builtins__": __builtins__}
+    ns["get_ipython"] = lambda: shell
+    ns["display"] = lambda *args, **kwargs: None
+    shell = QuietShell(ns)
+    last, demo_time, skipped = None, DEMO_SHARE * budget, []
+    for label, line, kind, code in plan:
+        if kind == "skip":
+            continue
+        if kind == "demo" and demo_time <= 0:
+            skipped.append(label)
+            continue
+        if label != last:
+            emit({"event": "stage", "where": label})
+            last = label
+        limit = question_timeout if kind == "defines" else min(cell_timeout, demo_time)
+        started = time.monotonic()
+        error = run_limited(code, ns, limit)
+        if kind == "demo":
+            demo_time -= time.monotonic() - started
+        if error is None:
+            continue
+        where = f"{label}, line {line}" if label == "the script" else f"{label} (line {line})"
+        if isinstance(error, SubmissionTimeout):
+            text = f"{where} was stopped after {limit:.3g} s"
+        else:
+            text = f"{where} raised {type(error).__name__}: {error}{_where(error)}"
+        emit({"event": "note", "text": text + (" (a demonstration: no points lost)" if kind == "demo" else "")})
+    if skipped:
+        names = sorted(set(skipped), key=skipped.index)
+        emit({"event": "note", "text": f"the demonstrations in {', '.join(names)} were not run: the time for "
+                                       "demonstrations was used up"})
+    parts = list(PARTS)
+    for part in parts:
+        emit({"event": "stage", "where": f"part {part}"})
+        questions_left = sum(len(PARTS[p]) for p in parts[parts.index(part):])
+        limit = _limit_per_question(end - time.monotonic(), questions_left, question_timeout)
+        report = check(part, ns, timeout=limit)
+        emit({"event": "part", "part": part, "results": [result_fields(r) for r in report],
+              "notes": list(report.notes)})
+        if not report and any(r.status != "missing" for r in report):
+            shown = picture(part, ns, min(question_timeout, EXAMPLE_TIMEOUT))
+            if shown is not None:
+                emit({"event": "picture", "part": part, **shown})
+    emit({"event": "done"})
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m ad_magic.practical.submission",
+                                     description="Grade one submission in this process (ad-magic grade starts it).")
+    parser.add_argument("path")
+    parser.add_argument("--question-timeout", type=float, required=True)
+    parser.add_argument("--cell-timeout", type=float, required=True)
+    parser.add_argument("--budget", type=float, default=math.inf, help="seconds for the whole submission")
+    args = parser.parse_args(argv)
+    channel = os.fdopen(os.dup(1), "w", encoding="utf-8")       # findings go here, and only findings
+    devnull = os.open(os.devnull, os.O_RDWR)
+    for fd in (0, 1, 2):                                        # the submission reads nothing, prints nowhere
+        os.dup2(devnull, fd)
+    printed = _Printed()
+    sys.stdout = sys.stderr = printed
+    sys.stdin = io.StringIO()
+
+    def emit(record):
+        channel.write(json.dumps(record, sort_keys=True) + "\n")
+        channel.flush()
+
+    try:
+        grade_here(args.path, args.question_timeout, args.cell_timeout, emit, args.budget)
+    except BaseException as error:    # our own failure: said once, as a finding
+        emit({"event": "crash", "text": f"{type(error).__name__}: {error}"})
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,245 @@
+"""``ad-magic grade``: a folder of submissions graded each in its own process, into
+grades.csv, Gradescope's results, feedback pages and a class report — the same bytes on
+every run, and an endless loop costing a row's points, never the other rows."""
+from __future__ import annotations
+
+import csv
+import json
+import subprocess
+import sys
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+from grading_fixtures import ENDLESS_BACKWARD, ENDLESS_DEMO, filled_notebook, script
+from practical_solutions.mistakes import MISTAKES
+
+from ad_magic.practical import PARTS
+from ad_magic.practical.cli import main
+from ad_magic.practical.grade import find_submissions, grade
+from ad_magic.practical.gradebook import SubmissionGrade, feedback_html, gradescope_json, result_fields, write_csv
+from ad_magic.practical.submission import SubmissionTimeout, plan_statements, run_limited
+
+ROOT = Path(__file__).resolve().parents[1]
+KEYS = [q.key for questions in PARTS.values() for q in questions]
+OVERWRITE = next(m for m in MISTAKES if m[0] == "grads overwritten instead of accumulated")
+
+# Gradescope's results.json, as its autograder documentation describes it (the fields we write).
+GRADESCOPE_SCHEMA = {
+    "type": "object", "required": ["score", "tests"],
+    "properties": {
+        "score": {"type": "number"}, "output": {"type": "string"},
+        "tests": {"type": "array", "items": {
+            "type": "object", "required": ["name", "score", "max_score", "output"], "additionalProperties": False,
+            "properties": {"name": {"type": "string"}, "score": {"type": "number"},
+                           "max_score": {"type": "number"}, "output": {"type": "string"}}}},
+    },
+    "additionalProperties": False,
+}
+
+
+def _rows(out):
+    with open(out / "grades.csv", newline="", encoding="utf-8") as file:
+        return {row["submission"]: row for row in csv.DictReader(file)}
+
+
+def _outputs(out) -> dict:
+    return {p.relative_to(out).as_posix(): p.read_bytes() for p in sorted(out.rglob("*")) if p.is_file()}
+
+
+@pytest.fixture(scope="module")
+def graded(tmp_path_factory):
+    """A correct notebook, a correct .py, and the notebook with mul's rule overwriting grads, graded once."""
+    folder = tmp_path_factory.mktemp("submissions")
+    filled_notebook(folder / "alice.ipynb")
+    script(folder / "bob.py")
+    filled_notebook(folder / "carol.ipynb", replace=OVERWRITE[1:3])
+    out = tmp_path_factory.mktemp("graded")
+    grades = grade([folder], out, jobs=2)
+    return SimpleNamespace(folder=folder, out=out, grades=grades)
+
+
+def test_a_correct_notebook_and_a_correct_script_get_full_marks(graded):
+    rows = _rows(graded.out)
+    assert list(rows) == ["alice", "bob", "carol"]
+    assert list(rows["alice"]) == ["submission", *KEYS, "total", "max"]
+    for name in ("alice", "bob"):
+        assert rows[name]["total"] == rows[name]["max"] == str(len(KEYS)), rows[name]
+        assert all(rows[name][k] == "1" for k in KEYS)
+    assert all(g.problem is None for g in graded.grades)
+
+
+def test_a_mistake_loses_points_in_its_part_and_its_feedback_shows_the_hint_and_the_graph(graded):
+    row = _rows(graded.out)["carol"]
+    assert row[OVERWRITE[4]] == "0" and int(row["total"]) < len(KEYS)
+    assert all(row[k] == "1" for k in KEYS if k.startswith(("A", "D")))
+    page = (graded.out / "feedback" / "carol.html").read_text(encoding="utf-8")
+    carol = next(g for g in graded.grades if g.name == "carol")
+    hint = next(r["hint"] for r in carol.results if r["key"] == OVERWRITE[4])
+    assert OVERWRITE[5] in hint
+    assert "hint: " + hint.replace("'", "&#x27;") in page
+    assert "your graph of y = x·x + 5·x − 1" in page and page.count("<svg") == 1     # Part B's picture only
+    assert "<svg" not in (graded.out / "feedback" / "alice.html").read_text(encoding="utf-8")
+
+
+def test_the_results_are_gradescope_s_format(graded):
+    jsonschema = pytest.importorskip("jsonschema")
+    for name in ("alice", "bob", "carol"):
+        data = json.loads((graded.out / "results" / f"{name}.json").read_text(encoding="utf-8"))
+        jsonschema.validate(data, GRADESCOPE_SCHEMA)
+        assert [t["name"].split()[0] for t in data["tests"]] == KEYS
+        assert data["score"] == sum(t["score"] for t in data["tests"]) == float(_rows(graded.out)[name]["total"])
+
+
+def test_the_report_plots_the_pass_rate_and_counts_the_hints(graded):
+    report = (graded.out / "report.html").read_text(encoding="utf-8")
+    assert "<svg" in report and "passed (% of submissions)" in report
+    assert "Misconceptions" in report and OVERWRITE[5] in report and "carol" in report
+    assert "Submissions that timed out or crashed</h2>\n<p>None.</p>" in report
+
+
+def test_grading_the_same_files_again_writes_the_same_bytes(graded, tmp_path):
+    again = tmp_path / "again"
+    grade([graded.folder / "carol.ipynb", graded.folder / "bob.py", graded.folder / "alice.ipynb"], again, jobs=1)
+    first, second = _outputs(graded.out), _outputs(again)
+    assert list(first) == list(second)
+    for name in first:
+        assert first[name] == second[name], name
+
+
+def test_an_nbconvert_script_with_get_ipython_lines_gets_full_marks(tmp_path):
+    nbconvert = pytest.importorskip("nbconvert")
+    text, _ = nbconvert.PythonExporter().from_filename(str(filled_notebook(tmp_path / "nb.ipynb")))
+    assert "get_ipython().run_line_magic('load_ext', 'ad_magic')" in text
+    assert "get_ipython().run_cell_magic('autodiff'" in text
+    (tmp_path / "in").mkdir()
+    (tmp_path / "in" / "dave.py").write_text(text, encoding="utf-8")
+    grades = grade([tmp_path / "in"], tmp_path / "out")
+    assert grades[0].total == grades[0].max == len(KEYS), grades[0].results
+    assert not any("get_ipython" in note for note in grades[0].notes), grades[0].notes
+
+
+def test_endless_loops_in_a_demo_and_in_backward_cost_that_row_only(tmp_path):
+    folder = tmp_path / "in"
+    folder.mkdir()
+    filled_notebook(folder / "erin.ipynb", replace=("backward", ENDLESS_BACKWARD), after=("tensor", ENDLESS_DEMO))
+    script(folder / "frank.py")
+    grades = {g.name: g for g in grade([folder], tmp_path / "out", timeout=14, question_timeout=1,
+                                       cell_timeout=0.5, jobs=2)}
+    erin, frank = grades["erin"], grades["frank"]
+    assert frank.total == frank.max == len(KEYS)
+    assert erin.problem is None                   # it finished within its limit, every question run
+    earned = {r["key"]: r for r in erin.results}
+    assert all(earned[k]["status"] == "pass" for k in KEYS if k.startswith("A")), erin.results
+    assert earned["B3"]["status"] == "fail" and earned["B3"]["message"].startswith("stopped after")
+    assert "line 2 of backward" in earned["B3"]["message"]
+    assert any(n.startswith("cell 3 (line 2) was stopped after 0.5 s (a demonstration") for n in erin.notes), \
+        erin.notes
+    assert _rows(tmp_path / "out")["erin"]["total"] == f"{erin.total:g}"
+
+
+def test_a_submission_that_silences_the_limit_is_killed_at_its_own_limit_and_keeps_its_row(tmp_path):
+    folder = tmp_path / "in"
+    folder.mkdir()
+    stubborn = ("def stubborn():\n    import signal\n    signal.signal(signal.SIGALRM, signal.SIG_IGN)\n"
+                "    while True:\n        pass\n\n\nstubborn()\n")
+    script(folder / "gina.py", after=("tensor", stubborn))
+    script(folder / "hal.py")
+    grades = {g.name: g for g in grade([folder], tmp_path / "out", timeout=5, jobs=2)}
+    assert grades["hal"].total == len(KEYS)
+    gina = grades["gina"]
+    assert gina.problem.startswith("the submission was stopped at its limit of 5 s, while running the script")
+    assert gina.total == 0 and len(gina.results) == len(KEYS)
+    assert all(r["message"] == f"not graded: {gina.problem}" for r in gina.results)
+    report = (tmp_path / "out" / "report.html").read_text(encoding="utf-8")
+    assert "gina" in report.split("Submissions that timed out or crashed")[1]
+
+
+def test_python_dash_m_ad_magic_grade_runs(tmp_path):
+    script(tmp_path / "ivy.py")
+    done = subprocess.run([sys.executable, "-m", "ad_magic", "grade", str(tmp_path / "ivy.py"), "--out",
+                           str(tmp_path / "out")], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert "1/1" in done.stderr and "graded 1 submission" in done.stderr
+    assert _rows(tmp_path / "out")["ivy"]["total"] == str(len(KEYS))
+
+
+def test_the_console_entry_point_grades_and_says_what_is_wrong(tmp_path, capsys):
+    script(tmp_path / "jo.py")
+    assert main(["grade", str(tmp_path / "jo.py"), "--out", str(tmp_path / "out"), "--jobs", "1"]) == 0
+    assert "grading [" in capsys.readouterr().err
+    assert (tmp_path / "out" / "feedback" / "jo.html").exists()
+    assert main(["grade", str(tmp_path / "nowhere"), "--out", str(tmp_path / "out")]) == 2
+    assert capsys.readouterr().err.strip() == f"ad-magic grade: {tmp_path / 'nowhere'} does not exist."
+    with pytest.raises(SystemExit):
+        main(["grade", str(tmp_path / "jo.py")])
+    assert "needs --out DIR" in capsys.readouterr().err
+
+
+def test_the_export_flags_call_the_exports_or_say_they_are_missing(tmp_path, capsys, monkeypatch):
+    import ad_magic.practical as practical
+
+    calls = []
+    fake = SimpleNamespace(write_otter=lambda d: calls.append(("otter", d)),
+                           write_nbgrader=lambda d: calls.append(("nbgrader", d)))
+    monkeypatch.setitem(sys.modules, "ad_magic.practical.exports", fake)
+    monkeypatch.setattr(practical, "exports", fake, raising=False)
+    assert main(["grade", "--export-otter", str(tmp_path / "o"), "--export-nbgrader", str(tmp_path / "n")]) == 0
+    assert calls == [("otter", str(tmp_path / "o")), ("nbgrader", str(tmp_path / "n"))]
+    monkeypatch.setitem(sys.modules, "ad_magic.practical.exports", None)     # the module absent
+    monkeypatch.delattr(practical, "exports")
+    assert main(["grade", "--export-otter", str(tmp_path / "o")]) == 2
+    assert "needs ad_magic.practical.exports" in capsys.readouterr().err
+
+
+# ---------------------------------------------------------------- without a process per submission
+
+def test_statements_that_define_run_as_code_the_rest_as_demonstrations():
+    cells = [("cell 1", "%load_ext ad_magic\nimport numpy as np\nEPS = 1e-6"),
+             ("cell 2", "class Tensor:\n    pass\n\nTensor.backward = lambda self: None\nx = Tensor()\nprint(x)"),
+             ("cell 3", "practical.check(\"A\", globals())"),
+             ("cell 4", "%%autodiff y\nx = Tensor(2.0)\ny = x * x"),
+             ("cell 5", "def f(:\n    pass")]
+    plan, notes = plan_statements(cells)
+    assert [(label, line, kind) for label, line, kind, _ in plan] == [
+        ("cell 1", 1, "demo"), ("cell 1", 2, "defines"), ("cell 1", 3, "defines"),
+        ("cell 2", 1, "defines"), ("cell 2", 4, "defines"), ("cell 2", 5, "demo"), ("cell 2", 6, "demo"),
+        ("cell 3", 1, "skip"), ("cell 4", 1, "demo")]
+    assert notes == ["cell 5 was not run: SyntaxError on line 1: invalid syntax"]
+
+
+def test_the_limit_stops_a_loop_that_swallows_every_exception():
+    loop = compile("while True:\n    try:\n        pass\n    except BaseException:\n        pass\n",
+                   "<submission cell 1>", "exec")
+    assert isinstance(run_limited(loop, {}, 0.2), SubmissionTimeout)
+    assert run_limited(compile("y = 1 + 1", "<submission cell 2>", "exec"), {}, 0.2) is None
+    assert sys.gettrace() is None or "coverage" in type(sys.gettrace()).__module__
+
+
+def test_points_and_causes_are_read_once_and_shown():
+    results = [SimpleNamespace(part="B", key="B3", title="nine", status="fail", message="x.grad is 4.5",
+                               hint="seed with ones", points=2),
+               SimpleNamespace(part="B", key="B4", title="twice", status="fail",
+                               message="<Tensor object at 0x7f00dead> is wrong", hint="reset", cause="B3"),
+               SimpleNamespace(part="B", key="B5", title="reused", status="pass", message="", hint="")]
+    fields = [result_fields(r) for r in results]
+    assert [f["points"] for f in fields] == [2.0, 1.0, 1.0] and [f["cause"] for f in fields] == [None, "B3", None]
+    assert fields[1]["message"] == "<Tensor object> is wrong"
+    g = SubmissionGrade("kim", "kim", fields)
+    assert (g.total, g.max) == (1.0, 4.0)
+    assert write_csv([g], ["B3", "B4", "B5"]) == "submission,B3,B4,B5,total,max\nkim,0,0,1,1,4\n"
+    page = feedback_html(g)
+    assert "follows from B3: fix that one first" in page and "hint: reset" not in page and "hint: seed" in page
+    tests = json.loads(gradescope_json(g))["tests"]
+    assert tests[0]["max_score"] == 2.0 and tests[1]["output"].endswith("follows from B3: fix that one first")
+
+
+def test_two_files_that_would_get_one_name_are_one_clear_error(tmp_path):
+    script(tmp_path / "lee.py")
+    filled_notebook(tmp_path / "lee.ipynb")
+    with pytest.raises(ValueError, match=r"would both be graded as 'lee'"):
+        find_submissions([tmp_path])
+    (tmp_path / "lee.ipynb").unlink()
+    (tmp_path / "sub").mkdir()
+    script(tmp_path / "sub" / "lee.py")
+    assert [(s.name, s.stem) for s in find_submissions([tmp_path])] == [("lee", "lee"), ("sub/lee", "sub__lee")]
