@@ -155,6 +155,14 @@ def test_a_submission_that_silences_the_limit_is_killed_at_its_own_limit_and_kee
     assert "gina" in report.split("Submissions that timed out or crashed")[1]
 
 
+def test_a_file_that_is_not_a_notebook_gets_its_row_with_the_reason(tmp_path):
+    (tmp_path / "max.ipynb").write_text("{ not json", encoding="utf-8")
+    [g] = grade([tmp_path / "max.ipynb"], tmp_path / "out")
+    assert g.problem == ("grading failed while reading the file: ValueError: the file ends in .ipynb but is not "
+                         "a notebook (its JSON does not parse)")
+    assert g.total == 0 and len(g.results) == len(KEYS)
+
+
 def test_python_dash_m_ad_magic_grade_runs(tmp_path):
     script(tmp_path / "ivy.py")
     done = subprocess.run([sys.executable, "-m", "ad_magic", "grade", str(tmp_path / "ivy.py"), "--out",
@@ -169,6 +177,9 @@ def test_the_console_entry_point_grades_and_says_what_is_wrong(tmp_path, capsys)
     assert main(["grade", str(tmp_path / "jo.py"), "--out", str(tmp_path / "out"), "--jobs", "1"]) == 0
     assert "grading [" in capsys.readouterr().err
     assert (tmp_path / "out" / "feedback" / "jo.html").exists()
+    tomllib = pytest.importorskip("tomllib")
+    scripts = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]["scripts"]
+    assert scripts == {"ad-magic": "ad_magic.practical.cli:main"}
     assert main(["grade", str(tmp_path / "nowhere"), "--out", str(tmp_path / "out")]) == 2
     assert capsys.readouterr().err.strip() == f"ad-magic grade: {tmp_path / 'nowhere'} does not exist."
     with pytest.raises(SystemExit):

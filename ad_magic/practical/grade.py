@@ -133,7 +133,7 @@ def grade_submission(submission, *, timeout=SUBMISSION_TIMEOUT, question_timeout
 
 def _assemble(submission, output, timed_out, returncode, timeout) -> SubmissionGrade:
     """The grade from the findings the submission's process reported."""
-    results, notes, pictures, stage, done, crash = {}, [], {}, "starting", False, None
+    results, notes, pictures, stage, done, crash = {}, [], {}, "reading the file", False, None
     for line in output.splitlines():
         try:
             record = json.loads(line)
@@ -141,7 +141,8 @@ def _assemble(submission, output, timed_out, returncode, timeout) -> SubmissionG
             continue                                 # a line cut by the kill
         event = record.get("event")
         if event == "stage":
-            stage = record["where"]
+            where = record["where"]
+            stage = f"checking {where}" if where.startswith("part ") else f"running {where}"
         elif event == "note":
             notes.append(record["text"])
         elif event == "part":
@@ -155,11 +156,11 @@ def _assemble(submission, output, timed_out, returncode, timeout) -> SubmissionG
             done = True
     problem = None
     if timed_out:
-        problem = f"the submission was stopped at its limit of {timeout:g} s, while running {stage}"
+        problem = f"the submission was stopped at its limit of {timeout:g} s, while {stage}"
     elif crash is not None:
-        problem = f"grading failed while running {stage}: {crash}"
+        problem = f"grading failed while {stage}: {crash}"
     elif not done:
-        problem = f"the submission's process ended before it finished (exit code {returncode}), while running {stage}"
+        problem = f"the submission's process ended before it finished (exit code {returncode}), while {stage}"
     rows = []
     for part, questions in PARTS.items():
         if part in results:

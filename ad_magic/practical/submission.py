@@ -61,7 +61,7 @@ def read_cells(path) -> list:
         notebook = json.loads(text)
         cells = [c for c in notebook.get("cells", []) if c.get("cell_type") == "code"]
     except (ValueError, AttributeError):
-        raise ValueError(f"{os.path.basename(path)} is not a notebook (its JSON does not parse)") from None
+        raise ValueError("the file ends in .ipynb but is not a notebook (its JSON does not parse)") from None
     pieces = []
     for n, cell in enumerate(cells, 1):
         source = cell.get("source", "")
