@@ -30,7 +30,8 @@ def parser() -> argparse.ArgumentParser:
     g.add_argument("--timeout", type=float, default=SUBMISSION_TIMEOUT, metavar="SECONDS",
                    help=f"limit for one whole submission (default {SUBMISSION_TIMEOUT:g})")
     g.add_argument("--question-timeout", type=float, default=QUESTION_TIMEOUT, metavar="SECONDS",
-                   help=f"limit per question and per statement defining something (default {QUESTION_TIMEOUT:g})")
+                   help=f"limit per question and per statement defining something (default {QUESTION_TIMEOUT:g}; less "
+                        "when the questions would not all fit in the submission's limit: an equal share of it)")
     g.add_argument("--cell-timeout", type=float, default=CELL_TIMEOUT, metavar="SECONDS",
                    help=f"limit per statement that only demonstrates, e.g. a print or a drawing (default "
                         f"{CELL_TIMEOUT:g}); its errors cost no points")

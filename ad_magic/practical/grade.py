@@ -27,8 +27,8 @@ __all__ = ["grade", "find_submissions", "grade_submission", "write_outputs", "Su
            "SUBMISSION_TIMEOUT", "QUESTION_TIMEOUT", "CELL_TIMEOUT"]
 
 SUFFIXES = (".ipynb", ".py")
-SUBMISSION_TIMEOUT = 60.0     # seconds for one whole submission
-QUESTION_TIMEOUT = 5.0        # seconds per question, and per statement that defines something
+SUBMISSION_TIMEOUT = 120.0    # seconds for one whole submission
+QUESTION_TIMEOUT = 5.0        # seconds per question and per statement that defines something (at most)
 CELL_TIMEOUT = 2.0            # seconds per statement that only demonstrates (a print, a drawing)
 STARTUP = 3.0                 # seconds of a submission's limit kept for starting its process and drawing
 _SKIPPED_FOLDERS = {".ipynb_checkpoints", "__pycache__", ".git"}

@@ -35,7 +35,7 @@ import numpy as np
 from . import PARTS, check
 from .gradebook import result_fields
 
-__all__ = ["read_cells", "plan_statements", "Limit", "SubmissionTimeout", "QuietShell", "main"]
+__all__ = ["read_cells", "plan_statements", "Limit", "SubmissionTimeout", "QuietShell", "question_limit", "main"]
 
 PRINTED_LIMIT = 64_000        # characters of the submission's printed output kept (the rest is dropped)
 PICTURE_NODES = 40            # a part's example drawn only up to this many nodes
@@ -360,18 +360,24 @@ SHORTEST = 0.5        # seconds: a question's limit is never cut below this
 EXAMPLE_TIMEOUT = 2.0  # seconds for building a part's example for its picture
 
 
-def _limit_per_question(left, questions, question_timeout):
-    """Each question's limit when ``left`` seconds remain for ``questions`` questions: the
-    per-question limit, or an equal share of what is left once that is less (a tenth of a
-    second below it), so every question runs before the submission's time is up."""
-    share = math.floor(10 * left / max(questions, 1)) / 10
+def question_limit(budget, questions, question_timeout) -> float:
+    """Each question's limit: ``question_timeout``, or less when that many questions could
+    not all run out their limits in ``budget``'s share for questions — then an equal share
+    (in tenths of a second, never below SHORTEST). It depends on the settings alone, not on
+    how long anything took, so a loop is stopped after the same time on every run."""
+    if not math.isfinite(budget):
+        return question_timeout
+    share = math.floor(10 * budget * (1 - DEMO_SHARE) / max(questions, 1)) / 10
     return max(SHORTEST, min(question_timeout, share))
 
 
 def grade_here(path, question_timeout, cell_timeout, emit, budget=math.inf):
     """Run the submission at ``path`` in this process and ``emit`` each finding (a dict),
-    within about ``budget`` seconds in all."""
-    end = time.monotonic() + budget
+    within about ``budget`` seconds in all: the statements defining things and the
+    questions get :func:`question_limit` each; demonstrations ``cell_timeout`` each, and
+    once as many of them have been stopped as DEMO_SHARE of the budget holds, or they have
+    used that share, the remaining ones are not run."""
+    limit = question_limit(budget, sum(len(qs) for qs in PARTS.values()), question_timeout)
     cells = read_cells(path)
     plan, notes = plan_statements(cells)
     for note in notes:
@@ -380,26 +386,29 @@ def grade_here(path, question_timeout, cell_timeout, emit, budget=math.inf):
     ns["get_ipython"] = lambda: shell
     ns["display"] = lambda *args, **kwargs: None
     shell = QuietShell(ns)
-    last, demo_time, skipped = None, DEMO_SHARE * budget, []
+    demo_time = DEMO_SHARE * budget
+    stops_left = max(1, math.floor(demo_time / cell_timeout)) if math.isfinite(demo_time) else math.inf
+    last, skipped = None, []
     for label, line, kind, code in plan:
         if kind == "skip":
             continue
-        if kind == "demo" and demo_time <= 0:
+        if kind == "demo" and (stops_left <= 0 or demo_time <= 0):
             skipped.append(label)
             continue
         if label != last:
             emit({"event": "stage", "where": label})
             last = label
-        limit = question_timeout if kind == "defines" else min(cell_timeout, demo_time)
+        seconds = limit if kind == "defines" else cell_timeout
         started = time.monotonic()
-        error = run_limited(code, ns, limit)
+        error = run_limited(code, ns, seconds)
         if kind == "demo":
             demo_time -= time.monotonic() - started
+            stops_left -= isinstance(error, SubmissionTimeout)
         if error is None:
             continue
         where = f"{label}, line {line}" if label == "the script" else f"{label} (line {line})"
         if isinstance(error, SubmissionTimeout):
-            text = f"{where} was stopped after {limit:.3g} s"
+            text = f"{where} was stopped after {seconds:g} s"
         else:
             text = f"{where} raised {type(error).__name__}: {error}{_where(error)}"
         emit({"event": "note", "text": text + (" (a demonstration: no points lost)" if kind == "demo" else "")})
@@ -407,16 +416,13 @@ def grade_here(path, question_timeout, cell_timeout, emit, budget=math.inf):
         names = sorted(set(skipped), key=skipped.index)
         emit({"event": "note", "text": f"the demonstrations in {', '.join(names)} were not run: the time for "
                                        "demonstrations was used up"})
-    parts = list(PARTS)
-    for part in parts:
+    for part in PARTS:
         emit({"event": "stage", "where": f"part {part}"})
-        questions_left = sum(len(PARTS[p]) for p in parts[parts.index(part):])
-        limit = _limit_per_question(end - time.monotonic(), questions_left, question_timeout)
         report = check(part, ns, timeout=limit)
         emit({"event": "part", "part": part, "results": [result_fields(r) for r in report],
               "notes": list(report.notes)})
         if not report and any(r.status != "missing" for r in report):
-            shown = picture(part, ns, min(question_timeout, EXAMPLE_TIMEOUT))
+            shown = picture(part, ns, min(limit, EXAMPLE_TIMEOUT))
             if shown is not None:
                 emit({"event": "picture", "part": part, **shown})
     emit({"event": "done"})
