@@ -79,6 +79,9 @@ def test_a_mistake_loses_points_in_its_part_and_its_feedback_shows_the_hint_and_
     assert OVERWRITE[5] in hint
     assert "hint: " + hint.replace("'", "&#x27;") in page
     assert "your graph of y = x·x + 5·x − 1" in page and page.count("<svg") == 1     # Part B's picture only
+    rows = {row[0]: row for row in carol.pictures["B"]["rows"]}
+    assert rows["x.grad"][2:] == ["9.0", False] and rows["y.data"][1:] == ["13.0", "13.0", True]
+    assert '<tr class="fail"><td class="mark">✗</td><td class="key">x.grad</td>' in page
     assert "<svg" not in (graded.out / "feedback" / "alice.html").read_text(encoding="utf-8")
 
 

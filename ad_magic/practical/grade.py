@@ -149,7 +149,8 @@ def _assemble(submission, output, timed_out, returncode, timeout) -> SubmissionG
             results[record["part"]] = record["results"]
             notes.extend(record.get("notes", []))
         elif event == "picture":
-            pictures[record["part"]] = {"caption": record["caption"], "svg": record.get("svg", "")}
+            pictures[record["part"]] = {"caption": record["caption"], "svg": record.get("svg", ""),
+                                        "rows": record.get("rows", [])}
         elif event == "crash":
             crash = record["text"]
         elif event == "done":

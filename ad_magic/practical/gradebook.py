@@ -109,7 +109,8 @@ table{border-collapse:collapse;width:100%}td,th{text-align:left;vertical-align:t
 border-bottom:1px solid #f3f4f6}th{color:#4b5563;font-weight:600}.mark{width:1.5em;font-size:1.15em}
 .key{width:2.5em;font-weight:600}.pass{color:#065f46}.fail{color:#b91c1c}.hint{color:#92400e}
 .follows{color:#6b7280;font-style:italic}.picture{margin:12px 0 4px;overflow-x:auto}
-.caption{color:#4b5563;font-size:.92em}.notes li{color:#4b5563}.num{text-align:right;width:5em}
+.caption{color:#4b5563;font-size:.92em}.compare{width:auto;font-family:ui-monospace,monospace;font-size:.9em}
+.compare td{padding-right:28px}.notes li{color:#4b5563}.num{text-align:right;width:5em}
 """
 
 
@@ -153,6 +154,12 @@ def feedback_html(grade) -> str:
             body.append(f'<p class="caption">{escape(shown["caption"])}</p>')
             if shown.get("svg"):
                 body.append(f'<div class="picture">{shown["svg"]}</div>')
+            if shown.get("rows"):
+                body.append('<table class="compare"><tr><th></th><th></th><th>your code gives</th><th>expected</th>'
+                            "</tr>" + "".join(f'<tr class="{"pass" if same else "fail"}"><td class="mark">'
+                                              f'{"✓" if same else "✗"}</td><td class="key">{escape(what)}</td>'
+                                              f"<td>{escape(yours)}</td><td>{escape(want)}</td></tr>"
+                                      for what, yours, want, same in shown["rows"]) + "</table>")
     if grade.notes:
         body.append("<h2>What your code did outside the questions</h2>")
         body.append('<ul class="notes">' + "".join(f"<li>{escape(n)}</li>" for n in grade.notes) + "</ul>")

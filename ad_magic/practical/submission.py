@@ -32,6 +32,7 @@ import time
 
 import numpy as np
 
+from ..engine.formatting import format_value
 from . import PARTS, check
 from .gradebook import result_fields
 
@@ -309,48 +310,83 @@ def snapshot(root, limit=PICTURE_NODES):
     return copies[id(root)], copies
 
 
-# Each part's example, as the practical's notebook writes it, and what its picture should show.
+class Example:
+    """A part's example as the practical's notebook writes it: ``source`` builds ``out``
+    with the student's names (and runs their ``backward()``), ``reference`` does the same
+    with ad_magic's own engine; ``names`` are the tensors the picture and the table show."""
+
+    def __init__(self, formula, source, names, note, reference=None):
+        self.formula, self.source, self.names, self.note = formula, source, names, note
+        self.reference = source if reference is None else reference
+
+
+_LAYER = ("W = Tensor([[1.0, 2.0, 0.5], [-1.0, 0.5, -3.0]])\nv = Tensor([1.0, 2.0, -1.0])\n"
+          "out = relu(matvec(W, v))\n")
 EXAMPLES = {
-    "A": ("x = Tensor(3.0)\nout = add(add(mul(x, x), mul(Tensor(4.0), x)), Tensor(2.0))\n",
-          {"x": "x", "out": "f"}, "your graph of f = x·x + 4·x + 2 at x = 3 (built with your add and mul): "
-                                  "f should be 23, made by two adds and two muls"),
-    "B": ("x = Tensor(2.0)\nout = add(add(mul(x, x), mul(Tensor(5.0), x)), Tensor(-1.0))\nout.backward()\n",
-          {"x": "x", "out": "y"}, "your graph of y = x·x + 5·x − 1 at x = 2 after your backward(): "
-                                  "x.grad should be 9 (2 + 2 from x·x, 5 from 5·x), y.grad 1"),
-    "D": ("W = Tensor([[1.0, 2.0, 0.5], [-1.0, 0.5, -3.0]])\nv = Tensor([1.0, 2.0, -1.0])\n"
-          "out = relu(matvec(W, v))\nout.backward()\n",
-          {"W": "W", "v": "v", "out": "h"}, "your graph of h = relu(W @ v) after your backward(): "
-                                            "W @ v = [4.5, 3] is positive, so the ReLU passes "
-                                            "both rows: W.grad should be [[1, 2, −1], [1, 2, −1]] and v.grad "
-                                            "[0, 2.5, −2.5]"),
+    "A": Example("f = x·x + 4·x + 2 at x = 3",
+                 "x = Tensor(3.0)\nout = add(add(mul(x, x), mul(Tensor(4.0), x)), Tensor(2.0))\n",
+                 {"x": "x", "out": "f"}, "built with your add and mul: two muls feeding two adds"),
+    "B": Example("y = x·x + 5·x − 1 at x = 2",
+                 "x = Tensor(2.0)\nout = add(add(mul(x, x), mul(Tensor(5.0), x)), Tensor(-1.0))\nout.backward()\n",
+                 {"x": "x", "out": "y"}, "after your backward(): x.grad is 2 + 2 from x·x and 5 from 5·x"),
+    "D": Example("h = relu(W @ v)", _LAYER + "out.backward()\n", {"W": "W", "v": "v", "out": "h"},
+                 "after your backward(): W @ v = [4.5, 3] is positive, so the ReLU passes both rows",
+                 _LAYER + "out.backward(np.ones(out.data.shape))\n"),
 }
 
 
+def _expected(example) -> dict:
+    """The example's named tensors as ad_magic's engine computes them."""
+    from .. import engine
+
+    ns = {"np": np, "Tensor": engine.Tensor, "add": engine.add, "mul": engine.mul,
+          "matvec": engine.matmul, "relu": engine.relu}
+    exec(compile(example.reference, "<the practical's example>", "exec"), ns)
+    return {k: ns[k] for k in example.names}
+
+
+def _comparison(example, local, expected) -> list:
+    """``[[what, yours, expected, same]]`` for each named tensor's data and grad."""
+    rows = []
+    for key, label in example.names.items():
+        for field in ("data", "grad"):
+            want = _array(getattr(expected[key], field))
+            if want is None:
+                continue
+            got = _array(getattr(local[key], field, None))
+            same = got is not None and got.shape == want.shape and bool(np.allclose(got, want))
+            rows.append([f"{label}.{field}", "None" if got is None else format_value(got), format_value(want), same])
+    return rows
+
+
 def picture(part, ns, seconds):
-    """``{"caption", "svg"}`` or ``{"caption", "error"}`` for the part's example built with
-    the student's code (within ``seconds``), or None when the part has no example."""
-    if part not in EXAMPLES:
+    """``{"caption", "svg", "rows"}`` for the part's example built with the student's code
+    (within ``seconds``): the graph it built, drawn, and its named tensors beside ad_magic's;
+    ``{"caption"}`` alone when building it failed; None when the part has no example."""
+    example = EXAMPLES.get(part)
+    if example is None:
         return None
-    source, names, caption = EXAMPLES[part]
     local = dict(ns)
-    error = run_limited(compile(source, f"{STUDENT_FILE} example>", "exec"), local, seconds)
+    error = run_limited(compile(example.source, f"{STUDENT_FILE} example>", "exec"), local, seconds)
     if error is not None:
-        what = "it took too long" if isinstance(error, SubmissionTimeout) else f"{type(error).__name__}: {error}"
-        first = source.splitlines()[1].strip()
-        return {"caption": f"building the example {first} with your code stopped: {what}", "error": True}
+        what = (f"it was stopped after {seconds:g} s" if isinstance(error, SubmissionTimeout)
+                else f"{type(error).__name__}: {error}")
+        return {"caption": f"{example.formula}, built with your code, did not finish: {what}"}
+    rows = _comparison(example, local, _expected(example))
     shot = snapshot(local["out"])
+    caption = f"your graph of {example.formula}, {example.note}"
     if shot is None:
-        return None
+        return {"caption": caption, "rows": rows}
     root, copies = shot
-    labels = {copies[id(local[k])]: v for k, v in names.items() if id(local[k]) in copies}
+    labels = {copies[id(local[k])]: v for k, v in example.names.items() if id(local[k]) in copies}
     try:                          # a copy of at most PICTURE_NODES nodes: no limit needed
         from ..drawing import draw_computation_graph
 
         svg = draw_computation_graph(root, names=labels, rankdir="LR", modules="flat").pipe(format="svg")
     except Exception:             # no renderer, or a value the drawing cannot show: no picture
-        return None
+        return {"caption": caption, "rows": rows}
     text = svg.decode("utf-8")
-    return {"caption": caption, "svg": text[text.find("<svg"):]}
+    return {"caption": caption, "svg": text[text.find("<svg"):], "rows": rows}
 
 
 # --------------------------------------------------------------------------- the process
