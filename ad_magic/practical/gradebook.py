@@ -80,7 +80,7 @@ def write_csv(grades, keys) -> str:
 def _verdict(r) -> str:
     if r["status"] == PASS:
         return "passed"
-    lines = [r["message"] or "not passed"]
+    lines = [r["message"]] if r["message"] else [] if r["cause"] else ["not passed"]
     if r["cause"]:
         lines.append(f"follows from {r['cause']}: fix that one first")
     elif r["hint"]:
@@ -125,7 +125,8 @@ def _question_row(r) -> str:
     worth = f"{score_text(r['earned'])} / {score_text(r['points'])}"
     what = ""
     if not ok:
-        what = f'<div class="fail">{escape(r["message"] or "not passed")}</div>'
+        if r["message"] or not r["cause"]:
+            what = f'<div class="fail">{escape(r["message"] or "not passed")}</div>'
         if r["cause"]:
             what += f'<div class="follows">follows from {escape(r["cause"])}: fix that one first</div>'
         elif r["hint"]:

@@ -29,6 +29,7 @@ import os
 import signal
 import sys
 import time
+import weakref
 
 import numpy as np
 
@@ -36,7 +37,8 @@ from ..engine.formatting import format_value
 from . import PARTS, check
 from .gradebook import result_fields
 
-__all__ = ["read_cells", "plan_statements", "Limit", "SubmissionTimeout", "QuietShell", "question_limit", "main"]
+__all__ = ["read_cells", "plan_statements", "Limit", "SubmissionTimeout", "QuietShell", "StableHashes",
+           "question_limit", "main"]
 
 PRINTED_LIMIT = 64_000        # characters of the submission's printed output kept (the rest is dropped)
 PICTURE_NODES = 40            # a part's example drawn only up to this many nodes
@@ -240,6 +242,43 @@ class QuietShell:
         return lambda *args, **kwargs: None
 
 
+class StableHashes:
+    """Hashes for the submission's own classes that do not depend on where objects live.
+
+    A class that keeps Python's default ``__hash__`` hashes its objects by address, so a
+    set of them (the practical's ``_parents``) is walked in an order that changes from run
+    to run, and so may a student's grads. :meth:`adopt` gives such classes a hash that
+    numbers their objects in the order they are first hashed (kept while the object lives,
+    so equal objects stay equal and nothing else about the class changes); :meth:`restart`
+    numbers from 0 again, so each part is checked from the same numbering whatever the
+    demonstrations before it did. Classes whose objects take no weak reference keep theirs."""
+
+    def __init__(self):
+        self.serials, self.next, self.adopted = {}, 0, set()
+
+    def adopt(self, ns):
+        def stable_hash(obj):
+            return self.serial(obj)
+
+        for value in list(ns.values()):
+            if isinstance(value, type) and value.__module__ == "__main__" and value not in self.adopted \
+                    and value.__hash__ is object.__hash__ and value.__weakrefoffset__:
+                value.__hash__ = stable_hash
+                self.adopted.add(value)
+
+    def serial(self, obj) -> int:
+        key = id(obj)
+        serial = self.serials.get(key)
+        if serial is None:
+            serial = self.serials[key] = self.next
+            self.next += 1
+            weakref.finalize(obj, self.serials.pop, key, None)    # its address may be used again
+        return serial
+
+    def restart(self):
+        self.next = 0
+
+
 class _Printed(io.TextIOBase):
     """The submission's printed output, kept up to PRINTED_LIMIT characters."""
 
@@ -397,10 +436,11 @@ EXAMPLE_TIMEOUT = 2.0  # seconds for building a part's example for its picture
 
 
 def question_limit(budget, questions, question_timeout) -> float:
-    """Each question's limit: ``question_timeout``, or less when that many questions could
-    not all run out their limits in ``budget``'s share for questions — then an equal share
-    (in tenths of a second, never below SHORTEST). It depends on the settings alone, not on
-    how long anything took, so a loop is stopped after the same time on every run."""
+    """Each question's limit: ``question_timeout``, or less when that many questions (and
+    examples to draw) could not all run out their limits in ``budget``'s share for them —
+    then an equal share (in tenths of a second, never below SHORTEST). It depends on the
+    settings alone, not on how long anything took, so a loop is stopped after the same
+    time on every run."""
     if not math.isfinite(budget):
         return question_timeout
     share = math.floor(10 * budget * (1 - DEMO_SHARE) / max(questions, 1)) / 10
@@ -413,7 +453,7 @@ def grade_here(path, question_timeout, cell_timeout, emit, budget=math.inf):
     questions get :func:`question_limit` each; demonstrations ``cell_timeout`` each, and
     once as many of them have been stopped as DEMO_SHARE of the budget holds, or they have
     used that share, the remaining ones are not run."""
-    limit = question_limit(budget, sum(len(qs) for qs in PARTS.values()), question_timeout)
+    limit = question_limit(budget, sum(len(qs) for qs in PARTS.values()) + len(EXAMPLES), question_timeout)
     cells = read_cells(path)
     plan, notes = plan_statements(cells)
     for note in notes:
@@ -422,6 +462,7 @@ def grade_here(path, question_timeout, cell_timeout, emit, budget=math.inf):
     ns["get_ipython"] = lambda: shell
     ns["display"] = lambda *args, **kwargs: None
     shell = QuietShell(ns)
+    hashes = StableHashes()
     demo_time = DEMO_SHARE * budget
     stops_left = max(1, math.floor(demo_time / cell_timeout)) if math.isfinite(demo_time) else math.inf
     last, skipped = None, []
@@ -437,6 +478,8 @@ def grade_here(path, question_timeout, cell_timeout, emit, budget=math.inf):
         seconds = limit if kind == "defines" else cell_timeout
         started = time.monotonic()
         error = run_limited(code, ns, seconds)
+        if kind == "defines":
+            hashes.adopt(ns)
         if kind == "demo":
             demo_time -= time.monotonic() - started
             stops_left -= isinstance(error, SubmissionTimeout)
@@ -454,10 +497,12 @@ def grade_here(path, question_timeout, cell_timeout, emit, budget=math.inf):
                                        "demonstrations was used up"})
     for part in PARTS:
         emit({"event": "stage", "where": f"part {part}"})
+        hashes.restart()
         report = check(part, ns, timeout=limit)
-        emit({"event": "part", "part": part, "results": [result_fields(r) for r in report],
-              "notes": list(report.notes)})
-        if not report and any(r.status != "missing" for r in report):
+        fields = [result_fields(r) for r in report]
+        emit({"event": "part", "part": part, "results": fields, "notes": list(report.notes)})
+        if any(f["status"] not in ("pass", "missing") and not f["cause"] for f in fields):
+            hashes.restart()                   # a mistake of this part's own: show what the code built
             shown = picture(part, ns, min(limit, EXAMPLE_TIMEOUT))
             if shown is not None:
                 emit({"event": "picture", "part": part, **shown})
