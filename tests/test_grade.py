@@ -5,8 +5,11 @@ from __future__ import annotations
 
 import csv
 import json
+import os
+import re
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -29,6 +32,9 @@ from ad_magic.practical.submission import (
 ROOT = Path(__file__).resolve().parents[1]
 KEYS = [q.key for questions in PARTS.values() for q in questions]
 OVERWRITE = next(m for m in MISTAKES if m[0] == "grads overwritten instead of accumulated")
+# Limits for submissions that never loop: generous, so that a machine shared with other work
+# never stops a question that would have finished (a stop would change the grade).
+AMPLE = {"timeout": 600, "question_timeout": 60, "cell_timeout": 30}
 
 # Gradescope's results.json, as its autograder documentation describes it (the fields we write).
 GRADESCOPE_SCHEMA = {
@@ -61,7 +67,7 @@ def graded(tmp_path_factory):
     script(folder / "bob.py")
     filled_notebook(folder / "carol.ipynb", replace=OVERWRITE[1:3])
     out = tmp_path_factory.mktemp("graded")
-    grades = grade([folder], out, jobs=2)
+    grades = grade([folder], out, jobs=2, **AMPLE)
     return SimpleNamespace(folder=folder, out=out, grades=grades)
 
 
@@ -112,7 +118,8 @@ def test_the_report_plots_the_pass_rate_and_counts_the_hints(graded):
 
 def test_grading_the_same_files_again_writes_the_same_bytes(graded, tmp_path):
     again = tmp_path / "again"
-    grade([graded.folder / "carol.ipynb", graded.folder / "bob.py", graded.folder / "alice.ipynb"], again, jobs=1)
+    grade([graded.folder / "carol.ipynb", graded.folder / "bob.py", graded.folder / "alice.ipynb"], again, jobs=1,
+          **AMPLE)
     first, second = _outputs(graded.out), _outputs(again)
     assert list(first) == list(second)
     for name in first:
@@ -126,7 +133,7 @@ def test_an_nbconvert_script_with_get_ipython_lines_gets_full_marks(tmp_path):
     assert "get_ipython().run_cell_magic('autodiff'" in text
     (tmp_path / "in").mkdir()
     (tmp_path / "in" / "dave.py").write_text(text, encoding="utf-8")
-    grades = grade([tmp_path / "in"], tmp_path / "out")
+    grades = grade([tmp_path / "in"], tmp_path / "out", **AMPLE)
     assert grades[0].total == grades[0].max == len(KEYS), grades[0].results
     assert not any("get_ipython" in note for note in grades[0].notes), grades[0].notes
 
@@ -136,35 +143,53 @@ def test_endless_loops_in_a_demo_and_in_backward_cost_that_row_only(tmp_path):
     folder.mkdir()
     filled_notebook(folder / "erin.ipynb", replace=("backward", ENDLESS_BACKWARD), after=("tensor", ENDLESS_DEMO))
     script(folder / "frank.py")
-    grades = {g.name: g for g in grade([folder], tmp_path / "out", timeout=30, question_timeout=1,
+    grades = {g.name: g for g in grade([folder], tmp_path / "out", timeout=25, question_timeout=1,
                                        cell_timeout=0.5, jobs=2)}
     erin, frank = grades["erin"], grades["frank"]
-    assert frank.total == frank.max == len(KEYS)
-    assert erin.problem is None                   # it finished within its limit, every question run
+    assert frank.total == frank.max == len(KEYS) and frank.problem is None
     earned = {r["key"]: r for r in erin.results}
+    assert list(earned) == KEYS
     assert all(earned[k]["status"] == "pass" for k in KEYS if k.startswith("A")), erin.results
-    assert earned["B3"]["status"] == "fail" and earned["B3"]["message"].startswith("stopped after")
-    assert "line 2 of backward" in earned["B3"]["message"]
-    assert any(n.startswith("cell 3 (line 2) was stopped after 0.5 s (a demonstration") for n in erin.notes), \
-        erin.notes
-    assert _rows(tmp_path / "out")["erin"]["total"] == f"{erin.total:g}"
+    stopped = earned["B3"]["message"]       # by its own limit, or (on a busy machine) by the submission's
+    assert re.match(r"stopped after [\d.]+ s: your code was still running line \d+ of backward", stopped) \
+        or stopped.startswith("not graded: the submission was stopped at its limit of 25 s"), stopped
+    assert "cell 3 (line 2) was stopped after 0.5 s (a demonstration: no points lost)" in erin.notes, erin.notes
+    assert _rows(tmp_path / "out")["erin"]["total"] == f"{erin.total:g}" and erin.total < erin.max
 
 
 def test_a_submission_that_silences_the_limit_is_killed_at_its_own_limit_and_keeps_its_row(tmp_path):
-    folder = tmp_path / "in"
-    folder.mkdir()
     stubborn = ("def stubborn():\n    import signal\n    signal.signal(signal.SIGALRM, signal.SIG_IGN)\n"
                 "    while True:\n        pass\n\n\nstubborn()\n")
-    script(folder / "gina.py", after=("tensor", stubborn))
-    script(folder / "hal.py")
-    grades = {g.name: g for g in grade([folder], tmp_path / "out", timeout=5, jobs=2)}
-    assert grades["hal"].total == len(KEYS)
-    gina = grades["gina"]
-    assert gina.problem.startswith("the submission was stopped at its limit of 5 s, while running the script")
+    script(tmp_path / "gina.py", after=("tensor", stubborn))
+    [gina] = grade([tmp_path / "gina.py"], tmp_path / "out", timeout=8)
+    assert gina.problem.startswith("the submission was stopped at its limit of 8 s, while running the script")
     assert gina.total == 0 and len(gina.results) == len(KEYS)
     assert all(r["message"] == f"not graded: {gina.problem}" for r in gina.results)
     report = (tmp_path / "out" / "report.html").read_text(encoding="utf-8")
     assert "gina" in report.split("Submissions that timed out or crashed")[1]
+
+
+def _processes_under(folder) -> list:
+    """Processes whose working directory is in ``folder`` (each submission's runs in a temporary one)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        try:
+            if entry.name.isdigit() and os.readlink(entry / "cwd").startswith(str(folder)):
+                found.append(int(entry.name))
+        except OSError:
+            continue
+    return found
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads /proc")
+def test_nothing_a_submission_started_outlives_its_grading(tmp_path, monkeypatch):
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))     # where each submission's process runs
+    forks = "import os\nif os.fork() == 0:\n    os.setpgid(0, 0)\n    while True:\n        pass\n"
+    script(tmp_path / "nia.py", replace=("backward", ENDLESS_BACKWARD), after=("tensor", forks))
+    [g] = grade([tmp_path / "nia.py"], tmp_path / "out", timeout=4)
+    assert g.problem is not None and g.problem.startswith("the submission was stopped at its limit of 4 s")
+    assert _processes_under(tmp_path) == []
+    assert sum(r["status"] == "pass" for r in g.results) >= 1       # what it reached before is kept
 
 
 def test_a_file_that_is_not_a_notebook_gets_its_row_with_the_reason(tmp_path):
@@ -258,7 +283,7 @@ def test_a_student_class_s_objects_are_hashed_in_the_order_they_are_first_hashed
 
 
 def test_each_question_s_limit_depends_on_the_settings_only():
-    assert question_limit(117, 22, 5) == 3.9 and question_limit(1000, 22, 5) == 5
+    assert question_limit(117, 25, 5) == 2.9 and question_limit(1000, 25, 5) == 5
     assert question_limit(10, 30, 5) == 0.5 and question_limit(float("inf"), 30, 5) == 5
 
 

@@ -17,6 +17,8 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
+import time
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from pathlib import Path
 
@@ -96,10 +98,40 @@ def _child_environment() -> dict:
     return env
 
 
-def _kill(process):
+def _end_session(session):
+    """SIGKILL every process of ``session``: the submission's process leads it, and what it
+    forks stays in it, even in process groups of their own (the practical's question
+    copies lead theirs). Read from /proc (Linux); elsewhere the process group only."""
+    for _ in range(20):                  # again while something was still forking
+        found = False
+        try:
+            entries = [e for e in os.listdir("/proc") if e.isdigit()]
+        except OSError:
+            entries = []
+        for entry in entries:
+            try:
+                with open(f"/proc/{entry}/stat", "rb") as file:
+                    stat = file.read()
+                state, _, _, sid = stat[stat.rfind(b")") + 2:].split()[:4]     # state ppid pgrp session
+                if int(sid) == session and state not in (b"Z", b"X"):         # (not one already dead)
+                    os.kill(int(entry), signal.SIGKILL)
+                    found = True
+            except (OSError, ValueError, IndexError):
+                continue
+        try:
+            os.killpg(session, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
+        if not found:
+            return
+        time.sleep(0.02)
+
+
+def _read_lines(stream, into):
     try:
-        os.killpg(process.pid, signal.SIGKILL)     # the process and the copies it forked
-    except (ProcessLookupError, PermissionError):
+        for line in stream:
+            into.append(line)
+    except (OSError, ValueError):        # closed after waiting long enough for the end
         pass
 
 
@@ -114,21 +146,21 @@ def grade_submission(submission, *, timeout=SUBMISSION_TIMEOUT, question_timeout
         shutil.copyfile(submission.path, Path(work) / f"submission{submission.path.suffix}")
         process = subprocess.Popen(command, cwd=work, env=_child_environment(), stdin=subprocess.DEVNULL,
                                    stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, start_new_session=True)
+        lines = []
+        reader = threading.Thread(target=_read_lines, args=(process.stdout, lines), name="grade-reader", daemon=True)
+        reader.start()
         timed_out = False
         try:
-            out, _ = process.communicate(timeout=timeout)
+            process.wait(timeout=timeout)
         except subprocess.TimeoutExpired:
             timed_out = True
-            _kill(process)
-            try:
-                out, _ = process.communicate(timeout=10)
-            except subprocess.TimeoutExpired:        # something it started still holds the pipe
-                out = b""
         finally:
-            _kill(process)
-            if process.poll() is None:
-                process.wait()
-    return _assemble(submission, out.decode("utf-8", "replace"), timed_out, process.returncode, timeout)
+            _end_session(process.pid)        # what it left running, which may hold its output open
+            process.wait()
+            reader.join(10)
+            process.stdout.close()
+    output = b"".join(list(lines)).decode("utf-8", "replace")
+    return _assemble(submission, output, timed_out, process.returncode, timeout)
 
 
 def _assemble(submission, output, timed_out, returncode, timeout) -> SubmissionGrade:

@@ -430,20 +430,22 @@ def picture(part, ns, seconds):
 
 # --------------------------------------------------------------------------- the process
 
-DEMO_SHARE = 0.25     # of the submission's time, at most, for statements that only demonstrate
+DEMO_SHARE = 0.15     # of the submission's time, at most, for statements that only demonstrate
 SHORTEST = 0.5        # seconds: a question's limit is never cut below this
+STOPPING = 1.0        # seconds a stopped question may take beyond its limit (asked where it was, then killed)
 EXAMPLE_TIMEOUT = 2.0  # seconds for building a part's example for its picture
 
 
 def question_limit(budget, questions, question_timeout) -> float:
     """Each question's limit: ``question_timeout``, or less when that many questions (and
-    examples to draw) could not all run out their limits in ``budget``'s share for them —
-    then an equal share (in tenths of a second, never below SHORTEST). It depends on the
+    examples to draw) could not all run out their limits (and be stopped) in ``budget``'s
+    share for them — then an equal share less STOPPING (in tenths of a second, never below
+    SHORTEST). It depends on the
     settings alone, not on how long anything took, so a loop is stopped after the same
     time on every run."""
     if not math.isfinite(budget):
         return question_timeout
-    share = math.floor(10 * budget * (1 - DEMO_SHARE) / max(questions, 1)) / 10
+    share = math.floor(10 * (budget * (1 - DEMO_SHARE) / max(questions, 1) - STOPPING)) / 10
     return max(SHORTEST, min(question_timeout, share))
 
 
@@ -525,7 +527,11 @@ def main(argv=None) -> int:
     sys.stdout = sys.stderr = printed
     sys.stdin = io.StringIO()
 
+    me = os.getpid()
+
     def emit(record):
+        if os.getpid() != me:           # a copy the submission forked that came back into this code
+            os._exit(0)
         channel.write(json.dumps(record, sort_keys=True) + "\n")
         channel.flush()
 
