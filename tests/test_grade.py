@@ -234,6 +234,14 @@ def test_the_export_flags_call_the_exports_or_say_they_are_missing(tmp_path, cap
     monkeypatch.setattr(practical, "exports", fake, raising=False)
     assert main(["grade", "--export-otter", str(tmp_path / "o"), "--export-nbgrader", str(tmp_path / "n")]) == 0
     assert calls == [("otter", str(tmp_path / "o")), ("nbgrader", str(tmp_path / "n"))]
+    capsys.readouterr()
+
+    def unwritable(folder):
+        raise PermissionError(13, "Permission denied", folder)
+    monkeypatch.setattr(fake, "write_otter", unwritable)
+    assert main(["grade", "--export-otter", "/nowhere"]) == 2
+    assert capsys.readouterr().err == ("ad-magic grade: --export-otter /nowhere: [Errno 13] Permission denied: "
+                                       "'/nowhere'\n")
     monkeypatch.setitem(sys.modules, "ad_magic.practical.exports", None)     # the module absent
     monkeypatch.delattr(practical, "exports")
     assert main(["grade", "--export-otter", str(tmp_path / "o")]) == 2
@@ -250,7 +258,7 @@ def test_statements_that_define_run_as_code_the_rest_as_demonstrations():
              ("cell 5", "def f(:\n    pass")]
     plan, notes = plan_statements(cells)
     assert [(label, line, kind) for label, line, kind, _ in plan] == [
-        ("cell 1", 1, "demo"), ("cell 1", 2, "defines"), ("cell 1", 3, "defines"),
+        ("cell 1", 1, "demo"), ("cell 1", 2, "imports"), ("cell 1", 3, "defines"),
         ("cell 2", 1, "defines"), ("cell 2", 4, "defines"), ("cell 2", 5, "demo"), ("cell 2", 6, "demo"),
         ("cell 3", 1, "skip"), ("cell 4", 1, "demo")]
     assert notes == ["cell 5 was not run: SyntaxError on line 1: invalid syntax"]

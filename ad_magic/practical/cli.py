@@ -57,7 +57,10 @@ def _export(kind, folder):
     except ImportError:
         raise ValueError(f"--export-{kind} needs ad_magic.practical.exports, which this version of ad_magic "
                          "does not have.") from None
-    getattr(exports, f"write_{kind}")(folder)
+    try:
+        getattr(exports, f"write_{kind}")(folder)
+    except OSError as error:       # a folder that cannot be written, a notebook not found
+        raise ValueError(f"--export-{kind} {folder}: {error}") from None
 
 
 def main(argv=None) -> int:

@@ -5,9 +5,9 @@ submission and never runs a student's code itself. Here the submission — a not
 ``.py`` file, nbconvert's scripts with their ``get_ipython()`` lines included — is read
 statement by statement, in order:
 
-- statements that *define* things (imports, ``def``, ``class``, assignments of the
-  practical's names or of a class's attributes, constants) run with the per-question
-  limit: they are the code being graded;
+- statements that *define* things (``def``, ``class``, assignments of the practical's
+  names or of a class's attributes, constants) run with the per-question limit: they are
+  the code being graded; imports too, with at least IMPORT_TIMEOUT;
 - every other statement *demonstrates* (prints, draws, ``%%autodiff`` cells, loops over
   examples): it runs with a short limit, and whatever it raises costs no points;
 - calls of ``practical.check`` in the notebook are skipped: grading runs it itself.
@@ -90,8 +90,11 @@ def _calls_nothing(node) -> bool:
 
 
 def _kind(node, names) -> str:
-    """"defines", "demo" or "skip" for one top-level statement (see the module's docstring)."""
-    if isinstance(node, (ast.Import, ast.ImportFrom, ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+    """"imports", "defines", "demo" or "skip" for one top-level statement (see the module's
+    docstring); an import defines names too, but may take long on a busy machine."""
+    if isinstance(node, (ast.Import, ast.ImportFrom)):
+        return "imports"
+    if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
         return "defines"
     if _is_check_call(node):
         return "skip"
@@ -432,6 +435,7 @@ def picture(part, ns, seconds):
 
 DEMO_SHARE = 0.15     # of the submission's time, at most, for statements that only demonstrate
 SHORTEST = 0.5        # seconds: a question's limit is never cut below this
+IMPORT_TIMEOUT = 30.0  # seconds an import may take at least (matplotlib, the widgets: slow on a busy machine)
 STOPPING = 1.0        # seconds a stopped question may take beyond its limit (asked where it was, then killed)
 EXAMPLE_TIMEOUT = 2.0  # seconds for building a part's example for its picture
 
@@ -477,10 +481,10 @@ def grade_here(path, question_timeout, cell_timeout, emit, budget=math.inf):
         if label != last:
             emit({"event": "stage", "where": label})
             last = label
-        seconds = limit if kind == "defines" else cell_timeout
+        seconds = cell_timeout if kind == "demo" else max(limit, IMPORT_TIMEOUT) if kind == "imports" else limit
         started = time.monotonic()
         error = run_limited(code, ns, seconds)
-        if kind == "defines":
+        if kind != "demo":
             hashes.adopt(ns)
         if kind == "demo":
             demo_time -= time.monotonic() - started
