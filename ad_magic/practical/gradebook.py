@@ -17,6 +17,7 @@ __all__ = ["SubmissionGrade", "result_fields", "write_csv", "gradescope_json", "
            "score_text"]
 
 PASS = "pass"
+TIMED_OUT = "stopped after"      # how practical.check begins the message of a question stopped at its limit
 _ADDRESS = re.compile(r" at 0x[0-9a-fA-F]+")
 
 
@@ -234,12 +235,19 @@ def report_html(grades, keys) -> str:
                         for hint, seen in rows) + "</table>")
     else:
         body.append("<p>None: every question passed in every submission.</p>")
-    stopped = [g for g in grades if g.problem]
+    stopped = []
+    for g in grades:
+        looped = [r["key"] for r in g.results if r["message"].startswith(TIMED_OUT)]
+        what = ([g.problem] if g.problem else []) + (
+            [f"stopped at the question's time limit: {' '.join(looped)}"] if looped else [])
+        if what:
+            stopped.append((g, "; ".join(what)))
     body.append("<h2>Submissions that timed out or crashed</h2>")
     if stopped:
         body.append("<table><tr><th>submission</th><th>what happened</th><th class=\"num\">points</th></tr>" + "".join(
-            f'<tr><td>{escape(g.name)}</td><td>{escape(g.problem)}</td>'
-            f'<td class="num">{score_text(g.total)} / {score_text(g.max)}</td></tr>' for g in stopped) + "</table>")
+            f'<tr><td>{escape(g.name)}</td><td>{escape(what)}</td>'
+            f'<td class="num">{score_text(g.total)} / {score_text(g.max)}</td></tr>' for g, what in stopped)
+            + "</table>")
     else:
         body.append("<p>None.</p>")
     body.append("<h2>Grades</h2><table><tr><th>submission</th><th class=\"num\">points</th><th>not passed</th></tr>"
