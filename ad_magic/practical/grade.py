@@ -23,7 +23,15 @@ from concurrent.futures import ThreadPoolExecutor, as_completed
 from pathlib import Path
 
 from . import PARTS
-from .gradebook import SubmissionGrade, feedback_html, gradescope_json, report_html, result_fields, write_csv
+from .gradebook import (
+    SubmissionGrade,
+    feedback_html,
+    gradescope_json,
+    report_html,
+    result_fields,
+    without_addresses,
+    write_csv,
+)
 
 __all__ = ["grade", "find_submissions", "grade_submission", "write_outputs", "Submission", "SUFFIXES",
            "SUBMISSION_TIMEOUT", "QUESTION_TIMEOUT", "CELL_TIMEOUT"]
@@ -176,15 +184,15 @@ def _assemble(submission, output, timed_out, returncode, timeout) -> SubmissionG
             where = record["where"]
             stage = f"checking {where}" if where.startswith("part ") else f"running {where}"
         elif event == "note":
-            notes.append(record["text"])
+            notes.append(without_addresses(record["text"]))
         elif event == "part":
             results[record["part"]] = record["results"]
-            notes.extend(record.get("notes", []))
+            notes.extend(without_addresses(n) for n in record.get("notes", []))
         elif event == "picture":
-            pictures[record["part"]] = {"caption": record["caption"], "svg": record.get("svg", ""),
+            pictures[record["part"]] = {"caption": without_addresses(record["caption"]), "svg": record.get("svg", ""),
                                         "rows": record.get("rows", [])}
         elif event == "crash":
-            crash = record["text"]
+            crash = without_addresses(record["text"])
         elif event == "done":
             done = True
     problem = None

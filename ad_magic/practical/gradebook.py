@@ -13,12 +13,18 @@ import re
 
 from ..engine.formatting import escape
 
-__all__ = ["SubmissionGrade", "result_fields", "write_csv", "gradescope_json", "feedback_html", "report_html",
-           "score_text"]
+__all__ = ["SubmissionGrade", "result_fields", "without_addresses", "write_csv", "gradescope_json", "feedback_html",
+           "report_html", "score_text"]
 
 PASS = "pass"
 TIMED_OUT = "stopped after"      # how practical.check begins the message of a question stopped at its limit
 _ADDRESS = re.compile(r" at 0x[0-9a-fA-F]+")
+
+
+def without_addresses(text) -> str:
+    """``text`` without object addresses (``<Tensor object at 0x7f…>`` → ``<Tensor object>``):
+    they change from run to run and mean nothing to a student."""
+    return _ADDRESS.sub("", str(text))
 
 
 def result_fields(item) -> dict:
@@ -27,7 +33,7 @@ def result_fields(item) -> dict:
     ``cause`` (the key of the question whose failure explains this one). Object addresses
     in messages (``<Tensor object at 0x7f…>``) are dropped: they change on every run."""
     def text(name):
-        return _ADDRESS.sub("", str(getattr(item, name, "") or ""))
+        return without_addresses(getattr(item, name, "") or "")
 
     points = getattr(item, "points", 1)
     cause = getattr(item, "cause", None)
