@@ -1,25 +1,22 @@
 """Grading a folder of submissions: :func:`grade` (what ``ad-magic grade`` runs).
 
-Each submission is graded in a process of its own (:mod:`ad_magic.practical.submission`),
-never in this one, with ``PYTHONHASHSEED=0`` and nothing of this run in its environment
-that could change its answers. The grading process only reads what that process reports,
-one JSON line per finding as soon as it is known, and kills the process (and whatever it
-started) at the submission's overall limit: the parts reached are scored, the others get 0
-with the reason. ``jobs`` submissions run at a time; results are sorted by submission, so
-the order in which they finish changes nothing.
+Student code never runs in this process. It starts one grading server
+(:mod:`ad_magic.practical.submission`: it imports what a submission needs once, then
+forks a copy per submission, ``jobs`` at a time, each in a session of its own), with
+``PYTHONHASHSEED=0``, address-space randomization off and the same small environment
+whatever the shell, and reads back what each copy reported, one JSON line per finding as
+soon as it was known. A copy still running at the submission's overall limit is killed
+with everything it started: the parts reached are scored, the others get 0 with the
+reason. Results are sorted by submission, so the order in which they finish changes nothing.
 """
 from __future__ import annotations
 
 import json
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
-import threading
-import time
-from concurrent.futures import ThreadPoolExecutor, as_completed
 from pathlib import Path
 
 from . import PARTS
@@ -32,6 +29,7 @@ from .gradebook import (
     without_addresses,
     write_csv,
 )
+from .submission import end_session
 
 __all__ = ["grade", "find_submissions", "grade_submission", "write_outputs", "Submission", "SUFFIXES",
            "SUBMISSION_TIMEOUT", "QUESTION_TIMEOUT", "CELL_TIMEOUT"]
@@ -81,10 +79,10 @@ def find_submissions(paths) -> list:
     return [Submission(name, found[name]) for name in sorted(found)]
 
 
-# Started by a small launcher that turns address-space randomization off for the process
-# it becomes (Linux; elsewhere it just starts it): a student's code that walks a set of its
-# own tensors meets them in the order of their addresses, and the same file must be graded
-# the same way every time.
+# The server is started by a small launcher that turns address-space randomization off for
+# the process it becomes (Linux; elsewhere it just starts it): the same file is then run at
+# the same addresses, a second guard (after StableHashes) for code whose behaviour depends
+# on them.
 _LAUNCHER = """\
 import ctypes, os, sys
 try:
@@ -92,7 +90,7 @@ try:
     libc.personality(libc.personality(0xFFFFFFFF) | 0x0040000)  # ADDR_NO_RANDOMIZE
 except (OSError, AttributeError):
     pass
-os.execv(sys.executable, [sys.executable, "-m", "ad_magic.practical.submission", *sys.argv[1:]])
+os.execv(sys.executable, [sys.executable, "-m", "ad_magic.practical.submission"])
 """
 _PASSED_ON = ("PATH", "HOME", "SYSTEMROOT", "TMPDIR", "TEMP", "TMP", "AD_MAGIC_DOT")
 
@@ -106,69 +104,52 @@ def _child_environment() -> dict:
     return env
 
 
-def _end_session(session):
-    """SIGKILL every process of ``session``: the submission's process leads it, and what it
-    forks stays in it, even in process groups of their own (the practical's question
-    copies lead theirs). Read from /proc (Linux); elsewhere the process group only."""
-    for _ in range(20):                  # again while something was still forking
-        found = False
+def _run(submissions, timeout, question_timeout, cell_timeout, jobs, progress):
+    """Grade ``submissions`` through one grading server, ``jobs`` at a time: their grades,
+    in the order given."""
+    limits = {"timeout": float(timeout), "question_timeout": float(question_timeout),
+              "cell_timeout": float(cell_timeout), "budget": max(1.0, timeout - STARTUP)}
+    grades = [None] * len(submissions)
+    with tempfile.TemporaryDirectory(prefix="ad-magic-grade-") as root:
+        requests = []
+        for n, submission in enumerate(submissions):
+            work = Path(root) / f"{n:05d}"
+            work.mkdir()
+            # a copy under a fixed name: the process sees the same file wherever it was collected
+            file = f"submission{submission.path.suffix}"
+            shutil.copyfile(submission.path, work / file)
+            requests.append({"id": n, "work": str(work), "file": file, **limits})
+        server = subprocess.Popen([sys.executable, "-c", _LAUNCHER], cwd=root, env=_child_environment(),
+                                  stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                                  start_new_session=True)
         try:
-            entries = [e for e in os.listdir("/proc") if e.isdigit()]
-        except OSError:
-            entries = []
-        for entry in entries:
-            try:
-                with open(f"/proc/{entry}/stat", "rb") as file:
-                    stat = file.read()
-                state, _, _, sid = stat[stat.rfind(b")") + 2:].split()[:4]     # state ppid pgrp session
-                if int(sid) == session and state not in (b"Z", b"X"):         # (not one already dead)
-                    os.kill(int(entry), signal.SIGKILL)
-                    found = True
-            except (OSError, ValueError, IndexError):
-                continue
-        try:
-            os.killpg(session, signal.SIGKILL)
-        except (ProcessLookupError, PermissionError):
-            pass
-        if not found:
-            return
-        time.sleep(0.02)
-
-
-def _read_lines(stream, into):
-    try:
-        for line in stream:
-            into.append(line)
-    except (OSError, ValueError):        # closed after waiting long enough for the end
-        pass
+            server.stdin.write(json.dumps({"jobs": jobs}).encode() + b"\n")
+            server.stdin.writelines(json.dumps(r).encode() + b"\n" for r in requests)
+            server.stdin.close()
+            done = 0
+            for line in server.stdout:
+                answer = json.loads(line)
+                n = answer["id"]
+                grades[n] = _assemble(submissions[n], answer["output"], answer["timed_out"], answer["returncode"],
+                                      timeout)
+                done += 1
+                if progress is not None:
+                    progress(done, len(submissions), submissions[n].name)
+        finally:
+            server.stdout.close()
+            end_session(server.pid)
+            server.wait()
+    for n, g in enumerate(grades):         # the server itself failed: said for each one it did not grade
+        if g is None:
+            grades[n] = _assemble(submissions[n], json.dumps({"event": "crash", "text": "the grading server "
+                                  f"stopped (exit code {server.returncode})"}), False, server.returncode, timeout)
+    return grades
 
 
 def grade_submission(submission, *, timeout=SUBMISSION_TIMEOUT, question_timeout=QUESTION_TIMEOUT,
                      cell_timeout=CELL_TIMEOUT) -> SubmissionGrade:
     """Grade one submission in a process of its own within ``timeout`` seconds."""
-    command = [sys.executable, "-c", _LAUNCHER, f"submission{submission.path.suffix}",
-               "--question-timeout", repr(float(question_timeout)), "--cell-timeout", repr(float(cell_timeout)),
-               "--budget", repr(max(1.0, timeout - STARTUP))]
-    with tempfile.TemporaryDirectory(prefix="ad-magic-grade-") as work:
-        # a copy under a fixed name: the process sees the same file wherever it was collected
-        shutil.copyfile(submission.path, Path(work) / f"submission{submission.path.suffix}")
-        process = subprocess.Popen(command, cwd=work, env=_child_environment(), stdin=subprocess.DEVNULL,
-                                   stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, start_new_session=True)
-        lines = []
-        reader = threading.Thread(target=_read_lines, args=(process.stdout, lines), name="grade-reader", daemon=True)
-        reader.start()
-        timed_out = False
-        try:
-            process.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            timed_out = True
-        finally:
-            _end_session(process.pid)        # what it left running, which may hold its output open
-            process.wait()
-            reader.join(10)
-            process.stdout.close()
-    output = b"".join(list(lines)).decode("utf-8", "replace")
-    return _assemble(submission, output, timed_out, process.returncode, timeout)
+    return _run([submission], timeout, question_timeout, cell_timeout, 1, None)[0]
 
 
 def _assemble(submission, output, timed_out, returncode, timeout) -> SubmissionGrade:
@@ -259,14 +240,6 @@ def grade(paths, out, *, timeout=SUBMISSION_TIMEOUT, question_timeout=QUESTION_T
     submissions = find_submissions(paths)
     if not submissions:
         raise ValueError(f"no notebook (.ipynb) or Python file (.py) found in {', '.join(map(str, paths))}.")
-    grades = []
-    with ThreadPoolExecutor(max_workers=jobs) as pool:
-        running = {pool.submit(grade_submission, s, timeout=timeout, question_timeout=question_timeout,
-                               cell_timeout=cell_timeout): s for s in submissions}
-        for n, finished in enumerate(as_completed(running), 1):
-            grades.append(finished.result())
-            if progress is not None:
-                progress(n, len(submissions), running[finished].name)
-    grades.sort(key=lambda g: g.name)
+    grades = _run(submissions, timeout, question_timeout, cell_timeout, jobs, progress)
     write_outputs(grades, out)
     return grades

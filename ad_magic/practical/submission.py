@@ -1,9 +1,10 @@
-"""One submission graded inside its own process: ``python -m ad_magic.practical.submission PATH``.
+"""Each submission graded inside a process of its own, forked from a grading server
+(``python -m ad_magic.practical.submission``) that has imported what submissions need once.
 
-The grading process (:mod:`ad_magic.practical.grade`) starts one such process per
-submission and never runs a student's code itself. Here the submission — a notebook, or a
-``.py`` file, nbconvert's scripts with their ``get_ipython()`` lines included — is read
-statement by statement, in order:
+The grading process (:mod:`ad_magic.practical.grade`) starts the server and never runs a
+student's code itself; neither does the server: each submission runs in a copy of it.
+There the submission — a notebook, or a ``.py`` file, nbconvert's scripts with their
+``get_ipython()`` lines included — is read statement by statement, in order:
 
 - statements that *define* things (``def``, ``class``, assignments of the practical's
   names or of a class's attributes, constants) run with the per-question limit: they are
@@ -20,12 +21,12 @@ it is known, so a submission stopped at its overall limit keeps what it reached.
 """
 from __future__ import annotations
 
-import argparse
 import ast
 import io
 import json
 import math
 import os
+import select
 import signal
 import sys
 import time
@@ -38,7 +39,7 @@ from . import PARTS, check
 from .gradebook import result_fields
 
 __all__ = ["read_cells", "plan_statements", "Limit", "SubmissionTimeout", "QuietShell", "StableHashes",
-           "question_limit", "main"]
+           "question_limit", "run_one", "serve", "end_session", "main"]
 
 PRINTED_LIMIT = 64_000        # characters of the submission's printed output kept (the rest is dropped)
 PICTURE_NODES = 40            # a part's example drawn only up to this many nodes
@@ -515,22 +516,15 @@ def grade_here(path, question_timeout, cell_timeout, emit, budget=math.inf):
     emit({"event": "done"})
 
 
-def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m ad_magic.practical.submission",
-                                     description="Grade one submission in this process (ad-magic grade starts it).")
-    parser.add_argument("path")
-    parser.add_argument("--question-timeout", type=float, required=True)
-    parser.add_argument("--cell-timeout", type=float, required=True)
-    parser.add_argument("--budget", type=float, default=math.inf, help="seconds for the whole submission")
-    args = parser.parse_args(argv)
-    channel = os.fdopen(os.dup(1), "w", encoding="utf-8")       # findings go here, and only findings
+def run_one(path, question_timeout, cell_timeout, budget, channel_fd) -> int:
+    """Grade the submission at ``path`` in this process, writing findings to ``channel_fd``
+    only: the submission reads nothing and prints nowhere (its output is kept, capped)."""
+    channel = os.fdopen(channel_fd, "w", encoding="utf-8")
     devnull = os.open(os.devnull, os.O_RDWR)
-    for fd in (0, 1, 2):                                        # the submission reads nothing, prints nowhere
+    for fd in (0, 1, 2):
         os.dup2(devnull, fd)
-    printed = _Printed()
-    sys.stdout = sys.stderr = printed
+    sys.stdout = sys.stderr = _Printed()
     sys.stdin = io.StringIO()
-
     me = os.getpid()
 
     def emit(record):
@@ -540,10 +534,137 @@ def main(argv=None) -> int:
         channel.flush()
 
     try:
-        grade_here(args.path, args.question_timeout, args.cell_timeout, emit, args.budget)
+        grade_here(path, question_timeout, cell_timeout, emit, budget)
     except BaseException as error:    # our own failure: said once, as a finding
         emit({"event": "crash", "text": f"{type(error).__name__}: {error}"})
         return 1
+    return 0
+
+
+def end_session(session):
+    """SIGKILL every process of ``session``: a submission's process leads one, and what it
+    forks stays in it, even in process groups of their own (the practical's question
+    copies lead theirs). Read from /proc (Linux); elsewhere the process group only."""
+    for _ in range(20):                  # again while something was still forking
+        found = False
+        try:
+            entries = [e for e in os.listdir("/proc") if e.isdigit()]
+        except OSError:
+            entries = []
+        for entry in entries:
+            try:
+                with open(f"/proc/{entry}/stat", "rb") as file:
+                    stat = file.read()
+                state, _, _, sid = stat[stat.rfind(b")") + 2:].split()[:4]     # state ppid pgrp session
+                if int(sid) == session and state not in (b"Z", b"X"):         # (not one already dead)
+                    os.kill(int(entry), signal.SIGKILL)
+                    found = True
+            except (OSError, ValueError, IndexError):
+                continue
+        try:
+            os.killpg(session, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
+        if not found:
+            return
+        time.sleep(0.02)
+
+
+class _Running:
+    """One submission being graded by a forked copy of the server."""
+
+    def __init__(self, request, pid, read):
+        self.request, self.pid, self.read = request, pid, read
+        self.deadline = time.monotonic() + request["timeout"]
+        self.chunks, self.eof, self.ended, self.timed_out, self.returncode = [], False, None, False, None
+
+    def end(self, status=None):
+        """The copy has exited (with ``status``), or its time is up (None): end it and
+        whatever it started."""
+        self.timed_out = status is None
+        end_session(self.pid)
+        if status is None:
+            _, status = os.waitpid(self.pid, 0)
+        self.returncode = os.waitstatus_to_exitcode(status)
+        self.ended = time.monotonic()
+
+    def finished(self) -> bool:
+        # its output is complete at end of file, or (something it started escaped and still
+        # holds the pipe) a while after it was ended
+        return self.ended is not None and (self.eof or time.monotonic() > self.ended + 5.0)
+
+
+def _start(request):
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:                                     # the copy: never returns
+        code = 1
+        try:
+            os.close(read)
+            os.setsid()                              # a session of its own: ended with all it starts
+            os.chdir(request["work"])
+            code = run_one(request["file"], request["question_timeout"], request["cell_timeout"],
+                           request["budget"], write)
+        finally:
+            os._exit(code)
+    os.close(write)
+    return _Running(request, pid, read)
+
+
+def serve(requests, jobs, answer):
+    """Grade each request (a dict: ``work`` folder, ``file`` in it, the limits) in a forked
+    copy of this process, ``jobs`` at a time, and ``answer`` each as it finishes: its
+    findings, whether it ran out of time, its exit code. One thread: the copies are forked
+    from a process that runs nothing else, and has imported everything a submission needs."""
+    pending, running = list(requests), {}
+    while pending or running:
+        while pending and len(running) < jobs:
+            job = _start(pending.pop(0))
+            running[job.read] = job
+        now = time.monotonic()
+        for job in list(running.values()):
+            if job.ended is None:
+                done, status = os.waitpid(job.pid, os.WNOHANG)
+                if done:
+                    job.end(status)
+                elif now >= job.deadline:
+                    job.end()
+            if job.finished():
+                del running[job.read]
+                os.close(job.read)
+                answer({"id": job.request["id"], "output": b"".join(job.chunks).decode("utf-8", "replace"),
+                        "timed_out": job.timed_out, "returncode": job.returncode})
+        waiting = [fd for fd, job in running.items() if not job.eof]
+        if not waiting:
+            time.sleep(0.05)
+            continue
+        for fd in select.select(waiting, [], [], 0.05)[0]:
+            data = os.read(fd, 1 << 16)
+            if data:
+                running[fd].chunks.append(data)
+            else:
+                running[fd].eof = True
+
+
+def main(argv=None) -> int:
+    """``python -m ad_magic.practical.submission``: the grading server ``ad-magic grade``
+    starts. It reads one JSON line ``{"jobs": N}`` and then a request per line from stdin,
+    and writes an answer per line to stdout as each submission finishes."""
+    import ad_magic.widgets  # noqa: F401  (what the practical's notebook imports, once for every copy)
+
+    from ..drawing import render
+
+    render.find_dot()
+    lines = iter(sys.stdin.buffer.readline, b"")
+    jobs = json.loads(next(lines))["jobs"]
+    requests = [json.loads(line) for line in lines]
+    out = sys.stdout
+
+    def answer(record):
+        out.write(json.dumps(record, sort_keys=True) + "\n")
+        out.flush()
+
+    serve(requests, jobs, answer)
     return 0
 
 
