@@ -200,6 +200,11 @@ def _pass_rate_svg(keys, rates, parts) -> str:
     return text[text.find("<svg"):]
 
 
+def _titles(keys, titles, order) -> str:
+    """The questions' titles, for a hint seen in at most three of them."""
+    return "; ".join(titles.get(k, "") for k in order(keys)) if len(keys) <= 3 else f"{len(keys)} questions"
+
+
 def report_html(grades, keys) -> str:
     """The class at a glance: pass rate per question, the hints that fired (most first),
     and the submissions that timed out or crashed."""
@@ -216,6 +221,21 @@ def report_html(grades, keys) -> str:
             f" / {score_text(worth)}, full marks: {sum(t == worth for t in totals)}</div>"]
     if keys:
         body += ["<h2>Pass rate per question</h2>", f'<div class="picture">{_pass_rate_svg(keys, rates, parts)}</div>']
+    stopped = []
+    for g in grades:
+        looped = [r["key"] for r in g.results if r["message"].startswith(TIMED_OUT)]
+        what = ([g.problem] if g.problem else []) + (
+            [f"stopped at the question's time limit: {' '.join(looped)}"] if looped else [])
+        if what:
+            stopped.append((g, "; ".join(what)))
+    body.append("<h2>Submissions that timed out or crashed</h2>")
+    if stopped:
+        body.append("<table><tr><th>submission</th><th>what happened</th><th class=\"num\">points</th></tr>" + "".join(
+            f'<tr><td>{escape(g.name)}</td><td>{escape(what)}</td>'
+            f'<td class="num">{score_text(g.total)} / {score_text(g.max)}</td></tr>' for g, what in stopped)
+            + "</table>")
+    else:
+        body.append("<p>None.</p>")
     order = {k: i for i, k in enumerate(keys)}
     fired = {}                     # hint -> {"keys": set, "who": set}
     for g in grades:
@@ -235,27 +255,12 @@ def report_html(grades, keys) -> str:
                     "<th>submissions</th></tr>" + "".join(
                         f'<tr><td class="num">{len(seen["who"])}</td>'
                         f'<td class="key">{escape(" ".join(sorted_keys(seen["keys"])))}</td>'
-                        f'<td>{escape(hint)}<div class="caption">'
-                        f'{escape("; ".join(titles.get(k, "") for k in sorted_keys(seen["keys"])))}</div></td>'
+                        f'<td>{escape(hint)}<div class="caption">{escape(_titles(seen["keys"], titles, sorted_keys))}'
+                        f"</div></td>"
                         f'<td class="caption">{escape(", ".join(sorted(seen["who"])))}</td></tr>'
                         for hint, seen in rows) + "</table>")
     else:
         body.append("<p>None: every question passed in every submission.</p>")
-    stopped = []
-    for g in grades:
-        looped = [r["key"] for r in g.results if r["message"].startswith(TIMED_OUT)]
-        what = ([g.problem] if g.problem else []) + (
-            [f"stopped at the question's time limit: {' '.join(looped)}"] if looped else [])
-        if what:
-            stopped.append((g, "; ".join(what)))
-    body.append("<h2>Submissions that timed out or crashed</h2>")
-    if stopped:
-        body.append("<table><tr><th>submission</th><th>what happened</th><th class=\"num\">points</th></tr>" + "".join(
-            f'<tr><td>{escape(g.name)}</td><td>{escape(what)}</td>'
-            f'<td class="num">{score_text(g.total)} / {score_text(g.max)}</td></tr>' for g, what in stopped)
-            + "</table>")
-    else:
-        body.append("<p>None.</p>")
     body.append("<h2>Grades</h2><table><tr><th>submission</th><th class=\"num\">points</th><th>not passed</th></tr>"
                 + "".join(f'<tr><td>{escape(g.name)}</td><td class="num">{score_text(g.total)} / '
                           f'{score_text(g.max)}</td><td class="caption">'
