@@ -10,6 +10,7 @@ import re
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -197,6 +198,33 @@ def test_nothing_a_submission_started_outlives_its_grading(tmp_path, monkeypatch
     assert g.problem is not None and g.problem.startswith("the submission was stopped at its limit of 4 s")
     assert _processes_under(tmp_path) == []
     assert sum(r["status"] == "pass" for r in g.results) >= 1       # what it reached before is kept
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads /proc")
+def test_a_grading_server_stopped_early_ends_the_submissions_it_was_running(tmp_path):
+    script(tmp_path / "submission.py", replace=("backward", ENDLESS_BACKWARD))
+    server = subprocess.Popen([sys.executable, "-m", "ad_magic.practical.submission"], cwd=tmp_path,
+                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                              env=dict(os.environ, PYTHONPATH=str(ROOT)))
+    request = {"id": 0, "work": str(tmp_path), "file": "submission.py", "timeout": 300, "budget": 300,
+               "question_timeout": 60, "cell_timeout": 1}
+    server.stdin.write(b'{"jobs": 1}\n' + json.dumps(request).encode() + b"\n")
+    server.stdin.close()
+    try:
+        for _ in range(300):                  # until the copy runs the questions (its backward loops)
+            if len(_processes_under(tmp_path)) > 2:
+                break
+            time.sleep(0.1)
+        assert len(_processes_under(tmp_path)) > 2
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+        server.stdout.close()
+    for _ in range(50):
+        if not _processes_under(tmp_path):
+            break
+        time.sleep(0.1)
+    assert _processes_under(tmp_path) == []
 
 
 def test_a_file_that_is_not_a_notebook_gets_its_row_with_the_reason(tmp_path):

@@ -38,7 +38,7 @@ SUFFIXES = (".ipynb", ".py")
 SUBMISSION_TIMEOUT = 120.0    # seconds for one whole submission
 QUESTION_TIMEOUT = 5.0        # seconds per question and per statement that defines something (at most)
 CELL_TIMEOUT = 2.0            # seconds per statement that only demonstrates (a print, a drawing)
-STARTUP = 3.0                 # seconds of a submission's limit kept for starting its process and drawing
+STARTUP = 3.0                 # seconds of a submission's limit kept for what its other limits leave out
 _SKIPPED_FOLDERS = {".ipynb_checkpoints", "__pycache__", ".git"}
 
 
@@ -135,7 +135,12 @@ def _run(submissions, timeout, question_timeout, cell_timeout, jobs, progress):
                 done += 1
                 if progress is not None:
                     progress(done, len(submissions), submissions[n].name)
-        finally:
+        finally:                            # also when this process is interrupted: the server ends its copies
+            server.terminate()
+            try:
+                server.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                pass
             server.stdout.close()
             end_session(server.pid)
             server.wait()

@@ -617,6 +617,15 @@ def serve(requests, jobs, answer):
     findings, whether it ran out of time, its exit code. One thread: the copies are forked
     from a process that runs nothing else, and has imported everything a submission needs."""
     pending, running = list(requests), {}
+    try:
+        _serve_all(pending, running, jobs, answer)
+    finally:                                    # stopped early (SIGTERM): nothing of a copy lives on
+        for job in running.values():
+            if job.ended is None:
+                end_session(job.pid)
+
+
+def _serve_all(pending, running, jobs, answer):
     while pending or running:
         while pending and len(running) < jobs:
             job = _start(pending.pop(0))
@@ -646,6 +655,10 @@ def serve(requests, jobs, answer):
                 running[fd].eof = True
 
 
+def _stop(signum, frame):
+    raise SystemExit(1)
+
+
 def main(argv=None) -> int:
     """``python -m ad_magic.practical.submission``: the grading server ``ad-magic grade``
     starts. It reads one JSON line ``{"jobs": N}`` and then a request per line from stdin,
@@ -655,6 +668,7 @@ def main(argv=None) -> int:
     from ..drawing import render
 
     render.find_dot()
+    signal.signal(signal.SIGTERM, _stop)
     lines = iter(sys.stdin.buffer.readline, b"")
     jobs = json.loads(next(lines))["jobs"]
     requests = [json.loads(line) for line in lines]
