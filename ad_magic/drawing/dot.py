@@ -37,6 +37,7 @@ DEFAULT_MAX_NODES = 300
 LARGE_GRAPH = 200            # from this many value nodes on, bound dot's network simplex
 LONG_EDGES = 4000            # above this many virtual nodes (edge length in ranks), straight edges
 MAX_NAME_CHARS = 32
+MAIN_EDGE_WEIGHT = "4"       # dot's weight of an edge between drawn values and ops (a constant's: 1)
 
 FONT = "Helvetica"
 SVG_FONT = "Helvetica,Arial,sans-serif"
@@ -539,6 +540,7 @@ def build_dot(plan: GraphPlan, *, show_grad: bool, room=None, rankdir: str = "LR
         return clusters[k]
 
     edges = []
+    uses = Counter(j for parents in plan.parents for j in parents)
     if plan.truncated:
         fill, border = KIND_STYLE["more"]
         dot.node("more", f"... {plan.truncated} earlier nodes not shown (max_nodes={plan.max_nodes})",
@@ -558,11 +560,19 @@ def build_dot(plan: GraphPlan, *, show_grad: bool, room=None, rankdir: str = "LR
         elif kind == "const":
             attrs.update(_CONST_ATTRS, margin=_margin(lines, 0.06, 0.03))
         graph = body(plan.cluster[i])
+        boxed = plan.boxes[i] is not None and bool(plan.operands[i])
+        if boxed:
+            # A collapsed module's box, its output and its numbers are held together by an
+            # invisible cluster: without it, dot orders them with every other node of the
+            # enclosing box and the long edges of shared weights (a recurrent module's
+            # weights feed every step), which takes many times longer than expanded.
+            enclosing, graph = graph, graphviz.Digraph(f"cluster_box{i}")
+            graph.attr(peripheries="0", label="", margin="0")
         graph.node(f"v{i}", _html_label(lines), **attrs)
         if not plan.operands[i]:
             continue
         fill, border = KIND_STYLE["op"]
-        if plan.boxes[i] is not None:   # a collapsed module: one box computes its output
+        if boxed:   # a collapsed module: one box computes its output
             graph.node(f"f{i}", f"<<b>{label_escape(plan.boxes[i])}</b>>", shape="box", style="filled,rounded",
                        fillcolor=fill, color=border, penwidth="2", peripheries="2",
                        margin=_margin([("name", plan.boxes[i])]))
@@ -583,11 +593,21 @@ def build_dot(plan: GraphPlan, *, show_grad: bool, room=None, rankdir: str = "LR
                     graph.node(source, _html_label(lines), shape="box", fillcolor=const_fill, color=const_border,
                                penwidth=f"{KIND_PENWIDTH['const']:g}",
                                **dict(_CONST_ATTRS, margin=_margin(lines, 0.06, 0.03)))
-                edges.append((source, f"f{i}", {"label": label} if label else {}))
+                # An xlabel, placed after the layout: a label would be a node of its own in
+                # every rank a long edge crosses, and slow dot down many times over.
+                attrs = {"xlabel": label} if label else {}
+                if source == f"v{j}" and uses[j] == 1:
+                    # A value used once pulls its op in line: a chain stays a straight line
+                    # instead of drifting half a node per op (a staircase). A value used by
+                    # many ops (a weight reused in a loop) must not pull them all to itself.
+                    attrs["weight"] = MAIN_EDGE_WEIGHT
+                edges.append((source, f"f{i}", attrs))
             elif not fed_by_more:
                 edges.append(("more", f"f{i}", {"style": "dashed"}))
                 fed_by_more = True
-        edges.append((f"f{i}", f"v{i}", {}))
+        edges.append((f"f{i}", f"v{i}", {"weight": MAIN_EDGE_WEIGHT}))
+        if boxed:
+            enclosing.subgraph(graph)
     # Inner boxes go into their enclosing box before it goes into the graph.
     for k in list(clusters):
         parent = plan.call_parent[k]
@@ -612,6 +632,7 @@ def _depth(plan, k) -> int:
 # --------------------------------------------------------------------------- fitting
 
 FIT_HEIGHT_PT = 900.0    # taller than this, a picture reads worse than a wider one
+VIEW_HEIGHT_PT = 420.0   # the height a stepper's viewport usually gets under its controls (560 px)
 KEEP_LR = 0.8            # left to right stays while it is shown at 80 % or more
 RANKDIRS = ("auto", "LR", "TB")
 
@@ -623,15 +644,31 @@ def _readability(width: float, height: float) -> float:
     return min(1.0, FIT_WIDTH_PT / width, FIT_HEIGHT_PT / height)
 
 
+def reading_cost(width: float, height: float) -> float:
+    """How hard a picture of ``width`` x ``height`` points is to read in a viewport of
+    FIT_WIDTH_PT x VIEW_HEIGHT_PT: shown at its fitted scale (the width fitted, never
+    below MIN_SCALE), the number of viewports it spans (scrolling one way or both),
+    divided by the square root of that scale (small print reads slower). A long chain
+    is a row one viewport high (a few viewports sideways) rather than a column many
+    viewports tall; a deep narrow model stands up at a larger scale than its row."""
+    if width <= 0 or height <= 0:
+        return 1.0
+    scale = fit_scale(width, height)
+    screens = max(1.0, width * scale / FIT_WIDTH_PT) * max(1.0, height * scale / VIEW_HEIGHT_PT)
+    return screens / scale ** 0.5
+
+
 def lay_out(plan: GraphPlan, *, show_grad: bool = True, room=None, rankdir: str = "auto",
             timeout: float = 30.0) -> tuple:
     """Lay ``plan`` out: ``(digraph, svg, rankdir)``.
 
     With ``rankdir="auto"`` the graph is laid out left to right (inputs on the left, as
     in the practical) and, when fitting that into FIT_WIDTH_PT x FIT_HEIGHT_PT would
-    shrink it below KEEP_LR, top to bottom too; the orientation shown larger wins (left
-    to right unless top to bottom is clearly better): a short chain stays a row and a
-    deep, narrow graph such as an MLP's stands up.
+    shrink it below KEEP_LR, top to bottom too; the orientation easier to read in a
+    stepper's viewport wins (:func:`reading_cost`; left to right unless top to bottom is
+    clearly better): a short chain stays a row, a long chain runs left to right in one
+    row (not a column thousands of pixels tall) and a deep, narrow graph such as an
+    MLP's stands up.
     """
     if rankdir not in RANKDIRS:
         raise ValueError(f"rankdir must be one of {', '.join(RANKDIRS)}; got {rankdir!r}")
@@ -648,7 +685,7 @@ def lay_out(plan: GraphPlan, *, show_grad: bool = True, room=None, rankdir: str 
         return dot, svg, "LR"
     tall = build_dot(plan, show_grad=show_grad, room=room, rankdir="TB")
     tall_svg = centred_labels(render_svg(tall.source, timeout=timeout))
-    if _readability(*svg_size(tall_svg)) > 1.1 * wide:
+    if 1.1 * reading_cost(*svg_size(tall_svg)) < reading_cost(width, height):
         return tall, tall_svg, "TB"
     return dot, svg, "LR"
 

@@ -1,0 +1,88 @@
+"""What a student sees: the layout chosen for the graph's shape, and module boxes that
+lay out as fast collapsed as expanded (headless: the DOT and the SVG's size)."""
+from __future__ import annotations
+
+import re
+
+import numpy as np
+import pytest
+
+from ad_magic import Tensor
+from ad_magic.drawing import frame
+from ad_magic.drawing.dot import GraphPlan, build_dot, reading_cost
+from ad_magic.drawing.graph_view import GraphView
+from ad_magic.nn import Linear, Module
+
+
+def long_chain(steps=20):
+    y = Tensor(1.0, name="y")
+    for _ in range(steps):
+        y = y * 1.0001 + 0.001
+    return y
+
+
+class Recurrent(Module):
+    """One input weight and one hidden weight, applied at every step (a tiny RNN)."""
+
+    def __init__(self, steps):
+        self.wx, self.wh, self.steps = Linear(1, 1, seed=0), Linear(1, 1, seed=1), steps
+
+    def parameters(self):
+        return self.wx.parameters() + self.wh.parameters()
+
+    def forward(self, xs):
+        h = Tensor(np.zeros((1, 1)), requires_grad=False)
+        for t in range(self.steps):
+            h = (self.wx(xs[t:t + 1]) + self.wh(h)).tanh()
+        return h
+
+
+def recurrent_loss(steps):
+    xs = np.linspace(-1, 1, steps).reshape(steps, 1)
+    return ((Recurrent(steps)(xs) - 0.5) ** 2).sum()
+
+
+def test_a_long_chain_runs_left_to_right_in_one_row(renderer):
+    view = GraphView(long_chain())
+    width, height = frame.svg_size(view.skeleton())
+    assert view.rankdir == "LR"
+    # One row of boxes (was a 1,024 pt staircase left to right, a 4,625 pt column top to bottom).
+    assert height < 150, height
+    assert width > 10 * height
+
+
+def test_the_chains_own_edges_pull_harder_than_its_constants():
+    source = build_dot(GraphPlan(long_chain(3), None, 300), show_grad=True).source
+    # the value feeding each op and each op's result: weighted; a constant's edge: not
+    assert re.search(r"v\d+ -> f\d+ \[weight=4\]", source)
+    assert re.search(r"f\d+ -> v\d+ \[weight=4\]", source)
+    assert not re.search(r"c[\d_]+ -> f\d+ \[[^]]*weight", source)
+
+
+def test_reading_cost_prefers_a_row_to_a_tall_column_and_a_tall_model_to_a_long_row():
+    assert reading_cost(7569, 90) < reading_cost(164, 4399)      # the 20-step chain
+    assert reading_cost(845, 1262) < reading_cost(3109, 303)     # MLP([1, 8, 8, 1])'s loss
+    assert reading_cost(600, 100) == 1.0                        # fits: one viewport at full size
+
+
+def test_collapsed_boxes_are_held_in_their_own_cluster_and_edges_carry_xlabels():
+    plan = GraphPlan(recurrent_loss(4), None, 300, "collapsed")
+    assert len(plan.collapsed) == 8
+    source = build_dot(plan, show_grad=True).source
+    boxes = re.findall(r"subgraph cluster_box(\d+) \{", source)
+    assert len(boxes) == 8
+    for i in boxes:     # each holds the box and its output value
+        body = source.split(f"subgraph cluster_box{i} {{", 1)[1].split("}", 1)[0]
+        assert f"\tf{i} [" in body and f"\tv{i} [" in body
+    # shapes on edges are xlabels (placed after the layout), never labels (a node per rank crossed)
+    assert "xlabel=" in source and not re.search(r"-> \w+ \[label=", source)
+
+
+@pytest.mark.parametrize("modules", ["expanded", "collapsed"])
+def test_a_recurrent_module_lays_out_either_way(renderer, modules):
+    view = GraphView(recurrent_loss(6), modules=modules)
+    assert view.rankdir in ("LR", "TB")
+    assert len(view.plan.collapsed) == (12 if modules == "collapsed" else 0)
+    assert view.skeleton().count('class="node ad-') == sum(
+        1 for i in range(len(view.nodes)) if not view.plan.drawn_per_use(i)) + sum(
+        1 for ops in view.plan.operands if ops) - sum(1 for b in view.plan.boxes if b is not None)
