@@ -192,6 +192,24 @@ def test_lab_keeps_the_current_node_and_next_on_screen_at_every_step(lab, browse
                 page.wait_for_function("(el) => el.dataset.scale !== undefined", arg=timeline.element_handle())
                 lit = walk_every_step(page, timeline, shot=SHOTS / f"view_{name}.png")
                 assert lit >= int(timeline.locator(".ad-range").get_attribute("max")) - 2, name
+            # A click on a module's title closes it into one box; a click on that box opens it.
+            mlp = timelines.nth(list(GRAPHS).index("mlp"))
+            assert mlp.locator("svg g.ad-module").count() == 0
+            mlp.locator("svg g.ad-module-box > text", has_text="layers.0").first.click()
+            mlp.locator("svg g.ad-module").first.wait_for(state="visible", timeout=30_000)
+            assert mlp.locator("svg g.ad-module").count() == 1
+            assert "layers.0" in mlp.locator("svg g.ad-module").text_content()
+            mlp.locator("svg g.ad-module").click()
+            boxes = ("(el) => [el.querySelectorAll('svg g.ad-module').length, "
+                     "el.querySelectorAll('svg g.ad-module-box').length]")
+            try:
+                # the widget mounts a new timeline element: found again at every poll
+                page.wait_for_function(f"""(n) => ({boxes})(
+                    document.querySelectorAll('.jp-OutputArea .ad-timeline')[n])[0] === 0""",
+                                       arg=list(GRAPHS).index("mlp"), timeout=30_000)
+            except Exception:
+                raise AssertionError(f"the module did not open again: {mlp.evaluate(boxes)}") from None
+            assert mlp.evaluate(boxes) == [0, 4]       # the MLP and its three layers, open
         finally:
             lab.record_children()
             context.close()

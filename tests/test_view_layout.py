@@ -83,6 +83,69 @@ def test_a_recurrent_module_lays_out_either_way(renderer, modules):
     view = GraphView(recurrent_loss(6), modules=modules)
     assert view.rankdir in ("LR", "TB")
     assert len(view.plan.collapsed) == (12 if modules == "collapsed" else 0)
+    # every value and op is found again in the SVG, a collapsed module's box included
     assert view.skeleton().count('class="node ad-') == sum(
         1 for i in range(len(view.nodes)) if not view.plan.drawn_per_use(i)) + sum(
-        1 for ops in view.plan.operands if ops) - sum(1 for b in view.plan.boxes if b is not None)
+        1 for ops in view.plan.operands if ops)
+    assert view.skeleton().count('class="node ad-op ad-module"') == len(view.plan.collapsed)
+
+
+# ------------------------------------------------------------------ module boxes opened and closed by hand
+def small_mlp_loss():
+    from ad_magic.nn import MLP, mse_loss
+
+    X = np.linspace(-1, 1, 4).reshape(4, 1)
+    return mse_loss(MLP([1, 3, 1], seed=0)(X), np.sin(X))
+
+
+def _call(plan, name):
+    return next(k for k, call in enumerate(plan.calls) if call.name and call.name.endswith(name))
+
+
+def test_a_toggled_module_closes_when_open_and_opens_when_closed():
+    loss = small_mlp_loss()
+    expanded = GraphPlan(loss, None, 300, "expanded")
+    first = _call(expanded, "0")
+    closed = GraphPlan(loss, None, 300, "expanded", toggled=[first])
+    assert closed.collapsed == {first} and closed.toggled == (first,)
+    assert [closed.box_calls[i] for i, b in enumerate(closed.boxes) if b] == [first]
+    collapsed = GraphPlan(loss, None, 300, "collapsed")
+    assert first in collapsed.collapsed
+    opened = GraphPlan(loss, None, 300, "collapsed", toggled=[first])
+    assert first not in opened.collapsed and opened.collapsed == collapsed.collapsed - {first}
+    # the whole model closes into one box; calls out of range are ignored
+    whole = GraphPlan(loss, None, 300, "expanded", toggled=[0, 99])
+    assert whole.collapsed == {0} and whole.calls[0].name is None
+
+
+def test_the_skeleton_makes_module_boxes_clickable_and_the_picture_lights_a_modules_step(renderer):
+    loss = small_mlp_loss()
+    view = GraphView(loss, modules="collapsed")
+    skeleton = view.skeleton()
+    boxes = re.findall(r'class="node ad-op ad-module" data-f="(\d+)" data-call="(\d+)"', skeleton)
+    assert len(boxes) == len(view.plan.collapsed) == 2
+    assert all(view.plan.box_calls[int(i)] == int(k) for i, k in boxes)
+    assert re.search(r'class="cluster ad-module-box" data-call="0"', skeleton)   # the MLP, open
+    i = int(boxes[0][0])
+    plain, lit = view.svg(), view.svg(highlight=i)
+    box = re.compile(rf"<title>f{i}</title>.*?</g>", re.S)
+    assert "#fecaca" not in box.search(plain).group() and "#fecaca" in box.search(lit).group()
+
+
+def test_the_stepper_opens_a_module_clicked_and_the_button_forgets_the_clicks(renderer):
+    from ad_magic.widgets.stepper import BackwardStepper
+
+    stepper = BackwardStepper(small_mlp_loss(), forward=True, modules="expanded")
+    assert stepper.data["modules"]["collapsed"] == 0 and stepper.data["modules"]["toggled"] == []
+    first = _call(stepper.view.plan, "0")
+    stepper.toggled = [first]                      # what a click on layers.0's box sends
+    assert stepper.view.plan.collapsed == {first}
+    assert stepper.data["modules"]["toggled"] == [first]
+    assert f'data-call="{first}"' in stepper.data["svg"]
+    # at the module's forward step its box is the step's node
+    k = next(k for k, s in enumerate(stepper.timeline.states) if s.function and "Linear" in s.function)
+    node = stepper.data["highlight"][k]
+    assert stepper.data["modules"]["box"][node] == first
+    stepper.modules = "collapsed"
+    assert stepper.toggled == [] and stepper.data["modules"]["toggled"] == []
+    assert len(stepper.view.plan.collapsed) == 2

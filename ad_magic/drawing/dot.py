@@ -184,9 +184,14 @@ class GraphPlan:
     the call's inputs and parameters. ``modules`` picks which calls collapse:
     ``"expanded"`` none, ``"collapsed"`` the innermost ones, ``"flat"`` no boxes at all,
     ``"auto"`` innermost first while more than COLLAPSE_ABOVE values are drawn.
+    ``toggled`` lists calls (indices into ``calls``) opened or closed by hand, on top of
+    that choice: a collapsed one is drawn open, an open one (with one output) as one box —
+    what a click on a module's box does. ``box_calls[i]`` is the call a collapsed box
+    computing node i stands for (else None).
     """
 
-    def __init__(self, output: Tensor, names: dict | None, max_nodes: int, modules: str = "auto"):
+    def __init__(self, output: Tensor, names: dict | None, max_nodes: int, modules: str = "auto",
+                 toggled=()):
         if max_nodes < 1:
             raise ValueError(f"max_nodes must be at least 1, got {max_nodes}")
         if modules not in MODULE_VIEWS:
@@ -200,6 +205,7 @@ class GraphPlan:
         self.max_nodes = max_nodes
         self.modules = modules
         self.truncated = len(everything) - len(order)
+        self.toggled = tuple(sorted({int(k) for k in toggled}))
         self._scope_calls(order, modules)
         order = [t for t in order if id(t) not in self._hidden]
         self.tensors = order
@@ -220,11 +226,13 @@ class GraphPlan:
                 kind = "const"
             self.kinds.append(kind)
         self.boxes = [None] * len(order)
+        self.box_calls = [None] * len(order)
         self.operands = []
         for i, t in enumerate(order):
             call = self._box_of.get(id(t))
             if call is not None:
                 self.boxes[i] = call_title(call)
+                self.box_calls[i] = self._call_index[id(call)]
                 self.operands.append(self._box_inputs[id(call)])
             else:
                 self.operands.append(tuple(t.parents) if t._function is not None else ())
@@ -298,6 +306,12 @@ class GraphPlan:
                     break
                 level_calls = {k for k in range(len(self.calls)) if depth[k] == level and collapsible[k]}
                 chosen = {k for k in chosen if depth[k] < level} | level_calls
+        for k in self.toggled:       # opened or closed by hand
+            if 0 <= k < len(self.calls):
+                if k in chosen:
+                    chosen.discard(k)        # opened: the modules inside it stay as chosen
+                elif collapsible[k]:
+                    chosen.add(k)
         # An enclosing collapsed call hides its inner calls: keep the outermost.
         self.collapsed = {k for k in chosen if not self._inside(k, chosen)}
         self._hidden = hidden_by(self.collapsed)

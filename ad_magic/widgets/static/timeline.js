@@ -141,7 +141,10 @@ function allTexts(ui) {
 function makeSteps(ui, data, onShown) {
   const last = data.last;
   const shownData = ui.values.map(() => null), shownGrad = ui.values.map(() => null);
-  let k = -1, lit = [], marked = [];
+  let k = -1, lit = [], marked = [], boxes = [];
+  const modules = data.modules || {};
+  const clusters = {};
+  for (const g of ui.svg.querySelectorAll("g.ad-module-box[data-call]")) clusters[g.dataset.call] = g;
   const steps = {fitted: false, get k() { return k; }, last};
 
   function restyle() {
@@ -152,6 +155,14 @@ function makeSteps(ui, data, onShown) {
     for (const g of lit) g.classList.add("ad-current");
     marked = data.changed[k].map(i => ui.values[i]).filter(Boolean);
     for (const g of marked) g.classList.add("ad-changed");
+    // The open modules around the step's node are highlighted too (a collapsed module's
+    // own box is the node itself).
+    for (const g of boxes) g.classList.remove("ad-module-current");
+    boxes = [];
+    for (let c = hi >= 0 && modules.cluster ? modules.cluster[hi] : -1; c >= 0; c = modules.parent[c]) {
+      if (clusters[c]) boxes.push(clusters[c]);
+    }
+    for (const g of boxes) g.classList.add("ad-module-current");
   }
 
   function rewriteTexts() {
@@ -264,6 +275,7 @@ function attachCards(ui, data, steps, signal) {
 
   svg.addEventListener("click", (event) => {
     const i = nodeOf(event);
+    if (event.target.closest && event.target.closest("g[data-call]")) return;   // a module box: opens it
     if (i === null || !data.cards[i]) return;
     pinned = i;
     open(i);
@@ -271,6 +283,7 @@ function attachCards(ui, data, steps, signal) {
   svg.addEventListener("mouseover", (event) => {
     const i = nodeOf(event);
     if (i === null || pinned !== null || !data.cards[i]) return;
+    if (event.target.closest("g[data-call]")) return;   // a module's box is for opening it
     hovered = i;
     open(i);
   }, {signal});
@@ -527,11 +540,27 @@ function linkToPython(model, signal) {
   };
 }
 
-// Module boxes: the button asks Python for the other timeline (collapsed or expanded);
-// the new payload mounts the widget again.
+// Module boxes: a click on a module's box (a collapsed module, or an open one's outline
+// or title) asks Python for the timeline with that module opened or closed; the button,
+// for every module collapsed or expanded. The new payload mounts the widget again. A page
+// with no kernel says that it needs one.
 function addModulesButton(ui, data, python, signal) {
   const modules = data.modules || {calls: 0, collapsed: 0};
   if (modules.calls <= 0) return;
+  ui.svg.addEventListener("click", (event) => {
+    const g = event.target.closest && event.target.closest("g[data-call]");
+    if (!g) return;
+    const call = +g.dataset.call;
+    const toggled = new Set(modules.toggled || []);
+    if (toggled.has(call)) toggled.delete(call); else toggled.add(call);
+    ui.root.dataset.modules = "waiting";
+    if (!python || !python.save("toggled", Array.from(toggled).sort((a, b) => a - b))) {
+      ui.root.dataset.modules = "no kernel";
+      ui.hint.textContent = "Opening or closing a module lays the graph out again: which needs the kernel running.";
+      ui.hint.hidden = false;
+    }
+  }, {signal});
+  if (!python) return;
   const collapsed = modules.collapsed > 0;
   const toggle = h("button", {type: "button", class: "ad-modules",
                               title: collapsed ? "Draw every module's ops" : "Draw each module as one box",
@@ -565,8 +594,8 @@ export function mount(el, data, model) {
   const captions = holdCaptionHeight(ui, data, steps, signal);
   const stepping = attachStepping(ui, data, steps, signal);
   attachKeys(ui, stepping, cards, signal);
+  addModulesButton(ui, data, python, signal);
   if (model) {
-    addModulesButton(ui, data, python, signal);
     onModel(model, "change:position", () => steps.show(model.get("position"), true), signal);
   }
 
