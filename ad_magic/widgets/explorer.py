@@ -446,7 +446,9 @@ class DescentExplorer(widgets.VBox):
             self.label.value = (f"<b>iteration {k} / {self.n_iterations}</b> &nbsp; "
                                 f"loss = {escape(format_number(self.losses[k]))}{mark}")
         else:
-            losses = " · ".join(f"{escape(r.name)} {escape(format_number(self.record(k, r.name).loss))}"
+            # a run that stopped before k says where, not the loss it stopped with
+            losses = " · ".join(f"{escape(r.name)} stopped at {len(r.history) - 1}" if len(r.history) - 1 < k else
+                                f"{escape(r.name)} {escape(format_number(self.record(k, r.name).loss))}"
                                 for r in self.runs)
             self.label.value = f"<b>iteration {k} / {self.n_iterations}</b> &nbsp; loss: {losses}"
         self.image.value = self.png(k)
