@@ -61,7 +61,8 @@ _ON_SCREEN_JS = """(el) => {
                            && r.bottom <= v.bottom + 1;
   const next = box(el.querySelector('.ad-next').getBoundingClientRect());
   const lit = Array.from(el.querySelectorAll('svg g.ad-current')).map(g => box(g.getBoundingClientRect()));
-  return {step: Number(el.dataset.step), next, lit, viewport, visible,
+  const top = el.getBoundingClientRect().top;
+  return {step: Number(el.dataset.step), next, lit, viewport, visible, pictureAt: viewport.top - top,
           nextShown: within(next, visible),
           litShown: lit.length > 0 && lit.every(r => within(r, viewport) && within(r, visible))};
 }"""
@@ -79,6 +80,7 @@ def walk_every_step(page, timeline, *, shot: Path | None = None, shot_at: float 
     last = int(timeline.locator(".ad-range").get_attribute("max"))
     handle = timeline.element_handle()
     lit_steps = 0
+    picture_at = set()
     for k in range(1, last + 1):
         timeline.locator(".ad-next").click()
         page.wait_for_function("([el, k]) => Number(el.dataset.step) === k", arg=[handle, k], timeout=15_000)
@@ -90,10 +92,23 @@ def walk_every_step(page, timeline, *, shot: Path | None = None, shot_at: float 
         except Exception:
             raise AssertionError(f"step {k}: current node or Next not on screen: {_where(timeline)}") from None
         lit_steps += has_current
+        picture_at.add(round(_where(timeline)["pictureAt"]))
         if shot is not None and k == int(last * shot_at):
             shot.parent.mkdir(parents=True, exist_ok=True)
             page.screenshot(path=str(shot))
+    # the caption area keeps one height: the picture starts at the same place at every step
+    assert len(picture_at) == 1, f"the picture moved while stepping: {sorted(picture_at)}"
     return lit_steps
+
+
+_CARD_AND_CURRENT_JS = """(el) => {
+  const card = el.querySelector('.ad-card').getBoundingClientRect();
+  const lit = Array.from(el.querySelectorAll('svg g.ad-current')).map(g => g.getBoundingClientRect());
+  const cover = (a, b) => Math.max(0, Math.min(a.right, b.right) - Math.max(a.left, b.left))
+                          * Math.max(0, Math.min(a.bottom, b.bottom) - Math.max(a.top, b.top));
+  return {covered: lit.reduce((sum, r) => sum + cover(card, r), 0), lit: lit.length,
+          hidden: el.querySelector('.ad-card').hidden};
+}"""
 
 
 def _timeline_of(name):
@@ -137,6 +152,16 @@ def test_exported_page_keeps_the_current_node_and_next_on_screen(browser, tmp_pa
         page.wait_for_function("(el) => el.dataset.scale !== undefined", arg=timeline.element_handle())
         lit = walk_every_step(page, timeline, shot=e2e.ARTIFACTS / f"view-page-{name}.png")
         assert lit >= int(timeline.locator(".ad-range").get_attribute("max")) - 2
+        # A card clicked open beside a node next to the current one covers neither.
+        current = timeline.evaluate("(el) => Number(el.querySelector('svg g.ad-current').dataset.v "
+                                    "?? el.querySelector('svg g.ad-current').dataset.f)")
+        neighbour = timeline.locator(f'svg g[data-v="{max(0, current - 1)}"]')
+        if neighbour.count():
+            neighbour.click()
+            timeline.locator(".ad-card").wait_for(state="visible")
+            placed = timeline.evaluate(_CARD_AND_CURRENT_JS)
+            assert placed["lit"] and placed["covered"] == 0, placed
+            timeline.locator(".ad-card-close").click()
         # The viewport is no taller than the window under the controls, and Fit shows it all.
         where = _where(timeline)
         assert where["viewport"]["bottom"] <= VIEWPORT["height"] + 1, where

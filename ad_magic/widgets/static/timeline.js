@@ -227,15 +227,16 @@ const overlap = (a, b) => (!a || !b) ? 0
     * Math.max(0, Math.min(a.bottom, b.bottom) - Math.max(a.top, b.top));
 
 // Where a card of w x h goes (stage coordinates): beside the clicked node — right, left,
-// below or above it — where it covers neither that node nor the current step's node,
-// inside the stage; else where it covers least of them.
+// below or above it — where it covers neither that node nor the current step's node
+// (the first such spot), else where it covers least of them.
 function placeCard(node, current, frame, w, h) {
   const clamp = (v, lo, hi) => Math.max(lo, Math.min(v, Math.max(lo, hi)));
   const spots = [
     [node.right + 8, node.top], [node.left - w - 8, node.top],
     [node.left, node.bottom + 8], [node.left, node.top - h - 8],
   ].map(([x, y]) => {
-    const left = clamp(x - frame.left, 0, frame.width - w - 4), top = clamp(y - frame.top, 0, frame.height - h);
+    // inside the stage's width; below its bottom the stage grows to hold the card
+    const left = clamp(x - frame.left, 0, frame.width - w - 4), top = Math.max(0, y - frame.top);
     const screen = {left: frame.left + left, top: frame.top + top,
                     right: frame.left + left + w, bottom: frame.top + top + h};
     return {left, top, covered: overlap(screen, current) * 4 + overlap(screen, node)};
