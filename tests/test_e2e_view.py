@@ -240,3 +240,34 @@ def test_lab_keeps_the_current_node_and_next_on_screen_at_every_step(lab, browse
             context.close()
     assert not dog.fired, f"watchdog fired after {TEST_TIMEOUT} s"
     assert not guard.blocked and errors == [], (guard.blocked, errors)
+
+
+def test_a_plain_pictures_module_boxes_open_and_close_on_click(browser, tmp_path):
+    """draw_computation_graph's HTML holds the graph as asked (modules collapsed) and the
+    same graph with its modules open: a click on a collapsed box shows the open one, a
+    click on an open module's title the collapsed one again. No kernel, no network."""
+    import numpy as np
+
+    from ad_magic import draw_computation_graph
+    from ad_magic.nn import MLP, mse_loss
+
+    X = np.linspace(-1, 1, 4).reshape(4, 1)
+    picture = draw_computation_graph(mse_loss(MLP([1, 3, 1], seed=0)(X), np.sin(X)), modules="collapsed")
+    path = tmp_path / "picture.html"
+    path.write_text("<!DOCTYPE html><html><body>" + picture._repr_mimebundle_()["text/html"] + "</body></html>")
+    context = browser.new_context(viewport=VIEWPORT)
+    context.route("**/*", lambda route: route.continue_() if route.request.url == path.as_uri() else route.abort())
+    page = context.new_page()
+    shown = "() => document.querySelector('svg[data-shown]').dataset.modules"
+    try:
+        page.goto(path.as_uri())
+        assert page.evaluate(shown) == "asked"
+        page.locator('svg[data-shown] g[id^="module_"]').first.click()
+        assert page.evaluate(shown) == "other"
+        assert page.locator('svg[data-shown] g[id^="module_"]').count() == 0     # every module open
+        page.locator("svg[data-shown] g.cluster > text", has_text="layers.0").first.click()
+        assert page.evaluate(shown) == "asked"
+        page.locator(".ad-graph-fit").click()      # the zoom buttons act on the picture shown
+        assert page.evaluate("() => document.querySelector('svg[data-shown]').style.width") == "100%"
+    finally:
+        context.close()

@@ -149,3 +149,21 @@ def test_the_stepper_opens_a_module_clicked_and_the_button_forgets_the_clicks(re
     stepper.modules = "collapsed"
     assert stepper.toggled == [] and stepper.data["modules"]["toggled"] == []
     assert len(stepper.view.plan.collapsed) == 2
+
+
+def test_a_plain_picture_holds_its_modules_as_asked_and_the_other_way(renderer):
+    from ad_magic import draw_computation_graph
+    from ad_magic.drawing import repr_mimebundle
+
+    loss = small_mlp_loss()
+    for asked, boxes in (("collapsed", 2), ("expanded", 0)):
+        picture = draw_computation_graph(loss, modules=asked)
+        assert picture.source.count("id=module_f") == boxes       # the static picture: as asked
+        other = picture.other_view
+        assert other is not None and other.source.count("id=module_f") == 2 - boxes
+        html = picture._repr_mimebundle_()["text/html"]
+        assert html.count("<svg ") == 2 and 'data-modules="other"' in html and "onclick" in html
+    # a tensor's own picture: one more layout only when it has module boxes
+    assert repr_mimebundle(loss)["text/html"].count("<svg ") == 2
+    assert repr_mimebundle(long_chain(3))["text/html"].count("<svg ") == 1
+    assert draw_computation_graph(long_chain(3)).other_view is None

@@ -503,7 +503,11 @@ CLUSTER_STYLE = {"style": "rounded,dashed", "color": "#7c3aed", "fontcolor": "#5
 class ComputationGraph(graphviz.Digraph):
     """The Digraph :func:`draw_computation_graph` returns: a ``graphviz.Digraph`` whose
     Jupyter picture has its node labels centred (see :func:`centred_labels`) and, in
-    HTML, the fit-and-zoom frame every ad_magic graph has."""
+    HTML, the fit-and-zoom frame every ad_magic graph has. ``other_view`` is the same
+    graph with its modules the other way (collapsed or expanded), or None: in HTML a
+    click on a module's box shows that one."""
+
+    other_view = None
 
     def _repr_image_svg_xml(self) -> str:
         return centred_labels(super()._repr_image_svg_xml())
@@ -512,7 +516,13 @@ class ComputationGraph(graphviz.Digraph):
         bundle = super()._repr_mimebundle_(include, exclude, **kwargs)
         svg = bundle.get("image/svg+xml")
         if svg and (not include or "text/html" in include) and "text/html" not in (exclude or ()):
-            bundle["text/html"] = graph_html(svg)
+            other = None
+            if self.other_view is not None:
+                try:
+                    other = self.other_view._repr_image_svg_xml()
+                except Exception:    # the other view is a bonus: the picture still shows
+                    other = None
+            bundle["text/html"] = graph_html(svg, other=other)
         return bundle
 
 
@@ -587,9 +597,10 @@ def build_dot(plan: GraphPlan, *, show_grad: bool, room=None, rankdir: str = "LR
             continue
         fill, border = KIND_STYLE["op"]
         if boxed:   # a collapsed module: one box computes its output
+            # id: a picture's click handler finds the box (frame.graph_html) to open the module
             graph.node(f"f{i}", f"<<b>{label_escape(plan.boxes[i])}</b>>", shape="box", style="filled,rounded",
                        fillcolor=fill, color=border, penwidth="2", peripheries="2",
-                       margin=_margin([("name", plan.boxes[i])]))
+                       margin=_margin([("name", plan.boxes[i])]), id=f"module_f{i}")
         else:
             graph.node(f"f{i}", f"<{label_escape(str(t._function))}>", shape="ellipse", fillcolor=fill,
                        color=border, height="0.3", margin="0.04,0.02")
@@ -757,8 +768,30 @@ def draw_computation_graph(tensor, *, names=None, max_nodes=DEFAULT_MAX_NODES, s
         dot, svg, _ = lay_out(plan, show_grad=show_grad, rankdir=rankdir)
     except RenderError:   # no renderer: the DOT source is still the answer
         return build_dot(plan, show_grad=show_grad, rankdir="TB" if rankdir == "TB" else "LR")
+    _fit_size(dot, svg)
+    other = other_modules(plan, names)
+    if other is not None:
+        try:
+            other_dot, other_svg, _ = lay_out(other, show_grad=show_grad, rankdir=rankdir)
+            _fit_size(other_dot, other_svg)
+            dot.other_view = other_dot
+        except RenderError:
+            pass
+    return dot
+
+
+def _fit_size(dot, svg) -> None:
     width, height = svg_size(svg)
     scale = fit_scale(width, height)
     if scale < 1.0:
         dot.graph_attr["size"] = f"{width * scale / 72:.2f},{height * scale / 72:.2f}"
-    return dot
+
+
+def other_modules(plan: GraphPlan, names=None):
+    """The plan of the same graph with its modules the other way — expanded when any is
+    collapsed, else collapsed — for a picture whose module boxes open on a click; None
+    when it has no module box, or both ways draw the same."""
+    if not plan.calls:
+        return None
+    other = GraphPlan(plan.output, names, plan.max_nodes, "expanded" if plan.collapsed else "collapsed")
+    return other if other.collapsed != plan.collapsed else None
