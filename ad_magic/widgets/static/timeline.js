@@ -320,7 +320,7 @@ function attachCards(ui, data, steps, signal) {
 // Fit the output's width, never below MIN_SCALE; scroll (or drag) beyond. "auto" fits the
 // width without going below MIN_SCALE; the Fit button shows the whole graph however
 // small; zooming by hand stops both.
-function attachZoom(ui, signal) {
+function attachZoom(ui, signal, beforeFit = () => {}) {
   const {svg, viewport, root, hint} = ui;
   const size = (name) => parseFloat(svg.getAttribute(name)) * (svg.getAttribute(name).endsWith("pt") ? 4 / 3 : 1);
   const width = size("width"), height = size("height");
@@ -343,6 +343,7 @@ function attachZoom(ui, signal) {
     return cap;
   }
   function fit() {
+    beforeFit();         // the caption's height first: the viewport's cap depends on it
     const cap = capHeight();
     const room = viewport.clientWidth - 4;
     if (room <= 0 || !fitting) return;
@@ -423,7 +424,7 @@ function visibleHeight(el) {
 // MAX_CAPTION_LINES lines; a longer one scrolls), so the picture below never jumps while
 // stepping. Measured again when the width changes (lines wrap differently).
 const MAX_CAPTION_LINES = 4;
-function holdCaptionHeight(ui, data, steps, signal) {
+function holdCaptionHeight(ui, data) {
   function measure(el, texts) {
     const shown = el.textContent, hidden = el.hidden;
     el.hidden = false;
@@ -440,18 +441,13 @@ function holdCaptionHeight(ui, data, steps, signal) {
     el.style.height = `${Math.min(tallest, MAX_CAPTION_LINES * line)}px`;
   }
   let width = -1;
-  function hold() {
+  function hold() {           // called by the zoom's one ResizeObserver, before it fits
     const w = ui.root.clientWidth;
     if (w === width || w <= 0) return;
     width = w;
     measure(ui.caption, data.captions);
     measure(ui.rule, data.rules);
     ui.rule.hidden = false;       // the rule's room stays, blank at steps without one
-  }
-  if (typeof ResizeObserver !== "undefined") {
-    const resizing = new ResizeObserver(() => hold());
-    resizing.observe(ui.root);
-    signal.addEventListener("abort", () => resizing.disconnect(), {once: true});
   }
   return {hold};
 }
@@ -591,8 +587,8 @@ export function mount(el, data, model) {
     if (python && !fromModel) python.position(k);
   });
   cards = attachCards(ui, data, steps, signal);
-  zoom = attachZoom(ui, signal);
-  const captions = holdCaptionHeight(ui, data, steps, signal);
+  const captions = holdCaptionHeight(ui, data);
+  zoom = attachZoom(ui, signal, () => captions.hold());
   const stepping = attachStepping(ui, data, steps, signal);
   attachKeys(ui, stepping, cards, signal);
   addModulesButton(ui, data, python, signal);
@@ -602,7 +598,6 @@ export function mount(el, data, model) {
 
   steps.show(model ? model.get("position") : 0, true);
   const frame = requestAnimationFrame(() => {   // once the SVG is in the page and can be measured
-    captions.hold();
     zoom.fit();
     fitTexts(ui, allTexts(ui));
     steps.fitted = true;
