@@ -268,6 +268,8 @@ def test_a_plain_pictures_module_boxes_open_and_close_on_click(browser, tmp_path
         page.locator("svg[data-shown] g.cluster > text", has_text="layers.0").first.click()
         assert page.evaluate(shown) == "asked"
         page.locator(".ad-graph-fit").click()      # the zoom buttons act on the picture shown
-        assert page.evaluate("() => document.querySelector('svg[data-shown]').style.width") == "100%"
+        fitted = page.evaluate("""() => { const s = document.querySelector('svg[data-shown]');
+                                          return [s.style.width, s.getBoundingClientRect().height]; }""")
+        assert fitted[0] == "100%" and fitted[1] <= 0.8 * VIEWPORT["height"] + 1, fitted   # width and height
     finally:
         context.close()

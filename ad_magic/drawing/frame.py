@@ -51,10 +51,11 @@ def inline_svg(svg: str) -> str:
 # shown, in a notebook output, an ipywidgets HTML and a page alike.
 _SVG_OF = "var s=this.closest('.ad-graph').querySelector('.ad-graph-viewport svg[data-shown]');"
 _ZOOM = (_SVG_OF + "var w=s.getBoundingClientRect().width*{factor};"
-         "s.style.minWidth='0';s.style.maxWidth='none';s.style.width=w+'px';"
+         "s.style.minWidth='0';s.style.maxWidth='none';s.style.maxHeight='none';s.style.width=w+'px';"
          "this.closest('.ad-graph').dataset.fit='manual';")
+# Fit: the whole graph in the output's width and in most of the window's height.
 _FIT = (_SVG_OF + "s.style.minWidth='0';s.style.maxWidth='{width:.0f}px';s.style.width='100%';"
-        "this.closest('.ad-graph').dataset.fit='whole';")
+        "s.style.maxHeight='80vh';this.closest('.ad-graph').dataset.fit='whole';")
 _BUTTON = ('<button type="button" class="{cls}" title="{title}" onclick="{js}" style="font:12px sans-serif;'
            'padding:0 8px;border:1px solid #9ca3af;border-radius:2px;background:#f3f4f6;color:#111827;'
            'cursor:pointer">{text}</button>')
