@@ -37,6 +37,7 @@ DEFAULT_MAX_NODES = 300
 LARGE_GRAPH = 200            # from this many value nodes on, bound dot's network simplex
 LONG_EDGES = 4000            # above this many virtual nodes (edge length in ranks), straight edges
 MAX_NAME_CHARS = 32
+XLABELS_ABOVE = 400          # virtual nodes of long edges (GraphPlan.long_edges) above which shapes are xlabels
 MAIN_EDGE_WEIGHT = "4"       # dot's weight of an edge between drawn values and ops (a constant's: 1)
 
 FONT = "Helvetica"
@@ -565,6 +566,11 @@ def build_dot(plan: GraphPlan, *, show_grad: bool, room=None, rankdir: str = "LR
 
     edges = []
     uses = Counter(j for parents in plan.parents for j in parents)
+    # With many long edges (a weight shared by every step of a loop), shapes are xlabels,
+    # placed after the layout: a label is a node of its own in every rank its edge
+    # crosses, and slowed dot down twentyfold. Otherwise a label, which dot keeps clear of
+    # the edges.
+    label_key = "xlabel" if plan.long_edges() > XLABELS_ABOVE else "label"
     if plan.truncated:
         fill, border = KIND_STYLE["more"]
         dot.node("more", f"... {plan.truncated} earlier nodes not shown (max_nodes={plan.max_nodes})",
@@ -618,9 +624,7 @@ def build_dot(plan: GraphPlan, *, show_grad: bool, room=None, rankdir: str = "LR
                     graph.node(source, _html_label(lines), shape="box", fillcolor=const_fill, color=const_border,
                                penwidth=f"{KIND_PENWIDTH['const']:g}",
                                **dict(_CONST_ATTRS, margin=_margin(lines, 0.06, 0.03)))
-                # An xlabel, placed after the layout: a label would be a node of its own in
-                # every rank a long edge crosses, and slow dot down many times over.
-                attrs = {"xlabel": label} if label else {}
+                attrs = {label_key: label} if label else {}
                 if source == f"v{j}" and uses[j] == 1:
                     # A value used once pulls its op in line: a chain stays a straight line
                     # instead of drifting half a node per op (a staircase). A value used by
