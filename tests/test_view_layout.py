@@ -42,13 +42,41 @@ def recurrent_loss(steps):
     return ((Recurrent(steps)(xs) - 0.5) ** 2).sum()
 
 
-def test_a_long_chain_runs_left_to_right_in_one_row(renderer):
+def test_a_long_chain_folds_into_rows_read_like_text(renderer):
     view = GraphView(long_chain())
     width, height = frame.svg_size(view.skeleton())
-    assert view.rankdir == "LR"
-    # One row of boxes (was a 1,024 pt staircase left to right, a 4,625 pt column top to bottom).
-    assert height < 150, height
-    assert width > 10 * height
+    assert view.rankdir == "fold"
+    # Seven rows of six ops (was a 2,500 px staircase, a 4,625 pt column top to bottom).
+    assert width < 1200 and height < 900, (width, height)
+    rows = view.plan.fold_rows()
+    assert len(rows) == 7 and [name[0] for name in rows[0][:4]] == ["v", "f", "v", "f"]
+    # each row on one line: the centres of its values share one y
+    ys = {}
+    for g in re.finditer(r'<title>(v\d+)</title>\s*<(?:path|polygon)[^>]*?(?:points|d)="[^"]*?,(-?[\d.]+)',
+                         view.skeleton()):
+        ys[g.group(1)] = float(g.group(2))
+    for row in rows:
+        heights = {round(ys[name]) for name in row if name in ys and name != "v0"}
+        assert len(heights) <= 1, (row, heights)
+
+
+def test_a_long_chain_forced_left_to_right_is_one_straight_row(renderer):
+    view = GraphView(long_chain(), rankdir="LR")
+    width, height = frame.svg_size(view.skeleton())
+    # one row of boxes (was a 1,024 pt staircase: each op drifted half a node)
+    assert height < 150 and width > 10 * height, (width, height)
+
+
+def test_a_loop_whose_weights_feed_every_step_does_not_fold():
+    x, w = Tensor(0.5, name="x"), Tensor(0.3, name="w")
+    h = x
+    for _ in range(12):
+        h = (h * w + x).tanh()
+    assert GraphPlan(h, None, 300).fold_rows() is None          # their edges would cross every row
+    assert GraphPlan(long_chain(3), None, 300).fold_rows() is None   # too short to fold
+    assert GraphPlan(small_mlp_loss(), None, 300).fold_rows() is None   # module boxes
+    with pytest.raises(ValueError, match="folds a long chain"):
+        build_dot(GraphPlan(h, None, 300), show_grad=True, rankdir="fold")
 
 
 def test_the_chains_own_edges_pull_harder_than_its_constants():

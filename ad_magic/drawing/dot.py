@@ -386,6 +386,34 @@ class GraphPlan:
         drawn once, it would pull edges across the whole picture (and slow dot down)."""
         return self.kinds[i] == "const" and self.names[i] is None
 
+    def fold_rows(self, ops_per_row: int | None = None):
+        """The rows of a folded drawing: per row, the DOT names of its values and ops in
+        reading order (``v0``, ``f1``, ``v1``, …), or None when the graph does not fold —
+        module boxes, a truncated graph, fewer than FOLD_ABOVE ops, or values used far
+        from where they are made (their edges would cross every row). A row holds
+        ``ops_per_row`` ops (default FOLD_OPS); numbers drawn beside their op stay
+        off the rows, above them."""
+        if self.calls or self.truncated:
+            return None
+        ops = sum(1 for operands in self.operands if operands)
+        if ops < FOLD_ABOVE or self.long_edges() > ops:
+            return None      # short, or values used far from where they are made (a loop's weights)
+        per_row = ops_per_row or FOLD_OPS
+        rank = [0] * len(self.tensors)
+        for i, parents in enumerate(self.parents):
+            if parents:
+                rank[i] = 2 + max((rank[j] for j in parents if j >= 0), default=0)
+        span = 2 * per_row
+        rows = {}
+        for i in range(len(self.tensors)):
+            if self.drawn_per_use(i):
+                continue
+            row = rows.setdefault(max(rank[i] - 1, 0) // span, [])
+            if self.operands[i]:         # an op in its value's row: the step's two nodes side by side
+                row.append((rank[i] - 1, f"f{i}"))
+            row.append((rank[i], f"v{i}"))
+        return [[name for _, name in sorted(rows[r])] for r in sorted(rows)]
+
     def long_edges(self) -> int:
         """Roughly how many virtual nodes dot adds to route edges across ranks.
 
@@ -531,9 +559,18 @@ def build_dot(plan: GraphPlan, *, show_grad: bool, room=None, rankdir: str = "LR
     """The Digraph of ``plan``. ``room`` (per drawn tensor: the (role, text) lines to lay
     out, or None) makes room for texts other than the current ones (the restyled view
     lays out the widest text each node will show). ``rankdir`` is LR (inputs on the
-    left) or TB (inputs on top). Each open module call is a labelled cluster."""
+    left), TB (inputs on top) or ``"fold"``: left to right in rows read like text, each
+    row under the last (see :meth:`GraphPlan.fold_rows`). Each open module call is a
+    labelled cluster."""
+    rows = None
+    if rankdir == "fold":
+        rows = plan.fold_rows()
+        if rows is None:
+            raise ValueError("rankdir='fold' folds a long chain of ops; this graph has module boxes, few ops or "
+                             "values used far from where they are made: use 'LR' or 'TB'")
+        rankdir = "TB"
     if rankdir not in ("LR", "TB"):
-        raise ValueError(f"rankdir must be 'LR' or 'TB', got {rankdir!r}")
+        raise ValueError(f"rankdir must be 'LR', 'TB' or 'fold', got {rankdir!r}")
     graph_attr = {
         "rankdir": rankdir, "bgcolor": "transparent", "nodesep": "0.25", "ranksep": "0.35",
         "fontname": FONT,
@@ -645,6 +682,24 @@ def build_dot(plan: GraphPlan, *, show_grad: bool, room=None, rankdir: str = "LR
             parent = plan.call_parent[parent]
     for k in sorted(clusters, key=lambda k: -_depth(plan, k)):
         body(plan.call_parent[k]).subgraph(clusters[k])
+    if rows is not None:
+        # each row on one rank, its edges flat (read left to right); a row two ranks under
+        # the last, the numbers of its ops in between
+        row_of = {}
+        for r, names in enumerate(rows):
+            row = graphviz.Digraph()
+            row.attr(rank="same")
+            for name in names:
+                row.node(name)
+                row_of[name] = r
+            dot.subgraph(row)
+        for k, (tail, head, attrs) in enumerate(edges):
+            if tail in row_of and head in row_of and row_of[head] > row_of[tail]:
+                edges[k] = (tail, head, {**attrs, "weight": "0", "constraint": "false"})
+        # rows start under each other (an invisible edge pulls each row's first node under
+        # the last row's), two ranks apart: the numbers of a row's ops sit in between
+        for above, below in zip(rows, rows[1:]):
+            edges.append((above[0], below[0], {"style": "invis", "weight": "100", "minlen": "2"}))
     for tail, head, attrs in edges:
         dot.edge(tail, head, **attrs)
     return dot
@@ -661,9 +716,11 @@ def _depth(plan, k) -> int:
 # --------------------------------------------------------------------------- fitting
 
 FIT_HEIGHT_PT = 900.0    # taller than this, a picture reads worse than a wider one
+FOLD_ABOVE = 12          # a graph of more ops than this, one row left to right, may fold into rows
+FOLD_OPS = 6             # ops per row of a folded drawing (about 700 pt at full size)
 VIEW_HEIGHT_PT = 420.0   # the height a stepper's viewport usually gets under its controls (560 px)
 KEEP_LR = 0.8            # left to right stays while it is shown at 80 % or more
-RANKDIRS = ("auto", "LR", "TB")
+RANKDIRS = ("auto", "LR", "TB", "fold")
 
 
 def _readability(width: float, height: float) -> float:
@@ -695,15 +752,16 @@ def lay_out(plan: GraphPlan, *, show_grad: bool = True, room=None, rankdir: str 
     in the practical) and, when fitting that into FIT_WIDTH_PT x FIT_HEIGHT_PT would
     shrink it below KEEP_LR, top to bottom too; the orientation easier to read in a
     stepper's viewport wins (:func:`reading_cost`; left to right unless top to bottom is
-    clearly better): a short chain stays a row, a long chain runs left to right in one
-    row (not a column thousands of pixels tall) and a deep, narrow graph such as an
-    MLP's stands up.
+    clearly better): a short chain stays a row, a deep, narrow graph such as an MLP's
+    stands up, and a long chain folds into rows read like text (``"fold"``, see
+    :meth:`GraphPlan.fold_rows`) rather than one row many viewports wide or a column
+    thousands of pixels tall.
     """
     if rankdir not in RANKDIRS:
         raise ValueError(f"rankdir must be one of {', '.join(RANKDIRS)}; got {rankdir!r}")
     if rankdir == "auto" and len(plan.tensors) >= LARGE_GRAPH:
         rankdir = plan.estimated_rankdir()     # one layout, not two, for a big graph
-    first = "TB" if rankdir == "TB" else "LR"
+    first = rankdir if rankdir in ("TB", "fold") else "LR"
     dot = build_dot(plan, show_grad=show_grad, room=room, rankdir=first)
     svg = centred_labels(render_svg(dot.source, timeout=timeout))
     if rankdir != "auto":
@@ -712,11 +770,14 @@ def lay_out(plan: GraphPlan, *, show_grad: bool = True, room=None, rankdir: str 
     wide = _readability(width, height)
     if wide >= KEEP_LR:
         return dot, svg, "LR"
-    tall = build_dot(plan, show_grad=show_grad, room=room, rankdir="TB")
-    tall_svg = centred_labels(render_svg(tall.source, timeout=timeout))
-    if 1.1 * reading_cost(*svg_size(tall_svg)) < reading_cost(width, height):
-        return tall, tall_svg, "TB"
-    return dot, svg, "LR"
+    best = (reading_cost(width, height) / 1.1, dot, svg, "LR")     # left to right unless clearly worse
+    for other in ("TB", "fold") if plan.fold_rows() is not None else ("TB",):
+        drawn = build_dot(plan, show_grad=show_grad, room=room, rankdir=other)
+        drawn_svg = centred_labels(render_svg(drawn.source, timeout=timeout))
+        cost = reading_cost(*svg_size(drawn_svg))
+        if cost < best[0]:
+            best = (cost, drawn, drawn_svg, other)
+    return best[1:]
 
 
 _NODE_GROUP = re.compile(r'(<g id="[^"]*" class="node">.*?</g>)', re.S)

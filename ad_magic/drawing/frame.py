@@ -72,7 +72,8 @@ _TOGGLE = ("var g=event.target.closest&&event.target.closest('g.cluster,g[id^=mo
 
 def _fitted_style(svg: str, shown: bool = True) -> str:
     width = svg_size(svg)[0] * 4 / 3
-    return svg.replace("<svg ", f'<svg {"data-shown " if shown else ""}style="display:{"block" if shown else "none"};'
+    marker, display = ('data-shown="" ', "block") if shown else ("", "none")
+    return svg.replace("<svg ", f'<svg {marker}style="display:{display};'
                        f'width:100%;max-width:{width:.0f}px;min-width:{min(width, width * MIN_SCALE):.0f}px;'
                        'height:auto" ', 1)
 
