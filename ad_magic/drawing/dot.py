@@ -810,9 +810,11 @@ def centred_labels(svg: str) -> str:
 def draw_computation_graph(tensor, *, names=None, max_nodes=DEFAULT_MAX_NODES, show_grad=True,
                            rankdir="auto", modules="auto"):
     """The graph that produced ``tensor`` as a ``graphviz.Digraph``, inputs on the left
-    (or on top: ``rankdir="auto"`` stands a graph up when that fits the notebook's width
-    better, see :func:`lay_out`; ``"LR"`` or ``"TB"`` force one), sized to fit a notebook
-    output of 1,000 px (``size``), never below a readable scale.
+    (or on top: ``rankdir="auto"`` stands a graph up, or folds a long chain into rows,
+    when that reads better, see :func:`lay_out`; ``"LR"``, ``"TB"`` or ``"fold"`` force
+    one), sized to fit a notebook output of 1,000 px (``size``), never below a readable
+    scale. Its HTML also holds the graph with its modules the other way (collapsed or
+    expanded, ``other_view``): a click on a module's box shows it.
 
     ``names`` maps tensors to display names (the ``%%autodiff`` magic passes the user's
     variable names); otherwise a tensor's own ``name`` is shown. Value nodes show data
