@@ -66,15 +66,16 @@ function buildDom(el, data) {
     zoomOut: h("button", {type: "button", class: "ad-zoom-out", title: "Zoom out", text: "−"}),
     zoomFit: h("button", {type: "button", class: "ad-zoom-fit", title: "Show the whole graph", text: "Fit"}),
     zoomIn: h("button", {type: "button", class: "ad-zoom-in", title: "Zoom in", text: "+"}),
-    hint: h("div", {class: "ad-hint", hidden: "",
-                    text: "At a readable size this graph is larger than its frame: scroll (or drag) "
-                          + "for the rest, or press Fit to see it whole."}),
+    hint: h("span", {class: "ad-hint", hidden: "",
+                     text: "Larger than its frame at a readable size: scroll or drag for the rest, "
+                           + "or press Fit to see it whole."}),
     viewport: h("div", {class: "ad-viewport"}),
     card: h("div", {class: "ad-card", hidden: ""}),
   };
-  ui.zoom = h("div", {class: "ad-zoom"}, ui.zoomOut, ui.zoomFit, ui.zoomIn);
+  // the hint sits in the zoom bar, above the picture: never under a viewport filling the screen
+  ui.zoom = h("div", {class: "ad-zoom"}, ui.hint, ui.zoomOut, ui.zoomFit, ui.zoomIn);
   ui.viewport.innerHTML = data.svg;
-  ui.stage = h("div", {class: "ad-stage"}, ui.zoom, ui.viewport, ui.card, ui.hint);
+  ui.stage = h("div", {class: "ad-stage"}, ui.zoom, ui.viewport, ui.card);
   ui.root.append(h("div", {class: "ad-controls"}, ui.play, ui.prev, ui.next, ui.range, ui.label),
                  ui.caption, ui.rule, ui.stage, buildLegend());
   el.append(ui.root);
@@ -567,7 +568,7 @@ function addModulesButton(ui, data, python, signal) {
     toggle.title = python.save("modules", collapsed ? "expanded" : "collapsed")
       ? "Waiting for the kernel to lay the graph out again" : "This needs the kernel";
   }, {signal});
-  ui.zoom.prepend(toggle);
+  ui.hint.after(toggle);
 }
 
 // ------------------------------------------------------------------ the timeline
