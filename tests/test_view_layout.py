@@ -202,3 +202,22 @@ def test_a_plain_picture_holds_its_modules_as_asked_and_the_other_way(renderer, 
     assert repr_mimebundle(loss)["text/html"].count("<svg ") == 2
     assert repr_mimebundle(long_chain(3))["text/html"].count("<svg ") == 1
     assert draw_computation_graph(long_chain(3)).other_view is None
+
+
+def test_the_explorers_graph_holds_its_modules_collapsed_too(renderer):
+    from ad_magic.nn import MLP, mse_loss
+    from ad_magic.widgets import DescentExplorer
+
+    net = MLP([1, 3, 1], seed=0)
+    X = np.linspace(-1, 1, 4).reshape(4, 1)
+    explorer = DescentExplorer(mse_loss(net(X), np.sin(X)), net.parameters(), lr=0.1, steps=5)
+    explorer.slider.value = 3
+    html = explorer.graph.value
+    assert html.count("<svg ") == 2 and html.count("id=\"module_f") == 2 and "onclick" in html
+    # the collapsed picture shows iteration 3's numbers: the loss node's value is the same
+    loss = f"{explorer.losses[3]:.4g}"[:5]
+    shown, other = html.split('data-modules="other"')
+    assert loss in shown and loss in other
+    w = Tensor(0.5, name="w")
+    plain = DescentExplorer((w * 3 - 2) ** 2, [w], lr=0.1, steps=3)
+    assert plain.graph.value.count("<svg ") == 1

@@ -323,6 +323,11 @@ class DescentExplorer(widgets.VBox):
             raise ValueError(f"iteration must be between 0 and {last}, got {k}")
         return int(k)
 
+    def _collapsed_svg(self, k):
+        run = self._run(None)
+        state = run.states.get(min(k, len(run.history) - 1))
+        return None if state is None else inline_svg(self._layouts.collapsed_svg(state) or "") or None
+
     def record(self, k=None, optimizer=None):
         """The :class:`~ad_magic.optim.DescentRecord` of iteration ``k`` of ``optimizer``
         (default: the one whose graph is shown); a run that stopped earlier gives its last."""
@@ -455,7 +460,8 @@ class DescentExplorer(widgets.VBox):
         self.table.value = self.table_html(k)
         if self.view_fn is not None:
             self.view_box.value = self.view_html(k)
-        try:
-            self.graph.value = graph_html(self.svg(k, caption=False), len(self.graph_view(k).nodes))
+        try:   # with the graph's modules collapsed too: a click on a module's box shows them
+            self.graph.value = graph_html(self.svg(k, caption=False), len(self.graph_view(k).nodes),
+                                          other=self._collapsed_svg(k))
         except RenderError as exc:   # a later layout could not be drawn: say so, keep the rest
             self.graph.value = message_svg(f"Graph not drawn: {exc}")
