@@ -11,6 +11,9 @@ for descent the PNG, the table and the graph's SVG).
   the next step (what Play does), and a jump to a random step (replay from the cached
   state or from step 0, whichever is shorter). Targets: < 50 ms per step for 100 nodes,
   < 200 ms for 1,000.
+- BackwardStepper over a 30-step recurrent module (two Linear calls per step), modules
+  expanded and collapsed: construction and one module's box clicked (a new layout).
+  Collapsed must lay out no slower than expanded (it once took 31-48 s against 0.3 s).
 - DescentExplorer, 200 iterations, two scalar parameters (the contour panel): construction
   (the run, the contour grid, the layout), a move to an iteration not shown before
   (blitted PNG + SVG), and a move back to one already shown (cached PNG).
@@ -74,6 +77,49 @@ def bench_stepper(n_values: int, repeat: int, rows: list, max_nodes=None) -> Non
                  ms(statistics.median(builds)), ms(max(builds)), ""))
     rows.append(("", "slider +1 step (Play)", ms(statistics.median(nexts)), ms(max(nexts)), target))
     rows.append(("", "slider jump (random step)", ms(statistics.median(jumps)), ms(max(jumps)), target))
+
+
+class _Recurrent:
+    """A recurrent module: one Linear for the input and one for the hidden state, applied
+    at every step (the graph a collapsed-module layout once took 30 s to draw)."""
+
+    def __new__(cls, steps):
+        from ad_magic.nn import Linear, Module
+
+        class Recurrent(Module):
+            def __init__(self):
+                self.wx, self.wh = Linear(1, 1, seed=0), Linear(1, 1, seed=1)
+
+            def parameters(self):
+                return self.wx.parameters() + self.wh.parameters()
+
+            def forward(self, xs):
+                h = Tensor(np.zeros((1, 1)), requires_grad=False)
+                for t in range(steps):
+                    h = (self.wx(xs[t:t + 1]) + self.wh(h)).tanh()
+                return h
+        return Recurrent()
+
+
+def bench_modules(steps: int, repeat: int, rows: list) -> None:
+    """A BackwardStepper over a recurrent module, its modules expanded and collapsed:
+    construction (layout included) and a click on one module's box (a new layout)."""
+    xs = np.linspace(-1, 1, steps).reshape(steps, 1)
+    label = f"BackwardStepper, recurrent module, {steps} steps (forward=True)"
+    for modules in ("expanded", "collapsed"):
+        builds, clicks = [], []
+        for _ in range(repeat):
+            loss = ((_Recurrent(steps)(xs) - 0.5) ** 2).sum()
+            holder = {}
+            builds.append(timed(lambda: holder.setdefault(
+                "s", BackwardStepper(loss, forward=True, modules=modules))))
+            s = holder["s"]
+            clicks.append(timed(lambda: setattr(s, "toggled", [1])))
+        rows.append((label, f"construction, modules {modules}", ms(statistics.median(builds)), ms(max(builds)),
+                     "collapsed <= expanded"))
+        rows.append(("", f"one module's box clicked, modules {modules}", ms(statistics.median(clicks)),
+                     ms(max(clicks)), ""))
+        label = ""
 
 
 def bench_descent(iterations: int, repeat: int, rows: list) -> None:
@@ -156,6 +202,7 @@ def main() -> None:
     for size in (int(s) for s in args.sizes.split(",")):
         bench_stepper(size, args.repeat, rows, max_nodes=2 * size)   # every node drawn
     bench_stepper(max(int(s) for s in args.sizes.split(",")), args.repeat, rows)
+    bench_modules(10 if args.quick else 30, args.repeat, rows)
     bench_descent(args.iterations, args.repeat, rows)
     bench_live(args.live_iterations, args.repeat, rows)
     print("| widget | operation | median | max | target |")

@@ -17,7 +17,7 @@ notebook cell shows its graph (``Tensor._repr_svg_``, ``_repr_mimebundle_``).
 from __future__ import annotations
 
 from ..engine.tensor import set_display
-from .dot import DEFAULT_MAX_NODES, GraphPlan, draw_computation_graph, fitted_svg, lay_out
+from .dot import DEFAULT_MAX_NODES, GraphPlan, draw_computation_graph, fitted_svg, lay_out, other_modules
 from .graph_view import GraphView, graph_html, message_svg
 from .nodes import as_node, node_names
 from .render import RenderError
@@ -27,11 +27,20 @@ __all__ = ["DEFAULT_MAX_NODES", "draw_computation_graph", "GraphView", "repr_svg
 REPR_TIMEOUT = 20.0          # seconds a notebook repr may spend in dot
 
 
-def _laid_out_svg(tensor, names=None) -> str:
-    """The graph of ``tensor`` laid out in its best orientation, at its natural size."""
+def _laid_out_svg(tensor, names=None, other: bool = False):
+    """The graph of ``tensor`` laid out in its best orientation, at its natural size; with
+    ``other``, ``(svg, svg with its modules the other way or None)``."""
     tensor = as_node(tensor, "draw_computation_graph")
-    plan = GraphPlan(tensor, node_names(tensor, names), DEFAULT_MAX_NODES)
-    return lay_out(plan, timeout=REPR_TIMEOUT)[1]
+    names = node_names(tensor, names)
+    plan = GraphPlan(tensor, names, DEFAULT_MAX_NODES)
+    svg = lay_out(plan, timeout=REPR_TIMEOUT)[1]
+    if not other:
+        return svg
+    flipped = other_modules(plan, names)
+    try:
+        return svg, None if flipped is None else lay_out(flipped, timeout=REPR_TIMEOUT)[1]
+    except RenderError:
+        return svg, None
 
 
 def repr_svg(tensor) -> str:
@@ -53,7 +62,7 @@ def repr_mimebundle(tensor, names=None) -> dict:
     magic's extension passes the notebook's variable names). Never raises."""
     bundle = {"text/plain": repr(tensor)}
     try:
-        svg = _laid_out_svg(tensor, names)
+        svg, other = _laid_out_svg(tensor, names, other=True)
     except RenderError as exc:
         bundle["image/svg+xml"] = message_svg(f"Graph not drawn: {exc}")
         return bundle
@@ -61,7 +70,7 @@ def repr_mimebundle(tensor, names=None) -> dict:
         bundle["image/svg+xml"] = message_svg(f"Graph not drawn: {type(exc).__name__}: {exc}")
         return bundle
     bundle["image/svg+xml"] = fitted_svg(svg)
-    bundle["text/html"] = graph_html(svg)
+    bundle["text/html"] = graph_html(svg, other=other)   # a click on a module's box shows the other
     return bundle
 
 

@@ -38,6 +38,8 @@ DEFAULT_MAX_NODES = 300
 LARGE_GRAPH = 200            # from this many value nodes on, bound dot's network simplex
 LONG_EDGES = 4000            # above this many virtual nodes (edge length in ranks), straight edges
 MAX_NAME_CHARS = 32
+XLABELS_ABOVE = 400          # virtual nodes of long edges (GraphPlan.long_edges) above which shapes are xlabels
+MAIN_EDGE_WEIGHT = "4"       # dot's weight of an edge between drawn values and ops (a constant's: 1)
 
 FONT = "Helvetica"
 SVG_FONT = "Helvetica,Arial,sans-serif"
@@ -184,9 +186,14 @@ class GraphPlan:
     the call's inputs and parameters. ``modules`` picks which calls collapse:
     ``"expanded"`` none, ``"collapsed"`` the innermost ones, ``"flat"`` no boxes at all,
     ``"auto"`` innermost first while more than COLLAPSE_ABOVE values are drawn.
+    ``toggled`` lists calls (indices into ``calls``) opened or closed by hand, on top of
+    that choice: a collapsed one is drawn open, an open one (with one output) as one box —
+    what a click on a module's box does. ``box_calls[i]`` is the call a collapsed box
+    computing node i stands for (else None).
     """
 
-    def __init__(self, output: Tensor, names: dict | None, max_nodes: int, modules: str = "auto"):
+    def __init__(self, output: Tensor, names: dict | None, max_nodes: int, modules: str = "auto",
+                 toggled=()):
         if max_nodes < 1:
             raise ValueError(f"max_nodes must be at least 1, got {max_nodes}")
         if modules not in MODULE_VIEWS:
@@ -200,6 +207,7 @@ class GraphPlan:
         self.max_nodes = max_nodes
         self.modules = modules
         self.truncated = len(everything) - len(order)
+        self.toggled = tuple(sorted({int(k) for k in toggled}))
         self._scope_calls(order, modules)
         order = [t for t in order if id(t) not in self._hidden]
         self.tensors = order
@@ -220,11 +228,13 @@ class GraphPlan:
                 kind = "const"
             self.kinds.append(kind)
         self.boxes = [None] * len(order)
+        self.box_calls = [None] * len(order)
         self.operands = []
         for i, t in enumerate(order):
             call = self._box_of.get(id(t))
             if call is not None:
                 self.boxes[i] = call_title(call)
+                self.box_calls[i] = self._call_index[id(call)]
                 self.operands.append(self._box_inputs[id(call)])
             else:
                 self.operands.append(tuple(t.parents) if t._function is not None else ())
@@ -298,6 +308,12 @@ class GraphPlan:
                     break
                 level_calls = {k for k in range(len(self.calls)) if depth[k] == level and collapsible[k]}
                 chosen = {k for k in chosen if depth[k] < level} | level_calls
+        for k in self.toggled:       # opened or closed by hand
+            if 0 <= k < len(self.calls):
+                if k in chosen:
+                    chosen.discard(k)        # opened: the modules inside it stay as chosen
+                elif collapsible[k]:
+                    chosen.add(k)
         # An enclosing collapsed call hides its inner calls: keep the outermost.
         self.collapsed = {k for k in chosen if not self._inside(k, chosen)}
         self._hidden = hidden_by(self.collapsed)
@@ -370,6 +386,34 @@ class GraphPlan:
         next to its op. The engine shares one constant tensor between all uses of a number;
         drawn once, it would pull edges across the whole picture (and slow dot down)."""
         return self.kinds[i] == "const" and self.names[i] is None
+
+    def fold_rows(self, ops_per_row: int | None = None):
+        """The rows of a folded drawing: per row, the DOT names of its values and ops in
+        reading order (``v0``, ``f1``, ``v1``, …), or None when the graph does not fold —
+        module boxes, a truncated graph, fewer than FOLD_ABOVE ops, or values used far
+        from where they are made (their edges would cross every row). A row holds
+        ``ops_per_row`` ops (default FOLD_OPS); numbers drawn beside their op stay
+        off the rows, above them."""
+        if self.calls or self.truncated:
+            return None
+        ops = sum(1 for operands in self.operands if operands)
+        if ops < FOLD_ABOVE or self.long_edges() > ops:
+            return None      # short, or values used far from where they are made (a loop's weights)
+        per_row = ops_per_row or FOLD_OPS
+        rank = [0] * len(self.tensors)
+        for i, parents in enumerate(self.parents):
+            if parents:
+                rank[i] = 2 + max((rank[j] for j in parents if j >= 0), default=0)
+        span = 2 * per_row
+        rows = {}
+        for i in range(len(self.tensors)):
+            if self.drawn_per_use(i):
+                continue
+            row = rows.setdefault(max(rank[i] - 1, 0) // span, [])
+            if self.operands[i]:         # an op in its value's row: the step's two nodes side by side
+                row.append((rank[i] - 1, f"f{i}"))
+            row.append((rank[i], f"v{i}"))
+        return [[name for _, name in sorted(rows[r])] for r in sorted(rows)]
 
     def long_edges(self) -> int:
         """Roughly how many virtual nodes dot adds to route edges across ranks.
@@ -489,7 +533,11 @@ CLUSTER_STYLE = {"style": "rounded,dashed", "color": "#7c3aed", "fontcolor": "#5
 class ComputationGraph(graphviz.Digraph):
     """The Digraph :func:`draw_computation_graph` returns: a ``graphviz.Digraph`` whose
     Jupyter picture has its node labels centred (see :func:`centred_labels`) and, in
-    HTML, the fit-and-zoom frame every ad_magic graph has."""
+    HTML, the fit-and-zoom frame every ad_magic graph has. ``other_view`` is the same
+    graph with its modules the other way (collapsed or expanded), or None: in HTML a
+    click on a module's box shows that one."""
+
+    other_view = None
 
     def _repr_image_svg_xml(self) -> str:
         return centred_labels(super()._repr_image_svg_xml())
@@ -498,7 +546,13 @@ class ComputationGraph(graphviz.Digraph):
         bundle = super()._repr_mimebundle_(include, exclude, **kwargs)
         svg = bundle.get("image/svg+xml")
         if svg and (not include or "text/html" in include) and "text/html" not in (exclude or ()):
-            bundle["text/html"] = graph_html(svg)
+            other = None
+            if self.other_view is not None:
+                try:
+                    other = self.other_view._repr_image_svg_xml()
+                except Exception:    # the other view is a bonus: the picture still shows
+                    other = None
+            bundle["text/html"] = graph_html(svg, other=other)
         return bundle
 
 
@@ -506,9 +560,18 @@ def build_dot(plan: GraphPlan, *, show_grad: bool, room=None, rankdir: str = "LR
     """The Digraph of ``plan``. ``room`` (per drawn tensor: the (role, text) lines to lay
     out, or None) makes room for texts other than the current ones (the restyled view
     lays out the widest text each node will show). ``rankdir`` is LR (inputs on the
-    left) or TB (inputs on top). Each open module call is a labelled cluster."""
+    left), TB (inputs on top) or ``"fold"``: left to right in rows read like text, each
+    row under the last (see :meth:`GraphPlan.fold_rows`). Each open module call is a
+    labelled cluster."""
+    rows = None
+    if rankdir == "fold":
+        rows = plan.fold_rows()
+        if rows is None:
+            raise ValueError("rankdir='fold' folds a long chain of ops; this graph has module boxes, few ops or "
+                             "values used far from where they are made: use 'LR' or 'TB'")
+        rankdir = "TB"
     if rankdir not in ("LR", "TB"):
-        raise ValueError(f"rankdir must be 'LR' or 'TB', got {rankdir!r}")
+        raise ValueError(f"rankdir must be 'LR', 'TB' or 'fold', got {rankdir!r}")
     graph_attr = {
         "rankdir": rankdir, "bgcolor": "transparent", "nodesep": "0.25", "ranksep": "0.35",
         "fontname": FONT,
@@ -540,6 +603,12 @@ def build_dot(plan: GraphPlan, *, show_grad: bool, room=None, rankdir: str = "LR
         return clusters[k]
 
     edges = []
+    uses = Counter(j for parents in plan.parents for j in parents)
+    # With many long edges (a weight shared by every step of a loop), shapes are xlabels,
+    # placed after the layout: a label is a node of its own in every rank its edge
+    # crosses, and slowed dot down twentyfold. Otherwise a label, which dot keeps clear of
+    # the edges.
+    label_key = "xlabel" if plan.long_edges() > XLABELS_ABOVE else "label"
     if plan.truncated:
         fill, border = KIND_STYLE["more"]
         dot.node("more", f"... {plan.truncated} earlier nodes not shown (max_nodes={plan.max_nodes})",
@@ -559,14 +628,23 @@ def build_dot(plan: GraphPlan, *, show_grad: bool, room=None, rankdir: str = "LR
         elif kind == "const":
             attrs.update(_CONST_ATTRS, margin=_margin(lines, 0.06, 0.03))
         graph = body(plan.cluster[i])
+        boxed = plan.boxes[i] is not None and bool(plan.operands[i])
+        if boxed:
+            # A collapsed module's box, its output and its numbers are held together by an
+            # invisible cluster: without it, dot orders them with every other node of the
+            # enclosing box and the long edges of shared weights (a recurrent module's
+            # weights feed every step), which takes many times longer than expanded.
+            enclosing, graph = graph, graphviz.Digraph(f"cluster_box{i}")
+            graph.attr(peripheries="0", label="", margin="0")
         graph.node(f"v{i}", _html_label(lines), **attrs)
         if not plan.operands[i]:
             continue
         fill, border = KIND_STYLE["op"]
-        if plan.boxes[i] is not None:   # a collapsed module: one box computes its output
+        if boxed:   # a collapsed module: one box computes its output
+            # id: a picture's click handler finds the box (frame.graph_html) to open the module
             graph.node(f"f{i}", f"<<b>{label_escape(plan.boxes[i])}</b>>", shape="box", style="filled,rounded",
                        fillcolor=fill, color=border, penwidth="2", peripheries="2",
-                       margin=_margin([("name", plan.boxes[i])]))
+                       margin=_margin([("name", plan.boxes[i])]), id=f"module_f{i}")
         else:
             graph.node(f"f{i}", f"<{label_escape(str(t._function))}>", shape="ellipse", fillcolor=fill,
                        color=border, height="0.3", margin="0.04,0.02")
@@ -584,11 +662,19 @@ def build_dot(plan: GraphPlan, *, show_grad: bool, room=None, rankdir: str = "LR
                     graph.node(source, _html_label(lines), shape="box", fillcolor=const_fill, color=const_border,
                                penwidth=f"{KIND_PENWIDTH['const']:g}",
                                **dict(_CONST_ATTRS, margin=_margin(lines, 0.06, 0.03)))
-                edges.append((source, f"f{i}", {"label": label} if label else {}))
+                attrs = {label_key: label} if label else {}
+                if source == f"v{j}" and uses[j] == 1:
+                    # A value used once pulls its op in line: a chain stays a straight line
+                    # instead of drifting half a node per op (a staircase). A value used by
+                    # many ops (a weight reused in a loop) must not pull them all to itself.
+                    attrs["weight"] = MAIN_EDGE_WEIGHT
+                edges.append((source, f"f{i}", attrs))
             elif not fed_by_more:
                 edges.append(("more", f"f{i}", {"style": "dashed"}))
                 fed_by_more = True
-        edges.append((f"f{i}", f"v{i}", {}))
+        edges.append((f"f{i}", f"v{i}", {"weight": MAIN_EDGE_WEIGHT}))
+        if boxed:
+            enclosing.subgraph(graph)
     # Inner boxes go into their enclosing box before it goes into the graph.
     for k in list(clusters):
         parent = plan.call_parent[k]
@@ -597,6 +683,24 @@ def build_dot(plan: GraphPlan, *, show_grad: bool, room=None, rankdir: str = "LR
             parent = plan.call_parent[parent]
     for k in sorted(clusters, key=lambda k: -_depth(plan, k)):
         body(plan.call_parent[k]).subgraph(clusters[k])
+    if rows is not None:
+        # each row on one rank, its edges flat (read left to right); a row two ranks under
+        # the last, the numbers of its ops in between
+        row_of = {}
+        for r, names in enumerate(rows):
+            row = graphviz.Digraph()
+            row.attr(rank="same")
+            for name in names:
+                row.node(name)
+                row_of[name] = r
+            dot.subgraph(row)
+        for k, (tail, head, attrs) in enumerate(edges):
+            if tail in row_of and head in row_of and row_of[head] > row_of[tail]:
+                edges[k] = (tail, head, {**attrs, "weight": "0", "constraint": "false"})
+        # rows start under each other (an invisible edge pulls each row's first node under
+        # the last row's), two ranks apart: the numbers of a row's ops sit in between
+        for above, below in zip(rows, rows[1:]):
+            edges.append((above[0], below[0], {"style": "invis", "weight": "100", "minlen": "2"}))
     for tail, head, attrs in edges:
         dot.edge(tail, head, **attrs)
     return dot
@@ -613,8 +717,11 @@ def _depth(plan, k) -> int:
 # --------------------------------------------------------------------------- fitting
 
 FIT_HEIGHT_PT = 900.0    # taller than this, a picture reads worse than a wider one
+FOLD_ABOVE = 12          # a graph of more ops than this, one row left to right, may fold into rows
+FOLD_OPS = 6             # ops per row of a folded drawing (about 700 pt at full size)
+VIEW_HEIGHT_PT = 420.0   # the height a stepper's viewport usually gets under its controls (560 px)
 KEEP_LR = 0.8            # left to right stays while it is shown at 80 % or more
-RANKDIRS = ("auto", "LR", "TB")
+RANKDIRS = ("auto", "LR", "TB", "fold")
 
 
 def _readability(width: float, height: float) -> float:
@@ -624,21 +731,38 @@ def _readability(width: float, height: float) -> float:
     return min(1.0, FIT_WIDTH_PT / width, FIT_HEIGHT_PT / height)
 
 
+def reading_cost(width: float, height: float) -> float:
+    """How hard a picture of ``width`` x ``height`` points is to read in a viewport of
+    FIT_WIDTH_PT x VIEW_HEIGHT_PT: shown at its fitted scale (the width fitted, never
+    below MIN_SCALE), the number of viewports it spans (scrolling one way or both),
+    divided by the square root of that scale (small print reads slower). A long chain
+    is a row one viewport high (a few viewports sideways) rather than a column many
+    viewports tall; a deep narrow model stands up at a larger scale than its row."""
+    if width <= 0 or height <= 0:
+        return 1.0
+    scale = fit_scale(width, height)
+    screens = max(1.0, width * scale / FIT_WIDTH_PT) * max(1.0, height * scale / VIEW_HEIGHT_PT)
+    return screens / scale ** 0.5
+
+
 def lay_out(plan: GraphPlan, *, show_grad: bool = True, room=None, rankdir: str = "auto",
             timeout: float = 30.0) -> tuple:
     """Lay ``plan`` out: ``(digraph, svg, rankdir)``.
 
     With ``rankdir="auto"`` the graph is laid out left to right (inputs on the left, as
     in the practical) and, when fitting that into FIT_WIDTH_PT x FIT_HEIGHT_PT would
-    shrink it below KEEP_LR, top to bottom too; the orientation shown larger wins (left
-    to right unless top to bottom is clearly better): a short chain stays a row and a
-    deep, narrow graph such as an MLP's stands up.
+    shrink it below KEEP_LR, top to bottom too; the orientation easier to read in a
+    stepper's viewport wins (:func:`reading_cost`; left to right unless top to bottom is
+    clearly better): a short chain stays a row, a deep, narrow graph such as an MLP's
+    stands up, and a long chain folds into rows read like text (``"fold"``, see
+    :meth:`GraphPlan.fold_rows`) rather than one row many viewports wide or a column
+    thousands of pixels tall.
     """
     if rankdir not in RANKDIRS:
         raise ValueError(f"rankdir must be one of {', '.join(RANKDIRS)}; got {rankdir!r}")
     if rankdir == "auto" and len(plan.tensors) >= LARGE_GRAPH:
         rankdir = plan.estimated_rankdir()     # one layout, not two, for a big graph
-    first = "TB" if rankdir == "TB" else "LR"
+    first = rankdir if rankdir in ("TB", "fold") else "LR"
     dot = build_dot(plan, show_grad=show_grad, room=room, rankdir=first)
     svg = centred_labels(render_svg(dot.source, timeout=timeout))
     if rankdir != "auto":
@@ -647,11 +771,14 @@ def lay_out(plan: GraphPlan, *, show_grad: bool = True, room=None, rankdir: str 
     wide = _readability(width, height)
     if wide >= KEEP_LR:
         return dot, svg, "LR"
-    tall = build_dot(plan, show_grad=show_grad, room=room, rankdir="TB")
-    tall_svg = centred_labels(render_svg(tall.source, timeout=timeout))
-    if _readability(*svg_size(tall_svg)) > 1.1 * wide:
-        return tall, tall_svg, "TB"
-    return dot, svg, "LR"
+    best = (reading_cost(width, height) / 1.1, dot, svg, "LR")     # left to right unless clearly worse
+    for other in ("TB", "fold") if plan.fold_rows() is not None else ("TB",):
+        drawn = build_dot(plan, show_grad=show_grad, room=room, rankdir=other)
+        drawn_svg = centred_labels(render_svg(drawn.source, timeout=timeout))
+        cost = reading_cost(*svg_size(drawn_svg))
+        if cost < best[0]:
+            best = (cost, drawn, drawn_svg, other)
+    return best[1:]
 
 
 _NODE_GROUP = re.compile(r'(<g id="[^"]*" class="node">.*?</g>)', re.S)
@@ -684,9 +811,11 @@ def centred_labels(svg: str) -> str:
 def draw_computation_graph(tensor, *, names=None, max_nodes=DEFAULT_MAX_NODES, show_grad=True,
                            rankdir="auto", modules="auto"):
     """The graph that produced ``tensor`` as a ``graphviz.Digraph``, inputs on the left
-    (or on top: ``rankdir="auto"`` stands a graph up when that fits the notebook's width
-    better, see :func:`lay_out`; ``"LR"`` or ``"TB"`` force one), sized to fit a notebook
-    output of 1,000 px (``size``), never below a readable scale.
+    (or on top: ``rankdir="auto"`` stands a graph up, or folds a long chain into rows,
+    when that reads better, see :func:`lay_out`; ``"LR"``, ``"TB"`` or ``"fold"`` force
+    one), sized to fit a notebook output of 1,000 px (``size``), never below a readable
+    scale. Its HTML also holds the graph with its modules the other way (collapsed or
+    expanded, ``other_view``): a click on a module's box shows it.
 
     ``names`` maps tensors to display names (the ``%%autodiff`` magic passes the user's
     variable names); otherwise a tensor's own ``name`` is shown. Value nodes show data
@@ -707,8 +836,30 @@ def draw_computation_graph(tensor, *, names=None, max_nodes=DEFAULT_MAX_NODES, s
         dot, svg, _ = lay_out(plan, show_grad=show_grad, rankdir=rankdir)
     except RenderError:   # no renderer: the DOT source is still the answer
         return build_dot(plan, show_grad=show_grad, rankdir="TB" if rankdir == "TB" else "LR")
+    _fit_size(dot, svg)
+    other = other_modules(plan, names)
+    if other is not None:
+        try:
+            other_dot, other_svg, _ = lay_out(other, show_grad=show_grad, rankdir=rankdir)
+            _fit_size(other_dot, other_svg)
+            dot.other_view = other_dot
+        except RenderError:
+            pass
+    return dot
+
+
+def _fit_size(dot, svg) -> None:
     width, height = svg_size(svg)
     scale = fit_scale(width, height)
     if scale < 1.0:
         dot.graph_attr["size"] = f"{width * scale / 72:.2f},{height * scale / 72:.2f}"
-    return dot
+
+
+def other_modules(plan: GraphPlan, names=None):
+    """The plan of the same graph with its modules the other way — expanded when any is
+    collapsed, else collapsed — for a picture whose module boxes open on a click; None
+    when it has no module box, or both ways draw the same."""
+    if not plan.calls:
+        return None
+    other = GraphPlan(plan.output, names, plan.max_nodes, "expanded" if plan.collapsed else "collapsed")
+    return other if other.collapsed != plan.collapsed else None

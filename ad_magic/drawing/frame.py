@@ -49,29 +49,52 @@ def inline_svg(svg: str) -> str:
 
 # The zoom buttons are inline handlers (no <script>): they work wherever the HTML is
 # shown, in a notebook output, an ipywidgets HTML and a page alike.
-_SVG_OF = "var s=this.closest('.ad-graph').querySelector('.ad-graph-viewport svg');"
+_SVG_OF = "var s=this.closest('.ad-graph').querySelector('.ad-graph-viewport svg[data-shown]');"
 _ZOOM = (_SVG_OF + "var w=s.getBoundingClientRect().width*{factor};"
-         "s.style.minWidth='0';s.style.maxWidth='none';s.style.width=w+'px';"
+         "s.style.minWidth='0';s.style.maxWidth='none';s.style.maxHeight='none';s.style.width=w+'px';"
          "this.closest('.ad-graph').dataset.fit='manual';")
+# Fit: the whole graph in the output's width and in most of the window's height.
 _FIT = (_SVG_OF + "s.style.minWidth='0';s.style.maxWidth='{width:.0f}px';s.style.width='100%';"
-        "this.closest('.ad-graph').dataset.fit='whole';")
+        "s.style.maxHeight='80vh';this.closest('.ad-graph').dataset.fit='whole';")
 _BUTTON = ('<button type="button" class="{cls}" title="{title}" onclick="{js}" style="font:12px sans-serif;'
            'padding:0 8px;border:1px solid #9ca3af;border-radius:2px;background:#f3f4f6;color:#111827;'
            'cursor:pointer">{text}</button>')
 
 
-def graph_html(svg: str, nodes: int | None = None) -> str:
+# A click on a module's box (an open module's outline or title: dot's cluster; a collapsed
+# one: the node dot.py gives the id module_fN) shows the other picture, modules the other way.
+_TOGGLE = ("var g=event.target.closest&&event.target.closest('g.cluster,g[id^=module_]');if(!g)return;"
+           "var v=this.querySelectorAll('svg[data-modules]');if(v.length<2)return;"
+           "for(var i=0;i<v.length;i++){var on=!v[i].hasAttribute('data-shown');"
+           "if(on)v[i].setAttribute('data-shown','');else v[i].removeAttribute('data-shown');"
+           "v[i].style.display=on?'block':'none';}")
+
+
+def _fitted_style(svg: str, shown: bool = True) -> str:
+    width = svg_size(svg)[0] * 4 / 3
+    marker, display = ('data-shown="" ', "block") if shown else ("", "none")
+    return svg.replace("<svg ", f'<svg {marker}style="display:{display};'
+                       f'width:100%;max-width:{width:.0f}px;min-width:{min(width, width * MIN_SCALE):.0f}px;'
+                       'height:auto" ', 1)
+
+
+def graph_html(svg: str, nodes: int | None = None, other: str | None = None) -> str:
     """The SVG inline in HTML, fitted to the width it gets: shrunk to fit the output
     (never enlarged), but never below MIN_SCALE (readable labels); beyond that it scrolls
     sideways, and a hint says so. Buttons zoom out, fit the whole graph (however small)
-    and zoom in."""
+    and zoom in. ``other`` is the same graph with its modules the other way (collapsed or
+    expanded): a click on a module's box switches to it, and back."""
     svg = inline_svg(svg)
     width_pt, height_pt = svg_size(svg)
     if width_pt <= 0:
         return svg
     width = width_pt * 4 / 3
-    svg = svg.replace("<svg ", f'<svg style="display:block;width:100%;max-width:{width:.0f}px;'
-                      f'min-width:{min(width, width * MIN_SCALE):.0f}px;height:auto" ', 1)
+    svg = _fitted_style(svg)
+    toggle = ""
+    if other is not None and svg_size(inline_svg(other))[0] > 0:
+        svg = (svg.replace("<svg ", '<svg data-modules="asked" ', 1)
+               + _fitted_style(inline_svg(other), shown=False).replace("<svg ", '<svg data-modules="other" ', 1))
+        toggle = f' onclick="{html.escape(_TOGGLE, quote=True)}" title="Click a module box to open or close it"'
     scrolls = width * MIN_SCALE > FIT_WIDTH_PT * 4 / 3
     hint = ('<span class="ad-graph-hint" style="margin-right:auto;color:#b45309">At a readable size this graph '
             'is wider than the output: scroll sideways for the rest, or press Fit to see it whole.</span>'
@@ -84,4 +107,4 @@ def graph_html(svg: str, nodes: int | None = None) -> str:
     return (f'<div class="ad-graph" data-fit="auto" data-width="{width:.0f}" style="max-width:100%">'
             f'<div class="ad-graph-tools" style="display:flex;gap:2px;align-items:center;justify-content:flex-end;'
             f'font:12px sans-serif;margin:0 0 2px">{hint}{buttons}</div>'
-            f'<div class="ad-graph-viewport" style="overflow:auto;max-width:100%">{svg}</div></div>')
+            f'<div class="ad-graph-viewport" style="overflow:auto;max-width:100%"{toggle}>{svg}</div></div>')

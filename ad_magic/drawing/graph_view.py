@@ -154,6 +154,39 @@ class _OpSlot:
         return self.skeleton_text.replace('class="node"', f'class="node ad-op" data-f="{i}"', 1)
 
 
+_SHAPE = re.compile(r'<(polygon|path) fill="([^"]*)" stroke="([^"]*)"')
+_CLUSTER = re.compile(r'<g id="([^"]*)" class="cluster">(\s*<title>cluster_m(\d+)</title>)')
+
+
+class _ModuleSlot:
+    """A collapsed module's box (a double-bordered box computing its output), drawn as dot
+    drew it or highlighted at its step; in the skeleton, clickable to open the module."""
+
+    __slots__ = ("plain", "lit", "head", "body", "call")
+
+    def __init__(self, head: str, body: str, call: int):
+        fill, stroke = HIGHLIGHT
+        self.head, self.body, self.call = head, body, call
+        self.plain = f"{head}{body}</g>"
+        lit = _SHAPE.sub(lambda m: f'<{m.group(1)} fill="{fill if m.group(2) != "none" else "none"}" '
+                         f'stroke="{stroke}"', body)
+        self.lit = f"{head}{lit}</g>"
+
+    def skeleton(self, i: int) -> str:
+        head = self.head.replace('class="node"', f'class="node ad-op ad-module" data-f="{i}" '
+                                 f'data-call="{self.call}"', 1)
+        body = _SHAPE.sub(lambda m: f'<{m.group(1)} class="ad-box" fill="{m.group(2)}" stroke="{m.group(3)}"',
+                          self.body)
+        return f"{head}{body}</g>"
+
+
+def _tag_clusters(svg: str) -> str:
+    """Each open module's box (dot's cluster ``cluster_mK``) tagged with its call K, so a
+    browser can highlight it at its steps and open or close it on a click."""
+    return _CLUSTER.sub(lambda m: f'<g id="{m.group(1)}" class="cluster ad-module-box" '
+                        f'data-call="{m.group(3)}">{m.group(2)}', svg)
+
+
 class GraphView:
     """A computation graph laid out once and re-styled cheaply.
 
@@ -162,17 +195,18 @@ class GraphView:
     always in the same positions. ``align()`` maps another graph of the same structure
     (the next gradient-descent iteration) onto these nodes, so one layout serves all.
 
-    ``modules`` boxes the nodes of each module call (see :class:`~ad_magic.drawing.dot.GraphPlan`),
-    ``rankdir`` picks the orientation (``"auto"``: see :func:`~ad_magic.drawing.dot.lay_out`).
+    ``modules`` boxes the nodes of each module call (see :class:`~ad_magic.drawing.dot.GraphPlan`;
+    ``toggled``: the calls opened or closed by hand), ``rankdir`` picks the orientation
+    (``"auto"``: see :func:`~ad_magic.drawing.dot.lay_out`).
     With ``layout=False`` the layout waits for :meth:`lay_out`, which can be told every
     value the view will show, so each box is as wide as its widest text.
     """
 
     def __init__(self, tensor, *, names=None, max_nodes=DEFAULT_MAX_NODES, modules="auto", rankdir="auto",
-                 layout=True):
+                 layout=True, toggled=()):
         tensor = as_node(tensor, "GraphView")     # another library's graph: through its adapter
         names = normalize_names(names, tensor)
-        self._plan = GraphPlan(tensor, names, max_nodes, modules)
+        self._plan = GraphPlan(tensor, names, max_nodes, modules, toggled)
         self.output = tensor
         self.nodes = list(self._plan.tensors)
         self.truncated = self._plan.truncated
@@ -234,6 +268,8 @@ class GraphView:
                     expected = self._room[i]
                     if points and len(text_ys) == len(expected):
                         slot = ("v", i, _ValueSlot(head, points.group(1), text_ys, expected, plan.kinds[i]))
+                elif plan.box_calls[i] is not None:
+                    slot = ("f", i, _ModuleSlot(head, body, plan.box_calls[i]))
                 else:
                     ellipse = _ELLIPSE.search(body)
                     if ellipse and len(text_ys) == 1:
@@ -273,7 +309,7 @@ class GraphView:
             return list(self.nodes)
         if not isinstance(other, Tensor):
             return None
-        plan = GraphPlan(other, None, self._plan.max_nodes, self._plan.modules)
+        plan = GraphPlan(other, None, self._plan.max_nodes, self._plan.modules, self._plan.toggled)
         return list(plan.tensors) if plan.signature() == self.signature() else None
 
     def _position(self, item) -> int:
@@ -350,7 +386,7 @@ class GraphView:
             else:
                 out.append(piece)
         out.append(self._end)
-        return inline_svg("".join(out))
+        return inline_svg(_tag_clusters("".join(out)))
 
     def _repr_svg_(self) -> str:
         try:

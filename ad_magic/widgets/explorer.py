@@ -324,6 +324,11 @@ class DescentExplorer(widgets.VBox):
             raise ValueError(f"iteration must be between 0 and {last}, got {k}")
         return int(k)
 
+    def _collapsed_svg(self, k):
+        run = self._run(None)
+        state = run.states.get(min(k, len(run.history) - 1))
+        return None if state is None else inline_svg(self._layouts.collapsed_svg(state) or "") or None
+
     def record(self, k=None, optimizer=None):
         """The :class:`~ad_magic.optim.DescentRecord` of iteration ``k`` of ``optimizer``
         (default: the one whose graph is shown); a run that stopped earlier gives its last."""
@@ -447,14 +452,17 @@ class DescentExplorer(widgets.VBox):
             self.label.value = (f"<b>iteration {k} / {self.n_iterations}</b> &nbsp; "
                                 f"loss = {escape(format_number(self.losses[k]))}{mark}")
         else:
-            losses = " · ".join(f"{escape(r.name)} {escape(format_number(self.record(k, r.name).loss))}"
+            # a run that stopped before k says where, not the loss it stopped with
+            losses = " · ".join(f"{escape(r.name)} stopped at {len(r.history) - 1}" if len(r.history) - 1 < k else
+                                f"{escape(r.name)} {escape(format_number(self.record(k, r.name).loss))}"
                                 for r in self.runs)
             self.label.value = f"<b>iteration {k} / {self.n_iterations}</b> &nbsp; loss: {losses}"
         self.image.value = self.png(k)
         self.table.value = self.table_html(k)
         if self.view_fn is not None:
             self.view_box.value = self.view_html(k)
-        try:
-            self.graph.value = graph_html(self.svg(k, caption=False), len(self.graph_view(k).nodes))
+        try:   # with the graph's modules collapsed too: a click on a module's box shows them
+            self.graph.value = graph_html(self.svg(k, caption=False), len(self.graph_view(k).nodes),
+                                          other=self._collapsed_svg(k))
         except RenderError as exc:   # a later layout could not be drawn: say so, keep the rest
             self.graph.value = message_svg(f"Graph not drawn: {exc}")

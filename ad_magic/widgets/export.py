@@ -355,6 +355,8 @@ class _PngFrames:
             attrs = {"pos": e["pos"], "color": e.get("color", "#64748b")}
             if e.get("label"):
                 attrs.update(label=e["label"], lp=e.get("lp", ""), fontcolor=e.get("fontcolor", "#64748b"))
+            elif e.get("xlabel"):    # an array's shape: an xlabel, drawn where dot placed it
+                attrs.update(label=e["xlabel"], lp=e.get("xlp", ""), fontcolor=e.get("fontcolor", "#64748b"))
             if e.get("style"):
                 attrs["style"] = e["style"]
             body = ", ".join(f"{key}={_quote(v)}" for key, v in attrs.items() if v != "")

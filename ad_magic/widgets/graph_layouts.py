@@ -38,6 +38,7 @@ class GraphLayouts:
         self._known = {}                   # signature -> structure number
         self._outputs = []                 # per structure: the first graph's output tensor
         self._views = OrderedDict()        # structure number -> GraphView (1, 2, ...: cached)
+        self._collapsed = {}               # ("collapsed", structure) -> its modules-collapsed GraphView
 
     @property
     def count(self) -> int:
@@ -85,3 +86,26 @@ class GraphLayouts:
         """A recorded state drawn with its structure's layout, as SVG text."""
         structure, values, grads = state
         return self.view(structure).svg(values=values, grads=grads, caption=caption)
+
+    def collapsed_svg(self, state, caption=None):
+        """The same state with the graph's modules collapsed (its other view: a click on a
+        module's box in the explorer shows it), or None: no module box, or some already
+        collapsed (the values of the nodes a collapsed box hides are not recorded)."""
+        structure, values, grads = state
+        view = self.view(structure)
+        if not view.plan.calls or view.plan.collapsed:
+            return None
+        key = ("collapsed", structure)
+        other = self._collapsed.get(key)
+        if other is None:
+            other = GraphView(view.output, names=self.names, max_nodes=self.max_nodes, modules="collapsed")
+            if not other.plan.collapsed:
+                other = False        # nothing collapses: no other view
+            self._collapsed[key] = other
+        if other is False:
+            return None
+        at = {id(t): i for i, t in enumerate(view.nodes)}
+        picks = [at.get(id(t)) for t in other.nodes]
+        if None in picks:
+            return None
+        return other.svg(values=[values[i] for i in picks], grads=[grads[i] for i in picks], caption=caption)

@@ -238,7 +238,10 @@ class _LossPanel:
         self.shown = [_plottable(r.losses) for r in runs]
         for line, shown in zip(self.lines, self.shown):
             line.set_data(np.arange(len(shown)), shown)
-        finite = _finite(np.concatenate(self.shown))
+        # In a race the axis is the runs' that went on: a run that blew up (stopped) is
+        # clipped where it leaves the frame, and never squashes the others' curves.
+        kept = [shown for r, shown in zip(runs, self.shown) if r.stopped_at is None]
+        finite = _finite(np.concatenate(kept if len(runs) > 1 and kept else self.shown))
         low = float(finite.min()) if finite.size else 0.0
         if finite.size and low > 1e-100 and float(finite.max()) > 100 * low:   # decades apart: log scale
             ax.set_yscale("log")
@@ -251,12 +254,34 @@ class _LossPanel:
         for mark in self.marks:
             mark.remove()
         self.marks = []
-        for r in runs:
+        self.left_at = {}
+        colours = _colours(runs)
+        bottom, top = ax.get_ylim()
+        middle = (longest - 1) / 2
+        for n, (r, shown) in enumerate(zip(runs, self.shown)):
+            colour = STOP if len(runs) == 1 else colours[n]
+            leaves = np.flatnonzero(~((shown >= bottom) & (shown <= top)))
+            if len(runs) > 1 and r.stopped_at is not None and leaves.size:
+                # where its curve leaves the frame: a marker on the frame's edge, and the iteration
+                j = int(leaves[0])
+                self.left_at[r.name] = j
+                up = not (np.isfinite(shown[j]) and shown[j] < bottom)
+                edge = 1 if up else 0
+                self.marks.append(ax.plot([j], [edge], "^" if up else "v", color=colour, ms=7, clip_on=False,
+                                          transform=ax.get_xaxis_transform(), zorder=6)[0])
+                self.marks.append(ax.annotate(f"{_text(r.name)} off the scale at {j}", (j, edge),
+                                              xycoords=("data", "axes fraction"),
+                                              xytext=(8 if j <= middle else -8, -9 if up else 4),
+                                              textcoords="offset points", ha="left" if j <= middle else "right",
+                                              color=colour, fontsize=8))
             if r.stopped_at is not None:
-                colour = STOP if len(runs) == 1 else _colours(runs)[runs.index(r)]
                 self.marks.append(ax.axvline(r.stopped_at, color=colour, ls="--", lw=1))
+                # on the side of the line away from the nearer edge: never over the y axis
+                row = -21 if r.name in self.left_at else -12     # under the "off the scale" line
                 self.marks.append(ax.annotate("stopped", (r.stopped_at, 1), xycoords=("data", "axes fraction"),
-                                              xytext=(-3, -12), textcoords="offset points", ha="right",
+                                              xytext=(3, row) if r.stopped_at <= middle else (-3, row),
+                                              textcoords="offset points",
+                                              ha="left" if r.stopped_at <= middle else "right",
                                               color=colour, fontsize=8))
 
     def set_iteration(self, k):

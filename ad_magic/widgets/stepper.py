@@ -125,6 +125,8 @@ class BackwardStepper(anywidget.AnyWidget):
     # "collapsed" / "expanded" from the browser's module button (or Python): the timeline
     # is computed again with the module boxes closed or open.
     modules = traitlets.Unicode("auto").tag(sync=True)
+    # Module calls opened or closed by a click on their box, on top of ``modules``.
+    toggled = traitlets.List(traitlets.Int()).tag(sync=True)
 
     def __init__(self, tensor, *, names=None, grad=None, forward=False, max_nodes=DEFAULT_MAX_NODES,
                  modules="auto", timeline=None, backward=None, timeout=10.0, observation=None, **kwargs):
@@ -152,12 +154,19 @@ class BackwardStepper(anywidget.AnyWidget):
         self.caption = _Shown(self, self._caption_html)
         self.graph = _Shown(self, lambda k: graph_html(self.svg(k), len(self.view.nodes)))
 
-    @traitlets.observe("modules")
+    @traitlets.observe("modules", "toggled")
     def _modules_changed(self, change):
-        """Lay the timeline out again with the module boxes collapsed or expanded."""
-        if change["new"] == self.timeline.view.plan.modules or self._options is None:
-            return       # the value given at construction: laid out already (or a timeline given as it is)
-        timeline = Timeline(self.output, modules=change["new"], **self._options)
+        """Lay the timeline out again with the module boxes collapsed or expanded (the
+        button: every module, forgetting boxes opened by hand) or one box opened or closed."""
+        if self._options is None:
+            return       # a timeline given as it is (forward mode's): its layout is kept
+        if change["name"] == "modules" and self.toggled:
+            self.toggled = []        # lays out again, with the new modules
+            return
+        plan = self.timeline.view.plan
+        if (self.modules, tuple(sorted(set(self.toggled)))) == (plan.modules, plan.toggled):
+            return       # laid out so already
+        timeline = Timeline(self.output, modules=self.modules, toggled=self.toggled, **self._options)
         self.timeline = timeline
         self.problems = timeline.problems
         self.view = timeline.view

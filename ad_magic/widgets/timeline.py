@@ -133,16 +133,16 @@ class Timeline:
     """
 
     def __init__(self, tensor, *, names=None, grad=None, forward=False, max_nodes=DEFAULT_MAX_NODES,
-                 modules="auto", backward=None, timeout=10.0, observation=None):
+                 modules="auto", backward=None, timeout=10.0, observation=None, toggled=()):
         tensor = adapt(tensor, "BackwardStepper")   # another library's graph: through its adapter
         if backward is not None and not observable(tensor, backward):
             raise TypeError("backward= watches the backward of another class; ad_magic's Tensor (or a PyTorch "
                             "tensor) is stepped through its own backward pass.")
         self._observing = (backward, timeout, observation)
         with preserved(tensor):       # stepping a student's graph leaves every one of its fields as it was
-            self._build(tensor, names, grad, forward, max_nodes, modules)
+            self._build(tensor, names, grad, forward, max_nodes, modules, toggled)
 
-    def _build(self, tensor, names, grad, forward, max_nodes, modules):
+    def _build(self, tensor, names, grad, forward, max_nodes, modules, toggled=()):
         names = normalize_names(names, tensor)
         backward, timeout, observation = self._observing
         self.observation = None
@@ -162,7 +162,8 @@ class Timeline:
         self._operands_of = {}
         self.forward_steps = self._replay() if forward else []
         # Laid out once every state is known, so each box has room for what it will show.
-        self.view = GraphView(tensor, names=names, max_nodes=max_nodes, modules=modules, layout=False)
+        self.view = GraphView(tensor, names=names, max_nodes=max_nodes, modules=modules, layout=False,
+                              toggled=toggled)
         nodes = self.view.nodes
         self._position = {id(t): i for i, t in enumerate(nodes)}
         self.values = [np.array(t.data) for t in nodes]
@@ -745,6 +746,16 @@ class Timeline:
         """A box's grad line in the browser (a timeline of other quantities relabels it)."""
         return grad_text(grad)
 
+    def _modules_payload(self) -> dict:
+        """Module boxes: how many calls are drawn and collapsed, the calls opened or closed
+        by hand (``toggled``), each call's enclosing call (``parent``) and each node's
+        innermost open box (``cluster``): a step's node highlights the boxes around it."""
+        plan = self.view.plan
+        return {"calls": len(plan.calls), "collapsed": len(plan.collapsed), "toggled": list(plan.toggled),
+                "parent": [-1 if p is None else p for p in plan.call_parent],
+                "cluster": [-1 if c is None else c for c in plan.cluster],
+                "box": [-1 if c is None else c for c in plan.box_calls]}
+
     def payload(self) -> dict:
         """Everything a browser needs to step through the timeline with no kernel: the
         laid-out SVG (restyled by class), each node's texts per state, the captions, the
@@ -775,6 +786,6 @@ class Timeline:
             "cards": [[[text, start, end] for text, start, end in self.card_lines(i)] for i in range(len(nodes))],
             "truncated": self.view.truncated,
             # module boxes: how many calls are drawn, and whether any is collapsed
-            "modules": {"calls": len(self.view.plan.calls), "collapsed": len(self.view.plan.collapsed)},
+            "modules": self._modules_payload(),
             "play_interval_ms": PLAY_INTERVAL_MS,
         }

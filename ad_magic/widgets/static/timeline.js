@@ -66,15 +66,16 @@ function buildDom(el, data) {
     zoomOut: h("button", {type: "button", class: "ad-zoom-out", title: "Zoom out", text: "−"}),
     zoomFit: h("button", {type: "button", class: "ad-zoom-fit", title: "Show the whole graph", text: "Fit"}),
     zoomIn: h("button", {type: "button", class: "ad-zoom-in", title: "Zoom in", text: "+"}),
-    hint: h("div", {class: "ad-hint", hidden: "",
-                    text: "At a readable size this graph is wider than the output: scroll sideways (or drag) "
-                          + "for the rest, or press Fit to see it whole."}),
+    hint: h("span", {class: "ad-hint", hidden: "",
+                     text: "Larger than its frame at a readable size: scroll or drag for the rest, "
+                           + "or press Fit to see it whole."}),
     viewport: h("div", {class: "ad-viewport"}),
     card: h("div", {class: "ad-card", hidden: ""}),
   };
-  ui.zoom = h("div", {class: "ad-zoom"}, ui.zoomOut, ui.zoomFit, ui.zoomIn);
+  // the hint sits in the zoom bar, above the picture: never under a viewport filling the screen
+  ui.zoom = h("div", {class: "ad-zoom"}, ui.hint, ui.zoomOut, ui.zoomFit, ui.zoomIn);
   ui.viewport.innerHTML = data.svg;
-  ui.stage = h("div", {class: "ad-stage"}, ui.zoom, ui.viewport, ui.card, ui.hint);
+  ui.stage = h("div", {class: "ad-stage"}, ui.zoom, ui.viewport, ui.card);
   ui.root.append(h("div", {class: "ad-controls"}, ui.play, ui.prev, ui.next, ui.range, ui.label),
                  ui.caption, ui.rule, ui.stage, buildLegend());
   el.append(ui.root);
@@ -141,7 +142,10 @@ function allTexts(ui) {
 function makeSteps(ui, data, onShown) {
   const last = data.last;
   const shownData = ui.values.map(() => null), shownGrad = ui.values.map(() => null);
-  let k = -1, lit = [], marked = [];
+  let k = -1, lit = [], marked = [], boxes = [];
+  const modules = data.modules || {};
+  const clusters = {};
+  for (const g of ui.svg.querySelectorAll("g.ad-module-box[data-call]")) clusters[g.dataset.call] = g;
   const steps = {fitted: false, get k() { return k; }, last};
 
   function restyle() {
@@ -152,6 +156,14 @@ function makeSteps(ui, data, onShown) {
     for (const g of lit) g.classList.add("ad-current");
     marked = data.changed[k].map(i => ui.values[i]).filter(Boolean);
     for (const g of marked) g.classList.add("ad-changed");
+    // The open modules around the step's node are highlighted too (a collapsed module's
+    // own box is the node itself).
+    for (const g of boxes) g.classList.remove("ad-module-current");
+    boxes = [];
+    for (let c = hi >= 0 && modules.cluster ? modules.cluster[hi] : -1; c >= 0; c = modules.parent[c]) {
+      if (clusters[c]) boxes.push(clusters[c]);
+    }
+    for (const g of boxes) g.classList.add("ad-module-current");
   }
 
   function rewriteTexts() {
@@ -177,7 +189,6 @@ function makeSteps(ui, data, onShown) {
     ui.label.textContent = data.labels[k];
     ui.caption.textContent = data.captions[k];
     ui.rule.textContent = data.rules[k];
-    ui.rule.hidden = !data.rules[k];
     ui.range.value = String(k);
     ui.prev.disabled = k <= 0;
     ui.next.disabled = k >= last;
@@ -198,6 +209,42 @@ function makeSteps(ui, data, onShown) {
 
 // ------------------------------------------------------------------ node cards
 
+// The screen box of the current step's node(s) (.ad-current), or null.
+function currentBox(ui) {
+  const lit = ui.svg.querySelectorAll("g.ad-current");
+  if (!lit.length) return null;
+  let box = null;
+  for (const g of lit) {
+    const r = g.getBoundingClientRect();
+    box = box ? {left: Math.min(box.left, r.left), top: Math.min(box.top, r.top),
+                 right: Math.max(box.right, r.right), bottom: Math.max(box.bottom, r.bottom)}
+              : {left: r.left, top: r.top, right: r.right, bottom: r.bottom};
+  }
+  return box;
+}
+
+const overlap = (a, b) => (!a || !b) ? 0
+  : Math.max(0, Math.min(a.right, b.right) - Math.max(a.left, b.left))
+    * Math.max(0, Math.min(a.bottom, b.bottom) - Math.max(a.top, b.top));
+
+// Where a card of w x h goes (stage coordinates): beside the clicked node — right, left,
+// below or above it — where it covers neither that node nor the current step's node
+// (the first such spot), else where it covers least of them.
+function placeCard(node, current, frame, w, h) {
+  const clamp = (v, lo, hi) => Math.max(lo, Math.min(v, Math.max(lo, hi)));
+  const spots = [
+    [node.right + 8, node.top], [node.left - w - 8, node.top],
+    [node.left, node.bottom + 8], [node.left, node.top - h - 8],
+  ].map(([x, y]) => {
+    // inside the stage's width; below its bottom the stage grows to hold the card
+    const left = clamp(x - frame.left, 0, frame.width - w - 4), top = Math.max(0, y - frame.top);
+    const screen = {left: frame.left + left, top: frame.top + top,
+                    right: frame.left + left + w, bottom: frame.top + top + h};
+    return {left, top, covered: overlap(screen, current) * 4 + overlap(screen, node)};
+  });
+  return spots.reduce((best, spot) => (spot.covered < best.covered ? spot : best));
+}
+
 // A node's card opens on click (pinned) or hover, follows the step, closes with × or Esc.
 function attachCards(ui, data, steps, signal) {
   const {card, stage, svg} = ui;
@@ -211,13 +258,16 @@ function attachCards(ui, data, steps, signal) {
                                                                text})));
     card.dataset.node = String(i);
     card.hidden = false;
+    place(i);
+  }
+  function place(i) {
     const g = ui.values[i] || ui.ops[i];
     if (!g) return;
     stage.style.minHeight = "";
-    const box = g.getBoundingClientRect(), frame = stage.getBoundingClientRect();
-    const left = Math.min(box.right - frame.left + 8, Math.max(0, frame.width - card.offsetWidth - 4));
-    const top = Math.max(0, Math.min(box.top - frame.top, frame.height - card.offsetHeight));
-    card.style.left = `${Math.max(0, left)}px`;
+    const frame = stage.getBoundingClientRect();
+    const {left, top} = placeCard(g.getBoundingClientRect(), currentBox(ui), frame,
+                                  card.offsetWidth, card.offsetHeight);
+    card.style.left = `${left}px`;
     card.style.top = `${top}px`;
     // A card taller than the picture makes room for itself rather than being cut off.
     if (top + card.offsetHeight > frame.height) stage.style.minHeight = `${top + card.offsetHeight + 4}px`;
@@ -227,6 +277,7 @@ function attachCards(ui, data, steps, signal) {
 
   svg.addEventListener("click", (event) => {
     const i = nodeOf(event);
+    if (event.target.closest && event.target.closest("g[data-call]")) return;   // a module box: opens it
     if (i === null || !data.cards[i]) return;
     pinned = i;
     open(i);
@@ -234,6 +285,7 @@ function attachCards(ui, data, steps, signal) {
   svg.addEventListener("mouseover", (event) => {
     const i = nodeOf(event);
     if (i === null || pinned !== null || !data.cards[i]) return;
+    if (event.target.closest("g[data-call]")) return;   // a module's box is for opening it
     hovered = i;
     open(i);
   }, {signal});
@@ -247,6 +299,17 @@ function attachCards(ui, data, steps, signal) {
   card.addEventListener("click", (event) => {
     if (event.target.classList.contains("ad-card-close")) close();
   }, {signal});
+  // The picture scrolls under the card (following the step, or the learner's panning):
+  // the card moves with its node, once per frame.
+  let moving = 0;
+  ui.viewport.addEventListener("scroll", () => {
+    if (moving || card.hidden) return;
+    moving = requestAnimationFrame(() => {
+      moving = 0;
+      if (!card.hidden) place(+card.dataset.node);
+    });
+  }, {signal});
+  signal.addEventListener("abort", () => cancelAnimationFrame(moving), {once: true});
   return {
     refresh() { if (pinned !== null || hovered !== null) open(pinned !== null ? pinned : hovered); },
     close,
@@ -258,24 +321,37 @@ function attachCards(ui, data, steps, signal) {
 // Fit the output's width, never below MIN_SCALE; scroll (or drag) beyond. "auto" fits the
 // width without going below MIN_SCALE; the Fit button shows the whole graph however
 // small; zooming by hand stops both.
-function attachZoom(ui, signal) {
+function attachZoom(ui, signal, beforeFit = () => {}) {
   const {svg, viewport, root, hint} = ui;
   const size = (name) => parseFloat(svg.getAttribute(name)) * (svg.getAttribute(name).endsWith("pt") ? 4 / 3 : 1);
   const width = size("width"), height = size("height");
   let scale = 1, fitting = "auto", drag = null;
 
-  function apply(s) {
-    scale = Math.max(0.2, Math.min(MAX_SCALE, s));
+  function apply(s, least = 0.2) {
+    scale = Math.max(least, Math.min(MAX_SCALE, s));
     svg.setAttribute("width", `${(width * scale).toFixed(1)}px`);
     svg.setAttribute("height", `${(height * scale).toFixed(1)}px`);
     root.dataset.scale = scale.toFixed(3);
-    hint.hidden = !(width * scale > viewport.clientWidth + 1);
+    hint.hidden = !(width * scale > viewport.clientWidth + 1 || height * scale > viewport.clientHeight + 1);
+  }
+  // The viewport is never taller than what fits under the controls in the visible part of
+  // the page (the notebook's scrolling panel, or the window): a deep graph scrolls inside it,
+  // and the controls and the current node are on screen together.
+  function capHeight() {
+    const room = visibleHeight(root) - (viewport.getBoundingClientRect().top - root.getBoundingClientRect().top) - 12;
+    const cap = Math.max(MIN_VIEWPORT, Math.floor(room));
+    viewport.style.maxHeight = `${cap}px`;
+    return cap;
   }
   function fit() {
+    beforeFit();         // the caption's height first: the viewport's cap depends on it
+    const cap = capHeight();
     const room = viewport.clientWidth - 4;
     if (room <= 0 || !fitting) return;
     const whole = Math.min(1, room / width);
-    apply(fitting === "whole" ? whole : Math.max(MIN_SCALE, whole));
+    // Fit shows the whole graph: its width and its height in the viewport.
+    if (fitting === "whole") apply(Math.min(whole, (cap - 4) / height), 0);
+    else apply(Math.max(MIN_SCALE, whole));
   }
 
   ui.zoomIn.addEventListener("click", () => { fitting = false; apply(scale * 1.25); }, {signal});
@@ -304,7 +380,77 @@ function attachZoom(ui, signal) {
     resizing.observe(viewport);
     signal.addEventListener("abort", () => resizing.disconnect(), {once: true});
   }
-  return {fit};
+  window.addEventListener("resize", () => fit(), {signal});
+
+  // Follow the step: when the current node is not wholly inside the viewport, scroll the
+  // viewport (smoothly) to bring it to the middle. Only a change of step moves it: a
+  // learner who panned away keeps their view until the next step.
+  function follow(smooth = true) {
+    if (drag) return;
+    const box = currentBox(ui);
+    if (!box) return;
+    const view = viewport.getBoundingClientRect();
+    const inner = {left: view.left + viewport.clientLeft, top: view.top + viewport.clientTop};
+    inner.right = inner.left + viewport.clientWidth;
+    inner.bottom = inner.top + viewport.clientHeight;
+    const margin = 8;
+    const inside = box.left >= inner.left + margin && box.right <= inner.right - margin
+      && box.top >= inner.top + margin && box.bottom <= inner.bottom - margin;
+    if (inside) return;
+    const dx = (box.left + box.right) / 2 - (inner.left + inner.right) / 2;
+    const dy = (box.top + box.bottom) / 2 - (inner.top + inner.bottom) / 2;
+    viewport.scrollTo({left: viewport.scrollLeft + dx, top: viewport.scrollTop + dy,
+                       behavior: smooth ? "smooth" : "auto"});
+  }
+  return {fit, follow};
+}
+
+const MIN_VIEWPORT = 160;   // px: below this a viewport shows too little; the page scrolls instead
+
+// The height of the part of the page `el` can be seen in: the window's, or that of the
+// smallest box around it that scrolls (JupyterLab's notebook panel, under Lab's own bars).
+// Where the widget is scrolled to does not matter: the learner scrolls it into view.
+function visibleHeight(el) {
+  let height = window.innerHeight;
+  for (let p = el.parentElement; p && p !== document.body; p = p.parentElement) {
+    if (p.clientHeight > 0 && p.scrollHeight > p.clientHeight + 1
+        && /(auto|scroll)/.test(getComputedStyle(p).overflowY)) height = Math.min(height, p.clientHeight);
+  }
+  return height;
+}
+
+// ------------------------------------------------------------------ a caption area of one height
+
+// The caption and the rule line keep the height of their tallest text over all steps (up to
+// MAX_CAPTION_LINES lines; a longer one scrolls), so the picture below never jumps while
+// stepping. Measured again when the width changes (lines wrap differently).
+const MAX_CAPTION_LINES = 4;
+function holdCaptionHeight(ui, data) {
+  function measure(el, texts) {
+    const shown = el.textContent, hidden = el.hidden;
+    el.hidden = false;
+    el.style.minHeight = "";
+    el.style.height = "auto";
+    let tallest = 0;
+    for (const text of new Set(texts)) {
+      el.textContent = text;
+      tallest = Math.max(tallest, el.scrollHeight);
+    }
+    el.textContent = shown;
+    el.hidden = hidden;
+    const line = parseFloat(getComputedStyle(el).lineHeight) || 16;
+    el.style.height = `${Math.min(tallest, MAX_CAPTION_LINES * line)}px`;
+  }
+  let width = -1;
+  function hold() {           // called by the zoom's one ResizeObserver, before it fits
+    const w = ui.root.clientWidth;
+    if (w === width || w <= 0) return;
+    width = w;
+    measure(ui.caption, data.captions);
+    measure(ui.rule, data.rules);
+    ui.rule.hidden = false;       // the rule's room stays, blank at steps without one
+  }
+  return {hold};
 }
 
 // ------------------------------------------------------------------ stepping: buttons, slider, Play
@@ -392,11 +538,27 @@ function linkToPython(model, signal) {
   };
 }
 
-// Module boxes: the button asks Python for the other timeline (collapsed or expanded);
-// the new payload mounts the widget again.
+// Module boxes: a click on a module's box (a collapsed module, or an open one's outline
+// or title) asks Python for the timeline with that module opened or closed; the button,
+// for every module collapsed or expanded. The new payload mounts the widget again. A page
+// with no kernel says that it needs one.
 function addModulesButton(ui, data, python, signal) {
   const modules = data.modules || {calls: 0, collapsed: 0};
   if (modules.calls <= 0) return;
+  ui.svg.addEventListener("click", (event) => {
+    const g = event.target.closest && event.target.closest("g[data-call]");
+    if (!g) return;
+    const call = +g.dataset.call;
+    const toggled = new Set(modules.toggled || []);
+    if (toggled.has(call)) toggled.delete(call); else toggled.add(call);
+    ui.root.dataset.modules = "waiting";
+    if (!python || !python.save("toggled", Array.from(toggled).sort((a, b) => a - b))) {
+      ui.root.dataset.modules = "no kernel";
+      ui.hint.textContent = "Opening or closing a module lays the graph out again: which needs the kernel running.";
+      ui.hint.hidden = false;
+    }
+  }, {signal});
+  if (!python) return;
   const collapsed = modules.collapsed > 0;
   const toggle = h("button", {type: "button", class: "ad-modules",
                               title: collapsed ? "Draw every module's ops" : "Draw each module as one box",
@@ -406,7 +568,7 @@ function addModulesButton(ui, data, python, signal) {
     toggle.title = python.save("modules", collapsed ? "expanded" : "collapsed")
       ? "Waiting for the kernel to lay the graph out again" : "This needs the kernel";
   }, {signal});
-  ui.zoom.prepend(toggle);
+  ui.hint.after(toggle);
 }
 
 // ------------------------------------------------------------------ the timeline
@@ -419,17 +581,19 @@ export function mount(el, data, model) {
   const signal = controller.signal;
   const ui = buildDom(el, data);
   const python = model ? linkToPython(model, signal) : null;
-  let cards = null;
+  let cards = null, zoom = null;
   const steps = makeSteps(ui, data, (k, fromModel) => {
+    if (zoom && steps.fitted) zoom.follow();
     if (cards) cards.refresh();
     if (python && !fromModel) python.position(k);
   });
   cards = attachCards(ui, data, steps, signal);
-  const zoom = attachZoom(ui, signal);
+  const captions = holdCaptionHeight(ui, data);
+  zoom = attachZoom(ui, signal, () => captions.hold());
   const stepping = attachStepping(ui, data, steps, signal);
   attachKeys(ui, stepping, cards, signal);
+  addModulesButton(ui, data, python, signal);
   if (model) {
-    addModulesButton(ui, data, python, signal);
     onModel(model, "change:position", () => steps.show(model.get("position"), true), signal);
   }
 
@@ -438,6 +602,7 @@ export function mount(el, data, model) {
     zoom.fit();
     fitTexts(ui, allTexts(ui));
     steps.fitted = true;
+    zoom.follow(false);
   });
   signal.addEventListener("abort", () => cancelAnimationFrame(frame), {once: true});
   return () => controller.abort();
