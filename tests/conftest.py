@@ -85,7 +85,7 @@ def magic_shell():
 ROOT = Path(__file__).resolve().parents[1]
 # The notebooks the repository ships (tests/test_notebooks.py checks this list against git).
 # Any other notebook in notebooks/ is a user's own scratch work: never run, linted or judged.
-SHIPPED_NOTEBOOKS = ("magic_gallery.ipynb", "tp04_autodiff.ipynb", "tp04_student.ipynb")
+SHIPPED_NOTEBOOKS = ("higher_order.ipynb", "magic_gallery.ipynb", "tp04_autodiff.ipynb", "tp04_student.ipynb")
 NOTEBOOK_CELL_TIMEOUT = 300   # seconds per cell
 
 

@@ -375,7 +375,8 @@ def open_notebook(page, server: LabServer, relpath: str, timeout_ms: int = LONG_
     with page.expect_websocket(lambda ws: "/api/kernels/" in ws.url, timeout=timeout_ms):
         page.goto(url, timeout=timeout_ms)
     if not notebook7:
-        page.wait_for_selector('.jp-Notebook-ExecutionIndicator[data-status="idle"]',
+        # attached, not visible: in a narrow window Lab moves the indicator into the toolbar's overflow
+        page.wait_for_selector('.jp-Notebook-ExecutionIndicator[data-status="idle"]', state="attached",
                                timeout=timeout_ms)
     page.wait_for_function(
         """(path) => { const w = window.jupyterapp && window.jupyterapp.shell.currentWidget;

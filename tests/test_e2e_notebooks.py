@@ -70,6 +70,7 @@ _GRAPHS_JS = """async (area) => {
   const graphs = [];
   for (const svg of area.querySelectorAll("svg")) {
     if (!svg.querySelector("g.node") || (svg.parentElement && svg.parentElement.closest("svg"))) continue;
+    if (svg.getClientRects().length === 0) continue;   // a picture's other version (modules the other way), hidden
     graphs.push({kind: "inline", nodes: measure(svg, {x: 0, y: 0}), visible: visible(svg),
                  width: svg.getBoundingClientRect().width});
   }
