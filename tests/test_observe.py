@@ -3,6 +3,7 @@ zeroing included), the grads what it left, and `problems` names each mistake in 
 sentence (tests/student_bugs.py holds one class per mistake)."""
 from __future__ import annotations
 
+import inspect
 import json
 import os
 import subprocess
@@ -14,7 +15,8 @@ import pytest
 import student_bugs as sb
 from student_corpus import fields, load
 
-from ad_magic.adapters import observe_backward
+import ad_magic
+from ad_magic.adapters import ForeignStep, observe_backward
 from ad_magic.widgets.stepper import BackwardStepper
 
 HERE = Path(__file__).resolve().parent
@@ -61,6 +63,57 @@ def test_rules_held_by_a_context_or_returning_grads_are_steps_of_their_own_nodes
     computed = [n for n in observation.root.graph.order if n.parents]
     assert sorted(id(s.node) for s in rules) == sorted(id(n) for n in computed)
     assert all(s.ok for s in rules) and [s.kind for s in observation.steps[:2]] == ["zero", "seed"]
+
+
+def _line_of(function, text):
+    lines, start = inspect.getsourcelines(function)
+    return start + next(i for i, line in enumerate(lines) if text in line)
+
+
+def test_each_rule_call_records_the_grads_it_found_on_entry_and_the_line_that_called_it():
+    out, x = sb.build(sb.Tensor)
+    observation = observe_backward(out)
+    calls = observation.calls
+    assert [c.node for c in calls] == observation.order and len(calls) == 4
+    root = observation.root
+    assert calls[0].node is root and float(calls[0].upstream) == 1.0          # the seed, as the rule found it
+    line = _line_of(sb.Tensor.backward, "node._backward()")
+    assert {c.called_at for c in calls} == {f"line {line} of backward"}
+    node_x = root.graph.node(x)
+    first = next(c for c in calls if node_x in c.grads)       # x·x's rule: x's grad before any contribution
+    assert first.node.parents == (node_x, node_x) and float(first.grads[node_x]) == 0.0
+
+    out, _ = sb.build(sb.NoSeed)
+    assert float(observe_backward(out).calls[0].upstream) == 0.0
+    out, _ = sb.build(sb.NeverInitialised)
+    failed, = observe_backward(out).calls                      # the rule that raised: its inputs' grads were None
+    assert failed.node.parents and all(failed.grads[p] is None for p in failed.node.parents)
+
+
+_RULE_MAKER = """
+def make(out, a, b, da, db):
+    def rule():
+        a.grad = a.grad + out.grad * da
+        b.grad = b.grad + out.grad * db
+    return rule
+"""
+
+
+def test_a_rule_whose_code_lives_in_the_ad_magic_package_is_watched_too():
+    # ad_magic.practical puts correct rules of its own on a graph to judge a backward() apart from the student's rules
+    out, x = sb.build(sb.Tensor)
+    space = {}
+    exec(compile(_RULE_MAKER, os.path.join(os.path.dirname(ad_magic.__file__), "a_checker_s_rules.py"), "exec"), space)
+    local = {"add": lambda a, b: (1.0, 1.0), "sub": lambda a, b: (1.0, -1.0), "mul": lambda a, b: (b.data, a.data)}
+    for node in out.topological():
+        if node._parents:
+            a, b = node._parents
+            node._backward = space["make"](node, a, b, *local[node._function](a, b))
+    observation = observe_backward(out)
+    rules = [s for s in observation.steps if isinstance(s, ForeignStep)]
+    assert [s.function for s in rules] == ["sub", "add", "mul", "mul"] and all(s.ok for s in rules)
+    assert len(observation.calls) == 4 and observation.problems == []
+    assert float(observation.grad(x)) == 11.0
 
 
 def test_a_missing_seed_shows_their_zero_grads_and_names_the_seed():
@@ -202,7 +255,8 @@ FINDINGS = """
 import json, sys
 sys.path.insert(0, {here!r})
 import student_bugs as sb
-from ad_magic.adapters import observe_backward
+import ad_magic
+from ad_magic.adapters import ForeignStep, observe_backward
 found = {{}}
 for cls in (sb.NoSeed, sb.Overwrite, sb.BreadthFirst, sb.SetBreadthFirst):
     out, x = (sb.build_uneven if issubclass(cls, sb.BreadthFirst) else sb.build)(cls)

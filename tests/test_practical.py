@@ -120,6 +120,43 @@ def test_breadth_first_order_is_named_with_the_node_that_ran_too_early():
     assert result.hint.startswith("you visit the graph breadth first")
 
 
+def test_the_order_is_judged_on_the_observed_calls_of_a_backward_that_runs_the_rules_through_a_helper():
+    helper = sections()["backward"].replace(
+        "    for node in reversed(order):\n        node._backward()\n",
+        "    rules = list(reversed(order))\n    run_rules(rules[1:])\n    run_rules(rules[:1])\n\n\n"
+        "def run_rules(nodes):\n    for node in nodes:\n        node._backward()\n")    # the output's own rule last
+    line = helper.splitlines().index("        node._backward()") + 1
+    result = practical.check("B5", namespace(("backward", helper)))["B5"]
+    assert result.message == ("for c = a + b₃ with a = 2x, b₁ = 3a, b₂ = b₁/2, b₃ = 2b₂ at x = 1, x.grad is 0.0, "
+                              f"expected 8: a's _backward ran before c's (your code called it at line {line} of "
+                              "run_rules), but c uses a, so a passed on a grad of 0.0 where 4 was due")
+
+
+def test_a_backward_that_keeps_running_the_rules_is_stopped_by_the_observation_and_named_at_its_line():
+    forever = sections()["backward"].replace("    for node in reversed(order):\n        node._backward()\n",
+                                             "    while True:\n        for node in reversed(order):\n"
+                                             "            node._backward()\n")
+    line = forever.splitlines().index("            node._backward()") + 1
+    result = practical.check("B3", namespace(("backward", forever)), timeout=120.0)["B3"]
+    assert result.message.startswith("y.backward() was stopped after ")
+    assert "having run the graph's _backward rules" in result.message
+    assert result.message.endswith(f"(your code called them at line {line} of backward): a loop that does not end")
+    assert "while loop" in result.hint
+
+
+def test_a_graph_the_observation_cannot_read_is_one_sentence_at_b3(monkeypatch):
+    from ad_magic.adapters import AdapterError
+    from ad_magic.practical import questions
+
+    def unreadable(out, **options):
+        raise AdapterError("its parents were found nowhere.")
+    monkeypatch.setattr(questions, "observe_backward", unreadable)
+    with pytest.raises(questions.Wrong) as caught:
+        questions.QUESTIONS["B3"].function(namespace())
+    assert caught.value.message == "the graph of y could not be read: its parents were found nowhere"
+    assert "self._parents" in caught.value.hint
+
+
 def test_overwriting_grads_is_caught_by_the_rule_and_the_nine_follows_from_it():
     grads_overwritten = next(m for m in MISTAKES if m[0].startswith("grads overwritten"))
     report = practical.check("B", namespace(grads_overwritten[1:3]))

@@ -15,6 +15,9 @@ their cell would run it, under a tracer (``sys.settrace`` before Python 3.12,
   is one step, judged against the chain rule (:class:`~ad_magic.adapters.steps.ForeignStep`);
 * what ``backward()`` itself changed (the zeroing, the seed ``out.grad = 1``, or grads it
   computed inline) is a step too (:class:`ObservedStep`);
+* a node's own rule is watched wherever its code lives (also rules of ad_magic's own,
+  which :mod:`ad_magic.practical` puts on a graph to judge a ``backward()`` apart from the
+  student's rules), and the line of code that called it is noted (:class:`RuleCall`);
 * a backward that runs past ``timeout`` seconds is stopped (the tracer raises
   :class:`StopObserving`, a ``BaseException``, into their code on its next line outside a
   ``try`` block); one that raises is shown up to the raise.
@@ -45,7 +48,7 @@ from .rules import expected
 from .steps import ForeignStep, where
 from .tracer import GradFields, StopObserving, Watcher, rules_of, same_value, traced, watched_files
 
-__all__ = ["observe_backward", "observable", "Observation", "ObservedStep", "StopObserving"]
+__all__ = ["observe_backward", "observable", "Observation", "ObservedStep", "RuleCall", "StopObserving"]
 
 STOPPED_NOTE = "this rule was running when the time limit stopped your backward: what it did so far is shown."
 
@@ -85,6 +88,30 @@ class ObservedStep:
         return f"ObservedStep({self.index}, {self.kind}: {self.caption[:60]!r})"
 
 
+class RuleCall:
+    """One call of a node's own rule, seen while the student's backward ran.
+
+    * ``node``: the node whose rule it was;
+    * ``grads``: ``{node: grad}`` of that node and of its inputs as the rule found them
+      when it started (None where None: nothing had set it yet);
+    * ``called_at``: ``"line N of backward"``, the line of code that called the rule
+      (``""`` when no caller was seen).
+    """
+
+    __slots__ = ("node", "grads", "called_at")
+
+    def __init__(self, node, grads, called_at=""):
+        self.node, self.grads, self.called_at = node, grads, called_at
+
+    @property
+    def upstream(self):
+        """The node's own grad when its rule started."""
+        return self.grads[self.node]
+
+    def __repr__(self):
+        return f"RuleCall({label(self.node)}" + (f", {self.called_at}" if self.called_at else "") + ")"
+
+
 class Observation:
     """What the student's backward did, step by step.
 
@@ -96,15 +123,18 @@ class Observation:
     * ``grads``: ``{node: grad}`` as their code left it (None where it left None);
       :meth:`grad` takes the student's own object;
     * ``order``: the nodes whose rules ran, in order;
+    * ``calls``: a :class:`RuleCall` for each entry of ``order`` (the grads its rule found
+      on entry, the line that called it);
     * ``error``: ``(exception, "in f, line N — code")`` when it raised, else None;
     * ``timed_out``: True when it was stopped at the time limit;
     * ``before``: ``{node: grad}`` before it ran; ``root``: the output's node.
     """
 
-    def __init__(self, root, steps, grads, before, order, error, timed_out, problems, seconds):
+    def __init__(self, root, steps, grads, before, order, error, timed_out, problems, seconds, calls=()):
         self.root, self.steps, self.grads, self.before = root, steps, grads, before
         self.order, self.error, self.timed_out = order, error, timed_out
         self.problems, self.seconds = problems, seconds
+        self.calls = list(calls)
 
     def grad(self, obj):
         """The grad the student's code left on ``obj`` (their object, or its node)."""
@@ -195,7 +225,7 @@ def observe_backward(out, backward=None, timeout=10.0, *, grad=None, restore=Tru
         grads = GradFields(nodes)
         before = list(grads.values)
         rules = rules_of(nodes)
-        watcher = Watcher(grads, rules, timeout, watched_files(nodes, rules, call, backward))
+        watcher = _RuleWatcher(grads, rules, timeout, watched_files(nodes, rules, call, backward))
         error = None
         timed_out = False
         with traced(watcher):
@@ -214,12 +244,35 @@ def observe_backward(out, backward=None, timeout=10.0, *, grad=None, restore=Tru
     return _assemble(root, nodes, watcher, before, after, error, timed_out, seconds)
 
 
+class _RuleWatcher(Watcher):
+    """The tracer's watcher, with a node's own rule always watched (its code may live
+    anywhere: in ad_magic, a rule of the practical's checker) and the line that called each
+    rule noted when the rule starts (a finished frame no longer says where its caller was)."""
+
+    def __init__(self, *args):
+        super().__init__(*args)
+        self.called_at = {}          # a rule's call -> "line N of f" of the code that called it
+
+    def watches(self, code) -> bool:
+        return code in self.rules or super().watches(code)
+
+    def enter(self, frame):
+        try:
+            super().enter(frame)
+        finally:                 # also when the time limit stops the code as the rule starts
+            call = self.stack[-1] if self.stack else None
+            if call is not None and call.frame is frame and call.rule_of is not None:
+                caller = frame.f_back
+                if caller is not None:
+                    self.called_at[call] = f"line {caller.f_lineno} of {caller.f_code.co_name}"
+
+
 # ------------------------------------------------------------------ from changes to steps
 
 def _assemble(root, nodes, watcher, before, after, error, timed_out, seconds):
     state = list(before)
     position = {id(n): j for j, n in enumerate(nodes)}
-    steps, order = [], []
+    steps, order, calls = [], [], []
     pending = []              # consecutive batches of the same owner: one step
     owner = None
 
@@ -235,6 +288,7 @@ def _assemble(root, nodes, watcher, before, after, error, timed_out, seconds):
         nonlocal pending, owner
         if owner is not None and not (owner is stopped_in and not pending):   # cut off before it did anything
             _steps_of(owner, pending, nodes, state, steps, order, root, position,
+                      calls=calls, called_at=watcher.called_at.get(owner, ""),
                       error=error if owner is failed else None,
                       note=STOPPED_NOTE if owner is stopped_in else None)
         pending, owner = [], None
@@ -273,18 +327,26 @@ def _assemble(root, nodes, watcher, before, after, error, timed_out, seconds):
     problems = _problems(root, nodes, steps, before, after, error, where_text, timed_out, stopped,
                          seconds)
     return Observation(root, steps, grads, {n: before[i] for i, n in enumerate(nodes)}, order,
-                       None if error is None else (error, where_text), timed_out, problems, seconds)
+                       None if error is None else (error, where_text), timed_out, problems, seconds, calls)
 
 
-def _steps_of(owner, changes, nodes, state, steps, order, root, position, error=None, note=None):
-    """Turn one owner's changes into steps: a node's rule is one ForeignStep; what
-    backward() itself did is split into the zeroing, the seed, and the rest."""
+def _steps_of(owner, changes, nodes, state, steps, order, root, position, error=None, note=None, calls=None,
+              called_at=""):
+    """Turn one owner's changes into steps: a node's rule is one ForeignStep (and one
+    RuleCall in ``calls``); what backward() itself did is split into the zeroing, the seed,
+    and the rest."""
     if owner is not None:
         i = owner.rule_of
         node = nodes[i]
         if not changes and not node.parents and error is None:
             return               # a leaf's `lambda: None`
         upstream = state[i]
+        if calls is not None:
+            entry = {node: upstream}
+            for p in node.parents:
+                if id(p) in position:
+                    entry[p] = state[position[id(p)]]
+            calls.append(RuleCall(node, entry, called_at))
         touched = {j for j, _, _ in changes} | {position[id(p)] for p in node.parents if id(p) in position} | {i}
         before_d = {id(nodes[j]): state[j] for j in touched}
         for j, _, new in changes:

@@ -24,7 +24,8 @@ are put back; ``os._exit`` and crashes are named, never with a hint that would e
 kernel.
 
 The practical is the layer above the widgets: it may import the engine, drawing, the
-adapters and the widgets (today it needs only the engine's formatting), never the magic.
+adapters and the widgets (it uses the engine's formatting, and the adapters' observation
+of a ``backward()`` for the seed, zeroing and order questions), never the magic.
 The questions themselves are in :mod:`ad_magic.practical.questions`; their otter-grader
 and nbgrader forms in :mod:`ad_magic.practical.exports`.
 """

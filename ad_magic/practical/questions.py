@@ -7,9 +7,13 @@ Each question is a function of the student's namespace, registered in ``PARTS`` 
 hint) when an answer is wrong. The runner (time limit, statuses, causes, the report) is
 :mod:`ad_magic.practical` itself.
 
-Part B judges the student's ``backward()`` on its own: the seed, the zeroing and the order
-are watched with rules of ours in place of theirs (:class:`_Watch`), so that a wrong rule
-is reported at its rule and a wrong ``backward()`` at its step; the order on a graph where
+Part B judges the student's ``backward()`` on its own: for the seed, the zeroing and the
+order, correct rules of ours replace theirs on the question's graph and their
+``backward()`` runs once under the adapters' observation
+(:func:`~ad_magic.adapters.observe.observe_backward`, the same that the stepper shows):
+the grad the output had when its rule ran, the grads each rule found before adding to
+them, the order of the calls and the line that made each. A wrong rule is so reported at
+its rule and a wrong ``backward()`` at its step; the order is judged on a graph where
 every wrong order gives a wrong gradient. B10 finds every other operation the student
 wrote and compares its rule with finite differences.
 """
@@ -19,12 +23,12 @@ import inspect
 import math
 import os
 import re
-import sys
 import traceback
 import types
 
 import numpy as np
 
+from ..adapters import AdapterError, observe_backward
 from ..engine.formatting import format_value, short_repr
 
 __all__ = ["PARTS", "QUESTIONS", "Question", "Wrong", "DEEP_CHAIN", "where", "none_operands"]
@@ -358,88 +362,116 @@ def _add_rule(ns):
 
 
 
-# Watching the student's backward(): the rules of a graph are replaced by ours, which run
-# the chain rule correctly and note when they ran and what they saw. What backward() then
-# gets wrong (the seed, the zeroing, the order) is backward()'s own, whatever the rules.
+# Watching the student's backward(): the graph's rules are replaced by correct ones of ours,
+# and their backward() runs once under the adapters' observation (observe_backward), which
+# records each rule's call in their order, the grads it found on entry and the line that
+# called it. What backward() gets wrong (the seed, the zeroing, the order) is then
+# backward()'s own, whatever their rules.
 
-def _caller():
-    """"line N of backward": where the student's code called a rule, or ""."""
-    frame = sys._getframe(2)
-    while frame is not None and os.path.abspath(frame.f_code.co_filename) in _OWN_FILES:
-        frame = frame.f_back
-    return "" if frame is None else f"line {frame.f_lineno} of {frame.f_code.co_name}"
+_OBSERVE_LIMIT = 10.0       # seconds after which a backward still running is stopped
 
 
-class _Watch:
-    """Our own rules on the nodes of one graph (``names``: tensor id -> name), noting each
-    call: which node, the grad it had, the grads its parents had before it added to them."""
-
-    def __init__(self, names):
-        self.names, self.calls, self.first_seen, self.where = names, [], {}, ""
-
-    def rule(self, out, inputs, locals_):
-        """The chain rule of ``out`` = op(inputs) with local derivatives ``locals_`` (arrays)."""
-        def watched(*args):
-            self.where = self.where or _caller()
-            g = getattr(out, "grad", None)
-            self.calls.append((id(out), None if g is None else np.array(g, dtype=np.float64)))
-            for t, local in zip(inputs, locals_):
-                before = getattr(t, "grad", None)
-                self.first_seen.setdefault(id(t), None if before is None else np.array(before, dtype=np.float64))
-                if before is None or g is None:
-                    t.grad = None
-                    continue
-                t.grad = np.asarray(before, dtype=np.float64) + np.asarray(g, dtype=np.float64) * local
-        out._backward = watched
-
-    def ran(self):
-        return [self.names.get(i, "?") for i, _ in self.calls]
+def _chain_rule(out, a, b, da, db):
+    """A correct rule for ``out`` = op(a, b) with local derivatives ``da``, ``db``: each
+    input's grad gets out.grad times its local derivative added. A grad that is None stays
+    None, and a None out.grad makes its inputs' None, so that the checks see it."""
+    def _backward():
+        g = getattr(out, "grad", None)
+        for t, local in ((a, da), (b, db)):
+            before = getattr(t, "grad", None)
+            if before is None or g is None:
+                t.grad = None
+                continue
+            t.grad = np.asarray(before, dtype=np.float64) + np.asarray(g, dtype=np.float64) * local
+    return _backward
 
 
-def _op(ns, name, a, b, watch):
-    """``name``(a, b) with the student's add or mul, its rule replaced by the watch's."""
+def _op(ns, name, a, b):
+    """``name``(a, b) with the student's add or mul, its rule replaced by a correct one."""
     out = _is_tensor(ns, ns[name](a, b), f"{name}(…)")
     if name == "mul":
-        watch.rule(out, (a, b), (np.asarray(b.data, dtype=np.float64), np.asarray(a.data, dtype=np.float64)))
+        out._backward = _chain_rule(out, a, b, np.asarray(b.data, dtype=np.float64),
+                                    np.asarray(a.data, dtype=np.float64))
     else:
-        watch.rule(out, (a, b), (1.0, 1.0))
+        out._backward = _chain_rule(out, a, b, 1.0, 1.0)
     return out
 
 
-def _called_at(watch):
-    return f" (your code called it at {watch.where})" if watch.where else ""
+def _observe(out, what):
+    """The student's ``what.backward()``, run once under the adapters' observation: the
+    :class:`~ad_magic.adapters.observe.Observation` (every field is put back afterwards).
+    Their own error is raised as theirs; a loop stopped at the limit is Wrong."""
+    if not callable(getattr(out, "backward", None)):
+        raise Wrong(f"{what} has no backward() method", "add def backward(self): ... to your Tensor class")
+    try:
+        seen = observe_backward(out, timeout=_OBSERVE_LIMIT)
+    except AdapterError as exc:
+        raise Wrong(f"the graph of {what} could not be read: {str(exc).rstrip('.')}",
+                    "keep each tensor's inputs in self._parents and its rule in self._backward, as the "
+                    "practical's Tensor does") from None
+    if seen.error is not None:
+        raise seen.error[0]
+    if seen.timed_out:
+        if seen.calls:        # named by the line that kept calling the rules (the rules are ours)
+            message = (f"{what}.backward() was stopped after {seen.seconds:.2g} s, having run the graph's _backward "
+                       f"rules {len(seen.calls)} times"
+                       + (f" (your code called them at {seen.calls[-1].called_at})" if seen.calls[-1].called_at else "")
+                       + ": a loop that does not end")
+        else:
+            message = seen.problems[-1].rstrip("?.") if seen.problems else f"{what}.backward() did not finish"
+        raise Wrong(message, "look for a while loop whose condition never becomes false, or a graph walk that "
+                             "revisits nodes (keep a set of visited ones)")
+    return seen
+
+
+def _left(seen, t, what):
+    """The grad the student's backward left on ``t``, as :func:`_grad` reads ``t.grad``."""
+    if not hasattr(t, "grad"):
+        raise Wrong(f"{what} has no grad attribute", "set self.grad = None in Tensor.__init__")
+    g = seen.grad(t)
+    if g is None:
+        raise Wrong(f"{what}.grad is None after backward()",
+                    "backward() sets every node's grad to zero (np.zeros_like(node.data)) before it runs the rules")
+    return g
+
+
+def _called_at(call):
+    """" (your code called it at line N of backward)" for a rule's call, or ""."""
+    return f" (your code called it at {call.called_at})" if call is not None and call.called_at else ""
+
+
+def _shown(value):
+    return "None" if value is None else _f(value)
 
 
 @question("B", "B3", "backward() seeds the output's grad with ones", ["Tensor", "add", "mul"], after=["A3"])
 def _seed(ns):
     T = ns["Tensor"]
     for shape_text, x, k in (("a number", T(2.0), T(3.0)), ("a vector", T([1.0, 2.0, 3.0]), T([2.0, 2.0, 2.0]))):
-        watch = _Watch({})
-        y = _op(ns, "mul", x, k, watch)
-        watch.names = {id(y): "y", id(x): "x", id(k): "k"}
-        _call_backward(y)
+        y = _op(ns, "mul", x, k)
+        seen = _observe(y, "y")
         want = np.ones(np.shape(y.data))
-        seen = [g for i, g in watch.calls if i == id(y)]
-        if not seen:
-            after = getattr(y, "grad", None)
-            if after is None or not _close(_num(after, "y.grad"), want):
+        own = next((c for c in seen.calls if c.node is seen.root), None)
+        if own is None:
+            after = seen.grads[seen.root]
+            if after is None or not _close(after, want):
                 raise Wrong(f"for y = x·k ({shape_text}), y.backward() never ran y's own _backward and left "
-                            f"y.grad = {short_repr(after, 40)}",
+                            f"y.grad = {_shown(after)}",
                             "backward() sets self.grad = np.ones_like(self.data), then runs every node's "
                             "_backward, the output's own first")
             raise Wrong(f"for y = x·k ({shape_text}), y.backward() never ran y's own _backward",
                         "the output is a node of the graph too: its _backward is the first to run")
-        g = seen[0]
+        g = own.upstream
         if g is None:
-            raise Wrong(f"y.grad was None when y's _backward ran{_called_at(watch)}: backward() never seeded the "
+            raise Wrong(f"y.grad was None when y's _backward ran{_called_at(own)}: backward() never seeded the "
                         "output", "after zeroing the grads, set the output's own: self.grad = np.ones_like(self.data)")
         if np.shape(g) != want.shape:
             raise Wrong(f"for y = x·k ({shape_text}, shape {want.shape}), y.grad was {_f(g)} of shape {np.shape(g)} "
-                        f"when y's _backward ran{_called_at(watch)}",
+                        f"when y's _backward ran{_called_at(own)}",
                         "seed with an array of the output's shape: self.grad = np.ones_like(self.data)")
         if not _close(g, want):
             zero = _close(g, np.zeros(want.shape))
-            raise Wrong(f"y.grad was {_f(g)} when y's _backward ran{_called_at(watch)}, expected "
+            raise Wrong(f"y.grad was {_f(g)} when y's _backward ran{_called_at(own)}, expected "
                         f"{_f(want)}" + (": the output's grad is never seeded" if zero else ""),
                         "∂y/∂y = 1: after setting every grad to zero, backward() sets the output's grad to ones "
                         "(self.grad = np.ones_like(self.data))" if zero else
@@ -451,31 +483,30 @@ def _zeroing(ns):
     T = ns["Tensor"]
     for stale in (None, 100.0):
         x, k, m = T(2.0), T(3.0), T(1.0)
-        watch = _Watch({})
-        y = _op(ns, "mul", x, k, watch)
-        z = _op(ns, "add", y, m, watch)
-        names = {id(x): "x", id(k): "k", id(m): "m", id(y): "y", id(z): "z"}
-        watch.names = names
+        y = _op(ns, "mul", x, k)
+        z = _op(ns, "add", y, m)
         if stale is not None:
             for t in (x, k, m, y, z):
                 t.grad = np.asarray(stale)
-        _call_backward(z)
-        for t in (y, m, x, k):            # in the order the rules reach them
-            if id(t) not in watch.first_seen:
+        seen = _observe(z, "z")
+        graph = seen.root.graph
+        for t, name in ((y, "y"), (m, "m"), (x, "x"), (k, "k")):     # in the order the rules reach them
+            node = graph.node(t)
+            first = next((c for c in seen.calls if c.node is not node and node in c.grads), None)
+            if first is None:
                 continue
-            before = watch.first_seen[id(t)]
-            name = names[id(t)]
+            before = first.grads[node]          # as the first rule that adds to it found it
             if before is None:
                 raise Wrong(f"for z = x·k + m, {name}.grad was None when the first rule added to it"
-                            f"{_called_at(watch)}: backward() did not set it to zero",
+                            f"{_called_at(first)}: backward() did not set it to zero",
                             "a grad is None until something sets it: before running the rules, backward() sets "
                             "every node's grad to np.zeros_like(node.data)")
             if not _close(before, np.zeros(np.shape(t.data))):
                 raise Wrong(f"for z = x·k + m, {name}.grad still held {_f(before)} from before when the first rule "
-                            f"added to it{_called_at(watch)}",
+                            f"added to it{_called_at(first)}",
                             "set every node's grad to zero at the start of backward(), also the ones that already "
                             "hold something (not only those that are None)")
-        if not watch.calls:
+        if not seen.calls:
             raise Wrong("backward() ran none of the graph's _backward rules",
                         "run node._backward() for every node, from the output back to the leaves")
 
@@ -483,7 +514,8 @@ def _zeroing(ns):
 # The order is judged on a graph where only one order is right: c = a + b₃ with a = 2x and
 # b₁ = 3a, b₂ = b₁/2, b₃ = 2b₂. Any order that runs a node's rule before one of its users'
 # (a before b₁, as a breadth-first walk always does: a is one step from c, b₁ four) or a rule
-# twice, or not at all, gives a wrong x.grad, whatever the order of a set.
+# twice, or not at all, gives a wrong x.grad, whatever the order of a set; the order the
+# observation saw then names what went wrong.
 _CHAIN = (("b1", 3.0), ("b2", 0.5), ("b3", 2.0))
 _USERS = {"a": ["b1", "c"], "b1": ["b2"], "b2": ["b3"], "b3": ["c"]}     # who uses each node's output
 
@@ -492,25 +524,23 @@ _USERS = {"a": ["b1", "c"], "b1": ["b2"], "b2": ["b3"], "b3": ["c"]}     # who u
           ["Tensor", "add", "mul"], after=["B3", "B4"])
 def _order(ns):
     T = ns["Tensor"]
-    watch = _Watch({})
     x = T(1.0)
-    a = _op(ns, "mul", x, T(2.0), watch)
+    a = _op(ns, "mul", x, T(2.0))
     names = {id(x): "x", id(a): "a"}
     node = a
     for name, factor in _CHAIN:
-        node = _op(ns, "mul", node, T(factor), watch)
+        node = _op(ns, "mul", node, T(factor))
         names[id(node)] = name
-    c = _op(ns, "add", a, node, watch)
+    c = _op(ns, "add", a, node)
     names[id(c)] = "c"
-    watch.names = names
-    _call_backward(c)
-    g = _grad(x, "x")
+    seen = _observe(c, "c")
+    g = _left(seen, x, "x")
     if _close(g, 8.0):
         return
-    ran = watch.ran()
-    grads = {}
-    for i, seen in watch.calls:
-        grads.setdefault(names.get(i, "?"), seen)
+    ran = [names.get(id(n.source), "?") for n in seen.order]
+    calls = {}
+    for name, call in zip(ran, seen.calls):
+        calls.setdefault(name, []).append(call)
     graph = "for c = a + b₃ with a = 2x, b₁ = 3a, b₂ = b₁/2, b₃ = 2b₂ at x = 1"
     for name in ("c", "b3", "b2", "b1", "a"):
         if name not in ran:
@@ -519,11 +549,11 @@ def _order(ns):
                         "whole graph)")
         if ran.count(name) > 1:
             raise Wrong(f"{graph}, x.grad is {_f(g)}, expected 8: backward() ran {name}'s _backward "
-                        f"{ran.count(name)} times{_called_at(watch)}",
+                        f"{ran.count(name)} times{_called_at(calls[name][1])}",
                         "run each node's rule once: keep a set of visited nodes while you build the order")
     if ran == ["a", "b1", "b2", "b3", "c"]:
         raise Wrong(f"{graph}, x.grad is {_f(g)}, expected 8: the rules ran parents first (a, b1, b2, b3, c)"
-                    f"{_called_at(watch)}",
+                    f"{_called_at(seen.calls[0])}",
                     "a topological order lists parents before children; backward() must run it reversed "
                     "(for node in reversed(order)), so each node's grad is complete before its rule runs")
     for name in ("a", "b1", "b2", "b3"):
@@ -532,8 +562,8 @@ def _order(ns):
             due = {"a": "4", "b1": "1", "b2": "2", "b3": "1"}[name]
             bfs = name == "a" and late == ["b1"] and ran.index("c") < ran.index("a") < ran.index("b2")
             raise Wrong(f"{graph}, x.grad is {_f(g)}, expected 8: {name}'s _backward ran before {late[0]}'s"
-                        f"{_called_at(watch)}, but {late[0]} uses {name}, so {name} passed on a grad of "
-                        f"{_f(grads.get(name))} where {due} was due",
+                        f"{_called_at(calls[name][0])}, but {late[0]} uses {name}, so {name} passed on a grad of "
+                        f"{_shown(calls[name][0].upstream)} where {due} was due",
                         ("you visit the graph breadth first (a queue, level by level): a, one step from c, runs "
                          "before the longer path through b₃, b₂, b₁ has added to its grad. " if bfs else "")
                         + "Build a topological order (each node after its parents, e.g. a depth-first walk with "
