@@ -38,7 +38,7 @@ from .engine.non_finite import NonFiniteWarning
 for _module in (nn, optim, landscapes):
     _sys.modules.setdefault(f"{__name__}.{_module.__name__.rsplit('.', 1)[1]}", _module)
 
-__version__ = "0.2.0"
+__version__ = "0.4.0"
 
 __all__ = [
     "Tensor", "add", "mul", "no_grad", "enable_grad", "trace_graph", "topological_order", "unbroadcast",
