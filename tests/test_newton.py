@@ -105,3 +105,12 @@ def test_mistakes_are_one_sentence():
     with pytest.raises(TypeError, match=r"^Newton.step needs the loss: call step\(loss\)"):
         Newton([Tensor(1.0)]).step()
     assert SGD.uses_loss is False and Newton.uses_loss is True
+
+
+def test_a_singular_hessian_takes_the_least_squares_step_to_the_valley():
+    # (x + y)²: every point of x + y = 0 is a minimum, the Hessian [[2, 2], [2, 2]] is singular
+    x, y = Tensor(3.0), Tensor(1.0)
+    history = descend(lambda: (x + y) ** 2, [x, y], "newton", lr=1.0, steps=1)
+    assert np.isfinite(history.losses).all()
+    assert abs(float(x.data + y.data)) < 1e-12               # one step to the valley floor
+    assert np.isclose(float(x.data - y.data), 2.0)             # the shortest step: along (1, 1) only
