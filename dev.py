@@ -98,7 +98,7 @@ QUICK = "not e2e and not notebooks and not wheel"
 def pytest_args(args: list[str]) -> list[str]:
     """pytest's arguments for `dev.py test ARGS`: ``--quick`` becomes a marker expression
     (joined to the caller's own ``-m``), and unless the caller chose otherwise the tests run
-    on every core with pytest-xdist, each browser test and notebook group in one worker
+    on every core with pytest-xdist, file by file, the notebook tests in one worker
     (``--dist loadgroup``: tests/conftest.py)."""
     args = list(args)
     if "--quick" in args:

@@ -208,14 +208,13 @@ def chromium():
 
 
 def pytest_collection_modifyitems(config, items):
-    """Under pytest-xdist (``--dist loadgroup``), every browser test runs in one worker, which
-    starts the one Lab server and browser, the notebook tests share one worker's runs, and
-    the other tests go to a worker file by file, so a module's fixtures (the benchmarks'
-    runs, a shell) are set up once, not once per worker."""
+    """Under pytest-xdist (``--dist loadgroup``) tests go to a worker file by file, so a
+    module's fixtures (the benchmarks' runs, a shell) are set up once, not once per worker,
+    and the notebook tests share one worker's runs. The browser test files spread over the
+    workers like the others: they mostly wait (on a kernel, on the page), so two run side by
+    side, each worker starting its own Lab server and Chromium once (session fixtures)."""
     for item in items:
-        if item.get_closest_marker("e2e"):
-            group = "browser"
-        elif item.get_closest_marker("notebooks"):
+        if item.get_closest_marker("notebooks"):
             group = "notebooks"
         else:
             group = item.nodeid.split("::", 1)[0]

@@ -7,6 +7,7 @@ import re
 
 import numpy as np
 from IPython.utils.capture import capture_output
+from practical_solutions import namespace
 
 from ad_magic import Tensor, draw_computation_graph
 from ad_magic.engine.nn import Linear, Module, module_scope
@@ -76,3 +77,17 @@ def test_a_tensor_at_the_end_of_a_cell_is_drawn_with_the_notebook_s_names(magic_
     data, _ = ip.display_formatter.format(ip.user_ns["f"])
     assert "f" not in texts(data["image/svg+xml"])
     ip.run_line_magic("load_ext", "ad_magic")
+
+
+def test_a_student_s_constants_are_numbered_in_reading_order(magic_shell):
+    """The practical's Tensor keeps its parents in a set, which forgets their order; the magic
+    saw the cell make them, so 5 is leaf₁ and −1 is leaf₂, on every run."""
+    ip = magic_shell("")
+    ip.user_ns.update(namespace())
+    for _ in range(3):
+        with capture_output():
+            assert ip.run_cell("%%autodiff y\na = Tensor(2.0)\nb = Tensor(3.0)\ny = a * a + 5 * b + -1\n").success
+        tl = ip.user_ns["_autodiff"].timeline
+        shown = [(tl.namer(t), float(t.data)) for t in tl.view.nodes]
+        assert ("leaf₁", 5.0) in shown and ("leaf₂", -1.0) in shown, shown
+        assert [(n, v) for n, v in shown if n.startswith("mul")] == [("mul₁", 4.0), ("mul₂", 15.0)], shown

@@ -51,6 +51,12 @@ class ForeignGraph:
         node.expanded = True
         adapter = self.adapter
         operands = tuple(o if isinstance(o, np.ndarray) else self._wrap(o) for o in adapter.operands_of(node))
+        recording = getattr(adapter, "recording", None)
+        if not node.ordered and recording is not None and len(operands) > 1:
+            # a set of parents: in the order the cell made them (reading order), those it did not see last
+            made = [recording.position(o.source) if isinstance(o, ForeignNode) else None for o in operands]
+            operands = tuple(o for _, o in sorted(zip(made, operands), key=lambda pair: (pair[0] is None,
+                                                                                       pair[0] or 0)))
         nodes = tuple(o for o in operands if isinstance(o, ForeignNode))
         node.parents, node.operands = nodes, operands
         if not nodes:

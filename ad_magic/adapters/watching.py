@@ -60,10 +60,20 @@ class Recording:
         self.modules, self.files = frozenset(modules), frozenset(files)
         self.active = bool(self.modules)
         self._made = {}
+        self._positions, self._positions_of = {}, 0     # position of each made object, for len(_made) objects
 
     def made(self, obj):
         record = self._made.get(id(obj))
         return record if record is not None and record.node is obj else None
+
+    def position(self, obj):
+        """When ``obj`` was made among the objects the recording saw being made (0 first), or
+        None: the order the cell built them in, which a set of parents forgets."""
+        if self._positions_of != len(self._made):
+            self._positions = {key: i for i, key in enumerate(self._made)}
+            self._positions_of = len(self._made)
+        i = self._positions.get(id(obj))
+        return i if i is not None and self._made[id(obj)].node is obj else None
 
     def nodes(self):
         """Every object seen: those made by a watched call, and their inputs."""
