@@ -31,7 +31,10 @@ and nbgrader forms in :mod:`ad_magic.practical.exports`.
 """
 from __future__ import annotations
 
+import ast
 import builtins
+import dis
+import inspect
 import io
 import json
 import os
@@ -555,16 +558,50 @@ def _end_process_tree(pid):
         pass
 
 
+def _loop_line(frame):
+    """The line of the outermost loop of ``frame``'s function around what it is running, or
+    None when it runs no loop: the same line on every run, wherever in the loop the stop
+    landed. The loop is found in the bytecode (a backward jump spans it); with the source at
+    hand, its ``for``/``while`` line is named, else the line where its body starts."""
+    at, start, end = frame.f_lasti, None, None
+    for ins in dis.get_instructions(frame.f_code):
+        target = ins.argval
+        if ((ins.opcode in dis.hasjrel or ins.opcode in dis.hasjabs) and isinstance(target, int)
+                and target < ins.offset and target <= at <= ins.offset and (start is None or target < start)):
+            start, end = target, ins.offset
+    if start is None:
+        return None
+    starts = list(dis.findlinestarts(frame.f_code))
+    lines = [line for offset, line in starts if offset <= start and line is not None]
+    body = lines[-1] if lines else frame.f_lineno
+    spanned = {line for offset, line in starts if start <= offset <= end and line is not None} | {body}
+    try:
+        source, first = inspect.getsourcelines(frame.f_code)
+        tree = ast.parse(textwrap.dedent("".join(source)))
+    except (OSError, TypeError, SyntaxError, ValueError):
+        return body
+    first = max(first, 1)
+    loops = [first + n.lineno - 1 for n in ast.walk(tree) if isinstance(n, (ast.For, ast.While, ast.AsyncFor))
+             and first + n.lineno - 1 <= min(spanned) <= first + (n.end_lineno or n.lineno) - 1]
+    return min(loops) if loops else body
+
+
 def _student_line(frame):
-    """"line N of f" of the innermost frame of the student's code, or None."""
-    while frame is not None and _ours(frame.f_code.co_filename):
+    """"line N of f" where the student's code was stopped: the start of the outermost loop
+    it was running (so the same line on every run), else its innermost frame's line; None
+    when no frame is the student's."""
+    while frame is not None and _ours(frame.f_code.co_filename):     # the stop's own frames
         frame = frame.f_back
-    inner = frame
-    while frame is not None:
-        if not _ours(frame.f_code.co_filename) and "site-packages" not in frame.f_code.co_filename:
-            return f"line {frame.f_lineno} of {frame.f_code.co_name}"
+    frames = []          # the student's frames the question called, innermost first (not its callers)
+    while frame is not None and not _ours(frame.f_code.co_filename):
+        if "site-packages" not in frame.f_code.co_filename:
+            frames.append(frame)
         frame = frame.f_back
-    return None if inner is None else f"line {inner.f_lineno} of {inner.f_code.co_name}"
+    for f in reversed(frames):          # outermost first
+        line = _loop_line(f)
+        if line is not None:
+            return f"line {line} of {f.f_code.co_name}"
+    return f"line {frames[0].f_lineno} of {frames[0].f_code.co_name}" if frames else None
 
 
 def _run(q, ns, timeout):

@@ -116,6 +116,7 @@ table{border-collapse:collapse;width:100%}td,th{text-align:left;vertical-align:t
 border-bottom:1px solid #f3f4f6}th{color:#4b5563;font-weight:600}.mark{width:1.5em;font-size:1.15em}
 .key{width:2.5em;font-weight:600}.pass{color:#065f46}.fail{color:#b91c1c}.hint{color:#92400e}
 .follows{color:#6b7280;font-style:italic}.picture{margin:12px 0 4px;overflow-x:auto}
+.plot svg{max-width:100%;height:auto}
 .caption{color:#4b5563;font-size:.92em}.compare{width:auto;font-family:ui-monospace,monospace;font-size:.9em}
 .compare td{padding-right:28px}.notes li{color:#4b5563}.num{text-align:right;width:5em}
 """
@@ -220,7 +221,8 @@ def report_html(grades, keys) -> str:
             f'<div class="score">{n} submission{"s" * (n != 1)}; mean {score_text(round(sum(totals) / max(n, 1), 2))}'
             f" / {score_text(worth)}, full marks: {sum(t == worth for t in totals)}</div>"]
     if keys:
-        body += ["<h2>Pass rate per question</h2>", f'<div class="picture">{_pass_rate_svg(keys, rates, parts)}</div>']
+        plot = _pass_rate_svg(keys, rates, parts)
+        body += ["<h2>Pass rate per question</h2>", f'<div class="picture plot">{plot}</div>']
     stopped = []
     for g in grades:
         looped = [r["key"] for r in g.results if r["message"].startswith(TIMED_OUT)]
