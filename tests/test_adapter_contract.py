@@ -743,6 +743,25 @@ def test_the_recording_sees_which_call_made_which_node_from_which_inputs():
     assert sys.getprofile() is None
 
 
+def test_the_recording_sees_the_recording_thread_only():
+    # sys.monitoring (3.12+) sees every thread, sys.setprofile only the one that set it
+    import threading
+
+    from ad_magic.adapters import recording
+
+    Tensor = make_class()
+    made = {}
+
+    def elsewhere():
+        made["other"] = Tensor(2.0) * Tensor(3.0)
+    with recording({"__name__": Tensor.__module__, "Tensor": Tensor}) as seen:
+        worker = threading.Thread(target=elsewhere)
+        worker.start()
+        worker.join()
+        here = Tensor(4.0) * Tensor(5.0)
+    assert seen.made(made["other"]) is None and seen.made(here) is not None
+
+
 def test_a_recording_with_no_class_to_watch_watches_nothing():
     from ad_magic import Tensor
     from ad_magic.adapters import recording

@@ -8,6 +8,8 @@ import json
 import os
 import subprocess
 import sys
+import threading
+import time
 from pathlib import Path
 
 import numpy as np
@@ -182,8 +184,42 @@ def test_a_loop_that_catches_base_exception_is_stopped_too():
     assert observation.timed_out and "a loop that does not end" in observation.problems[-1]
 
 
+def test_another_thread_running_the_same_rules_is_neither_observed_nor_stopped():
+    # sys.monitoring (3.12+) sees every thread, sys.settrace only the one that set it: the
+    # observation must be the observing thread's, and its time limit stop that thread alone
+    others, stop, failures = [sb.build(sb.Tensor)[0] for _ in range(2)], threading.Event(), []
+
+    def rerun_rules(out):
+        try:
+            while not stop.is_set():
+                for node in out.topological():
+                    node.grad = np.ones_like(node.data)
+                    node._backward()
+        except BaseException as exc:        # StopObserving too
+            failures.append(exc)
+    workers = [threading.Thread(target=rerun_rules, args=(o,)) for o in others]
+    for worker in workers:
+        worker.start()
+    try:
+        out, x = sb.build(sb.Tensor)
+        calm = observe_backward(out, timeout=10)
+        endless, _ = sb.build(sb.RulesForever)
+        stopped = observe_backward(endless, timeout=0.5)
+        time.sleep(0.2)
+    finally:
+        stop.set()
+        for worker in workers:
+            worker.join()
+    assert failures == []
+    assert calm.problems == [] and calm.grad(x) == 11.0
+    assert [s.function for s in calm.steps] == [s.function for s in observe_backward(sb.build(sb.Tensor)[0]).steps]
+    assert stopped.timed_out
+
+
 def test_a_recursion_error_on_a_deep_graph_is_named():
-    out, x = sb.chain(sb.Recursive, 1500)
+    # deeper than the interpreter's limit, whatever it is (jedi 0.19, imported by IPython 8 on
+    # Python 3.9, raises it from 1000 to 3000)
+    out, x = sb.chain(sb.Recursive, max(1500, sys.getrecursionlimit() + 500))
     observation = observe_backward(out)
     problem, = observation.problems
     assert problem.startswith("your backward raised RecursionError") and "walk it with a loop" in problem

@@ -270,7 +270,15 @@ def trace_graph(tensor):
     threads = threading.active_count()
     result = practical.check("A", namespace(("trace_graph", swallowing)), timeout=0.5)["A5"]
     assert result.status == "fail"
-    assert result.message == "stopped after 0.5 s: your code was still running line 3 of trace_graph" or (
+    # where the loop was stopped is read by a signal handler, run where the interpreter checks for
+    # signals: on 3.11+ the loop's own line; on 3.9 the jump back lands on the try's line; 3.10
+    # never checks inside this loop (not before a SETUP_FINALLY), so it is killed without a line
+    stopped = "stopped after 0.5 s: your code "
+    lines = {(3, 9): ("was still running line 3 of trace_graph", "was still running line 4 of trace_graph",
+                      "was still running line 5 of trace_graph"),
+             (3, 10): ("was still running line 3 of trace_graph", "did not finish")}
+    expected = lines.get(sys.version_info[:2], ("was still running line 3 of trace_graph",))
+    assert result.message in [stopped + end for end in expected] or (
         not sys.platform.startswith("linux") and result.message.startswith("stopped after 0.5 s"))
     assert "while loop" in result.hint
     assert not any(t.name == "practical-check" for t in threading.enumerate())

@@ -20,6 +20,7 @@ import operator
 import os
 import sys
 import sysconfig
+import threading
 import time
 
 import numpy as np
@@ -474,45 +475,55 @@ def traced(watcher):
 
 @contextlib.contextmanager
 def _monitored(watcher):   # pragma: no cover - Python 3.12+ only; the machines here run 3.11
+    # sys.monitoring sees every thread (sys.settrace only the one that set it): callbacks from
+    # another thread are ignored (never DISABLEd: that would switch the code off for this
+    # thread too), so its calls are not steps and the time limit stops this thread alone
     monitoring = sys.monitoring
     events = monitoring.events
     tool = next((t for t in (monitoring.DEBUGGER_ID, monitoring.PROFILER_ID, 3, 4)
                  if monitoring.get_tool(t) is None), None)
     if tool is None:
         raise RuntimeError("every sys.monitoring tool id is taken; cannot watch the backward")
-    monitoring.use_tool_id(tool, "ad_magic.observe")
+    observing = threading.get_ident()
     lines_on = set()
 
     def start(code, offset):
         if not watcher.watches(code):
             return monitoring.DISABLE
+        if threading.get_ident() != observing:
+            return None
         frame = sys._getframe(1)
         if code not in lines_on:
             lines_on.add(code)
             monitoring.set_local_events(tool, code, events.LINE)
         watcher.enter(frame)
+        return None
 
     def finish(code, offset, value):
         if not watcher.watches(code):
             return monitoring.DISABLE
-        watcher.leave(sys._getframe(1), value)
+        if threading.get_ident() == observing:
+            watcher.leave(sys._getframe(1), value)
+        return None
 
     def unwind(code, offset, exc):
-        if watcher.watches(code):
+        if threading.get_ident() == observing and watcher.watches(code):
             frame = sys._getframe(1)
             watcher.exception(frame, exc)
             watcher.leave(frame)
 
     def line(code, number):
-        watcher.check_time(sys._getframe(1))
+        if threading.get_ident() == observing:
+            watcher.check_time(sys._getframe(1))
 
     callbacks = {events.PY_START: start, events.PY_RESUME: start, events.PY_RETURN: finish,
                  events.PY_YIELD: finish, events.PY_UNWIND: unwind, events.LINE: line}
-    for event, callback in callbacks.items():
-        monitoring.register_callback(tool, event, callback)
-    monitoring.set_events(tool, events.PY_START | events.PY_RESUME | events.PY_RETURN | events.PY_YIELD
-                          | events.PY_UNWIND)
+    monitoring.use_tool_id(tool, "ad_magic.observe")
     try:
+        for event, callback in callbacks.items():
+            monitoring.register_callback(tool, event, callback)
+        monitoring.set_events(tool, events.PY_START | events.PY_RESUME | events.PY_RETURN
+                              | events.PY_YIELD | events.PY_UNWIND)
         yield
     finally:
         monitoring.set_events(tool, 0)

@@ -28,6 +28,7 @@ import inspect
 import os
 import sys
 import sysconfig
+import threading
 
 from .structure import fields_of, graph_class
 
@@ -225,10 +226,13 @@ def _monitored(monitoring, seen):     # Python 3.12+
             yield
         return
     files, returned, event = seen.files, seen.returned, monitoring.events.PY_RETURN
+    recording_thread = threading.get_ident()   # monitoring sees every thread, setprofile one
 
     def on_return(code, offset, value):
         if code.co_filename not in files:
             return monitoring.DISABLE
+        if threading.get_ident() != recording_thread:    # not DISABLE: that is for every thread
+            return None
         frame = sys._getframe(1)
         while frame is not None and frame.f_code is not code:
             frame = frame.f_back
