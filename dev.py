@@ -92,7 +92,7 @@ def run(cmd: list, up: urllib.request.Request | None = None, banner: str = "", *
 
 
 # `dev.py test --quick`: leaves out what needs a browser, a kernel per notebook or a fresh venv.
-QUICK = "not e2e and not notebooks and not wheel"
+QUICK = "not e2e and not notebooks and not wheel and not tools"
 
 
 def pytest_args(args: list[str]) -> list[str]:

@@ -112,7 +112,7 @@ def test_quick_leaves_out_the_browser_notebook_and_wheel_tests(dev, monkeypatch)
     assert dev.pytest_args(["--quick", "-k", "grad"])[-4:] == ["-k", "grad", "-m", dev.QUICK]
     assert dev.pytest_args(["--quick", "-m", "not slow", "-n", "0"]) == [
         "-m", f"(not slow) and {dev.QUICK}", "-n", "0"]
-    assert all(m in dev.QUICK for m in ("not e2e", "not notebooks", "not wheel"))
+    assert all(m in dev.QUICK for m in ("not e2e", "not notebooks", "not wheel", "not tools"))
     # and it does not install a browser
     monkeypatch.setattr(dev, "setup", lambda extra: None)
     monkeypatch.setattr(dev, "ensure_chromium", lambda: pytest.fail("--quick installs no browser"))

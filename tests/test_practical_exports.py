@@ -131,6 +131,7 @@ def _expected():
 @pytest.mark.skipif(importlib.util.find_spec("otter") is None and not os.environ.get("CI"),   # CI installs it
                     reason="otter-grader is not installed (pip install 'ad_magic[grading]')")
 @pytest.mark.timeout(1200)
+@pytest.mark.tools
 def test_otter_s_own_local_grading_scores_as_check_does(tmp_path):
     exports.write_otter(tmp_path)
     _run(["otter", "generate"], tmp_path)
@@ -150,6 +151,7 @@ def test_otter_s_own_local_grading_scores_as_check_does(tmp_path):
 @pytest.mark.skipif(importlib.util.find_spec("nbgrader") is None and not os.environ.get("CI"),
                     reason="nbgrader is not installed (pip install 'ad_magic[grading]')")
 @pytest.mark.timeout(1200)
+@pytest.mark.tools
 def test_nbgrader_autograde_scores_as_check_does(tmp_path):
     exports.write_nbgrader(tmp_path)
     _run(["nbgrader", "generate_assignment", "tp04", "--force"], tmp_path)
