@@ -12,7 +12,7 @@ import numpy as np
 from ..engine import OPS
 from .base import AdapterError, ForeignNode, describe, numeric
 from .contract import RULES
-from .rules import arrange
+from .rules import arrange, expected
 from .steps import ForeignStep
 
 __all__ = ["ForeignGraph", "node_for"]
@@ -31,10 +31,33 @@ class ForeignGraph:
         self.adapter = adapter
         self._by_id = {}
         self.display = {}       # node -> the name a caller gave it (the steps' notes use it)
+        self._measured = None   # node -> the measured derivative of an op the registry does not know
         root = self._wrap(root_source)
         self.root = root
         self.order = self._topological(root)
         adapter.built(self.order)     # e.g. PyTorch: intermediate values, parents first
+
+    def measured_rule(self, node):
+        """The derivative of ``node``'s op measured from the student's forward
+        (``numeric.py``): ``{parent: (J, rtol) or None}``, or a reason (a sentence) when
+        nothing was measured. Measured once for every node of the graph that needs it
+        (one forked copy of the process), when a step first asks."""
+        if self._measured is None:
+            from .numeric import numeric_rules
+
+            unknown = []
+            for n in self.order:
+                if n.parents:
+                    rule = expected(n, np.ones(n.shape))
+                    if rule is None or rule.operands is None:
+                        unknown.append(n)
+            self._measured = numeric_rules(self, unknown) if unknown else {}
+        return self._measured.get(node)
+
+    def unmeasured(self, node):
+        """Why the derivative of ``node``'s op was not measured (a sentence), or None."""
+        found = self.measured_rule(node)
+        return found if isinstance(found, str) else None
 
     def _wrap(self, obj):
         node = self._by_id.get(id(obj))

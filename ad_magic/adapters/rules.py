@@ -13,13 +13,16 @@ from ..engine import OPS
 from ..engine.formatting import format_value
 from .base import ForeignNode, label
 
-__all__ = ["arrange", "expected", "readings"]
+__all__ = ["arrange", "expected", "measured", "readings"]
 
 _SYMMETRIC = {"add", "mul"}
 
 
 class _Expected:
     """What the chain rule says each parent should receive at one step."""
+
+    numeric = False      # True: the op's derivative was measured from the student's forward (numeric.py)
+    rtol = 1e-6
 
     def __init__(self, node, upstream, operands, contributions, locals_):
         self.node, self.upstream, self.operands = node, upstream, operands
@@ -54,7 +57,12 @@ class _Expected:
         old, new = self.change(parent)
         if old is None or new is None or new.shape != np.shape(parent.data):
             return False
-        return np.allclose(new - old, want, rtol=1e-6, atol=1e-9, equal_nan=True)
+        if not self.numeric:
+            return np.allclose(new - old, want, rtol=1e-6, atol=1e-9, equal_nan=True)
+        known = np.isfinite(want)           # NaN: a kink there (any subgradient is accepted)
+        want, got = want[known], (new - old)[known]
+        atol = 0.1 * self.rtol * max(1.0, float(np.max(np.abs(want), initial=0.0)))
+        return np.allclose(got, want, rtol=self.rtol, atol=atol)
 
     def explain(self, parent, old, new) -> str:
         want = self.contributions[parent]
@@ -69,6 +77,8 @@ class _Expected:
         got = new - old if old is not None and old.shape == new.shape else new
         text = (f"{fn}'s _backward added {format_value(got)} to the grad of {who}, "
                 f"but the chain rule gives {format_value(want)}")
+        if self.numeric:
+            text += f" (with the derivative of your forward {fn}, measured numerically)"
         pieces = [want] + self.pieces.get(parent, [])
         if old is not None and np.any(old != 0) and any(np.allclose(new, c) for c in pieces):
             return text + ": it overwrote the grad (=) instead of adding to it (+=)."
@@ -107,6 +117,32 @@ def expected(node, upstream, kind=None, operands=None):
     expected = _Expected(node, upstream, operands, contributions, locals_ or None)
     expected.pieces = pieces
     return expected
+
+
+def measured(node, upstream):
+    """The chain rule for an op the registry does not know, from the derivative of the
+    student's own forward measured numerically (``numeric.py``): an ``_Expected`` whose
+    contributions are ``upstream · J``, or None (nothing measured; the graph's
+    :meth:`~.graph.ForeignGraph.unmeasured` says why)."""
+    if upstream is None or not node.parents:
+        return None
+    rule = getattr(node.graph, "measured_rule", None)
+    found = rule(node) if rule is not None else None
+    if not isinstance(found, dict):
+        return None
+    try:
+        up = np.broadcast_to(np.asarray(upstream, dtype=np.float64), node.shape).reshape(-1)
+    except ValueError:
+        return None          # a grad of the wrong shape: the step says so, with no chain rule to compare
+    contributions, rtol = {}, 1e-6
+    for parent, (jacobian, tolerance) in found.items():
+        with np.errstate(invalid="ignore"):     # NaN columns: kinks, where any subgradient is accepted
+            contributions[parent] = np.where(np.isnan(jacobian).any(axis=0), np.nan,
+                                             up @ np.nan_to_num(jacobian)).reshape(parent.shape)
+        rtol = max(rtol, tolerance)
+    rule = _Expected(node, upstream, tuple(node.parents), contributions, None)
+    rule.numeric, rule.rtol = True, rtol
+    return rule
 
 
 # Ops whose values can coincide with another's for particular numbers (a + 0 = a - 0,

@@ -11,7 +11,7 @@ import numpy as np
 
 from ..engine import OPS, ChainTerm
 from .base import ForeignNode, label
-from .rules import expected, readings
+from .rules import expected, measured, readings
 
 __all__ = ["ForeignStep", "ForeignTerm", "where"]
 
@@ -57,9 +57,21 @@ class ForeignStep:
                 self.changes[n] = (old, new)
         judged = getattr(node.graph.adapter, "checks_rules", True)   # PyTorch's own rules need no checking
         self.expected = expected(node, upstream) if judged and error is None and note is None else None
+        unknown = judged and error is None and note is None and (self.expected is None
+                                                                  or self.expected.operands is None)
+        if unknown:      # an op the registry does not know: its derivative measured from the student's forward
+            self.expected = measured(node, upstream) or self.expected
         if self.expected is not None:
             self.expected.bind(self.changes, before)
         self.remark = node.remark     # not a mistake: what the label claims and what the node did differ
+        if unknown and (self.expected is None or self.expected.operands is None) and node.parents:
+            why = getattr(node.graph, "unmeasured", lambda n: None)(node)
+            if why:
+                self.remark = "; ".join(filter(None, (self.remark, f"this rule is not checked: {why}")))
+        elif unknown and self.expected is not None and self.expected.numeric:
+            self.remark = "; ".join(filter(None, (self.remark, (
+                f"{self.function} is not in ad_magic's op registry: this rule is checked against the derivative "
+                f"of your forward {self.function}, measured numerically"))))
         self.note = note
         if error is not None:
             rule = getattr(node.graph.adapter, "rule_name", None)

@@ -29,10 +29,11 @@ import os
 import sys
 import sysconfig
 import threading
+import types
 
 from .structure import fields_of, graph_class
 
-__all__ = ["recording", "Recording", "Made"]
+__all__ = ["recording", "Recording", "Made", "Replay"]
 
 _LIBRARIES = ("ad_magic", "numpy", "IPython", "ipykernel", "ipywidgets", "torch", "builtins", "matplotlib")
 
@@ -61,6 +62,7 @@ class Recording:
         self.modules, self.files = frozenset(modules), frozenset(files)
         self.active = bool(self.modules)
         self._made = {}
+        self._replays = {}        # id(node) -> [Replay], innermost first
         self._positions, self._positions_of = {}, 0     # position of each made object, for len(_made) objects
 
     def made(self, obj):
@@ -95,9 +97,18 @@ class Recording:
         # an instance of a watched class (functions, classes and modules are instances of builtins)
         return type(value).__module__ in self.modules
 
+    def replays(self, obj) -> list:
+        """Every watched call seen returning ``obj``, as a :class:`Replay`, outermost first
+        (``x * y`` calling a helper that builds the node: ``__mul__``, then the helper)."""
+        made = self.made(obj)
+        return list(reversed(self._replays.get(id(obj), ()))) if made is not None else []
+
     def returned(self, frame, value):
-        if value is None or not self._is_node(value) or id(value) in self._made:
+        if value is None or not self._is_node(value):
             return
+        known = self._made.get(id(value))
+        if known is not None and known.node is not value:
+            known = None
         code = frame.f_code
         count = code.co_argcount + code.co_kwonlyargcount + bool(code.co_flags & inspect.CO_VARARGS)
         try:
@@ -118,8 +129,62 @@ class Recording:
                     owner = arg.__name__
                 elif hasattr(arg, "__dict__") and not inspect.ismodule(arg):
                     owner = type(arg).__name__
+        replay = Replay.of(code, frame.f_globals, local, tuple(inputs))
+        if known is not None:         # an outer call handing on what an inner one made
+            if replay is not None:
+                self._replays.setdefault(id(value), []).append(replay)
+            return
         self._made[id(value)] = Made(value, tuple(inputs), code.co_qualname if hasattr(code, "co_qualname")
                                      else code.co_name, owner, dict(fields_of(value)), _rule_of(value, local))
+        self._replays[id(value)] = [replay] if replay is not None else []
+
+
+@dataclasses.dataclass(frozen=True)
+class Replay:
+    """A watched call that returned a node, as it can be run again: its code, globals and
+    closure, and its arguments as they were when it returned (by reference). Calling it
+    (:meth:`run`) runs the student's forward operation once more on the same objects:
+    ``numeric.py`` does so in a forked copy of the process, with one input's data
+    perturbed, to measure the derivative of an op ad_magic's registry does not know."""
+
+    code: object
+    globals: dict
+    positional: tuple         # the values of the positional parameters, in order
+    varargs: tuple
+    keywords: dict            # keyword-only parameters and **kwargs
+    free: tuple               # the closure's values, in co_freevars order
+    inputs: tuple             # the node arguments (as in Made.inputs)
+
+    @classmethod
+    def of(cls, code, globals_, local, inputs):
+        if code.co_flags & (inspect.CO_GENERATOR | inspect.CO_COROUTINE | inspect.CO_ASYNC_GENERATOR):
+            return None
+        names = code.co_varnames
+        n, k = code.co_argcount, code.co_kwonlyargcount
+        try:
+            positional = tuple(local[name] for name in names[:n])
+            keywords = {name: local[name] for name in names[n:n + k]}
+            at = n + k
+            varargs = ()
+            if code.co_flags & inspect.CO_VARARGS:
+                varargs = tuple(local[names[at]])
+                at += 1
+            if code.co_flags & inspect.CO_VARKEYWORDS:
+                keywords.update(local[names[at]])
+            free = tuple(local[name] for name in code.co_freevars)
+        except (KeyError, TypeError):     # a parameter deleted, or a closure cell still empty
+            return None
+        return cls(code, globals_, positional, varargs, keywords, free, inputs)
+
+    @property
+    def name(self) -> str:
+        return getattr(self.code, "co_qualname", self.code.co_name)
+
+    def run(self):
+        """Call it again (on the objects as they are now); returns what it returns."""
+        function = types.FunctionType(self.code, self.globals, self.code.co_name, None,
+                                      tuple(types.CellType(v) for v in self.free) or None)
+        return function(*self.positional, *self.varargs, **self.keywords)
 
 
 def _rule_of(value, local):
