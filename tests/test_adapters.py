@@ -124,7 +124,7 @@ def test_the_stepper_steps_through_the_student_s_graph(ns):
     stepper = BackwardStepper(y, names={x: "x", y: "y"})
     assert stepper.n_steps == 6          # the student's backward: zeroing, seed, then the four rules
     assert stepper.caption_text(0).startswith("Before your backward(): ∂L/∂y is None")
-    assert stepper.caption_text(1).startswith("zeroing: your backward set 6 grad(s) to zero")
+    assert stepper.caption_text(1).startswith("zeroing: your backward set 7 grad(s) to zero")   # y too
     assert stepper.caption_text(2) == "seed: your backward set the output's grad to 1.0 (the seed)"
     captions = [stepper.caption_text(k) for k in range(3, 7)]
     assert any("so ∂L/∂x = " in c and c.endswith("= 9.0") or "= 9.0;" in c for c in captions), captions

@@ -293,20 +293,42 @@ def _assemble(root, nodes, watcher, before, after, error, timed_out, seconds):
                       note=STOPPED_NOTE if owner is stopped_in else None)
         pending, owner = [], None
 
-    for call, changes in watcher.batches:
+    parents_of = [{position[id(p)] for p in n.parents if id(p) in position} for n in nodes]
+    inline = {}               # a consumer whose terms backward() computed itself -> its owner
+
+    def pieces(b, call, changes):
+        """The batch, or (outside the nodes' rules, on a line that names the nodes it uses)
+        its changes split by the consumer whose chain-rule term each one is."""
         mine = call.owner() if call is not None else None
-        key = mine if mine is not None and mine.rule_of is not None else None
-        if key is None and owner is not None and owner.returned and changes and all(
-                id(nodes[j]) in inputs_of(owner) for j, _, _ in changes):
-            key = owner       # the grads a rule returned, added into its inputs by the code that called it
-        if key is not None and key is owner:
-            pending.extend(changes)
-            continue
-        flush()
-        if key is None:
-            _steps_of(None, changes, nodes, state, steps, order, root, position)
-        else:
-            owner, pending = key, list(changes)
+        named = watcher.named.get(b)
+        if not named or (mine is not None and mine.rule_of is not None):
+            return [(mine if mine is not None and mine.rule_of is not None else None, changes)]
+        split, rest = {}, []
+        for change in changes:
+            c = _consumer(change, named, parents_of, nodes, root)
+            if c is None:
+                rest.append(change)
+            else:
+                split.setdefault(inline.setdefault(c, _Inline(c)), []).append(change)
+        for j in watcher.unchanged.get(b, ()):      # a term that ran and added nothing (its upstream was 0)
+            c = next((c for c in named if j in parents_of[c]), None)
+            if c is not None:
+                split.setdefault(inline.setdefault(c, _Inline(c)), [])
+        return ([(None, rest)] if rest else []) + list(split.items())
+
+    for b, (call, changes) in enumerate(watcher.batches):
+        for key, part in pieces(b, call, changes):
+            if key is None and owner is not None and owner.returned and part and all(
+                    id(nodes[j]) in inputs_of(owner) for j, _, _ in part):
+                key = owner       # the grads a rule returned, added into its inputs by the code that called it
+            if key is not None and key is owner:
+                pending.extend(part)
+                continue
+            flush()
+            if key is None:
+                _steps_of(None, part, nodes, state, steps, order, root, position)
+            else:
+                owner, pending = key, list(part)
     flush()
     where_text = None
     if error is not None:
@@ -328,6 +350,29 @@ def _assemble(root, nodes, watcher, before, after, error, timed_out, seconds):
                          seconds)
     return Observation(root, steps, grads, {n: before[i] for i, n in enumerate(nodes)}, order,
                        None if error is None else (error, where_text), timed_out, problems, seconds, calls)
+
+
+class _Inline:
+    """A node whose chain-rule terms ``backward()`` computed itself (it has no rule of its
+    own): what the lines naming it changed in its inputs' grads is judged as its rule."""
+
+    returned = False
+
+    def __init__(self, i):
+        self.rule_of = i
+
+
+def _consumer(change, named, parents_of, nodes, root):
+    """The node, among those the line ``named``, whose chain-rule term ``change`` is: one
+    that uses the changed node (the first the line names). None for the zeroing, the seed,
+    and a change no named node explains."""
+    j, _, new = change
+    if nodes[j] is root or new is None or not np.any(new):
+        return None
+    for c in named:
+        if j in parents_of[c]:
+            return c
+    return None
 
 
 def _steps_of(owner, changes, nodes, state, steps, order, root, position, error=None, note=None, calls=None,
@@ -355,7 +400,7 @@ def _steps_of(owner, changes, nodes, state, steps, order, root, position, error=
             state[j] = new
         after_d = {id(nodes[j]): state[j] for j in touched}
         step = ForeignStep(len(steps) + 1, node, before_d, after_d, upstream, error=error, note=note,
-                           watched=[nodes[j] for j in sorted(touched)])
+                           watched=[nodes[j] for j in sorted(touched)], inline=isinstance(owner, _Inline))
         steps.append(step)
         order.append(node)
         return

@@ -22,6 +22,7 @@ class _Expected:
     """What the chain rule says each parent should receive at one step."""
 
     numeric = False      # True: the op's derivative was measured from the student's forward (numeric.py)
+    doer = None          # who did the step, in findings (default: "mul's _backward")
     rtol = 1e-6
 
     def __init__(self, node, upstream, operands, contributions, locals_):
@@ -68,14 +69,16 @@ class _Expected:
         want = self.contributions[parent]
         who = label(parent)
         fn = self.node._function
+        did = self.doer or f"{fn}'s _backward"
+        after = did.rstrip(",")
         if new is None:
-            return f"after {fn}'s _backward, the grad of {who} is None; add into it (+=) instead."
+            return f"after {after}, the grad of {who} is None; add into it (+=) instead."
         if new.shape != np.shape(parent.data):
-            return (f"after {fn}'s _backward, the grad of {who} has shape {new.shape} but its data has shape "
+            return (f"after {after}, the grad of {who} has shape {new.shape} but its data has shape "
                     f"{np.shape(parent.data)}" + ("; is it transposed?" if new.shape[::-1] == np.shape(parent.data)
                                                   else "."))
         got = new - old if old is not None and old.shape == new.shape else new
-        text = (f"{fn}'s _backward added {format_value(got)} to the grad of {who}, "
+        text = (f"{did} added {format_value(got)} to the grad of {who}, "
                 f"but the chain rule gives {format_value(want)}")
         if self.numeric:
             text += f" (with the derivative of your forward {fn}, measured numerically)"

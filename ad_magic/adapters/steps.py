@@ -43,7 +43,7 @@ class ForeignStep:
 
     caption = None       # the timeline writes the chain rule out from the terms
 
-    def __init__(self, index, node, before, after, upstream, *, error=None, note=None, watched=()):
+    def __init__(self, index, node, before, after, upstream, *, error=None, note=None, watched=(), inline=False):
         self.index, self.node, self.error = index, node, error
         self.upstream = upstream
         self.function = node._function
@@ -63,6 +63,8 @@ class ForeignStep:
             self.expected = measured(node, upstream) or self.expected
         if self.expected is not None:
             self.expected.bind(self.changes, before)
+            if inline:
+                self.expected.doer = f"your backward, computing {self.function}'s terms,"
         self.remark = node.remark     # not a mistake: what the label claims and what the node did differ
         if unknown and (self.expected is None or self.expected.operands is None) and node.parents:
             why = getattr(node.graph, "unmeasured", lambda n: None)(node)
@@ -81,6 +83,10 @@ class ForeignStep:
             self.note = self._judge()
             if self.note is not None and self.expected is not None and self.expected.operands is not None:
                 self._second_opinion(upstream, before)
+        if inline:
+            self.remark = "; ".join(filter(None, (self.remark, (
+                f"your backward computed these terms of {self.function}'s chain rule itself (the node has no rule "
+                "of its own): they are judged as its rule"))))
         self.terms = self._terms()
         self.ok = self.note is None
 

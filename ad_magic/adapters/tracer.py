@@ -15,9 +15,11 @@ from __future__ import annotations
 import contextlib
 import dis
 import inspect
+import linecache
 import numbers
 import operator
 import os
+import re
 import sys
 import sysconfig
 import threading
@@ -85,6 +87,8 @@ def _protected(code, cache={}) -> tuple:  # noqa: B006
 # ------------------------------------------------------------------ watching the grads
 
 _MISSING = object()
+_NAME = re.compile(r"[A-Za-z_][A-Za-z_0-9]*")
+_ASSIGNED = re.compile(r"\b([A-Za-z_][A-Za-z_0-9]*)\.([A-Za-z_][A-Za-z_0-9]*)\s*(?:[-+*/@]|//)?=(?!=)")
 
 
 def _grad_name(obj) -> str:
@@ -219,11 +223,13 @@ def same_value(a, b) -> bool:
 # ------------------------------------------------------------------ the tracer
 
 class _Call:
-    __slots__ = ("frame", "code", "parent", "rule_of", "depth", "returned")
+    __slots__ = ("frame", "code", "parent", "rule_of", "depth", "returned", "line", "in_rule")
 
     def __init__(self, frame, parent, rule_of):
         self.frame, self.code, self.parent, self.rule_of = frame, frame.f_code, parent, rule_of
         self.returned = False      # a rule that returns its inputs' grads (the caller adds them)
+        self.line = None           # the line running now (outside the nodes' rules)
+        self.in_rule = rule_of is not None or (parent is not None and parent.in_rule)
         self.depth = 0 if parent is None else parent.depth + 1
 
     def owner(self):
@@ -253,6 +259,9 @@ class Watcher:
         self.runaway = False
         self.stack = []             # the student's calls running now, outermost first
         self.batches = []           # (call, [(i, before, after)])
+        self.named = {}             # batch index -> the nodes named on the line that made its changes
+        self.unchanged = {}         # batch index -> grads that line assigned without changing their value
+        self._line_names = {}       # (code, line) -> the local names the line's text uses
         self.raised_in = None       # the innermost student call an exception started in
         self.stopped_at = None      # (code, line) where the time limit stopped the code
         self.late = None            # the time after which any traced line is stopped
@@ -287,6 +296,69 @@ class Watcher:
         if changes:
             self.batches.append((call, changes))
 
+    def line(self, frame):
+        """A line of the student's code is about to run. Outside the nodes' rules (a
+        ``backward()`` that computes the grads itself, a loop over local derivatives kept
+        as numbers) what the line before it changed is looked for among the nodes that
+        line names and their parents, and kept with those names: the chain-rule terms it
+        computed are then judged one by one (``observe.py``)."""
+        self.check_time(frame)
+        if not self.stack or self.stack[-1].frame is not frame:
+            return
+        call = self.stack[-1]
+        if call.in_rule:
+            return
+        previous, call.line = call.line, frame.f_lineno
+        if previous is None:
+            return
+        named, written = self._named(frame, previous)
+        if not named:
+            return
+        candidates = set(named)
+        for i in named:
+            candidates.update(self.grads.parents[i])
+        changes = self.grads.changed(candidates, everywhere=False)
+        changed = {j for j, _, _ in changes}
+        # a line that wrote an input's grad but left its value as it was (+= 0 · …) still ran
+        # that term: the order of the terms is judged from it too
+        ran = [j for j in written if j not in changed and any(j in self.grads.parents[c] for c in named)]
+        if changes or ran:
+            self.named[len(self.batches)] = named
+            if ran:
+                self.unchanged[len(self.batches)] = ran
+            self.batches.append((call, changes))
+
+    def _named(self, frame, line):
+        """(positions of the nodes held by the local names that ``line`` of the frame's
+        code uses, in the order the line names them (every local when its text cannot be
+        read); positions of those whose grad field the line assigns to)."""
+        code = frame.f_code
+        found = self._line_names.get((code, line), _MISSING)
+        if found is _MISSING:
+            text = linecache.getline(code.co_filename, line)
+            local_names = set(code.co_varnames) | set(code.co_cellvars) | set(code.co_freevars)
+            names = tuple(dict.fromkeys(n for n in _NAME.findall(text) if n in local_names)) if text else None
+            targets = tuple((m.group(1), m.group(2)) for m in _ASSIGNED.finditer(text)) if text else ()
+            found = self._line_names[(code, line)] = (names, targets)
+        names, targets = found
+        try:
+            local = frame.f_locals
+            values = list(local.values()) if names is None else [local.get(n) for n in names]
+            assigned = [(local.get(n), field) for n, field in targets]
+        except Exception:
+            return [], []
+        position, named = self.grads.position, []
+        for value in values:
+            i = position.get(id(value))
+            if i is not None and i not in named:
+                named.append(i)
+        written = []
+        for value, field in assigned:
+            i = position.get(id(value))
+            if i is not None and self.grads.fields[i].rsplit(".", 1)[-1] == field and i not in written:
+                written.append(i)
+        return named, written
+
     def look_everywhere(self):
         """At the end: every array compared (an in-place change no candidate showed)."""
         changes = self.grads.changed(range(len(self.grads.nodes)), everywhere=True)
@@ -318,7 +390,12 @@ class Watcher:
         if self.stack and self.stack[-1].frame is frame:
             call = self.stack[-1]
             call.returned = value is not None
+            count = len(self.batches)
             self.look(everywhere=call.depth == 0 or (call.depth == 1 and call.rule_of is None))
+            if len(self.batches) > count and not call.in_rule and call.line is not None:
+                named, _ = self._named(frame, call.line)      # what its last line changed
+                if named:
+                    self.named[count] = named
             self.stack.pop()
 
     def exception(self, frame, exc):
@@ -452,7 +529,7 @@ def traced(watcher):
 
     def local(frame, event, arg):
         if event == "line":
-            watcher.check_time(frame)
+            watcher.line(frame)
         elif event == "return":
             watcher.leave(frame, arg)
         elif event == "exception":
@@ -514,7 +591,7 @@ def _monitored(watcher):   # pragma: no cover - Python 3.12+ only; the machines 
 
     def line(code, number):
         if threading.get_ident() == observing:
-            watcher.check_time(sys._getframe(1))
+            watcher.line(sys._getframe(1))
 
     callbacks = {events.PY_START: start, events.PY_RESUME: start, events.PY_RETURN: finish,
                  events.PY_YIELD: finish, events.PY_UNWIND: unwind, events.LINE: line}

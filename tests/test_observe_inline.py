@@ -1,0 +1,110 @@
+"""A backward() that computes every grad itself (no rule per node: local derivatives kept as
+numbers beside the inputs, multiplied in one central loop) is judged term by term: what each
+line changed is matched to the node that line names whose input it is, and judged as that
+node's rule."""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+from student_corpus import load
+
+from ad_magic.adapters import ForeignStep, observe_backward
+
+LOCAL_OF_LOG = {"f": lambda x: 1 / x}      # the local derivative the class keeps for log (right: 1/x)
+
+
+class Num:
+    """Central rules: each result keeps (input, local derivative) pairs; backward() multiplies."""
+
+    def __init__(self, value, pairs=(), op=None):
+        self.value, self.pairs, self.op, self.g = float(value), tuple(pairs), op, 0.0
+
+    def __mul__(self, other):
+        return type(self)(self.value * other.value, ((self, other.value), (other, self.value)), "mul")
+
+    def __add__(self, other):
+        return type(self)(self.value + other.value, ((self, 1.0), (other, 1.0)), "add")
+
+    def log(self):
+        return type(self)(math.log(self.value), ((self, LOCAL_OF_LOG["f"](self.value)),), "log")
+
+    def order(self):
+        found, seen = [], set()
+
+        def visit(v):
+            if id(v) not in seen:
+                seen.add(id(v))
+                for parent, _ in v.pairs:
+                    visit(parent)
+                found.append(v)
+        visit(self)
+        return found
+
+    def backward(self):
+        self.g = 1.0
+        for node in reversed(self.order()):
+            for parent, local in node.pairs:
+                parent.g += local * node.g
+
+
+class WrongOrder(Num):
+    def backward(self):
+        self.g = 1.0
+        for node in self.order():           # parents first: every grad read before it is complete
+            for parent, local in node.pairs:
+                parent.g += local * node.g
+
+
+def graph(cls=Num):
+    a, b = cls(3.0), cls(0.25)
+    return (a * b + a).log() * b, a, b
+
+
+@pytest.fixture(autouse=True)
+def _right_local():
+    LOCAL_OF_LOG["f"] = lambda x: 1 / x
+    yield
+    LOCAL_OF_LOG["f"] = lambda x: 1 / x
+
+
+def test_each_node_s_terms_computed_inline_are_a_step_of_that_node():
+    out, a, b = graph()
+    observation = observe_backward(out)
+    assert observation.problems == []
+    rules = [s for s in observation.steps if isinstance(s, ForeignStep)]
+    assert [s.function for s in rules] == ["mul", "log", "add", "mul"]        # reversed topological
+    assert all(s.ok for s in rules)
+    assert all("your backward computed these terms of" in s.remark for s in rules)
+    assert [getattr(s, "kind", None) for s in observation.steps[:1]] == ["seed"]
+    assert math.isclose(observation.grad(a), b.value / (a.value * b.value + a.value) * (b.value + 1))
+
+
+def test_a_wrong_local_derivative_is_named_at_its_node():
+    LOCAL_OF_LOG["f"] = lambda x: 1 / x ** 2
+    out, a, b = graph()
+    observation = observe_backward(out)
+    [log] = [s for s in observation.steps if isinstance(s, ForeignStep) and s.function == "log"]
+    assert not log.ok
+    assert log.note == ("your backward, computing log's terms, added 0.01778 to the grad of the add result, but "
+                        "the chain rule gives 0.06667.")
+    assert observation.problems == [log.note]
+
+
+def test_a_central_loop_in_the_wrong_order_is_named():
+    out, a, b = graph(WrongOrder)
+    observation = observe_backward(out)
+    assert any("ran before the rule of" in p and "reverse topological order" in p for p in observation.problems), \
+        observation.problems
+
+
+def test_the_corpus_class_with_numbers_beside_its_inputs_is_judged_term_by_term():
+    module = load("local_grads_numbers")
+    out, inputs = module.build()
+    observation = observe_backward(out, backward=lambda: module.backward(out, inputs))
+    rules = [s for s in observation.steps if isinstance(s, ForeignStep)]
+    assert len(rules) == 4 and all(s.ok and s.expected is not None for s in rules)
+    assert observation.problems == []
+    out.retro()
+    assert np.isclose(observation.grad(inputs["a"]), inputs["a"].gradiente)
