@@ -34,6 +34,7 @@ from __future__ import annotations
 import ast
 import builtins
 import dis
+import faulthandler
 import inspect
 import io
 import json
@@ -380,6 +381,7 @@ def _in_a_process(q, ns, timeout):
         try:
             os.setpgid(0, 0)
             _become_reaper()
+            faulthandler.disable()      # a crash of the student's code is reported as a finding, not dumped
             os.close(read)
             out = io.StringIO()
             sys.stdout = sys.stderr = out
@@ -420,7 +422,7 @@ def _in_a_process(q, ns, timeout):
     except OSError:
         pass
     os.close(write)
-    fields, status, buffer, asked = None, None, b"", None
+    fields, exited, buffer, asked = None, False, b"", None
     try:
         deadline = time.monotonic() + timeout
         while True:
@@ -434,11 +436,9 @@ def _in_a_process(q, ns, timeout):
             if asked is not None and now > asked + 1.0:
                 break
             ready, _, _ = select.select([read], [], [], 0.05)
-            if not ready and status is None:
-                done, ended = os.waitpid(pid, os.WNOHANG)
-                if done:
-                    status = ended                              # it ended: what it wrote is in the pipe now
-                    ready, _, _ = select.select([read], [], [], 0)
+            if not ready and not exited and has_exited(pid):
+                exited = True                                   # it ended: what it wrote is in the pipe now
+                ready, _, _ = select.select([read], [], [], 0)
             if ready:
                 chunk = os.read(read, 1 << 16)
                 buffer += chunk
@@ -450,16 +450,15 @@ def _in_a_process(q, ns, timeout):
                     break
                 if chunk:
                     continue
-                status = status if status is not None else _ending(pid)
+                exited = exited or _ending(pid)
                 break                                           # end of file: nobody can write any more
-            if status is not None:
+            if exited:
                 break
     finally:
         os.close(read)
-        ended_itself = status is not None
-        _end_process_tree(pid)
-        if status is None:
-            os.waitpid(pid, 0)
+        ended_itself = exited
+        _end_process_tree(pid)          # it is not reaped yet: its pid cannot belong to another process
+        status = reap(pid)
     if fields and fields.get("printed"):
         sys.stdout.write(fields["printed"])
     if not fields and asked is not None:
@@ -481,16 +480,38 @@ def _in_a_process(q, ns, timeout):
     return Result(q.part, q.key, q.title, fields["status"], fields["message"], fields["hint"], q.points)
 
 
-def _ending(pid, patience=1.0):
-    """The exit status of ``pid`` if it ends within ``patience`` seconds (its pipe closed as
-    it died: the status follows a moment later), else None (it is alive and closed it)."""
+def has_exited(pid) -> bool:
+    """True once the child ``pid`` has ended, without reaping it: until it is reaped its pid
+    cannot be given to another process, so ending what it started (by its pid, process
+    group or session) cannot hit a stranger that got the same number. (Without
+    ``os.waitid``: reaped, and only then is the pid free.)"""
+    if hasattr(os, "waitid"):
+        return os.waitid(os.P_PID, pid, os.WEXITED | os.WNOHANG | os.WNOWAIT) is not None
+    done, status = os.waitpid(pid, os.WNOHANG)     # pragma: no cover - not Linux
+    if done:
+        _REAPED[pid] = status
+    return bool(done)
+
+
+_REAPED = {}     # where waitid is missing: the status of a child reaped by has_exited
+
+
+def reap(pid) -> int:
+    """Wait for the child ``pid`` and return its wait status (also one has_exited reaped)."""
+    if pid in _REAPED:                              # pragma: no cover - not Linux
+        return _REAPED.pop(pid)
+    return os.waitpid(pid, 0)[1]
+
+
+def _ending(pid, patience=1.0) -> bool:
+    """Whether ``pid`` ends within ``patience`` seconds (its pipe closed as it died: the
+    exit follows a moment later); False: it is alive and closed the pipe."""
     end = time.monotonic() + patience
     while True:
-        done, status = os.waitpid(pid, os.WNOHANG)
-        if done:
-            return status
+        if has_exited(pid):
+            return True
         if time.monotonic() > end:
-            return None
+            return False
         time.sleep(0.01)
 
 

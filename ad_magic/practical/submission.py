@@ -35,7 +35,7 @@ import weakref
 import numpy as np
 
 from ..engine.formatting import format_value
-from . import PARTS, check
+from . import PARTS, check, has_exited, reap
 from .gradebook import result_fields
 
 __all__ = ["read_cells", "plan_statements", "Limit", "SubmissionTimeout", "QuietShell", "StableHashes",
@@ -578,14 +578,13 @@ class _Running:
         self.deadline = time.monotonic() + request["timeout"]
         self.chunks, self.eof, self.ended, self.timed_out, self.returncode = [], False, None, False, None
 
-    def end(self, status=None):
-        """The copy has exited (with ``status``), or its time is up (None): end it and
-        whatever it started."""
-        self.timed_out = status is None
+    def end(self, exited=False):
+        """The copy has exited, or its time is up: end whatever it started (it is not
+        reaped before: its pid, which names its session, cannot be another process's
+        yet), then reap it."""
+        self.timed_out = not exited
         end_session(self.pid)
-        if status is None:
-            _, status = os.waitpid(self.pid, 0)
-        self.returncode = os.waitstatus_to_exitcode(status)
+        self.returncode = os.waitstatus_to_exitcode(reap(self.pid))
         self.ended = time.monotonic()
 
     def finished(self) -> bool:
@@ -633,9 +632,8 @@ def _serve_all(pending, running, jobs, answer):
         now = time.monotonic()
         for job in list(running.values()):
             if job.ended is None:
-                done, status = os.waitpid(job.pid, os.WNOHANG)
-                if done:
-                    job.end(status)
+                if has_exited(job.pid):
+                    job.end(exited=True)
                 elif now >= job.deadline:
                     job.end()
             if job.finished():
