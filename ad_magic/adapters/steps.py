@@ -85,8 +85,8 @@ class ForeignStep:
                 self._second_opinion(upstream, before)
         if inline:
             self.remark = "; ".join(filter(None, (self.remark, (
-                f"your backward computed these terms of {self.function}'s chain rule itself (the node has no rule "
-                "of its own): they are judged as its rule"))))
+                f"your backward computed these terms itself (the node has no rule of its own): judged as "
+                f"{self.function}'s rule"))))
         self.terms = self._terms()
         self.ok = self.note is None
 
