@@ -110,3 +110,19 @@ def test_the_corpus_class_with_numbers_beside_its_inputs_is_judged_term_by_term(
     assert observation.problems == []
     out.retro()
     assert np.isclose(observation.grad(inputs["a"]), inputs["a"].gradiente)
+
+
+class InlineForever(Num):
+    def backward(self):
+        self.g = 1.0
+        while True:                          # forgets to stop: adds the same terms again and again
+            for node in reversed(self.order()):
+                for parent, local in node.pairs:
+                    parent.g += local * node.g
+
+
+def test_a_central_loop_that_never_ends_is_stopped_as_a_runaway_not_at_the_time_limit():
+    out, a, b = graph(InlineForever)
+    observation = observe_backward(out, timeout=60)
+    assert observation.timed_out and observation.seconds < 30
+    assert "its rules had run" in observation.problems[-1] and "a loop that does not end" in observation.problems[-1]

@@ -327,6 +327,17 @@ class Watcher:
             if ran:
                 self.unchanged[len(self.batches)] = ran
             self.batches.append((call, changes))
+            self.rule_calls += 1          # terms computed inline count as rules run: a runaway is stopped too
+            if self.rule_calls > self.most_rule_calls and not self._protected_now(frame):
+                self.runaway = True
+                self.stopped_at = (frame.f_code, frame.f_lineno)
+                self.stopped_in = call
+                raise StopObserving(f"{self.rule_calls} rule calls")
+
+    @staticmethod
+    def _protected_now(frame) -> bool:
+        offset = frame.f_lasti
+        return any(start <= offset < end for start, end in _protected(frame.f_code))
 
     def _named(self, frame, line):
         """(positions of the nodes held by the local names that ``line`` of the frame's
