@@ -51,6 +51,10 @@ def _source_module(module: str, node: ast.ImportFrom, modules: dict) -> str:
 def _defined_private_names(tree: ast.AST) -> set:
     """Private names a module defines: functions, classes, assigned names and attributes, slots."""
     names = set()
+    # names bound to imported modules (`import os`): `os._exit = …` patches the standard
+    # library's function, it does not define a private name of this module
+    imported = {(a.asname or a.name).split(".")[0] for n in ast.walk(tree) if isinstance(n, ast.Import)
+                for a in n.names}
     for node in ast.walk(tree):
         if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
             names.add(node.name)
@@ -60,7 +64,7 @@ def _defined_private_names(tree: ast.AST) -> set:
             for t in ast.walk(target):
                 if isinstance(t, ast.Name):
                     names.add(t.id)
-                elif isinstance(t, ast.Attribute):
+                elif isinstance(t, ast.Attribute) and not (isinstance(t.value, ast.Name) and t.value.id in imported):
                     names.add(t.attr)
         if isinstance(node, ast.Assign) and any(isinstance(t, ast.Name) and t.id == "__slots__" for t in node.targets):
             names |= {c.value for c in ast.walk(node.value) if isinstance(c, ast.Constant) and isinstance(c.value, str)}
@@ -104,7 +108,9 @@ def test_the_check_finds_a_private_import_and_a_private_attribute_of_another_lay
     (pkg / "low" / "texts.py").write_text("def _helper():\n    return 1\n\nclass Box:\n    def __init__(self):\n"
                                           "        self._hidden = 2\n        self._parents = ()\n")
     (pkg / "low" / "same_layer.py").write_text("from .texts import Box\n\nprint(Box()._hidden)\n")
+    (pkg / "low" / "patch.py").write_text("import os\n\nos._exit = print\n")     # the stdlib's name, patched
     (pkg / "high" / "__init__.py").write_text("")
+    (pkg / "high" / "exits.py").write_text("import os\n\nos._exit(0)\n")
     (pkg / "high" / "user.py").write_text("from ..low.texts import Box, _helper\n\n"
                                           "print(Box()._hidden, Box()._parents, _helper())\n")
     assert crossings(pkg) == ["pkg.high.user imports _helper from pkg.low.texts",
