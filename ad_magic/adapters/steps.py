@@ -121,6 +121,16 @@ class ForeignStep:
 
     def _terms(self):
         op, expected = self.op, self.expected
+        if op is None and expected is not None and expected.numeric:
+            # an op the registry does not know: its local derivative is the one measured from
+            # the student's forward, in the registry's letters (a, b, … for its operands)
+            operands = list(self.node.operands)
+            terms = []
+            for p in self.parents:
+                i = next((k for k, o in enumerate(operands) if o is p), 0)
+                letter = "abc"[i] if i < 3 else f"x{i}"
+                terms.append(ForeignTerm(p, letter, None, f"∂L/∂out · ∂out/∂{letter} (measured)", None))
+            return tuple(terms)
         if op is None or expected is None or expected.operands is None:
             describe = getattr(self.node.graph.adapter, "rule_text", None)
             text = describe(self.node) if describe is not None else f"your rule for {self.function!r}"
