@@ -576,6 +576,10 @@ def build_dot(plan: GraphPlan, *, show_grad: bool, room=None, rankdir: str = "LR
         "rankdir": rankdir, "bgcolor": "transparent", "nodesep": "0.25", "ranksep": "0.35",
         "fontname": FONT,
     }
+    # Heavier main edges keep a chain straight; on a big graph that is not a chain (an
+    # MLP's loss: many edges across) they make dot's network simplex several times slower
+    # (1,000 values: 0.8 s → 4 s), so there they are left out.
+    weighted = len(plan.tensors) < LARGE_GRAPH or plan.fold_rows() is not None
     if len(plan.tensors) >= LARGE_GRAPH:
         # Most of dot's time on big graphs goes to the network simplex; bound it.
         graph_attr.update(nslimit="0.2", nslimit1="0.2")
@@ -663,7 +667,7 @@ def build_dot(plan: GraphPlan, *, show_grad: bool, room=None, rankdir: str = "LR
                                penwidth=f"{KIND_PENWIDTH['const']:g}",
                                **dict(_CONST_ATTRS, margin=_margin(lines, 0.06, 0.03)))
                 attrs = {label_key: label} if label else {}
-                if source == f"v{j}" and uses[j] == 1:
+                if source == f"v{j}" and uses[j] == 1 and weighted:
                     # A value used once pulls its op in line: a chain stays a straight line
                     # instead of drifting half a node per op (a staircase). A value used by
                     # many ops (a weight reused in a loop) must not pull them all to itself.
@@ -672,7 +676,7 @@ def build_dot(plan: GraphPlan, *, show_grad: bool, room=None, rankdir: str = "LR
             elif not fed_by_more:
                 edges.append(("more", f"f{i}", {"style": "dashed"}))
                 fed_by_more = True
-        edges.append((f"f{i}", f"v{i}", {"weight": MAIN_EDGE_WEIGHT}))
+        edges.append((f"f{i}", f"v{i}", {"weight": MAIN_EDGE_WEIGHT} if weighted else {}))
         if boxed:
             enclosing.subgraph(graph)
     # Inner boxes go into their enclosing box before it goes into the graph.
