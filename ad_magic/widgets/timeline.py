@@ -82,9 +82,15 @@ def _close(expected, got) -> bool:
 
 
 def _formula(t) -> str:
-    """A node's forward formula from the op registry (``out = a · b``)."""
+    """A node's forward formula from the op registry (``out = a · b``); for an op the
+    registry does not know, its name applied to its inputs (``out = softplus(a)``)."""
     op = OPS.get(getattr(t, "kind", None) or t._function)
-    return getattr(op, "formula", None) or f"out = {t._function}(…)"
+    return getattr(op, "formula", None) or _unknown_formula(t._function, len(t.parents))
+
+
+def _unknown_formula(function, n_inputs) -> str:
+    inputs = ", ".join("abc"[:n_inputs]) if 1 <= n_inputs <= 3 else "…"
+    return f"out = {function}({inputs})"
 
 
 class State:
@@ -416,7 +422,8 @@ class Timeline:
             if step.caption is not None:
                 rule = ""
             else:
-                formula = getattr(step.op, "formula", None) or f"out = {step.function}(…)"
+                formula = getattr(step.op, "formula", None) or _unknown_formula(step.function,
+                                                                                 len(step.node.parents))
                 rule = self._rule_line(step.node, formula, step.terms)
             note, remark = step.note, step.remark     # the step protocol (engine/steps.py)
             if step.caption is not None:
