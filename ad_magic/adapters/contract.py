@@ -283,8 +283,9 @@ def canonical_op(text, n_operands=2):
 
 
 def _name_of_callable(fn):
-    """The op a rule's name tells: its own name without 'backward', else the function it
-    was defined in (``Tensor.__mul__.<locals>._backward`` -> ``mul``)."""
+    """The op a rule's name tells: its own name without 'backward', else (also when its own
+    name is no op, ``bw``) the function it was defined in (``Tensor.__mul__.<locals>._backward``
+    -> ``mul``)."""
     qualname = getattr(fn, "__qualname__", None) or getattr(fn, "__name__", None)
     if not isinstance(qualname, str):
         qualname = getattr(getattr(fn, "__func__", None), "__qualname__", None)
@@ -292,8 +293,10 @@ def _name_of_callable(fn):
             return None
     parts = qualname.split(".")
     own = _clean(parts[-1].strip("<>"))
-    if own not in _RULE_NAMES and "lambda" not in own:
+    if own not in _RULE_NAMES and "lambda" not in own and (
+            "<locals>" not in parts or canonical_op(own, 2) or canonical_op(own, 1)):
         return own
+    # a rule named for nothing the registry knows (``bw``, ``go``): the function it was made in tells
     if "<locals>" in parts:
         last = len(parts) - 1 - parts[::-1].index("<locals>")     # the innermost enclosing function
         enclosing = _clean(parts[last - 1].strip("<>")) if last > 0 else ""

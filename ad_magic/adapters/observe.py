@@ -301,6 +301,9 @@ def _assemble(root, nodes, watcher, before, after, error, timed_out, seconds):
         its changes split by the consumer whose chain-rule term each one is."""
         mine = call.owner() if call is not None else None
         named = watcher.named.get(b)
+        if owner is not None and owner.returned and changes and all(
+                id(nodes[j]) in inputs_of(owner) for j, _, _ in changes):
+            return [(owner, changes)]     # the grads a rule returned, added by the code that called it
         if not named or (mine is not None and mine.rule_of is not None):
             return [(mine if mine is not None and mine.rule_of is not None else None, changes)]
         split, rest = {}, []

@@ -25,11 +25,13 @@ Edges kept on the consumers (a node listing the nodes that *use* it) are turned 
 """
 from __future__ import annotations
 
+import ast
 import collections
 import dataclasses
 import functools
 import inspect
 import numbers
+import textwrap
 import weakref
 
 import numpy as np
@@ -301,6 +303,57 @@ def _data_path(obj, spellings):
     return None
 
 
+_ZERO_CALLS = ("zeros", "zeros_like", "zeros_like_", "zero")
+_STARTS_AT_ZERO = weakref.WeakKeyDictionary()
+
+
+def _starts_at_zero(cls) -> frozenset:
+    """Fields the class's ``__init__`` (its own or a base's) sets to None, a literal number
+    or ``zeros(…)`` / ``zeros_like(…)``: where a grad starts, never the data, which comes
+    from the arguments. Read from the source once per class; empty when there is none."""
+    try:
+        return _STARTS_AT_ZERO[cls]
+    except (KeyError, TypeError):
+        pass
+    found, other = set(), set()     # fields only ever set to zero; fields set to anything else
+    for klass in cls.__mro__[:-1]:
+        init = vars(klass).get("__init__")
+        if init is None:
+            continue
+        try:
+            tree = ast.parse(textwrap.dedent(inspect.getsource(init)))
+        except (OSError, TypeError, SyntaxError, IndentationError):
+            continue
+        for node in ast.walk(tree):
+            pairs = [(t, node.value) for t in node.targets] if isinstance(node, ast.Assign) else \
+                [(node.target, node.value)] if isinstance(node, ast.AnnAssign) and node.value is not None else []
+            for target, value in pairs:
+                for name, zero in _assigned(target, value):
+                    (found if zero else other).add(name)
+    found = frozenset(found - other)
+    try:
+        _STARTS_AT_ZERO[cls] = found
+    except TypeError:
+        pass
+    return found
+
+
+def _assigned(target, value) -> list:
+    """[(field of self, whether it is set to zero)] for one assignment."""
+    if isinstance(target, ast.Tuple) and isinstance(value, ast.Tuple) and len(target.elts) == len(value.elts):
+        return [pair for t, v in zip(target.elts, value.elts) for pair in _assigned(t, v)]
+    if not (isinstance(target, ast.Attribute) and isinstance(target.value, ast.Name) and target.value.id == "self"):
+        return []
+    if isinstance(value, ast.UnaryOp):
+        value = value.operand
+    zero = isinstance(value, ast.Constant) and (value.value is None or (
+        isinstance(value.value, (int, float)) and not isinstance(value.value, bool) and value.value == 0))
+    if isinstance(value, ast.Call):
+        name = value.func.attr if isinstance(value.func, ast.Attribute) else getattr(value.func, "id", "")
+        zero = name in _ZERO_CALLS
+    return [(target.attr, zero)]
+
+
 def read_class(obj, is_node, spellings, *, grad_hint=None, like=None) -> Reading | None:
     """The :class:`Reading` of ``type(obj)``, resolved on ``obj`` (the output, or the first
     node of the class met); None when no field holds numbers. ``spellings`` are the
@@ -316,6 +369,7 @@ def read_class(obj, is_node, spellings, *, grad_hint=None, like=None) -> Reading
         data = spelled       # data spelled as data, holding no numbers: the node says so in one sentence
     numeric = [(n, v) for n, v in own if holds_numbers(v) or v is None]
     gradish = {n for n, v in numeric if v is None or (is_number(v) and not np.any(v))}
+    gradish |= {n for n, _ in numeric} & _starts_at_zero(cls)   # also once backward has filled it
     if data is None:
         filled = [n for n, v in numeric if v is not None and n not in gradish]
         filled = filled or [n for n, v in numeric if v is not None]

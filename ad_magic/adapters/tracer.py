@@ -12,6 +12,7 @@ comparing its bytes with a copy); at the end, every array.
 """
 from __future__ import annotations
 
+import collections
 import contextlib
 import dis
 import inspect
@@ -28,6 +29,7 @@ import time
 import numpy as np
 
 from .contract import GRAD, HOLDERS, RULES
+from .structure import follow
 
 __all__ = ["StopObserving", "GradFields", "Watcher", "traced", "rules_of", "watched_files", "same_value",
            "RULES_PER_NODE"]
@@ -223,12 +225,13 @@ def same_value(a, b) -> bool:
 # ------------------------------------------------------------------ the tracer
 
 class _Call:
-    __slots__ = ("frame", "code", "parent", "rule_of", "depth", "returned", "line", "in_rule")
+    __slots__ = ("frame", "code", "parent", "rule_of", "depth", "returned", "line", "in_rule", "recent")
 
     def __init__(self, frame, parent, rule_of):
         self.frame, self.code, self.parent, self.rule_of = frame, frame.f_code, parent, rule_of
         self.returned = False      # a rule that returns its inputs' grads (the caller adds them)
         self.line = None           # the line running now (outside the nodes' rules)
+        self.recent = []           # the nodes the last lines named, the latest first
         self.in_rule = rule_of is not None or (parent is not None and parent.in_rule)
         self.depth = 0 if parent is None else parent.depth + 1
 
@@ -311,7 +314,11 @@ class Watcher:
         previous, call.line = call.line, frame.f_lineno
         if previous is None:
             return
-        named, written = self._named(frame, previous)
+        own, written = self._named(frame, previous)
+        named = self._with_caller(call, self._with_recent(call, own))
+        if own:
+            call.recent.insert(0, own)
+            del call.recent[3:]
         if not named:
             return
         candidates = set(named)
@@ -321,7 +328,7 @@ class Watcher:
         changed = {j for j, _, _ in changes}
         # a line that wrote an input's grad but left its value as it was (+= 0 · …) still ran
         # that term: the order of the terms is judged from it too
-        ran = [j for j in written if j not in changed and any(j in self.grads.parents[c] for c in named)]
+        ran = [j for j in written if j not in changed and any(j in self.grads.parents[c] for c in own)]
         if changes or ran:
             self.named[len(self.batches)] = named
             if ran:
@@ -338,6 +345,25 @@ class Watcher:
     def _protected_now(frame) -> bool:
         offset = frame.f_lasti
         return any(start <= offset < end for start, end in _protected(frame.f_code))
+
+    @staticmethod
+    def _with_recent(call, named):
+        """``named``, then the nodes the call's last lines named (a loop's header names the
+        node whose terms its body adds: ``for a, g in zip(n.args, n.op.vjp(…)):``)."""
+        for earlier in call.recent:
+            named = named + [i for i in earlier if i not in named]
+        return named
+
+    def _with_caller(self, call, named):
+        """``named`` (the nodes a line of ``call`` names), then those named by the line that
+        called it: a helper, a property setter or a rule nobody recognised, called from
+        ``p.grad += local * node.grad`` or ``node.op.backward(node.grad)``, changes the
+        grads on that line's behalf."""
+        caller = call.parent
+        if caller is not None and not caller.in_rule and caller.line is not None:
+            more, _ = self._named(caller.frame, caller.line)
+            named = named + [i for i in more if i not in named]
+        return named
 
     def _named(self, frame, line):
         """(positions of the nodes held by the local names that ``line`` of the frame's
@@ -404,7 +430,8 @@ class Watcher:
             count = len(self.batches)
             self.look(everywhere=call.depth == 0 or (call.depth == 1 and call.rule_of is None))
             if len(self.batches) > count and not call.in_rule and call.line is not None:
-                named, _ = self._named(frame, call.line)      # what its last line changed
+                own = self._named(frame, call.line)[0]          # what its last line changed
+                named = self._with_caller(call, self._with_recent(call, own))
                 if named:
                     self.named[count] = named
             self.stack.pop()
@@ -478,13 +505,39 @@ def _rule_owners(obj):
 
 
 def rules_of(nodes) -> dict:
-    """{code object: [(node position, function, bound self)]} of every node's own rule."""
+    """{code object: [(node position, function, bound self)]} of every node's own rule:
+    the callable the reading of its class found on the node (``_bw``, ``back``), else the
+    first rule spelling the node, or an object it holds, has."""
     found = {}
+    paths = [_rule_path(node) for node in nodes]
+    holders = [follow(node.source, path[:-1]) if path and len(path) > 1 else None
+               for node, path in zip(nodes, paths)]
+    holders = [None if isinstance(h, type) else h for h in holders]     # a class is every node's
+    uses = collections.Counter(id(h) for h in holders if h is not None)
+    if len(uses) < 2:
+        uses.clear()        # one holder in sight (a lone output): cannot tell its own from a shared one
     for i, node in enumerate(nodes):
+        path = paths[i]
+        # a callable the node holds, or a method of an object it holds alone (its op record);
+        # an object every node shares (a tape) has the whole backward, not this node's rule
+        if path and len(path) == 1 and _add_rule(found, i, node.source, path):
+            continue
+        if path and holders[i] is not None and uses.get(id(holders[i])) == 1 \
+                and _add_rule(found, i, holders[i], path[-1:]):
+            continue
         for owner, names in _rule_owners(node.source):
             if _add_rule(found, i, owner, names):
                 break
     return found
+
+
+def _rule_path(node):
+    """The attribute path of the node's rule in its class's reading, or None."""
+    try:
+        reading = node.graph.adapter.reading(node.source)
+    except Exception:          # an adapter without readings (PyTorch), or one that cannot read it
+        return None
+    return getattr(reading, "rule", None)
 
 
 def _add_rule(found, i, obj, names) -> bool:
