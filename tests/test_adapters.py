@@ -224,8 +224,10 @@ def test_part_a_graphs_have_no_rules_to_step(ns):
         if hasattr(n.source, "_backward"):
             del n.source._backward
     with pytest.raises(AdapterError, match=r"^no node of this graph has a backward rule yet \(practical; looked for "
-                                           r"_backward/_backward_fn/"):
+                                           r"_backward/_backward_fn/") as refused:
         BackwardStepper(y)
+    assert str(refused.value).endswith("a function of yours runs the whole backward pass, pass it: "
+                                       "BackwardStepper(out, backward=my_backward).")
     assert "mul" in draw_computation_graph(y).source     # drawing still works
 
 

@@ -206,7 +206,9 @@ class ForeignGraph:
         if runnable and not any(adapter.has_backward(n) for n in runnable):
             looked = "/".join(RULES) if getattr(adapter, "operands_of", None) else "_backward"
             raise AdapterError(f"no node of this graph has a backward rule yet ({adapter.kind}; looked for "
-                               f"{looked}): give each operation's output a _backward closure first.")
+                               f"{looked}): give each operation's output a _backward closure first, or, if a "
+                               "function of yours runs the whole backward pass, pass it: "
+                               "BackwardStepper(out, backward=my_backward).")
         if grad is None and root.size != 1:
             raise ValueError(f"backward_steps: the output has shape {root.shape}, not a single value; "
                              "pass grad=… (an array of that shape)")

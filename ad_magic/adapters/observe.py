@@ -218,7 +218,9 @@ def observe_backward(out, backward=None, timeout=10.0, *, grad=None, restore=Tru
     computed = [n for n in nodes if n.parents]
     if backward is None and computed and not any(graph.adapter.has_backward(n) for n in computed):
         raise AdapterError(f"no node of this graph has a backward rule yet ({graph.adapter.kind}; looked for "
-                           f"{'/'.join(RULES)}): give each operation's output a _backward closure first.")
+                           f"{'/'.join(RULES)}): give each operation's output a _backward closure first, or, if a "
+                           "function of yours runs the whole backward pass, pass it: "
+                           "BackwardStepper(out, backward=my_backward).")
     call = _backward_callable(root, backward, grad)
     saved = graph.preserved() if restore else contextlib.nullcontext()
     with saved:
