@@ -535,3 +535,16 @@ def test_the_magic_on_a_rule_that_raises_names_it_and_leaves_the_grads(ip, micro
     # their backward ran once, for real: it seeded c and raised in c's rule, before touching a and b
     assert ip.user_ns["a"].grad == 7.0 and ip.user_ns["c"].grad == 1.0
     assert ip.user_ns["_autodiff_grads"] == {"a": 7.0, "b": 0.0}
+
+
+def test_a_namedtuple_node_is_refused_in_one_sentence_that_says_why():
+    from typing import NamedTuple
+
+    class Node(NamedTuple):
+        val: np.ndarray
+        srcs: tuple
+
+    node = Node(np.array(2.0), (Node(np.array(1.0), ()),))
+    with pytest.raises(AdapterError, match=r"^this: Node is a NamedTuple, whose fields cannot be set, and ad_magic "
+                                           r"writes the grads"):
+        adapt(node)

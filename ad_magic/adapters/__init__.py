@@ -68,6 +68,10 @@ def adapt(obj, what: str = "this", *, recording=None, inputs=()):
         return obj
     adapter = _adapter_for(obj, recording, inputs)
     if adapter is None:
+        if isinstance(obj, tuple) and hasattr(type(obj), "_fields") and type(obj).__module__ != "builtins":
+            raise AdapterError(f"{what}: {type(obj).__name__} is a NamedTuple, whose fields cannot be set, and "
+                               "ad_magic writes the grads it steps into a node's grad field; make the node a class "
+                               "(a @dataclass reads the same).")
         if isinstance(obj, _PLAIN) or type(obj).__module__ in ("numpy", "builtins"):
             raise TypeError(f"{what} needs a Tensor (the result of a computation), got {type(obj).__name__}; "
                             "wrap a value in Tensor(...) first.")
