@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from student_corpus import load
 
-from ad_magic.adapters import ForeignStep, observe_backward
+from ad_magic.adapters import AdapterError, ForeignStep, observe_backward
 
 LOCAL_OF_LOG = {"f": lambda x: 1 / x}      # the local derivative the class keeps for log (right: 1/x)
 
@@ -236,3 +236,26 @@ def test_a_rule_in_a_field_of_its_own_writing_through_a_property_is_one_step_of_
     assert observation.problems == []
     [rule] = [s for s in observation.steps if isinstance(s, ForeignStep)]
     assert rule.ok and rule.remark is None and len(rule.changes) == 2
+
+
+class Kept:
+    """Grads kept off the nodes, in a dict of the graph's: nothing on a node to watch."""
+
+    def __init__(self, value, inputs=()):
+        self.value, self.inputs = float(value), tuple(inputs)
+
+    def __mul__(self, other):
+        return Kept(self.value * other.value, (self, other))
+
+
+def test_grads_kept_off_the_nodes_are_refused_in_one_sentence_not_observed_as_nothing():
+    a, b = Kept(2.0), Kept(3.0)
+    out, grads = a * b, {}
+
+    def backward():
+        grads[id(out)] = 1.0
+        grads[id(a)], grads[id(b)] = b.value, a.value
+
+    with pytest.raises(AdapterError, match=r"^Kept keeps no grad on its nodes .*grads kept elsewhere \(a dict on a "
+                                           r"graph object\) cannot be observed"):
+        observe_backward(out, backward=backward)

@@ -43,7 +43,7 @@ import numpy as np
 from ..drawing.nodes import as_node
 from ..engine.formatting import format_value
 from .base import AdapterError, ForeignNode, label
-from .contract import RULES
+from .contract import GRAD, RULES
 from .rules import expected, measured
 from .steps import ForeignStep, where
 from .tracer import GradFields, StopObserving, Watcher, rules_of, same_value, traced, watched_files
@@ -192,6 +192,14 @@ def _backward_callable(root, backward, grad):
     return backward
 
 
+def _has_field(obj, name) -> bool:
+    try:
+        value = getattr(obj, name)
+    except Exception:
+        return False
+    return not inspect.ismethod(value)
+
+
 def _takes_an_argument(function) -> bool:
     try:
         parameters = inspect.signature(function).parameters.values()
@@ -214,6 +222,12 @@ def observe_backward(out, backward=None, timeout=10.0, *, grad=None, restore=Tru
     if isinstance(timeout, bool) or not isinstance(timeout, numbers.Real) or not timeout > 0:
         raise ValueError(f"timeout must be a positive number of seconds, got {timeout!r}")
     graph = root.graph
+    if graph.adapter.grad_field(root.source) is None and not any(
+            _has_field(root.source, name) for name in GRAD):
+        raise AdapterError(f"{type(root.source).__name__} keeps no grad on its nodes (no field that is None or zero "
+                           "before backward, or that backward() fills): ad_magic watches each node's grad field, so "
+                           "grads kept elsewhere (a dict on a graph object) cannot be observed; keep each node's grad "
+                           "on the node (self.grad).")
     nodes = list(graph.order_from(root))
     computed = [n for n in nodes if n.parents]
     if backward is None and computed and not any(graph.adapter.has_backward(n) for n in computed):
