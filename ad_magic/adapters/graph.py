@@ -268,7 +268,9 @@ def node_for(output, obj):
 
 
 def _fields(obj):
-    """Every field of ``obj`` (its ``__dict__`` and slots), to put back later."""
+    """Every field of ``obj`` (its ``__dict__`` and slots), to put back later: the objects
+    they hold, and the contents of those that can change in place (an array a rule adds
+    into with ``+=``, a list of grads written item by item, a set of parents cleared)."""
     state = None
     try:
         state = dict(vars(obj))
@@ -286,11 +288,22 @@ def _fields(obj):
                 slots[name] = (False, None)
             except Exception:
                 continue
-    return state, slots
+    values = list((state or {}).values()) + [value for present, value in slots.values() if present]
+    contents = [(value, _contents(value)) for value in values if _contents(value) is not None]
+    return state, slots, contents
+
+
+def _contents(value):
+    """A copy of what ``value`` holds when it can change in place, else None."""
+    if isinstance(value, np.ndarray):
+        return value.copy() if value.flags.writeable else None
+    if isinstance(value, (list, dict, set)):
+        return type(value)(value)
+    return None
 
 
 def _restore(obj, fields):
-    state, slots = fields
+    state, slots, contents = fields
     if state is not None:
         try:
             current = vars(obj)
@@ -304,6 +317,18 @@ def _restore(obj, fields):
                 object.__setattr__(obj, name, value)
             elif hasattr(obj, name):
                 object.__delattr__(obj, name)
+        except Exception:
+            pass
+    for value, held in contents:       # what was changed in place, put back in place
+        try:
+            if isinstance(value, np.ndarray):
+                if value.shape == held.shape and not np.array_equal(value, held, equal_nan=True):
+                    value[...] = held
+            elif isinstance(value, list):
+                value[:] = held
+            else:
+                value.clear()
+                value.update(held)
         except Exception:
             pass
 

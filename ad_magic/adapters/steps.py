@@ -121,9 +121,9 @@ class ForeignStep:
 
     def _terms(self):
         op, expected = self.op, self.expected
-        if op is None and expected is not None and expected.numeric:
-            # an op the registry does not know: its local derivative is the one measured from
-            # the student's forward, in the registry's letters (a, b, … for its operands)
+        if expected is not None and expected.numeric:
+            # an op the registry does not know (or whose operands could not be placed): its local
+            # derivative is the one measured from the student's forward, in the letters a, b, …
             operands = list(self.node.operands)
             terms = []
             for p in self.parents:
