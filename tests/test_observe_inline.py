@@ -4,6 +4,7 @@ line changed is matched to the node that line names whose input it is, and judge
 node's rule."""
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import numpy as np
@@ -259,3 +260,27 @@ def test_grads_kept_off_the_nodes_are_refused_in_one_sentence_not_observed_as_no
     with pytest.raises(AdapterError, match=r"^Kept keeps no grad on its nodes .*grads kept elsewhere \(a dict on a "
                                            r"graph object\) cannot be observed"):
         observe_backward(out, backward=backward)
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class Boxed:
+    """A frozen node whose grad is a mutable one-element box."""
+
+    val: float
+    ins: tuple = ()
+    grad: list = dataclasses.field(default_factory=lambda: [0.0])
+
+    def backward(self):
+        self.grad[0] = 1.0
+        a, b = self.ins
+        a.grad[0] += b.val * self.grad[0]
+        b.grad[0] += a.val * self.grad[0]
+
+
+def test_a_grad_kept_in_a_one_element_box_is_the_scalar_s_grad():
+    a, b = Boxed(2.0), Boxed(3.0)
+    out = Boxed(6.0, (a, b))
+    observation = observe_backward(out, backward=out.backward)      # no rule per node: one backward
+    assert observation.problems == []
+    assert observation.grad(a).shape == () and float(observation.grad(a)) == 3.0
+    assert a.grad == [0.0] and out.grad == [0.0]          # looked at, put back

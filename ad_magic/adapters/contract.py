@@ -608,6 +608,8 @@ class StudentAdapter(Adapter):
             array = np.asarray(g, dtype=np.float64)
         except Exception:
             return None
+        if isinstance(g, (list, tuple)) and array.size == 1 and np.ndim(follow(node.source, reading.data)) == 0:
+            array = array.reshape(())              # a one-element box holding a scalar's grad ([0.0])
         return array
 
     def _upstream(self, node):
@@ -634,6 +636,10 @@ class StudentAdapter(Adapter):
                 return
             except AttributeError:      # a read-only property: its stored spelling (e.g. _grad) may take it
                 continue
+        box = follow(obj, reading.grad) if reading.grad else None
+        if isinstance(box, list) and len(box) == value.size:     # a frozen node's mutable box: written into
+            box[:] = [float(v) for v in value.reshape(-1)]
+            return
         raise AdapterError(f"{type(obj).__name__}.{name} cannot be set (a read-only property?); stepping writes the "
                            "grads it computes there.")
 
