@@ -160,7 +160,7 @@ def _measure(adapter, replay, sources, paths, value):
         for i, (source, path) in enumerate(zip(sources, paths)):
             if any(source is s for s in sources[:i]):
                 continue
-            jacobians[i] = _jacobian(source, path, output, value.size)
+            jacobians[i] = _jacobian(source, path, output, again.reshape(-1))
         return jacobians
     except _Unmeasurable as why:
         return str(why)
@@ -172,9 +172,10 @@ class _Unmeasurable(Exception):
     pass
 
 
-def _jacobian(source, path, output, n_out):
-    """(J, rtol): the columns of J by central differences, and how closely a rule must
-    agree with them (float32 data is measured with a larger step, and less closely)."""
+def _jacobian(source, path, output, middle):
+    """(J, rtol): the columns of J by central differences around ``middle`` (the output at
+    the inputs as they are), and how closely a rule must agree with them (float32 data is
+    measured with a larger step, and less closely)."""
     holder = follow(source, path[:-1]) if len(path) > 1 else source
     name = path[-1]
     raw = getattr(holder, name)
@@ -196,7 +197,6 @@ def _jacobian(source, path, output, n_out):
             shifts.append(written.flat[k] - base.flat[k])
             results.append(output().reshape(-1))
         _set(holder, name, raw, base)
-        middle = output().reshape(-1)
         (plus, minus), (up, down) = results, shifts
         if not up > 0 > down:
             raise _Unmeasurable("its numbers are too coarse to measure the derivative")
@@ -206,7 +206,7 @@ def _jacobian(source, path, output, n_out):
         if np.any(np.abs(forward - backward) > (50 * rtol if single else _KINK) * scale):
             column = np.full_like(column, np.nan)   # a kink here (relu at 0, |x| at 0): no single derivative
         columns.append(column)
-    return (np.stack(columns, axis=1) if columns else np.zeros((n_out, 0))), rtol
+    return (np.stack(columns, axis=1) if columns else np.zeros((middle.size, 0))), rtol
 
 
 def _set(holder, name, raw, array):

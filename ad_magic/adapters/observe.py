@@ -295,8 +295,12 @@ def _assemble(root, nodes, watcher, before, after, error, timed_out, seconds):
     raised = watcher.raised_in[0].owner() if error is not None and watcher.raised_in else None
     failed = raised if raised is not None and raised.rule_of is not None else None
 
-    def inputs_of(call):
-        return {id(p) for p in nodes[call.rule_of].parents}
+    def returned_into(call, changes):
+        """The grads the rule ``call`` returned, added into its inputs by the code that called it."""
+        if call is None or not call.returned or not changes:
+            return False
+        inputs = {id(p) for p in nodes[call.rule_of].parents}
+        return all(id(nodes[j]) in inputs for j, _, _ in changes)
 
     stopped_in = watcher.stopped_in.owner() if timed_out and watcher.stopped_in is not None else None
 
@@ -317,9 +321,8 @@ def _assemble(root, nodes, watcher, before, after, error, timed_out, seconds):
         its changes split by the consumer whose chain-rule term each one is."""
         mine = call.owner() if call is not None else None
         named = watcher.named.get(b)
-        if owner is not None and owner.returned and changes and all(
-                id(nodes[j]) in inputs_of(owner) for j, _, _ in changes):
-            return [(owner, changes)]     # the grads a rule returned, added by the code that called it
+        if returned_into(owner, changes):
+            return [(owner, changes)]
         if not named or (mine is not None and mine.rule_of is not None):
             return [(mine if mine is not None and mine.rule_of is not None else None, changes)]
         split, rest = {}, []
@@ -337,9 +340,8 @@ def _assemble(root, nodes, watcher, before, after, error, timed_out, seconds):
 
     for b, (call, changes) in enumerate(watcher.batches):
         for key, part in pieces(b, call, changes):
-            if key is None and owner is not None and owner.returned and part and all(
-                    id(nodes[j]) in inputs_of(owner) for j, _, _ in part):
-                key = owner       # the grads a rule returned, added into its inputs by the code that called it
+            if key is None and returned_into(owner, part):
+                key = owner
             if key is not None and key is owner:
                 pending.extend(part)
                 continue

@@ -303,7 +303,7 @@ def _data_path(obj, spellings):
     return None
 
 
-_ZERO_CALLS = ("zeros", "zeros_like", "zeros_like_", "zero")
+_ZERO_CALLS = ("zeros", "zeros_like")
 _STARTS_AT_ZERO = weakref.WeakKeyDictionary()
 
 

@@ -343,6 +343,7 @@ class Watcher:
 
     @staticmethod
     def _protected_now(frame) -> bool:
+        """The frame is inside one of its ``try`` blocks, where a raise could be swallowed."""
         offset = frame.f_lasti
         return any(start <= offset < end for start, end in _protected(frame.f_code))
 
@@ -451,10 +452,8 @@ class Watcher:
             return
         if self.late is None:
             self.late = now + 0.5
-        if not entering and now < self.late:
-            offset = frame.f_lasti
-            if any(start <= offset < end for start, end in _protected(frame.f_code)):
-                return            # inside their try: it could swallow the stop; the next line
+        if not entering and now < self.late and self._protected_now(frame):
+            return                # inside their try: it could swallow the stop; the next line
         self.stopped_at = (frame.f_code, frame.f_lineno)
         self.stopped_in = self.stack[-1] if self.stack else None
         raise StopObserving(f"stopped after {self.deadline - self.started:.3g} s")
